@@ -1,0 +1,31 @@
+// Shared helpers for runtime tests: fixture paths, JSON loading, tolerance table (STYLE.md R8).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace palign::test {
+
+inline std::filesystem::path data_dir() { return PALIGN_TEST_DATA_DIR; }
+inline std::filesystem::path hf_model(const std::string& name) { return data_dir() / "hf" / "models" / name; }
+inline std::filesystem::path hf_tokenizer(const std::string& name) {
+  return data_dir() / "hf" / "tokenizers" / name;
+}
+
+inline nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+// Tolerances (max-abs) by what is compared. The fixture contract fixes logits at 1e-4.
+constexpr double kLogitsTol = 1e-4;
+constexpr double kF32Tol = 1e-5;  // naive twin vs fast path, float32
+
+inline std::vector<int64_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<int64_t>>(); }
+
+}  // namespace palign::test
