@@ -1,7 +1,38 @@
-// The palign command: parses flags and calls the modules. All error translation happens here.
+// The palign command: parses flags and calls the modules. The one place where errors become exit statuses.
+#include <c10/util/Exception.h>
+
 #include <cstdio>
+#include <vector>
+
+#include "common.h"
+#include "palign/base/error.h"
+#include "palign/runtime/platform.h"
 
 int main(int argc, char** argv) {
-  std::puts("palign");
-  return 0;
+  using namespace palign;
+  CLI::App app{"palign: personalized preference alignment for language models"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+  std::vector<cli::Command> commands = {cli::add_generate(app), cli::add_tokenize(app), cli::add_detokenize(app),
+                                        cli::add_forward(app), cli::add_info(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    runtime::warn_if_reference_blas();
+    for (auto& c : commands)
+      if (c.app->parsed()) return c.run();
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "palign: error: %s\n", e.what());
+    return exit_code(e.code());
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "palign: internal error (please report): %s\n", e.what_without_backtrace());
+    return exit_code(ErrorCode::kInternal);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "palign: internal error (please report): %s\n", e.what());
+    return exit_code(ErrorCode::kInternal);
+  }
 }

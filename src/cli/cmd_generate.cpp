@@ -1,0 +1,121 @@
+// palign generate: text generation with the plain sampler (decoding strategies plug in here later).
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <optional>
+
+#include "common.h"
+#include "palign/base/error.h"
+#include "palign/runtime/chat_template.h"
+#include "palign/runtime/generate.h"
+#include "palign/runtime/model.h"
+#include "palign/runtime/tokenizer.h"
+
+namespace palign::cli {
+
+namespace fs = std::filesystem;
+using namespace palign::runtime;
+
+namespace {
+struct GenerateFlags {
+  std::string model;
+  std::string prompt;
+  std::string prompt_ids;
+  std::string system;
+  int64_t max_new_tokens = 64;
+  bool greedy = false;
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  int64_t top_k = 0;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  uint64_t seed = 0;
+  int64_t n = 1;
+  bool chat = false;
+  bool json = false;
+  bool ignore_eos = false;
+  std::vector<std::string> stop;
+};
+
+int run_generate(const GenerateFlags& f, const CLI::App& app) {
+  const fs::path dir = resolve_model_dir(f.model);
+  auto model = Model::load(dir);
+  PALIGN_CHECK(model->config().head == HeadKind::kCausalLm, ErrorCode::kInvalidArgument, "[cli.generate] ",
+               model->config().architecture, " is a reward/classification model; generate needs a causal LM");
+  std::optional<Tokenizer> tokenizer;
+  if (fs::exists(dir / "tokenizer.json")) tokenizer.emplace(Tokenizer::from_dir(dir));
+  std::vector<int64_t> prompt;
+  if (!f.prompt_ids.empty()) {
+    PALIGN_CHECK(!f.chat, ErrorCode::kInvalidArgument, "[cli.generate] --chat needs --prompt text, not --prompt-ids");
+    prompt = parse_ids(f.prompt_ids, "--prompt-ids");
+  } else {
+    PALIGN_CHECK(tokenizer.has_value(), ErrorCode::kNotFound, "[cli.generate] ", dir.string(),
+                 " has no tokenizer.json; pass --prompt-ids instead of --prompt");
+    PALIGN_CHECK(!f.prompt.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] the prompt is empty; give --prompt TEXT or --prompt-ids 1,2,3");
+    std::vector<int32_t> ids;
+    if (f.chat) {
+      PALIGN_CHECK(!tokenizer->chat_template_source().empty(), ErrorCode::kUnsupported, "[cli.generate] ",
+                   dir.string(), " has no chat_template in tokenizer_config.json; drop --chat");
+      auto tmpl = ChatTemplate::detect(tokenizer->chat_template_source());
+      std::vector<ChatMessage> messages;
+      if (!f.system.empty()) messages.push_back({"system", f.system});
+      messages.push_back({"user", f.prompt});
+      ids = tokenizer->encode(tmpl.apply(messages, /*add_generation_prompt=*/true), /*add_special=*/false);
+    } else {
+      ids = tokenizer->encode(f.prompt, /*add_special=*/true);
+    }
+    prompt.assign(ids.begin(), ids.end());
+  }
+  GenerateOptions opts;
+  opts.max_new_tokens = f.max_new_tokens;
+  opts.sampling = SamplingOptions{.greedy = f.greedy,
+                                  .temperature = f.temperature,
+                                  .top_k = f.top_k,
+                                  .top_p = f.top_p,
+                                  .min_p = f.min_p,
+                                  .repetition_penalty = f.repetition_penalty,
+                                  .seed = f.seed};
+  if (!f.ignore_eos) opts.stop_ids = default_stop_ids(dir, *model, tokenizer ? &*tokenizer : nullptr);
+  opts.stop_strings = f.stop;
+  auto results = generate(*model, tokenizer ? &*tokenizer : nullptr, prompt, opts, f.n);
+  for (const auto& r : results) {
+    if (f.json) {
+      nlohmann::json j{{"output_ids", r.ids}, {"text", r.text}, {"finish_reason", r.finish_reason},
+                       {"prompt_tokens", prompt.size()}};
+      print_json_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    } else {
+      std::cout << r.text << std::endl;
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+Command add_generate(CLI::App& root) {
+  auto flags = std::make_shared<GenerateFlags>();
+  CLI::App* app = root.add_subcommand("generate", "Generate text from a prompt");
+  app->add_option("--model", flags->model, "Hugging Face model directory (default: the shipped model)");
+  auto* p = app->add_option("--prompt", flags->prompt, "Prompt text");
+  auto* pi = app->add_option("--prompt-ids", flags->prompt_ids, "Prompt as comma-separated token ids");
+  p->excludes(pi);
+  app->add_option("--max-new-tokens", flags->max_new_tokens, "Most tokens to generate")->capture_default_str();
+  auto* g = app->add_flag("--greedy", flags->greedy, "Argmax decoding");
+  auto* t = app->add_option("--temperature", flags->temperature, "Sampling temperature (> 0)")->capture_default_str();
+  auto* tp = app->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]")->capture_default_str();
+  auto* tk = app->add_option("--top-k", flags->top_k, "Keep the k most likely tokens (0 = all)")->capture_default_str();
+  auto* mp = app->add_option("--min-p", flags->min_p, "Drop tokens below min-p x the top probability")->capture_default_str();
+  for (auto* o : {t, tp, tk, mp}) g->excludes(o);
+  app->add_option("--repetition-penalty", flags->repetition_penalty, "Penalty > 1 discourages repeats")
+      ->capture_default_str();
+  app->add_option("--seed", flags->seed, "Random seed (sample i uses seed + i)")->capture_default_str();
+  app->add_option("-n,--n", flags->n, "Number of samples, generated in one batch")->capture_default_str();
+  app->add_option("--stop", flags->stop, "Stop string (repeatable)");
+  app->add_flag("--ignore-eos", flags->ignore_eos, "Do not stop at end-of-sequence tokens");
+  app->add_flag("--chat", flags->chat, "Wrap the prompt as a user message with the model's chat template");
+  app->add_option("--system", flags->system, "System message for --chat");
+  app->add_flag("--json", flags->json, "Print one JSON line per sample: {\"output_ids\", \"text\", ...}");
+  return {app, [flags, app] { return run_generate(*flags, *app); }};
+}
+
+}  // namespace palign::cli

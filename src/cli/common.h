@@ -1,0 +1,36 @@
+// Shared plumbing of the palign subcommands: flag value parsing, model directory resolution, JSON output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace palign::cli {
+
+// A subcommand: its CLI11 app and the action to run when it was chosen (returns the exit status).
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// Parses "1,2,3" (spaces allowed) into ids. Throws palign::Error(kInvalidArgument) naming flag and bad item.
+std::vector<int64_t> parse_ids(const std::string& text, const std::string& flag);
+
+// The model directory to use: --model when given, else the shipped default model. Throws kNotFound with what to do.
+std::filesystem::path resolve_model_dir(const std::string& flag_value);
+
+// Writes one JSON line to stdout (invalid UTF-8 is replaced, never thrown on).
+void print_json_line(const std::string& json_text);
+
+Command add_generate(CLI::App& root);
+Command add_tokenize(CLI::App& root);
+Command add_detokenize(CLI::App& root);
+Command add_forward(CLI::App& root);
+Command add_info(CLI::App& root);
+
+}  // namespace palign::cli

@@ -1,0 +1,140 @@
+// Batched generation over a shared, forked prompt cache (see generate.h).
+#include "palign/runtime/generate.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "palign/base/error.h"
+#include "palign/runtime/model.h"
+#include "palign/runtime/tokenizer.h"
+
+namespace palign::runtime {
+
+std::string GenerateOptions::validate() const {
+  if (max_new_tokens < 0) return "max-new-tokens must be >= 0";
+  for (const auto& s : stop_strings)
+    if (s.empty()) return "stop strings must not be empty";
+  return sampling.validate();
+}
+
+namespace {
+// Position of the first stop string in text, or npos.
+size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
+  size_t best = std::string::npos;
+  for (const auto& s : stops) best = std::min(best, text.find(s));
+  return best;
+}
+}  // namespace
+
+std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokenizer, std::span<const int64_t> prompt,
+                                     const GenerateOptions& options, int64_t n_samples) {
+  const std::string err = options.validate();
+  PALIGN_CHECK(err.empty(), ErrorCode::kInvalidArgument, "[runtime.generate] ", err);
+  PALIGN_CHECK(!prompt.empty(), ErrorCode::kInvalidArgument,
+               "[runtime.generate] the prompt is empty; give some text or token ids");
+  PALIGN_CHECK(n_samples >= 1, ErrorCode::kInvalidArgument, "[runtime.generate] n_samples must be >= 1");
+  PALIGN_CHECK(options.stop_strings.empty() || tokenizer, ErrorCode::kInvalidArgument,
+               "[runtime.generate] stop strings need a tokenizer");
+  const int64_t max_pos = model.config().max_position;
+  const int64_t P = static_cast<int64_t>(prompt.size());
+  PALIGN_CHECK(P <= max_pos, ErrorCode::kInvalidArgument, "[runtime.generate] the prompt has ", P,
+               " tokens, more than the model's context of ", max_pos, "; shorten it");
+  // The budget is clipped to the context (as transformers and llama.cpp do), never an error on its own.
+  const int64_t budget = std::min(options.max_new_tokens, max_pos - P);
+
+  std::vector<GenerateResult> results(n_samples);
+  if (budget == 0) {
+    for (auto& r : results) r.finish_reason = "length";
+    return results;
+  }
+  std::vector<Sampler> samplers;
+  for (int64_t i = 0; i < n_samples; ++i) {
+    SamplingOptions so = options.sampling;
+    so.seed += static_cast<uint64_t>(i);
+    samplers.emplace_back(so);
+  }
+  KvCache cache = model.make_cache(n_samples, std::min<int64_t>(P + budget, max_pos));
+  ForwardOptions fo{.logits = ForwardOptions::Logits::kLast};
+  at::Tensor prompt_ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
+  at::Tensor logits = model.forward(Batch{.ids = prompt_ids, .seq = {0}}, cache, fo).logits;  // [1, V]
+  cache.fork_all(0);
+  logits = logits.expand({n_samples, logits.size(1)});
+
+  std::vector<std::vector<int64_t>> history(n_samples, std::vector<int64_t>(prompt.begin(), prompt.end()));
+  std::vector<bool> done(n_samples, false);
+  int64_t active = n_samples;
+  for (int64_t step = 0; step < budget && active > 0; ++step) {
+    std::vector<int64_t> next(n_samples, 0), rows;
+    for (int64_t i = 0; i < n_samples; ++i) {
+      if (done[i]) continue;
+      next[i] = samplers[i].sample(logits[i], history[i]);
+      history[i].push_back(next[i]);
+      results[i].ids.push_back(next[i]);
+      bool stop = std::find(options.stop_ids.begin(), options.stop_ids.end(), next[i]) != options.stop_ids.end();
+      if (!stop && !options.stop_strings.empty()) {
+        const std::string text = tokenizer->decode(std::vector<int32_t>(results[i].ids.begin(), results[i].ids.end()));
+        stop = find_stop(text, options.stop_strings) != std::string::npos;
+      }
+      if (stop) {
+        done[i] = true;
+        results[i].finish_reason = "stop";
+        --active;
+      }
+    }
+    if (active == 0 || step + 1 == budget) break;
+    // Decode one token for every unfinished row in one batched forward.
+    for (int64_t i = 0; i < n_samples; ++i)
+      if (!done[i]) rows.push_back(i);
+    std::vector<int64_t> toks;
+    for (int64_t r : rows) toks.push_back(next[r]);
+    at::Tensor step_ids = at::tensor(toks, at::kLong).unsqueeze(1);
+    at::Tensor out = model.forward(Batch{.ids = step_ids, .seq = rows}, cache, fo).logits;
+    logits = at::zeros({n_samples, out.size(1)});
+    logits.index_copy_(0, at::tensor(rows, at::kLong), out);
+  }
+  for (int64_t i = 0; i < n_samples; ++i) {
+    auto& r = results[i];
+    if (r.finish_reason.empty()) r.finish_reason = "length";
+    if (tokenizer) {
+      r.text = tokenizer->decode(std::vector<int32_t>(r.ids.begin(), r.ids.end()));
+      const size_t cut = find_stop(r.text, options.stop_strings);
+      if (cut != std::string::npos) r.text.resize(cut);
+    }
+  }
+  return results;
+}
+
+std::vector<int64_t> default_stop_ids(const std::filesystem::path& model_dir, const Model& model,
+                                      const Tokenizer* tokenizer) {
+  std::vector<int64_t> ids;
+  auto add = [&](int64_t id) {
+    if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  const auto gen_path = model_dir / "generation_config.json";
+  bool from_generation_config = false;
+  if (std::filesystem::exists(gen_path)) {
+    try {
+      std::ifstream in(gen_path);
+      auto j = nlohmann::json::parse(in);
+      if (j.contains("eos_token_id")) {
+        const auto& e = j["eos_token_id"];
+        if (e.is_number_integer()) add(e.get<int64_t>()), from_generation_config = true;
+        if (e.is_array())
+          for (const auto& x : e)
+            if (x.is_number_integer()) add(x.get<int64_t>()), from_generation_config = true;
+      }
+    } catch (const nlohmann::json::exception& e) {
+      PALIGN_THROW(ErrorCode::kInvalidArgument, "[runtime.generate] ", gen_path.string(), " is not valid JSON (",
+                   e.what(), ")");
+    }
+  }
+  if (!from_generation_config)
+    for (int64_t id : model.config().eos_token_ids) add(id);
+  if (tokenizer && tokenizer->eos_id()) add(*tokenizer->eos_id());
+  return ids;
+}
+
+}  // namespace palign::runtime

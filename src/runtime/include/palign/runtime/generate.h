@@ -1,0 +1,45 @@
+// The generation loop: prefill once, fork the prompt's KV cache into N continuations, decode them in one batch,
+// stop on end-of-sequence ids, stop strings or the token budget.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "palign/runtime/sampler.h"
+
+namespace palign::runtime {
+
+class Model;
+class Tokenizer;
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 256;
+  SamplingOptions sampling;
+  std::vector<int64_t> stop_ids;          // end-of-sequence ids; the token is kept in the output, as HF does
+  std::vector<std::string> stop_strings;  // text is cut before the stop string; needs a tokenizer
+  // Append new fields here.
+
+  std::string validate() const;
+};
+
+struct GenerateResult {
+  std::vector<int64_t> ids;   // new tokens only
+  std::string text;           // decoded new tokens (empty without a tokenizer)
+  std::string finish_reason;  // "stop" (stop id or string) or "length"
+};
+
+// Generates n_samples continuations of prompt in one batch; sample i uses seed options.sampling.seed + i.
+// tokenizer may be null (no text, no stop strings). Throws kInvalidArgument for an empty prompt, bad options, or a
+// prompt + budget beyond the model's context (checked before any work).
+std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokenizer, std::span<const int64_t> prompt,
+                                     const GenerateOptions& options, int64_t n_samples = 1);
+
+// End-of-sequence ids of a model directory: generation_config.json's eos_token_id, else config.json's, plus the
+// tokenizer's eos token.
+std::vector<int64_t> default_stop_ids(const std::filesystem::path& model_dir, const Model& model,
+                                      const Tokenizer* tokenizer);
+
+}  // namespace palign::runtime

@@ -1,0 +1,244 @@
+// safetensors, config.json and model-directory loading: round trips, both config forms, sharded weights, and
+// every bad-input path with its error code.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "palign/base/error.h"
+#include "palign/runtime/config.h"
+#include "palign/runtime/model.h"
+#include "palign/runtime/safetensors.h"
+#include "test_util.h"
+
+using namespace palign;
+using namespace palign::runtime;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("palign_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+void write_bytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string with_header(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + header + data;
+}
+
+ErrorCode open_error(const fs::path& p, std::string* message = nullptr) {
+  try {
+    SafetensorsFile::open(p);
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.code();
+  }
+  return ErrorCode::kSentinel;
+}
+
+TEST(Safetensors, RoundTripAllDtypes) {
+  auto dir = temp_dir("st_roundtrip");
+  at::Tensor f = at::randn({3, 5});
+  std::vector<std::pair<std::string, at::Tensor>> tensors = {
+      {"f32", f}, {"f16", f.to(at::kHalf)}, {"bf16", f.to(at::kBFloat16)}, {"i64", at::arange(7, at::kLong)},
+      {"empty", at::zeros({0, 4})}};
+  save_safetensors(dir / "a.safetensors", tensors, {{"format", "pt"}});
+  auto file = SafetensorsFile::open(dir / "a.safetensors");
+  EXPECT_EQ(file.metadata().at("format"), "pt");
+  for (const auto& [name, t] : tensors) {
+    at::Tensor back = file.get(name);
+    EXPECT_EQ(back.scalar_type(), t.scalar_type()) << name;
+    EXPECT_TRUE(back.equal(t)) << name;
+  }
+  EXPECT_TRUE(file.get_f32("bf16").equal(f.to(at::kBFloat16).to(at::kFloat)));
+  EXPECT_EQ(file.tensors().at("f16").dtype, DType::kF16);
+  fs::remove_all(dir);
+}
+
+TEST(Safetensors, BadFilesAreClearErrors) {
+  auto dir = temp_dir("st_bad");
+  std::string msg;
+  EXPECT_EQ(open_error(dir / "missing.safetensors"), ErrorCode::kNotFound);
+
+  write_bytes(dir / "short", "abc");
+  EXPECT_EQ(open_error(dir / "short", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+
+  write_bytes(dir / "huge_header", std::string("\xff\xff\xff\x00\x00\x00\x00\x00", 8) + "{}");
+  EXPECT_EQ(open_error(dir / "huge_header", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("header length"), std::string::npos) << msg;
+
+  write_bytes(dir / "bad_json", with_header("{not json", ""));
+  EXPECT_EQ(open_error(dir / "bad_json", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+
+  write_bytes(dir / "outside",
+              with_header(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, '\0')));
+  EXPECT_EQ(open_error(dir / "outside", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("outside the data"), std::string::npos) << msg;
+
+  write_bytes(dir / "inconsistent",
+              with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})", std::string(16, '\0')));
+  EXPECT_EQ(open_error(dir / "inconsistent", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("do not hold"), std::string::npos) << msg;
+
+  write_bytes(dir / "overlap", with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                           std::string(12, '\0')));
+  EXPECT_EQ(open_error(dir / "overlap", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("overlap"), std::string::npos) << msg;
+
+  write_bytes(dir / "dtype", with_header(R"({"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})", "x"));
+  EXPECT_EQ(open_error(dir / "dtype", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("unsupported dtype"), std::string::npos) << msg;
+
+  // A real fixture file cut in half.
+  std::ifstream in(test::hf_model("llama") / "model.safetensors", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  write_bytes(dir / "cut", all.substr(0, all.size() / 2));
+  EXPECT_EQ(open_error(dir / "cut", &msg), ErrorCode::kInvalidArgument);
+  std::printf("truncated fixture: %s\n", msg.c_str());
+  fs::remove_all(dir);
+}
+
+TEST(Config, HubAndLibraryFormsAgree) {
+  for (const std::string name : {"llama", "llama_untied_noscale", "qwen2", "qwen3", "mistral", "gpt2", "llama_rm",
+                                 "llama_rm_multi"}) {
+    auto hub = ModelConfig::load(test::hf_model(name) / "config.json");
+    auto lib = ModelConfig::load(test::hf_model(name) / "config.library.json");
+    EXPECT_EQ(hub.rope.type, lib.rope.type) << name;
+    EXPECT_DOUBLE_EQ(hub.rope.theta, lib.rope.theta) << name;
+    EXPECT_DOUBLE_EQ(hub.rope.factor, lib.rope.factor) << name;
+    EXPECT_EQ(hub.head_dim, lib.head_dim) << name;
+    EXPECT_EQ(hub.tie_word_embeddings, lib.tie_word_embeddings) << name;
+    EXPECT_EQ(hub.num_labels, lib.num_labels) << name;
+  }
+  auto llama = ModelConfig::load(test::hf_model("llama") / "config.library.json");
+  EXPECT_EQ(llama.rope.type, RopeType::kLlama3);
+  EXPECT_DOUBLE_EQ(llama.rope.theta, 500000.0);
+  auto multi = ModelConfig::load(test::hf_model("llama_rm_multi") / "config.json");
+  EXPECT_EQ(multi.id2label, (std::vector<std::string>{"helpful", "concise", "formal", "humorous"}));
+  auto qwen3 = ModelConfig::load(test::hf_model("qwen3") / "config.json");
+  EXPECT_EQ(qwen3.head_dim, 32);
+  EXPECT_TRUE(qwen3.qk_norm);
+}
+
+TEST(Config, LibraryFormLoadsTheSameLogits) {
+  // A model directory whose config.json is the transformers-5 form computes the same logits.
+  auto dir = temp_dir("libform");
+  for (const char* f : {"model.safetensors", "tokenizer.json"}) fs::copy_file(test::hf_model("llama") / f, dir / f);
+  fs::copy_file(test::hf_model("llama") / "config.library.json", dir / "config.json");
+  auto a = Model::load(test::hf_model("llama"));
+  auto b = Model::load(dir);
+  at::Tensor ids = at::tensor({5, 6, 7, 8}, at::kLong);
+  EXPECT_TRUE(a->forward_full(ids).equal(b->forward_full(ids)));
+  fs::remove_all(dir);
+}
+
+TEST(Config, BadConfigsAreClearErrors) {
+  auto code_of = [](const std::string& text, std::string* msg = nullptr) {
+    try {
+      ModelConfig::parse(text, "test.json");
+    } catch (const Error& e) {
+      if (msg) *msg = e.what();
+      return e.code();
+    }
+    return ErrorCode::kSentinel;
+  };
+  std::string msg;
+  EXPECT_EQ(code_of("{", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of(R"({"architectures": ["BertForMaskedLM"]})", &msg), ErrorCode::kUnsupported);
+  EXPECT_NE(msg.find("BertForMaskedLM"), std::string::npos);
+  EXPECT_NE(msg.find("LlamaForCausalLM"), std::string::npos) << "lists what is supported";
+  EXPECT_EQ(code_of(R"({"hidden_size": 8})"), ErrorCode::kInvalidArgument);
+  const std::string base = R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+      "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2)";
+  EXPECT_EQ(code_of(base + "}"), ErrorCode::kSentinel);
+  EXPECT_EQ(code_of(base + R"(, "rope_scaling": {"rope_type": "yarn", "factor": 4}})", &msg), ErrorCode::kUnsupported);
+  EXPECT_NE(msg.find("yarn"), std::string::npos);
+  EXPECT_EQ(code_of(base + R"(, "num_key_value_heads": 3})"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of(base + R"(, "hidden_act": "relu"})"), ErrorCode::kUnsupported);
+}
+
+TEST(ModelDir, MissingPiecesAreClearErrors) {
+  auto code_of = [](const fs::path& dir, std::string* msg = nullptr) {
+    try {
+      Model::load(dir);
+    } catch (const Error& e) {
+      if (msg) *msg = e.what();
+      return e.code();
+    }
+    return ErrorCode::kSentinel;
+  };
+  std::string msg;
+  auto dir = temp_dir("modeldir");
+  EXPECT_EQ(code_of(dir / "nope"), ErrorCode::kNotFound);
+  EXPECT_EQ(code_of(dir, &msg), ErrorCode::kNotFound);
+  EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+  fs::copy_file(test::hf_model("llama") / "config.json", dir / "config.json");
+  EXPECT_EQ(code_of(dir, &msg), ErrorCode::kNotFound);
+  EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+  // Weights of another model: shapes disagree with config.json.
+  fs::copy_file(test::hf_model("qwen3") / "model.safetensors", dir / "model.safetensors");
+  EXPECT_EQ(code_of(dir, &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
+  // Untied config without lm_head.
+  fs::remove(dir / "model.safetensors");
+  fs::remove(dir / "config.json");
+  fs::copy_file(test::hf_model("llama_untied_noscale") / "config.json", dir / "config.json");
+  fs::copy_file(test::hf_model("llama") / "model.safetensors", dir / "model.safetensors");
+  EXPECT_EQ(code_of(dir, &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("lm_head"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(ModelDir, ShardedWeightsLoadLikeOneFile) {
+  auto src = Model::load(test::hf_model("llama_untied_noscale"));
+  auto dir = temp_dir("sharded");
+  fs::copy_file(test::hf_model("llama_untied_noscale") / "config.json", dir / "config.json");
+  auto named = src->named_weights();
+  std::vector<std::pair<std::string, at::Tensor>> a(named.begin(), named.begin() + named.size() / 2);
+  std::vector<std::pair<std::string, at::Tensor>> b(named.begin() + named.size() / 2, named.end());
+  save_safetensors(dir / "model-00001-of-00002.safetensors", a);
+  save_safetensors(dir / "model-00002-of-00002.safetensors", b);
+  nlohmann::json index;
+  for (const auto& [n, t] : a) index["weight_map"][n] = "model-00001-of-00002.safetensors";
+  for (const auto& [n, t] : b) index["weight_map"][n] = "model-00002-of-00002.safetensors";
+  std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+  auto sharded = Model::load(dir);
+  at::Tensor ids = at::tensor({1, 2, 3, 4, 5}, at::kLong);
+  EXPECT_TRUE(sharded->forward_full(ids).equal(src->forward_full(ids)));
+  // An index that points at a shard lacking the tensor.
+  index["weight_map"][a[0].first] = "model-00002-of-00002.safetensors";
+  std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+  EXPECT_THROW(Model::load(dir), Error);
+  fs::remove_all(dir);
+}
+
+TEST(ModelDir, SaveThenLoadGivesIdenticalLogits) {
+  for (const std::string name : {"llama", "qwen2", "qwen3", "llama_rm_multi"}) {
+    auto src = Model::load(test::hf_model(name));
+    auto dir = temp_dir("save_" + name);
+    src->save(dir);
+    auto back = Model::load(dir);
+    at::Tensor ids = at::tensor({3, 1, 4, 1, 5, 9}, at::kLong);
+    EXPECT_TRUE(back->forward_full(ids).equal(src->forward_full(ids))) << name;
+    EXPECT_EQ(back->n_params(), src->n_params()) << name;
+    fs::remove_all(dir);
+  }
+}
+
+}  // namespace

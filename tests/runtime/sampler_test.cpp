@@ -1,0 +1,135 @@
+// Hand-computed tier for sampling: each processing step on tiny distributions with answers worked out by hand,
+// plus seeded reproducibility and the generation loop's batched path against one-by-one greedy recompute.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "palign/base/error.h"
+#include "palign/runtime/generate.h"
+#include "palign/runtime/model.h"
+#include "palign/runtime/sampler.h"
+#include "test_util.h"
+
+using namespace palign;
+using namespace palign::runtime;
+
+namespace {
+
+at::Tensor log_of(std::vector<float> p) { return at::tensor(p).log(); }
+
+void expect_probs(const at::Tensor& got, std::vector<float> want, const char* what) {
+  ASSERT_EQ(got.numel(), static_cast<int64_t>(want.size()));
+  const double diff = (got - at::tensor(want)).abs().max().item<double>();
+  std::printf("%s: max-abs-diff = %.3g\n", what, diff);
+  EXPECT_LE(diff, 1e-6) << what;
+}
+
+TEST(Sampling, TopPKeepsTheHeadAsLlamaCppExample) {
+  // llama.cpp's test: top_p(0.7) on {0.1, 0.2, 0.3, 0.4} keeps {0.3, 0.4} -> {0.428571, 0.571429}.
+  auto p = next_token_probs(log_of({0.1f, 0.2f, 0.3f, 0.4f}), {.top_p = 0.7f}, {});
+  expect_probs(p, {0.0f, 0.0f, 0.428571f, 0.571429f}, "top_p 0.7");
+  p = next_token_probs(log_of({0.1f, 0.2f, 0.3f, 0.4f}), {.top_p = 1.0f}, {});
+  expect_probs(p, {0.1f, 0.2f, 0.3f, 0.4f}, "top_p 1.0");
+  p = next_token_probs(log_of({0.1f, 0.2f, 0.3f, 0.4f}), {.top_p = 0.01f}, {});
+  expect_probs(p, {0.0f, 0.0f, 0.0f, 1.0f}, "top_p 0.01 keeps the best");
+}
+
+TEST(Sampling, TopKTemperatureMinP) {
+  auto p = next_token_probs(log_of({0.1f, 0.2f, 0.3f, 0.4f}), {.top_k = 2}, {});
+  expect_probs(p, {0.0f, 0.0f, 0.3f / 0.7f, 0.4f / 0.7f}, "top_k 2");
+  // Temperature 0.5 squares the probabilities before normalising: {1, 4, 9, 16} / 30.
+  p = next_token_probs(log_of({0.1f, 0.2f, 0.3f, 0.4f}), {.temperature = 0.5f}, {});
+  expect_probs(p, {1 / 30.f, 4 / 30.f, 9 / 30.f, 16 / 30.f}, "temperature 0.5");
+  // min_p 0.6: threshold 0.6 * 0.4 = 0.24 keeps {0.3, 0.4}.
+  p = next_token_probs(log_of({0.1f, 0.2f, 0.3f, 0.4f}), {.min_p = 0.6f}, {});
+  expect_probs(p, {0.0f, 0.0f, 0.3f / 0.7f, 0.4f / 0.7f}, "min_p 0.6");
+  p = next_token_probs(log_of({0.1f, 0.2f, 0.3f, 0.4f}), {.greedy = true}, {});
+  expect_probs(p, {0, 0, 0, 1}, "greedy");
+}
+
+TEST(Sampling, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits) {
+  // logits {2, -1, 1}; penalty 2 on tokens 0 and 1 -> {1, -2, 1}.
+  auto p = next_token_probs(at::tensor({2.0f, -1.0f, 1.0f}), {.repetition_penalty = 2.0f}, std::vector<int64_t>{0, 1, 0});
+  const float e1 = std::exp(1.0f), em2 = std::exp(-2.0f), z = 2 * e1 + em2;
+  expect_probs(p, {e1 / z, em2 / z, e1 / z}, "repetition penalty 2");
+}
+
+TEST(Sampling, SeededDrawsAreReproducibleAndFollowTheDistribution) {
+  at::Tensor logits = log_of({0.1f, 0.2f, 0.3f, 0.4f});
+  Sampler a({.seed = 42}), b({.seed = 42}), c({.seed = 43});
+  std::vector<int64_t> xa, xb, xc;
+  std::vector<int> counts(4, 0);
+  for (int i = 0; i < 4000; ++i) {
+    xa.push_back(a.sample(logits, {}));
+    xb.push_back(b.sample(logits, {}));
+    xc.push_back(c.sample(logits, {}));
+    counts[xa.back()]++;
+  }
+  EXPECT_EQ(xa, xb);
+  EXPECT_NE(xa, xc);
+  for (int i = 0; i < 4; ++i) {
+    const double freq = counts[i] / 4000.0, want = 0.1 * (i + 1);
+    std::printf("token %d: frequency %.3f, probability %.1f\n", i, freq, want);
+    EXPECT_NEAR(freq, want, 0.03);  // > 4 standard errors
+  }
+}
+
+TEST(Sampling, BadOptionsAreRejected) {
+  EXPECT_THROW(Sampler({.temperature = 0.0f}), Error);
+  EXPECT_THROW(Sampler({.top_p = 0.0f}), Error);
+  EXPECT_THROW(Sampler({.top_p = 1.5f}), Error);
+  EXPECT_THROW(Sampler({.top_k = -1}), Error);
+  EXPECT_THROW(Sampler({.min_p = 1.0f}), Error);
+  EXPECT_THROW(Sampler({.repetition_penalty = 0.0f}), Error);
+  EXPECT_NO_THROW(Sampler({.greedy = true, .temperature = 0.0f}));
+}
+
+TEST(Generate, BatchedSamplesEqualSeparateRuns) {
+  auto model = Model::load(test::hf_model("qwen2"));
+  std::vector<int64_t> prompt = {5, 17, 99, 3};
+  GenerateOptions opts{.max_new_tokens = 12, .sampling = {.temperature = 0.8f, .top_k = 50, .seed = 7}};
+  auto batched = generate(*model, nullptr, prompt, opts, /*n_samples=*/4);
+  ASSERT_EQ(batched.size(), 4u);
+  for (int64_t i = 0; i < 4; ++i) {
+    GenerateOptions one = opts;
+    one.sampling.seed = 7 + i;
+    auto single = generate(*model, nullptr, prompt, one, 1);
+    EXPECT_EQ(batched[i].ids, single[0].ids) << "sample " << i;
+    EXPECT_EQ(batched[i].ids.size(), 12u);
+  }
+  EXPECT_NE(batched[0].ids, batched[1].ids);
+}
+
+TEST(Generate, GreedyWithCacheEqualsFixtureFullRecompute) {
+  for (const std::string name : {"llama", "mistral", "gpt2", "qwen3"}) {
+    auto model = Model::load(test::hf_model(name));
+    auto ref = test::read_json(test::hf_model(name) / "reference.json");
+    for (const auto& g : ref["greedy"]) {
+      GenerateOptions opts{.max_new_tokens = 24, .sampling = {.greedy = true}};
+      auto out = generate(*model, nullptr, test::ids_of(g["prompt_ids"]), opts);
+      EXPECT_EQ(out[0].ids, test::ids_of(g["output_ids"])) << name;
+      EXPECT_EQ(out[0].finish_reason, "length");
+    }
+  }
+}
+
+TEST(Generate, StopIdsAndBudgetAndErrors) {
+  auto model = Model::load(test::hf_model("llama"));
+  auto ref = test::read_json(test::hf_model("llama") / "reference.json");
+  const auto expected = test::ids_of(ref["greedy"][0]["output_ids"]);
+  GenerateOptions opts{.max_new_tokens = 24, .sampling = {.greedy = true}, .stop_ids = {expected[5]}};
+  auto out = generate(*model, nullptr, test::ids_of(ref["greedy"][0]["prompt_ids"]), opts);
+  EXPECT_EQ(out[0].ids, std::vector<int64_t>(expected.begin(), expected.begin() + 6));
+  EXPECT_EQ(out[0].finish_reason, "stop");
+  EXPECT_THROW(generate(*model, nullptr, std::vector<int64_t>{}, opts), Error);
+  opts.max_new_tokens = -1;
+  EXPECT_THROW(generate(*model, nullptr, std::vector<int64_t>{1}, opts), Error);
+  // gpt2 has 256 positions: a 250-token prompt gets at most 6 new tokens; a 300-token prompt is an error.
+  auto gpt2 = Model::load(test::hf_model("gpt2"));
+  GenerateOptions g{.max_new_tokens = 50, .sampling = {.greedy = true}};
+  EXPECT_EQ(generate(*gpt2, nullptr, std::vector<int64_t>(250, 3), g)[0].ids.size(), 6u);
+  EXPECT_THROW(generate(*gpt2, nullptr, std::vector<int64_t>(300, 3), g), Error);
+}
+
+}  // namespace
