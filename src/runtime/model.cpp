@@ -166,17 +166,25 @@ at::Tensor check_batch(const ModelConfig& c, const Batch& batch, const KvCache* 
 ForwardOutput Model::forward(const Batch& batch, KvCache& cache, const ForwardOptions& options) const {
   PALIGN_CHECK(cache.n_layer() == config_.n_layer, ErrorCode::kInvalidArgument,
                "[runtime.Model.forward] the cache has ", cache.n_layer(), " layers, the model ", config_.n_layer);
+  return forward_impl(batch, &cache, options);
+}
+
+ForwardOutput Model::forward_impl(const Batch& batch, KvCache* cache, const ForwardOptions& options) const {
   Batch checked = batch;
-  checked.ids = check_batch(config_, batch, &cache);
-  int64_t needed = 0;
-  for (int64_t b = 0; b < checked.ids.size(0); ++b)
-    needed = std::max(needed, cache.length(checked.seq.empty() ? b : checked.seq[b]) + checked.ids.size(1));
-  cache.reserve(needed);
+  checked.ids = check_batch(config_, batch, cache);
+  PALIGN_CHECK(cache || checked.seq.empty(), ErrorCode::kInvalidArgument,
+               "[runtime.Model.forward] sequence ids need a cache");
+  if (cache) {
+    int64_t needed = 0;
+    for (int64_t b = 0; b < checked.ids.size(0); ++b)
+      needed = std::max(needed, cache->length(checked.seq.empty() ? b : checked.seq[b]) + checked.ids.size(1));
+    cache->reserve(needed);
+  }
   std::optional<c10::InferenceMode> inference;
   if (!weights_->requires_grad) inference.emplace();
   const ModelWeights& w = *weights_;
   const ModelConfig& c = config_;
-  BatchPlan plan = make_plan(c, w, checked, &cache);
+  BatchPlan plan = make_plan(c, w, checked, cache);
 
   at::Tensor x = at::embedding(w.embed, checked.ids);  // [B, T, D]
   if (c.arch == Arch::kGpt2) x = x + at::embedding(w.pos_embed, plan.positions);
@@ -187,7 +195,8 @@ ForwardOutput Model::forward(const Batch& batch, KvCache& cache, const ForwardOp
     if (options.residual_hook) options.residual_hook(layer, x);
     trace(options, layer, "layer_out", x);
   }
-  for (int64_t b = 0; b < plan.B; ++b) cache.set_length(plan.seq[b], plan.start[b] + plan.n_tokens[b]);
+  if (cache)
+    for (int64_t b = 0; b < plan.B; ++b) cache->set_length(plan.seq[b], plan.start[b] + plan.n_tokens[b]);
   x = c.arch == Arch::kGpt2 ? at::layer_norm(x, {c.hidden_size}, w.final_norm, w.final_norm_b, c.norm_eps)
                             : rms_norm(x, w.final_norm, c.norm_eps);
   trace(options, -1, "final_norm", x);
@@ -206,15 +215,18 @@ ForwardOutput Model::forward(const Batch& batch, KvCache& cache, const ForwardOp
   return out;
 }
 
+ForwardOutput Model::forward_uncached(const Batch& batch, const ForwardOptions& options) const {
+  return forward_impl(batch, nullptr, options);
+}
+
 at::Tensor Model::forward_full(const at::Tensor& ids, const ForwardOptions& options) const {
   PALIGN_CHECK(ids.defined() && (ids.dim() == 1 || ids.dim() == 2), ErrorCode::kInvalidArgument,
                "[runtime.Model.forward_full] ids must be [T] or [B, T]");
   const bool single = ids.dim() == 1;
-  KvCache cache = make_cache(single ? 1 : ids.size(0), single ? ids.size(0) : ids.size(1));
   Batch batch{.ids = single ? ids.unsqueeze(0) : ids};
   ForwardOptions opts = options;
   opts.logits = ForwardOptions::Logits::kAll;
-  at::Tensor logits = forward(batch, cache, opts).logits;
+  at::Tensor logits = forward_impl(batch, nullptr, opts).logits;
   return single ? logits.squeeze(0) : logits;
 }
 

@@ -94,7 +94,11 @@ class Model {
   // The forward pass. Appends the batch's tokens to the cache. Throws kInvalidArgument for ids outside
   // [0, vocab_size), a context beyond max_position, or bad batch shapes; nothing is appended then.
   ForwardOutput forward(const Batch& batch, KvCache& cache, const ForwardOptions& options = {}) const;
+  // The forward pass without a cache: each row's keys are its own tokens (right-padded rows via n_tokens; batch.seq
+  // must be empty). Records the autograd graph when the weights require grad (training).
+  ForwardOutput forward_uncached(const Batch& batch, const ForwardOptions& options = {}) const;
   // Full recompute of ids [T] or [B, T] without a cache: logits [.., T, V] (scores for classification models).
+  // Rows of a [B, T] batch are all T tokens long. Records the autograd graph when the weights require grad.
   at::Tensor forward_full(const at::Tensor& ids, const ForwardOptions& options = {}) const;
 
   // Sequence-classification scores as transformers computes them: the head's output at the last token of ids that
@@ -105,6 +109,8 @@ class Model {
 
  private:
   Model(ModelConfig config, std::unique_ptr<ModelWeights> weights, std::string stored_dtype);
+  // cache == nullptr: keys are this call's tokens only (full recompute; the training path).
+  ForwardOutput forward_impl(const Batch& batch, KvCache* cache, const ForwardOptions& options) const;
   ModelConfig config_;
   std::unique_ptr<ModelWeights> weights_;
   std::string stored_dtype_;
