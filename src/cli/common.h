@@ -32,5 +32,10 @@ Command add_tokenize(CLI::App& root);
 Command add_detokenize(CLI::App& root);
 Command add_forward(CLI::App& root);
 Command add_info(CLI::App& root);
+Command add_data(CLI::App& root);
+// Under `palign train`:
+Command add_train_lm(CLI::App& train);
+// Under `palign eval`:
+Command add_eval_perplexity(CLI::App& eval);
 
 }  // namespace palign::cli
