@@ -45,7 +45,7 @@ TEST(Fortunes, SplitIsDeterministicAndNearTheRequestedShares) {
 
 TEST(Fortunes, ReadsTopicFilesDeduplicatesAndWritesJsonl) {
   auto src = temp_dir("src");
-  std::ofstream(src / "love") << "Roses are red.\n%\nLove is \b\b\b\b____ blind.\n%\nRoses are red.\n%\n";
+  std::ofstream(src / "love") << "Roses are red.\n%\nLove is _\bb_\bl_\bi_\bn_\bd.\n%\nRoses are red.\n%\n";
   std::ofstream(src / "love.dat") << "x";
   std::ofstream(src / "food") << "Eat your vegetables.\n%\nRoses are red.\n";
   std::ofstream(src / "food.dat") << "x";
@@ -56,7 +56,7 @@ TEST(Fortunes, ReadsTopicFilesDeduplicatesAndWritesJsonl) {
   EXPECT_EQ(records[0].text, "Eat your vegetables.");
   EXPECT_EQ(records[1].text, "Roses are red.");
   EXPECT_EQ(records[1].topic, "food") << "the first occurrence in file-name order wins";
-  EXPECT_EQ(records[2].text, "Love is ____ blind.");
+  EXPECT_EQ(records[2].text, "Love is blind.");
   auto out = temp_dir("out");
   write_fortunes_corpus(out, records, {.source_dir = src});
   std::ifstream in(out / "fortunes.jsonl");

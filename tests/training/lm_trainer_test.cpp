@@ -47,10 +47,10 @@ LmTrainOptions tiny_options() {
   o.heads = 4;
   o.kv_heads = 2;
   o.ctx = 16;
-  o.steps = 60;
+  o.steps = 200;
   o.batch = 8;
-  o.lr = 3e-3;
-  o.min_lr = 3e-4;
+  o.lr = 1e-2;
+  o.min_lr = 1e-3;
   o.warmup = 5;
   o.eval_every = 20;
   o.eval_batches = 2;
