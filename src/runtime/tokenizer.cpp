@@ -78,16 +78,21 @@ std::unique_ptr<TokenizerImpl> load_impl(const std::filesystem::path& path) {
       token.rstrip = tok::json_bool(t, "rstrip", false);
       token.special = tok::json_bool(t, "special", false);
       token.normalized = tok::json_bool(t, "normalized", !token.special);
+      token.decoded = token.content;
       impl->added_tokens.push_back(std::move(token));
       vocab_size = std::max(vocab_size, impl->added_tokens.back().id + 1);
     }
   }
   for (size_t i = 0; i < impl->added_tokens.size(); ++i) {
-    const AddedToken& token = impl->added_tokens[i];
+    AddedToken& token = impl->added_tokens[i];
     impl->added_by_id[token.id] = i;
-    impl->added_by_content[token.content] = token.id;
+    impl->added_by_content.emplace(token.content, token.id);
     if (token.normalized && impl->normalizer) {
-      impl->normalized_matcher.add(impl->normalizer->normalize(token.content), &token);
+      // HF keeps a normalized added token in its normalized form: it is matched, listed and decoded that way.
+      std::string normalized = impl->normalizer->normalize(token.content);
+      impl->added_by_content.emplace(normalized, token.id);
+      token.decoded = normalized;
+      impl->normalized_matcher.add(std::move(normalized), &token);
     } else if (token.normalized) {
       impl->normalized_matcher.add(token.content, &token);
     } else {
@@ -140,16 +145,18 @@ void TokenizerImpl::encode(std::string_view text, std::vector<int32_t>& ids, std
       }
     }
   };
-  auto emit_added = [&](const AddedToken& token) {
+  // HF's Encoding.tokens holds the matched text for an added token: with lstrip/rstrip it includes the stripped
+  // whitespace, and for a normalized token it is the normalized text.
+  auto emit_added = [&](const AddedToken& token, std::string_view matched) {
     ids.push_back(token.id);
-    if (tokens) tokens->push_back(token.content);
+    if (tokens) tokens->emplace_back(matched);
   };
   const std::vector<AddedTokenMatcher::Segment> segments =
       raw_matcher.empty() ? std::vector<AddedTokenMatcher::Segment>{{0, text.size(), nullptr}} : raw_matcher.split(text);
   for (const auto& segment : segments) {
     if (segment.end <= segment.begin) continue;
     if (segment.token) {
-      emit_added(*segment.token);
+      emit_added(*segment.token, text.substr(segment.begin, segment.end - segment.begin));
       continue;
     }
     const std::string_view raw = text.substr(segment.begin, segment.end - segment.begin);
@@ -162,7 +169,7 @@ void TokenizerImpl::encode(std::string_view text, std::vector<int32_t>& ids, std
     for (const auto& sub : normalized_matcher.split(normalized)) {
       if (sub.end <= sub.begin) continue;
       if (sub.token) {
-        emit_added(*sub.token);
+        emit_added(*sub.token, std::string_view(normalized).substr(sub.begin, sub.end - sub.begin));
       } else {
         run_model(normalized.substr(sub.begin, sub.end - sub.begin), at_start && sub.begin == 0);
       }
@@ -171,7 +178,7 @@ void TokenizerImpl::encode(std::string_view text, std::vector<int32_t>& ids, std
 }
 
 std::string TokenizerImpl::token_string(int32_t id) const {
-  if (auto it = added_by_id.find(id); it != added_by_id.end()) return added_tokens[it->second].content;
+  if (auto it = added_by_id.find(id); it != added_by_id.end()) return added_tokens[it->second].decoded;
   const auto& vocab_r = model->vocab_r();
   PALIGN_CHECK(id >= 0 && static_cast<size_t>(id) < vocab_r.size() && !vocab_r[id].empty(),
                ErrorCode::kInvalidArgument, "[runtime.Tokenizer.decode] token id ", id,
@@ -271,7 +278,7 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
 
 std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
   if (auto it = impl_->added_by_id.find(id); it != impl_->added_by_id.end()) {
-    return impl_->added_tokens[it->second].content;
+    return impl_->added_tokens[it->second].decoded;
   }
   const auto& vocab_r = impl_->model->vocab_r();
   if (id < 0 || static_cast<size_t>(id) >= vocab_r.size() || vocab_r[id].empty()) return std::nullopt;

@@ -17,8 +17,6 @@ char32_t char_before(std::string_view s, size_t pos) {
   return unicode::next_code_point(s, start);
 }
 
-bool is_word_char(char32_t cp) { return cp == '_' || unicode::is_alphanumeric(cp); }
-
 }  // namespace
 
 void AddedTokenMatcher::add(std::string pattern, const AddedToken* token) {
@@ -52,9 +50,9 @@ std::vector<AddedTokenMatcher::Segment> AddedTokenMatcher::split(std::string_vie
     pos = stop;
     const AddedToken& token = *found->token;
     if (token.single_word) {
-      const bool start_space = start == 0 || !is_word_char(char_before(text, start));
+      const bool start_space = start == 0 || !unicode::is_word_char(char_before(text, start));
       size_t after = stop;
-      const bool stop_space = stop == text.size() || !is_word_char(unicode::next_code_point(text, after));
+      const bool stop_space = stop == text.size() || !unicode::is_word_char(unicode::next_code_point(text, after));
       if (!start_space || !stop_space) continue;
     }
     if (token.lstrip) {

@@ -142,6 +142,7 @@ struct AddedToken {
   bool rstrip = false;
   bool normalized = false;
   bool special = false;
+  std::string decoded;  // the text decode() and id_to_token() give: content, normalized when `normalized`
 };
 
 // Finds added tokens in text, leftmost-longest, as HF's AddedVocabulary does with its Aho-Corasick automaton.

@@ -78,7 +78,7 @@ class StripNormalizer final : public Normalizer {
   bool right_;
 };
 
-// Removes combining marks (category Mn); meant to follow NFD / NFKD.
+// Removes combining marks (categories Mn, Mc, Me); meant to follow NFD / NFKD.
 class StripAccentsNormalizer final : public Normalizer {
  public:
   std::string normalize(std::string_view text) const override {
@@ -87,7 +87,7 @@ class StripAccentsNormalizer final : public Normalizer {
     size_t pos = 0;
     while (pos < text.size()) {
       const size_t begin = pos;
-      if (!unicode::is_nonspacing_mark(unicode::next_code_point(text, pos))) out.append(text.substr(begin, pos - begin));
+      if (!unicode::is_combining_mark(unicode::next_code_point(text, pos))) out.append(text.substr(begin, pos - begin));
     }
     return out;
   }

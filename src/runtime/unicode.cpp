@@ -143,6 +143,18 @@ bool is_alphanumeric(char32_t cp) {
   }
 }
 
+bool is_word_char(char32_t cp) {
+  if (cp == 0x200C || cp == 0x200D) return true;
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool is_punctuation(char32_t cp) {
   if (cp < 0x80) {
     return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) ||
@@ -158,8 +170,9 @@ bool is_punctuation(char32_t cp) {
   }
 }
 
-bool is_nonspacing_mark(char32_t cp) {
-  return utf8proc_category(static_cast<utf8proc_int32_t>(cp)) == UTF8PROC_CATEGORY_MN;
+bool is_combining_mark(char32_t cp) {
+  const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+  return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_MC || cat == UTF8PROC_CATEGORY_ME;
 }
 
 std::string normalize(std::string_view s, NormalForm form) {

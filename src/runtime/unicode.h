@@ -34,10 +34,13 @@ std::string from_utf8_lossy(std::string_view bytes);
 bool is_whitespace(char32_t cp);
 bool is_alphanumeric(char32_t cp);
 bool is_numeric(char32_t cp);
+// A "word character" as the \w class of Rust's regex crate: alphabetic (approximated by L* and Nl), marks (M*),
+// Nd, Pc, and the joiners U+200C / U+200D. HF's single_word added tokens only match between non-word characters.
+bool is_word_char(char32_t cp);
 // HF tokenizers' is_punc: ASCII punctuation or a Unicode P* category.
 bool is_punctuation(char32_t cp);
-// A combining mark (Mn), as removed by the StripAccents normalizer.
-bool is_nonspacing_mark(char32_t cp);
+// A combining mark (general category Mn, Mc or Me), as removed by the StripAccents normalizer.
+bool is_combining_mark(char32_t cp);
 
 enum class NormalForm { kNfc, kNfd, kNfkc, kNfkd };
 std::string normalize(std::string_view s, NormalForm form);

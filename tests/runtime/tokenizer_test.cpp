@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -88,7 +89,10 @@ int check_fixture(const Tokenizer& tok, const json& cases, const std::string& na
       ok = false;
     }
     if (tokens != c["tokens"].get<std::vector<std::string>>()) {
-      ADD_FAILURE() << name << " tokens for \"" << text << "\"";
+      std::string got_tokens, want_tokens;
+      for (const auto& t : tokens) got_tokens += t + "|";
+      for (const auto& t : c["tokens"]) want_tokens += t.get<std::string>() + "|";
+      ADD_FAILURE() << name << " tokens for \"" << text << "\": got " << got_tokens << " want " << want_tokens;
       ok = false;
     }
     if (with_special != c["ids_with_special"].get<std::vector<int32_t>>()) {
@@ -114,6 +118,39 @@ TEST(TokenizerFixture, EveryCaseOfEveryFixtureTokenizerMatchesHf) {
     std::printf("%-16s %d/%zu cases match (ids, tokens, ids_with_special, decoded)\n", name.c_str(), matched,
                 enc["cases"].size());
     EXPECT_EQ(matched, static_cast<int>(enc["cases"].size()));
+  }
+}
+
+// More HF dumps in the same format (DIR/<name>/{tokenizer.json,encodings.json}, with "decodes": [{ids, text,
+// text_skip}] as well): tests/data/hf_extra holds the fixture tokenizers with other components (added-token flags,
+// normalized added tokens, normalizer sequences, Metaspace, Split behaviors); PALIGN_TOKENIZER_EXTRA_FIXTURES=DIR
+// checks another set instead.
+TEST(TokenizerFixture, ExtraHfDumps) {
+  const char* env = std::getenv("PALIGN_TOKENIZER_EXTRA_FIXTURES");
+  const fs::path root = env != nullptr ? fs::path(env) : kDataDir / "hf_extra";
+  std::vector<fs::path> dirs;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (fs::exists(entry.path() / "encodings.json")) dirs.push_back(entry.path());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  for (const fs::path& dir : dirs) {
+    const std::string name = dir.filename().string();
+    const Tokenizer tok = Tokenizer::from_file(dir / "tokenizer.json");
+    const json enc = read_json(dir / "encodings.json");
+    const int matched = check_fixture(tok, enc["cases"], name);
+    int decodes = 0;
+    const json& list = enc.contains("decodes") ? enc["decodes"] : json::array();
+    for (const json& d : list) {
+      const auto ids = d["ids"].get<std::vector<int32_t>>();
+      const bool ok = tok.decode(ids, false) == d["text"].get<std::string>() &&
+                      tok.decode(ids, true) == d["text_skip"].get<std::string>();
+      EXPECT_TRUE(ok) << name << " decode of " << ids_str(ids) << ": got \"" << tok.decode(ids, false) << "\" want \""
+                      << d["text"].get<std::string>() << "\"";
+      decodes += ok ? 1 : 0;
+    }
+    std::printf("%-50s %d/%zu cases, %d/%zu decodes match\n", name.c_str(), matched, enc["cases"].size(), decodes,
+                list.size());
+    EXPECT_EQ(matched, static_cast<int>(enc["cases"].size())) << name;
   }
 }
 
@@ -321,8 +358,8 @@ TEST(TokenizerMicro, AddedTokenFlags) {
   json j = micro_tokenizer(bpe_model(char_vocab(), json::array()), added);
   // Longest match first: "<xy>" wins over "<x>" at the same position.
   EXPECT_EQ(tokens_of(j, "a<xy>b", "added1"), (std::vector<std::string>{"a", "<xy>", "b"}));
-  // lstrip / rstrip swallow the surrounding whitespace.
-  EXPECT_EQ(tokens_of(j, "a  <x>  b", "added2"), (std::vector<std::string>{"a", "<x>", "b"}));
+  // lstrip / rstrip swallow the surrounding whitespace; as in HF, the token string is the matched text.
+  EXPECT_EQ(tokens_of(j, "a  <x>  b", "added2"), (std::vector<std::string>{"a", "  <x>  ", "b"}));
   // single_word: only matched when not inside a word.
   EXPECT_EQ(tokens_of(j, "tok atok tok.", "added3"),
             (std::vector<std::string>{"tok", " ", "a", "t", "o", "k", " ", "tok", "."}));
