@@ -20,16 +20,18 @@ function(palign_target_defaults target)
   endif()
 endfunction()
 
-# palign_add_test(NAME SOURCES ... LIBS ... LABELS ...): one GoogleTest binary per module.
+# palign_add_test(NAME [NO_TORCH] SOURCES ... LIBS ... LABELS ...): one GoogleTest binary per module.
 # Asserts stay on in tests (NDEBUG is undefined for them).
 function(palign_add_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_TORCH" "" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   palign_target_defaults(${name})
   target_compile_options(${name} PRIVATE -UNDEBUG)
   target_compile_definitions(${name} PRIVATE PALIGN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data")
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
-  target_precompile_headers(${name} PRIVATE <torch/torch.h> <gtest/gtest.h>)
+  if(NOT ARG_NO_TORCH)
+    target_precompile_headers(${name} PRIVATE <torch/torch.h> <gtest/gtest.h>)
+  endif()
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()

@@ -53,7 +53,7 @@ Command add_train_lm(CLI::App& train) {
             PALIGN_CHECK(tok.eos_id().has_value(), ErrorCode::kInvalidArgument, "[cli.train.lm] the tokenizer in ",
                          f->tokenizer, " has no end-of-text token");
             auto data = training::tokenize_corpus(f->corpus, tok, *tok.eos_id());
-            std::fprintf(stderr, "corpus: %ld records, %zu train tokens, %zu valid tokens\n",
+            std::printf("corpus: %ld records, %zu train tokens, %zu valid tokens\n",
                          static_cast<long>(data.n_records), data.train.size(), data.valid.size());
             auto r = training::train_lm(data, f->tokenizer, f->out, f->o);
             std::printf("trained %.2fM parameters for steps %ld..%ld in %.0f s (%.0f tokens/s); final valid loss %.4f\n",
