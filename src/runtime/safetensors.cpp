@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
