@@ -20,6 +20,7 @@ namespace {
 struct GenerateFlags {
   std::string model;
   std::string prompt;
+  bool prompt_given = false;
   std::string prompt_ids;
   std::string system;
   int64_t max_new_tokens = 64;
@@ -51,10 +52,18 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
   } else {
     PALIGN_CHECK(tokenizer.has_value(), ErrorCode::kNotFound, "[cli.generate] ", dir.string(),
                  " has no tokenizer.json; pass --prompt-ids instead of --prompt");
-    PALIGN_CHECK(!f.prompt.empty(), ErrorCode::kInvalidArgument,
+    PALIGN_CHECK(!f.prompt_given || !f.prompt.empty(), ErrorCode::kInvalidArgument,
                  "[cli.generate] the prompt is empty; give --prompt TEXT or --prompt-ids 1,2,3");
     std::vector<int32_t> ids;
-    if (f.chat) {
+    if (!f.prompt_given) {
+      // No prompt: start a fresh text from the tokenizer's beginning-of-text token(s).
+      PALIGN_CHECK(!f.chat, ErrorCode::kInvalidArgument, "[cli.generate] --chat needs --prompt");
+      ids = tokenizer->encode("", /*add_special=*/true);
+      if (ids.empty() && tokenizer->bos_id()) ids.push_back(*tokenizer->bos_id());
+      if (ids.empty() && tokenizer->eos_id()) ids.push_back(*tokenizer->eos_id());
+      PALIGN_CHECK(!ids.empty(), ErrorCode::kInvalidArgument, "[cli.generate] ", dir.string(),
+                   "'s tokenizer has no beginning-of-text token; give --prompt TEXT");
+    } else if (f.chat) {
       PALIGN_CHECK(!tokenizer->chat_template_source().empty(), ErrorCode::kUnsupported, "[cli.generate] ",
                    dir.string(), " has no chat_template in tokenizer_config.json; drop --chat");
       auto tmpl = ChatTemplate::detect(tokenizer->chat_template_source());
@@ -96,7 +105,9 @@ Command add_generate(CLI::App& root) {
   auto flags = std::make_shared<GenerateFlags>();
   CLI::App* app = root.add_subcommand("generate", "Generate text from a prompt");
   app->add_option("--model", flags->model, "Hugging Face model directory (default: the shipped model)");
-  auto* p = app->add_option("--prompt", flags->prompt, "Prompt text");
+  auto* p = app->add_option_function<std::string>(
+      "--prompt", [flags](const std::string& v) { flags->prompt = v, flags->prompt_given = true; },
+      "Prompt text (none: start a fresh text)");
   auto* pi = app->add_option("--prompt-ids", flags->prompt_ids, "Prompt as comma-separated token ids");
   p->excludes(pi);
   app->add_option("--max-new-tokens", flags->max_new_tokens, "Most tokens to generate")->capture_default_str();
