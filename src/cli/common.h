@@ -34,6 +34,7 @@ Command add_forward(CLI::App& root);
 Command add_info(CLI::App& root);
 Command add_data(CLI::App& root);
 // Under `palign train`:
+Command add_train_tokenizer(CLI::App& train);
 Command add_train_lm(CLI::App& train);
 // Under `palign eval`:
 Command add_eval_perplexity(CLI::App& eval);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
                                         cli::add_forward(app),  cli::add_info(app),     cli::add_data(app)};
   CLI::App* train = app.add_subcommand("train", "Train tokenizers, language models, reward models, adapters");
   train->require_subcommand(1);
+  commands.push_back(cli::add_train_tokenizer(*train));
   commands.push_back(cli::add_train_lm(*train));
   CLI::App* eval = app.add_subcommand("eval", "Evaluate models");
   eval->require_subcommand(1);
