@@ -319,8 +319,9 @@ LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, 
     const bool out_of_time = o.max_minutes > 0 && elapsed() > o.max_minutes * 60;
     if (step % o.checkpoint_every == 0 || step == o.steps || out_of_time)
       save_checkpoint(out_dir, *model, opt, o, step, report);
-    char status[160];
-    std::snprintf(status, sizeof status, "loss %.3f val %.3f lr %.2e %.0f tok/s", step_loss, last_valid, lr,
+    char status[160], valid[32] = "-";
+    if (!std::isnan(last_valid)) std::snprintf(valid, sizeof valid, "%.3f", last_valid);
+    std::snprintf(status, sizeof status, "loss %.3f val %s lr %.2e %.0f tok/s", step_loss, valid, lr,
                   tokens / std::max(elapsed(), 1e-9));
     bar.update(step, status);
     if (out_of_time) {
