@@ -9,6 +9,7 @@
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/sampler.h"
+#include "palign/runtime/tokenizer.h"
 #include "test_util.h"
 
 using namespace palign;
@@ -133,3 +134,29 @@ TEST(Generate, StopIdsAndBudgetAndErrors) {
 }
 
 }  // namespace
+
+TEST(Generate, StopStringsCutTheTextAndEndGeneration) {
+  auto model = Model::load(test::hf_model("llama"));
+  auto tok = Tokenizer::from_dir(test::hf_model("llama"));
+  const std::vector<int64_t> prompt = {360, 456, 274, 283, 294, 805, 308};
+  GenerateOptions opts{.max_new_tokens = 24, .sampling = {.greedy = true}};
+  auto full = generate(*model, &tok, prompt, opts)[0];
+  // A stop string taken from the middle of the full greedy text: "an" plus its neighbours would be fragile, so use
+  // the decoded text of tokens 10..11 and find where it first occurs.
+  const std::string stop = tok.decode(std::vector<int32_t>(full.ids.begin() + 10, full.ids.begin() + 12));
+  ASSERT_FALSE(stop.empty());
+  const size_t cut = full.text.find(stop);
+  ASSERT_NE(cut, std::string::npos);
+  opts.stop_strings = {stop};
+  auto stopped = generate(*model, &tok, prompt, opts)[0];
+  std::printf("stop string '%s': %zu tokens instead of %zu, text '%s'\n", stop.c_str(), stopped.ids.size(),
+              full.ids.size(), stopped.text.c_str());
+  EXPECT_EQ(stopped.finish_reason, "stop");
+  EXPECT_EQ(stopped.text, full.text.substr(0, cut));
+  EXPECT_LE(stopped.ids.size(), 12u);
+  EXPECT_TRUE(std::equal(stopped.ids.begin(), stopped.ids.end(), full.ids.begin()));
+  opts.stop_strings = {""};
+  EXPECT_THROW(generate(*model, &tok, prompt, opts), Error);
+  opts.stop_strings = {"x"};
+  EXPECT_THROW(generate(*model, nullptr, prompt, opts), Error) << "stop strings need a tokenizer";
+}
