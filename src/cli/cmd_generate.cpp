@@ -22,6 +22,7 @@ struct GenerateFlags {
   std::string prompt;
   bool prompt_given = false;
   std::string prompt_ids;
+  bool prompt_ids_given = false;
   std::string system;
   int64_t max_new_tokens = 64;
   bool greedy = false;
@@ -46,7 +47,7 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
   std::optional<Tokenizer> tokenizer;
   if (fs::exists(dir / "tokenizer.json")) tokenizer.emplace(Tokenizer::from_dir(dir));
   std::vector<int64_t> prompt;
-  if (!f.prompt_ids.empty()) {
+  if (f.prompt_ids_given) {
     PALIGN_CHECK(!f.chat, ErrorCode::kInvalidArgument, "[cli.generate] --chat needs --prompt text, not --prompt-ids");
     prompt = parse_ids(f.prompt_ids, "--prompt-ids");
   } else {
@@ -108,7 +109,9 @@ Command add_generate(CLI::App& root) {
   auto* p = app->add_option_function<std::string>(
       "--prompt", [flags](const std::string& v) { flags->prompt = v, flags->prompt_given = true; },
       "Prompt text (none: start a fresh text)");
-  auto* pi = app->add_option("--prompt-ids", flags->prompt_ids, "Prompt as comma-separated token ids");
+  auto* pi = app->add_option_function<std::string>(
+      "--prompt-ids", [flags](const std::string& v) { flags->prompt_ids = v, flags->prompt_ids_given = true; },
+      "Prompt as comma-separated token ids");
   p->excludes(pi);
   app->add_option("--max-new-tokens", flags->max_new_tokens, "Most tokens to generate")->capture_default_str();
   auto* g = app->add_flag("--greedy", flags->greedy, "Argmax decoding");

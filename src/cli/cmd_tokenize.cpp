@@ -1,12 +1,12 @@
 // palign tokenize / detokenize: run a model directory's tokenizer.json.
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <iostream>
 
 #include "common.h"
 #include "palign/base/error.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/training/corpus.h"
 
 namespace palign::cli {
 
@@ -32,24 +32,8 @@ int run_tokenize(const TokenizeFlags& f) {
     print_ids(tok.encode(f.text, f.special));
     return 0;
   }
-  std::ifstream in(f.jsonl);
-  PALIGN_CHECK(in.good(), ErrorCode::kNotFound, "[cli.tokenize] cannot read ", f.jsonl);
-  std::string line;
-  int64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      PALIGN_THROW(ErrorCode::kInvalidArgument, "[cli.tokenize] ", f.jsonl, ":", line_no,
-                   " is not valid JSON; each line must be {\"text\": ...}");
-    }
-    PALIGN_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), ErrorCode::kInvalidArgument,
-                 "[cli.tokenize] ", f.jsonl, ":", line_no, " has no string \"text\" field");
-    print_ids(tok.encode(j["text"].get<std::string>(), f.special));
-  }
+  for (const auto& text : training::read_corpus_texts(f.jsonl, /*split=*/"", /*allow_empty=*/true))
+    print_ids(tok.encode(text, f.special));
   return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/training/corpus.h"
 
 namespace palign::training {
 
@@ -28,33 +29,16 @@ constexpr int kCheckpointVersion = 1;
 }  // namespace
 
 TokenStreams tokenize_corpus(const fs::path& jsonl, const runtime::Tokenizer& tokenizer, int64_t end_of_text_id) {
-  std::ifstream in(jsonl);
-  PALIGN_CHECK(in.good(), ErrorCode::kNotFound, "[training.corpus] cannot read ", jsonl.string(),
-               "; build one with `palign data fortunes --out DIR`");
   TokenStreams out;
-  std::string line;
-  int64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception&) {
-      PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.corpus] ", jsonl.string(), ":", line_no,
-                   " is not valid JSON; each line must be {\"text\": ..., \"split\": ...}");
+  auto append = [&](const std::vector<std::string>& texts, std::vector<int64_t>& dst) {
+    for (const auto& text : texts) {
+      for (int32_t id : tokenizer.encode(text, /*add_special=*/false)) dst.push_back(id);
+      dst.push_back(end_of_text_id);
+      ++out.n_records;
     }
-    PALIGN_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), ErrorCode::kInvalidArgument,
-                 "[training.corpus] ", jsonl.string(), ":", line_no, " has no string \"text\" field");
-    const std::string split = j.contains("split") && j["split"].is_string() ? j["split"].get<std::string>() : "train";
-    std::vector<int64_t>* dst = split == "train" ? &out.train : split == "valid" ? &out.valid : nullptr;
-    if (!dst) continue;
-    for (int32_t id : tokenizer.encode(j["text"].get<std::string>(), /*add_special=*/false)) dst->push_back(id);
-    dst->push_back(end_of_text_id);
-    ++out.n_records;
-  }
-  PALIGN_CHECK(!out.train.empty(), ErrorCode::kInvalidArgument, "[training.corpus] ", jsonl.string(),
-               " has no training records; the corpus is empty");
+  };
+  append(read_corpus_texts(jsonl, "train"), out.train);
+  append(read_corpus_texts(jsonl, "valid", /*allow_empty=*/true), out.valid);
   return out;
 }
 
@@ -351,28 +335,13 @@ PerplexityResult eval_perplexity(const fs::path& model_dir, const fs::path& json
   PALIGN_CHECK(model->config().head == runtime::HeadKind::kCausalLm, ErrorCode::kInvalidArgument,
                "[training.perplexity] ", model_dir.string(), " is not a causal language model");
   auto tok = runtime::Tokenizer::from_dir(model_dir);
-  std::ifstream in(jsonl);
-  PALIGN_CHECK(in.good(), ErrorCode::kNotFound, "[training.perplexity] cannot read ", jsonl.string());
+  const std::vector<std::string> texts = read_corpus_texts(jsonl, split);
   const int64_t window = model->config().max_position;
   PerplexityResult r;
   double nll = 0;
-  std::string line;
-  int64_t line_no = 0;
   c10::InferenceMode guard;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception&) {
-      PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.perplexity] ", jsonl.string(), ":", line_no,
-                   " is not valid JSON");
-    }
-    PALIGN_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), ErrorCode::kInvalidArgument,
-                 "[training.perplexity] ", jsonl.string(), ":", line_no, " has no string \"text\" field");
-    if (!split.empty() && j.value("split", std::string("train")) != split) continue;
-    std::vector<int32_t> ids32 = tok.encode(j["text"].get<std::string>(), /*add_special=*/true);
+  for (const auto& text : texts) {
+    std::vector<int32_t> ids32 = tok.encode(text, /*add_special=*/true);
     std::vector<int64_t> ids(ids32.begin(), ids32.end());
     if (tok.eos_id()) ids.push_back(*tok.eos_id());
     if (ids.size() < 2) continue;

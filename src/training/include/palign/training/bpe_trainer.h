@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "palign/training/corpus.h"
+
 namespace palign::training {
 
 // Llama-3's pre-tokenizer split pattern.
@@ -47,10 +49,5 @@ struct BpeTrainReport {
 // message says the minimum), an empty corpus or invalid UTF-8; kIo when out_dir cannot be created or written.
 BpeTrainReport train_bpe_tokenizer(const std::vector<std::string>& texts, const BpeTrainOptions& options,
                                    const std::filesystem::path& out_dir);
-
-// The "text" of each record of a JSON Lines corpus whose "split" equals split (a record without "split" counts as
-// "train"; an empty split takes every record). Throws kNotFound for a missing file and kInvalidArgument, naming
-// file:line, for a line that is not a JSON object with a string "text", or when no record matches.
-std::vector<std::string> read_corpus_texts(const std::filesystem::path& jsonl, const std::string& split = "train");
 
 }  // namespace palign::training
