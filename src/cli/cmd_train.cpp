@@ -42,6 +42,8 @@ Command add_train_lm(CLI::App& train) {
   app->add_option("--seed", o.seed, "Random seed")->capture_default_str();
   app->add_option("--max-minutes", o.max_minutes, "Stop with a checkpoint after this long (0 = no limit)")
       ->capture_default_str();
+  app->add_option("--stop-at", o.stop_at, "Stop at this step of the --steps schedule (0 = at its end)")
+      ->capture_default_str();
   app->add_flag("--no-resume", f->no_resume, "Start over even if OUT/checkpoint exists");
   app->add_flag("--no-progress", f->no_progress, "No progress bar");
   return {app, [f] {

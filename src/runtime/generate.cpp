@@ -75,7 +75,8 @@ std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokeni
       results[i].ids.push_back(next[i]);
       bool stop = std::find(options.stop_ids.begin(), options.stop_ids.end(), next[i]) != options.stop_ids.end();
       if (!stop && !options.stop_strings.empty()) {
-        const std::string text = tokenizer->decode(std::vector<int32_t>(results[i].ids.begin(), results[i].ids.end()));
+        const std::string text =
+            tokenizer->decode(std::vector<int32_t>(results[i].ids.begin(), results[i].ids.end()), /*skip_special=*/true);
         stop = find_stop(text, options.stop_strings) != std::string::npos;
       }
       if (stop) {
@@ -99,7 +100,7 @@ std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokeni
     auto& r = results[i];
     if (r.finish_reason.empty()) r.finish_reason = "length";
     if (tokenizer) {
-      r.text = tokenizer->decode(std::vector<int32_t>(r.ids.begin(), r.ids.end()));
+      r.text = tokenizer->decode(std::vector<int32_t>(r.ids.begin(), r.ids.end()), /*skip_special=*/true);
       const size_t cut = find_stop(r.text, options.stop_strings);
       if (cut != std::string::npos) r.text.resize(cut);
     }

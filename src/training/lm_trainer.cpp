@@ -53,6 +53,7 @@ std::string LmTrainOptions::validate() const {
   if (warmup < 0) return "warmup must be >= 0";
   if (weight_decay < 0 || clip < 0) return "weight-decay and clip must be >= 0";
   if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) return "betas must be in [0, 1)";
+  if (stop_at < 0) return "stop-at must be >= 0";
   if (eval_every < 1 || eval_batches < 1 || checkpoint_every < 1) return "eval-every, eval-batches and checkpoint-every must be >= 1";
   return {};
 }
@@ -280,7 +281,8 @@ LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, 
   double last_valid = report.valid_loss.empty() ? std::nan("") : report.valid_loss.back().second;
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   bool stopped_early = false;
-  while (step < o.steps) {
+  const int64_t last = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
+  while (step < last) {
     const double lr = lr_at(o, step);
     for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     opt.zero_grad();
@@ -296,12 +298,12 @@ LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, 
     opt.step();
     report.train_loss.emplace_back(step, step_loss);
     ++step;
-    if (step % o.eval_every == 0 || step == o.steps) {
+    if (step % o.eval_every == 0 || step == last) {
       last_valid = validation_loss(*model, data.valid, o);
       report.valid_loss.emplace_back(step, last_valid);
     }
     const bool out_of_time = o.max_minutes > 0 && elapsed() > o.max_minutes * 60;
-    if (step % o.checkpoint_every == 0 || step == o.steps || out_of_time)
+    if (step % o.checkpoint_every == 0 || step == last || out_of_time)
       save_checkpoint(out_dir, *model, opt, o, step, report);
     char status[160], valid[32] = "-";
     if (!std::isnan(last_valid)) std::snprintf(valid, sizeof valid, "%.3f", last_valid);

@@ -27,7 +27,7 @@ struct GenerateOptions {
 
 struct GenerateResult {
   std::vector<int64_t> ids;   // new tokens only
-  std::string text;           // decoded new tokens (empty without a tokenizer)
+  std::string text;           // decoded new tokens without special tokens (empty without a tokenizer)
   std::string finish_reason;  // "stop" (stop id or string) or "length"
 };
 

@@ -50,6 +50,7 @@ struct LmTrainOptions {
   uint64_t seed = 0;
   bool resume = true;      // continue from OUT/checkpoint when it exists
   double max_minutes = 0;  // stop (with a checkpoint) after this much training time; 0 = no limit
+  int64_t stop_at = 0;     // stop (with a checkpoint) at this step of the `steps`-long schedule; 0 = at the end
   bool progress = true;
   // Append new fields here.
 
