@@ -193,8 +193,14 @@ TEST(LmTrainer, ResumeContinuesTheSameLossCurve) {
     return p;
   }());
   EXPECT_EQ(part.last_step, 1);
+  // --stop-at ends the same schedule early with a checkpoint; resuming without it finishes the schedule.
+  LmTrainOptions stop = o;
+  stop.stop_at = 10;
+  auto stopped = train_lm(data, tokenizer_dir(), dir / "part", stop);
+  EXPECT_EQ(stopped.first_step, 1);
+  EXPECT_EQ(stopped.last_step, 10);
   auto resumed = train_lm(data, tokenizer_dir(), dir / "part", o);
-  EXPECT_EQ(resumed.first_step, 1);
+  EXPECT_EQ(resumed.first_step, 10);
   ASSERT_EQ(resumed.train_loss.size(), full.train_loss.size());
   double worst = 0;
   for (size_t i = 0; i < full.train_loss.size(); ++i)
