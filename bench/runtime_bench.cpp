@@ -13,6 +13,7 @@
 
 #include "palign/runtime/model.h"
 #include "palign/runtime/platform.h"
+#include "palign/training/lm_trainer.h"
 
 using namespace palign::runtime;
 using Clock = std::chrono::steady_clock;
@@ -83,26 +84,7 @@ std::unique_ptr<Model> random_llama_20m() {
   c.max_position = 2048;
   c.tie_word_embeddings = true;
   c.rope.theta = 10000;
-  torch::manual_seed(0);
-  std::map<std::string, at::Tensor> w;
-  auto add = [&](const std::string& n, std::vector<int64_t> shape, bool norm = false) {
-    w[n] = norm ? at::ones(shape) : at::randn(shape) * 0.02;
-  };
-  add("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
-  add("model.norm.weight", {c.hidden_size}, true);
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    add(p + "input_layernorm.weight", {c.hidden_size}, true);
-    add(p + "post_attention_layernorm.weight", {c.hidden_size}, true);
-    add(p + "self_attn.q_proj.weight", {c.n_head * c.head_dim, c.hidden_size});
-    add(p + "self_attn.k_proj.weight", {c.n_kv_head * c.head_dim, c.hidden_size});
-    add(p + "self_attn.v_proj.weight", {c.n_kv_head * c.head_dim, c.hidden_size});
-    add(p + "self_attn.o_proj.weight", {c.hidden_size, c.n_head * c.head_dim});
-    add(p + "mlp.gate_proj.weight", {c.intermediate_size, c.hidden_size});
-    add(p + "mlp.up_proj.weight", {c.intermediate_size, c.hidden_size});
-    add(p + "mlp.down_proj.weight", {c.hidden_size, c.intermediate_size});
-  }
-  return Model::from_weights(c, std::move(w));
+  return Model::from_weights(c, palign::training::init_llama_weights(c, /*seed=*/0, /*requires_grad=*/false));
 }
 
 // Cached decode must equal a full recompute before any timing.

@@ -10,6 +10,7 @@
 
 #include "palign/runtime/model.h"
 #include "palign/runtime/platform.h"
+#include "palign/training/lm_trainer.h"
 
 using namespace palign::runtime;
 using Clock = std::chrono::steady_clock;
@@ -36,26 +37,6 @@ struct Shape {
   int64_t vocab, d, layers, heads, ffn, ctx, batch;
 };
 
-std::map<std::string, at::Tensor> init(const ModelConfig& c) {
-  torch::manual_seed(0);
-  std::map<std::string, at::Tensor> w;
-  auto add = [&](const std::string& n, std::vector<int64_t> s, bool norm = false) {
-    w[n] = (norm ? at::ones(s) : at::randn(s) * 0.02).set_requires_grad(true);
-  };
-  const int64_t D = c.hidden_size, F = c.intermediate_size;
-  add("model.embed_tokens.weight", {c.vocab_size, D});
-  add("model.norm.weight", {D}, true);
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    add(p + "input_layernorm.weight", {D}, true);
-    add(p + "post_attention_layernorm.weight", {D}, true);
-    for (const char* m : {"q_proj", "k_proj", "v_proj", "o_proj"}) add(p + "self_attn." + m + ".weight", {D, D});
-    add(p + "mlp.gate_proj.weight", {F, D});
-    add(p + "mlp.up_proj.weight", {F, D});
-    add(p + "mlp.down_proj.weight", {D, F});
-  }
-  return w;
-}
 
 }  // namespace
 
@@ -76,7 +57,7 @@ int main() {
     c.head_dim = s.d / s.heads;
     c.max_position = s.ctx;
     c.tie_word_embeddings = true;
-    auto w = init(c);
+    auto w = palign::training::init_llama_weights(c, /*seed=*/0);
     auto model = Model::from_weights(c, w);
     std::vector<at::Tensor> params;
     for (auto& [n, t] : w) params.push_back(t);

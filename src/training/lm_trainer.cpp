@@ -81,30 +81,6 @@ ModelConfig make_config(const LmTrainOptions& o, int64_t vocab, int64_t eos, std
   return c;
 }
 
-// GPT-2 style init: N(0, 0.02), residual output projections scaled by 1/sqrt(2 * layers), norms at 1.
-std::map<std::string, at::Tensor> init_weights(const ModelConfig& c, uint64_t seed) {
-  torch::manual_seed(seed);
-  std::map<std::string, at::Tensor> w;
-  const double std = 0.02, resid_std = 0.02 / std::sqrt(2.0 * c.n_layer);
-  auto normal = [](std::vector<int64_t> shape, double s) { return (at::randn(shape) * s).set_requires_grad(true); };
-  auto ones = [](int64_t n) { return at::ones({n}).set_requires_grad(true); };
-  const int64_t D = c.hidden_size, F = c.intermediate_size, q = c.n_head * c.head_dim, kv = c.n_kv_head * c.head_dim;
-  w["model.embed_tokens.weight"] = normal({c.vocab_size, D}, std);
-  for (int64_t i = 0; i < c.n_layer; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    w[p + "input_layernorm.weight"] = ones(D);
-    w[p + "post_attention_layernorm.weight"] = ones(D);
-    w[p + "self_attn.q_proj.weight"] = normal({q, D}, std);
-    w[p + "self_attn.k_proj.weight"] = normal({kv, D}, std);
-    w[p + "self_attn.v_proj.weight"] = normal({kv, D}, std);
-    w[p + "self_attn.o_proj.weight"] = normal({D, q}, resid_std);
-    w[p + "mlp.gate_proj.weight"] = normal({F, D}, std);
-    w[p + "mlp.up_proj.weight"] = normal({F, D}, std);
-    w[p + "mlp.down_proj.weight"] = normal({D, F}, resid_std);
-  }
-  w["model.norm.weight"] = ones(D);
-  return w;
-}
 
 // The batch of (inputs, targets) for one micro-step: seeded by (seed, step, micro) only, so a resumed run sees
 // exactly the batches an uninterrupted one would.
@@ -207,6 +183,30 @@ void write_model_dir(const fs::path& out, const Model& model, const fs::path& to
 
 }  // namespace
 
+std::map<std::string, at::Tensor> init_llama_weights(const ModelConfig& c, uint64_t seed, bool requires_grad) {
+  torch::manual_seed(seed);
+  std::map<std::string, at::Tensor> w;
+  const double std = 0.02, resid_std = 0.02 / std::sqrt(2.0 * c.n_layer);
+  auto normal = [&](std::vector<int64_t> shape, double s) { return (at::randn(shape) * s).set_requires_grad(requires_grad); };
+  auto ones = [&](int64_t n) { return at::ones({n}).set_requires_grad(requires_grad); };
+  const int64_t D = c.hidden_size, F = c.intermediate_size, q = c.n_head * c.head_dim, kv = c.n_kv_head * c.head_dim;
+  w["model.embed_tokens.weight"] = normal({c.vocab_size, D}, std);
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    w[p + "input_layernorm.weight"] = ones(D);
+    w[p + "post_attention_layernorm.weight"] = ones(D);
+    w[p + "self_attn.q_proj.weight"] = normal({q, D}, std);
+    w[p + "self_attn.k_proj.weight"] = normal({kv, D}, std);
+    w[p + "self_attn.v_proj.weight"] = normal({kv, D}, std);
+    w[p + "self_attn.o_proj.weight"] = normal({D, q}, resid_std);
+    w[p + "mlp.gate_proj.weight"] = normal({F, D}, std);
+    w[p + "mlp.up_proj.weight"] = normal({F, D}, std);
+    w[p + "mlp.down_proj.weight"] = normal({D, F}, resid_std);
+  }
+  w["model.norm.weight"] = ones(D);
+  return w;
+}
+
 LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, const fs::path& out_dir,
                        const LmTrainOptions& o) {
   const std::string err = o.validate();
@@ -229,7 +229,7 @@ LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, 
   fs::remove(out_dir / ".write_test");
 
   const ModelConfig config = make_config(o, tok.vocab_size(), eos, tok.pad_id());
-  auto weights = init_weights(config, o.seed);
+  auto weights = init_llama_weights(config, o.seed);
   std::vector<at::Tensor> decay, no_decay;
   for (auto& [name, t] : weights) (t.dim() >= 2 ? decay : no_decay).push_back(t);
   auto model = Model::from_weights(config, weights);

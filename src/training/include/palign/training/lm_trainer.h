@@ -3,15 +3,19 @@
 // periodic validation, atomic checkpoints with resume, a deterministic seed and a progress bar.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace palign::runtime {
 class Tokenizer;
+struct ModelConfig;
 }
 
 namespace palign::training {
@@ -68,6 +72,12 @@ struct LmTrainReport {
   double tokens_per_second = 0;
   int64_t n_params = 0;
 };
+
+// Fresh float32 weights for a Llama-architecture config with tied embeddings, under their Hugging Face names:
+// N(0, 0.02), residual output projections (o_proj, down_proj) N(0, 0.02 / sqrt(2 * layers)) as in GPT-2, norms 1.
+// Seeded through torch::manual_seed(seed).
+std::map<std::string, at::Tensor> init_llama_weights(const runtime::ModelConfig& config, uint64_t seed,
+                                                     bool requires_grad = true);
 
 // Trains and writes a Hugging Face directory into out_dir (config.json, model.safetensors, tokenizer.json,
 // tokenizer_config.json, generation_config.json) plus out_dir/checkpoint for resuming. tokenizer_dir is copied in.
