@@ -12,6 +12,8 @@
 
 #include "palign/base/error.h"
 
+#include "test_util.h"
+
 namespace {
 
 using nlohmann::json;
@@ -42,18 +44,6 @@ ErrorCode code_named(const std::string& name) {
   return ErrorCode::kSentinel;
 }
 
-template <typename F>
-ErrorCode error_code_of(F&& f) {
-  try {
-    f();
-  } catch (const palign::Error& e) {
-    std::printf("  expected error: %s\n", e.what());
-    return e.code();
-  }
-  ADD_FAILURE() << "no palign::Error thrown";
-  return ErrorCode::kSentinel;
-}
-
 ChatTemplate template_for(const json& doc, const json& c) {
   const ChatTemplate detected = ChatTemplate::detect(doc["templates"][c["template"].get<std::string>()].get<std::string>());
   return ChatTemplate(detected.kind(), c.value("bos_token", std::string()), c.value("eos_token", std::string()));
@@ -74,7 +64,7 @@ TEST(ChatTemplate, ErrorCasesOfTheDataFile) {
   const json doc = load_cases();
   for (const json& c : doc["errors"]) {
     const ChatTemplate t = template_for(doc, c);
-    EXPECT_EQ(error_code_of([&] { t.apply(messages_of(c["messages"])); }), code_named(c["code"])) << c["name"];
+    EXPECT_EQ(palign::test::error_code_of([&] { t.apply(messages_of(c["messages"])); }), code_named(c["code"])) << c["name"];
   }
 }
 
@@ -86,7 +76,7 @@ TEST(ChatTemplate, DetectsKindsAndRejectsUnknownTemplates) {
     if (c.contains("kind")) {
       EXPECT_EQ(palign::runtime::chat_template_kind_name(ChatTemplate::detect(source).kind()), c["kind"].get<std::string>());
     } else {
-      EXPECT_EQ(error_code_of([&] { ChatTemplate::detect(source); }), code_named(c["code"]));
+      EXPECT_EQ(palign::test::error_code_of([&] { ChatTemplate::detect(source); }), code_named(c["code"]));
     }
   }
   for (const json& c : doc["from_name"]) {
@@ -94,7 +84,7 @@ TEST(ChatTemplate, DetectsKindsAndRejectsUnknownTemplates) {
     if (c.contains("kind")) {
       EXPECT_EQ(palign::runtime::chat_template_kind_name(ChatTemplate::from_name(name).kind()), c["kind"].get<std::string>());
     } else {
-      EXPECT_EQ(error_code_of([&] { ChatTemplate::from_name(name); }), code_named(c["code"]));
+      EXPECT_EQ(palign::test::error_code_of([&] { ChatTemplate::from_name(name); }), code_named(c["code"]));
     }
   }
 }

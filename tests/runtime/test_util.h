@@ -2,12 +2,17 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "palign/base/error.h"
 
 namespace palign::test {
 
@@ -27,5 +32,19 @@ constexpr double kLogitsTol = 1e-4;
 constexpr double kF32Tol = 1e-5;  // naive twin vs fast path, float32
 
 inline std::vector<int64_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<int64_t>>(); }
+
+// Runs f and returns the ErrorCode of the palign::Error it throws (printing the message); fails the test when it
+// throws none.
+template <typename F>
+ErrorCode error_code_of(F&& f) {
+  try {
+    f();
+  } catch (const palign::Error& e) {
+    std::printf("  expected error: %s\n", e.what());
+    return e.code();
+  }
+  ADD_FAILURE() << "no palign::Error thrown";
+  return ErrorCode::kSentinel;
+}
 
 }  // namespace palign::test

@@ -20,6 +20,8 @@
 
 #include "palign/base/error.h"
 
+#include "test_util.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -54,18 +56,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-template <typename F>
-ErrorCode error_code_of(F&& f) {
-  try {
-    f();
-  } catch (const palign::Error& e) {
-    std::printf("  expected error: %s\n", e.what());
-    return e.code();
-  }
-  ADD_FAILURE() << "no palign::Error thrown";
-  return ErrorCode::kSentinel;
-}
 
 std::string ids_str(const std::vector<int32_t>& ids) {
   std::string s;
@@ -457,9 +447,9 @@ TEST(TokenizerMicro, ByteLevelDecoderIsUtf8Lossy) {
 // ------------------------------------------------------------------------------------------------- error paths
 
 TEST(TokenizerErrors, MissingFilesAndMalformedJson) {
-  EXPECT_EQ(error_code_of([] { Tokenizer::from_file("/nonexistent/tokenizer.json"); }), ErrorCode::kNotFound);
+  EXPECT_EQ(palign::test::error_code_of([] { Tokenizer::from_file("/nonexistent/tokenizer.json"); }), ErrorCode::kNotFound);
   TempDir dir("errors");
-  EXPECT_EQ(error_code_of([&] { Tokenizer::from_dir(dir.path()); }), ErrorCode::kNotFound);
+  EXPECT_EQ(palign::test::error_code_of([&] { Tokenizer::from_dir(dir.path()); }), ErrorCode::kNotFound);
   const fs::path bad = dir.write("tokenizer.json", "{\"model\": {\"type\": \"BPE\", ");
   try {
     Tokenizer::from_file(bad);
@@ -470,13 +460,13 @@ TEST(TokenizerErrors, MissingFilesAndMalformedJson) {
   }
   dir.write("tokenizer.json", micro_tokenizer(bpe_model({{"a", 0}}, json::array())).dump());
   dir.write("tokenizer_config.json", "{not json");
-  EXPECT_EQ(error_code_of([&] { Tokenizer::from_dir(dir.path()); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(palign::test::error_code_of([&] { Tokenizer::from_dir(dir.path()); }), ErrorCode::kInvalidArgument);
   // A merge that uses a token outside the vocabulary.
-  EXPECT_EQ(error_code_of([&] { load(dir, micro_tokenizer(bpe_model({{"a", 0}}, {"a b"}))); }),
+  EXPECT_EQ(palign::test::error_code_of([&] { load(dir, micro_tokenizer(bpe_model({{"a", 0}}, {"a b"}))); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { load(dir, micro_tokenizer(bpe_model({{"a", 0}}, {"a b c"}))); }),
+  EXPECT_EQ(palign::test::error_code_of([&] { load(dir, micro_tokenizer(bpe_model({{"a", 0}}, {"a b c"}))); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { load(dir, micro_tokenizer(bpe_model({{"a", "zero"}}, json::array()))); }),
+  EXPECT_EQ(palign::test::error_code_of([&] { load(dir, micro_tokenizer(bpe_model({{"a", "zero"}}, json::array()))); }),
             ErrorCode::kInvalidArgument);
 }
 
@@ -507,10 +497,10 @@ TEST(TokenizerErrors, UnknownComponentTypesAreUnsupported) {
 
 TEST(TokenizerErrors, DecodeOfOutOfRangeIdAndInvalidUtf8Input) {
   const Tokenizer tok = Tokenizer::from_file(kDataDir / "hf/tokenizers/gpt2_bpe/tokenizer.json");
-  EXPECT_EQ(error_code_of([&] { tok.decode(std::vector<int32_t>{1, tok.vocab_size()}); }),
+  EXPECT_EQ(palign::test::error_code_of([&] { tok.decode(std::vector<int32_t>{1, tok.vocab_size()}); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { tok.decode(std::vector<int32_t>{-1}); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { tok.encode("bad \xC3 byte"); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(palign::test::error_code_of([&] { tok.decode(std::vector<int32_t>{-1}); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(palign::test::error_code_of([&] { tok.encode("bad \xC3 byte"); }), ErrorCode::kInvalidArgument);
 }
 
 // -------------------------------------------------------------------------------------------------- throughput
