@@ -1,0 +1,108 @@
+// Linear Bradley–Terry reward by Newton's method (see linear_bt.h).
+#include "palign/bench/linear_bt.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <limits>
+
+#include "palign/base/error.h"
+#include "palign/bench/rng.h"
+
+namespace palign::bench {
+
+namespace {
+
+at::Tensor to_tensor(const std::vector<std::vector<float>>& rows, int64_t dim) {
+  at::Tensor t = at::empty({static_cast<int64_t>(rows.size()), dim}, at::kDouble);
+  auto acc = t.accessor<double, 2>();
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (int64_t j = 0; j < dim; ++j) acc[static_cast<int64_t>(i)][j] = rows[i][j];
+  return t;
+}
+
+// argmin_w Σ softplus(−x_i · w) + l2/2 ‖w‖² for difference rows x.
+at::Tensor newton(const at::Tensor& x, double l2, int steps) {
+  const int64_t dim = x.size(1);
+  at::Tensor w = at::zeros({dim}, at::kDouble);
+  const at::Tensor eye = at::eye(dim, at::kDouble);
+  for (int step = 0; step < steps; ++step) {
+    const at::Tensor p = at::sigmoid(x.matmul(w));  // P(chosen wins)
+    const at::Tensor grad = x.t().matmul(p - 1.0) + l2 * w;
+    const at::Tensor hess = (x.t() * (p * (1.0 - p))).matmul(x) + l2 * eye;
+    const at::Tensor delta = at::linalg_solve(hess, grad);
+    w = w - delta;
+    if (delta.abs().max().item<double>() < 1e-10) break;
+  }
+  return w;
+}
+
+double mean_log_likelihood(const at::Tensor& x, const at::Tensor& w) {
+  return -at::softplus(-x.matmul(w)).mean().item<double>();
+}
+
+}  // namespace
+
+std::string LinearBtOptions::validate() const {
+  if (l2_grid.empty()) return "l2_grid must not be empty";
+  for (double l2 : l2_grid)
+    if (!(l2 > 0.0 && std::isfinite(l2))) return "l2_grid values must be positive";
+  if (!(valid_share > 0.0 && valid_share < 1.0)) return "valid_share must be in (0, 1)";
+  if (newton_steps < 1) return "newton_steps must be >= 1";
+  return "";
+}
+
+double LinearBt::score(const std::vector<float>& features) const {
+  if (weights.empty()) return 0.0;
+  PALIGN_CHECK(features.size() == weights.size(), ErrorCode::kInvalidArgument, "[bench.linear_bt] ", features.size(),
+               " features for a reward fitted on ", weights.size());
+  double r = 0.0;
+  for (size_t j = 0; j < weights.size(); ++j) r += weights[j] * (features[j] - mean[j]) / scale[j];
+  return r;
+}
+
+LinearBt fit_linear_bt(const std::vector<std::vector<float>>& chosen, const std::vector<std::vector<float>>& rejected,
+                       const LinearBtOptions& options) {
+  const std::string problem = options.validate();
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[bench.linear_bt] ", problem);
+  PALIGN_CHECK(chosen.size() == rejected.size(), ErrorCode::kInvalidArgument, "[bench.linear_bt] ", chosen.size(),
+               " chosen but ", rejected.size(), " rejected responses");
+  LinearBt bt;
+  if (chosen.empty()) return bt;
+  const auto dim = static_cast<int64_t>(chosen[0].size());
+  for (size_t i = 0; i < chosen.size(); ++i)
+    PALIGN_CHECK(static_cast<int64_t>(chosen[i].size()) == dim && static_cast<int64_t>(rejected[i].size()) == dim,
+                 ErrorCode::kInvalidArgument, "[bench.linear_bt] pair ", i, " has features of another size");
+  c10::InferenceMode guard;
+  const at::Tensor c = to_tensor(chosen, dim), r = to_tensor(rejected, dim);
+  const at::Tensor all = at::cat({c, r});
+  const at::Tensor mean = all.mean(0);
+  const at::Tensor scale = all.std(0, /*unbiased=*/false).clamp_min(1e-6);
+  const at::Tensor x = (c - r) / scale;
+
+  bt.l2 = options.l2_grid[0];
+  const auto n = x.size(0);
+  const auto n_valid = static_cast<int64_t>(std::floor(static_cast<double>(n) * options.valid_share));
+  if (options.l2_grid.size() > 1 && n_valid >= 1 && n - n_valid >= 1) {
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    Rng rng(derive_seed(options.seed, "linear_bt.valid"));
+    for (int64_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng.uniform_int(static_cast<uint64_t>(i))]);
+    const at::Tensor idx = at::tensor(order, at::kLong);
+    const at::Tensor valid = x.index_select(0, idx.slice(0, 0, n_valid));
+    const at::Tensor train = x.index_select(0, idx.slice(0, n_valid));
+    double best = -std::numeric_limits<double>::infinity();
+    for (double l2 : options.l2_grid) {
+      const double ll = mean_log_likelihood(valid, newton(train, l2, options.newton_steps));
+      if (ll > best) best = ll, bt.l2 = l2;
+    }
+  }
+  const at::Tensor w = newton(x, bt.l2, options.newton_steps);
+  bt.mean.assign(mean.data_ptr<double>(), mean.data_ptr<double>() + dim);
+  bt.scale.assign(scale.data_ptr<double>(), scale.data_ptr<double>() + dim);
+  bt.weights.assign(w.data_ptr<double>(), w.data_ptr<double>() + dim);
+  return bt;
+}
+
+}  // namespace palign::bench
