@@ -1,0 +1,137 @@
+// A personalization method as the bench sees it: fit on the seen users' labelled pairs (and the per-dimension pairs),
+// predict which of two responses a user prefers, and generate a response for a user. Methods see only texts, user
+// ids and labels; the hidden graders, weights and utilities reach a method only when it is an oracle, through
+// MethodContext::truth. Each method is one file in src/bench/methods/ plus one line in the registry (registry.cpp).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace palign::runtime {
+class Model;
+class Tokenizer;
+}  // namespace palign::runtime
+
+namespace palign::bench {
+
+struct PairText {
+  std::string prompt, chosen, rejected;
+};
+
+// What a method may know about one user: the id and the pairs the user has labelled at the current budget (for a
+// seen user the same pairs fit saw; an unseen user brings them only here).
+struct UserData {
+  std::string id;
+  bool seen = true;
+  std::vector<PairText> pairs;
+};
+
+struct FitData {
+  int64_t budget = 0;
+  std::vector<UserData> users;                         // the seen users, each with their first `budget` pairs
+  std::vector<std::string> dimensions;                 // named preference dimensions
+  std::vector<std::vector<PairText>> dimension_pairs;  // [dimension] pairs labelled by that dimension alone
+};
+
+// A generated response and what it cost. tokens: tokens sampled for it (all N candidates for best-of-N);
+// forward_passes: model calls (a batched call counts once); seconds: time spent outside Method::generate that is
+// attributed to it (a pooled sample drawn in a batch of N carries the batch's time divided by N). The runner adds the
+// time spent inside Method::generate.
+struct Response {
+  std::string text;
+  int64_t tokens = 0;
+  int64_t forward_passes = 0;
+  double seconds = 0.0;
+};
+
+// The hidden ground truth, for oracle methods only. population_utility uses the population's mean weights: what the
+// average user wants, the best a one-size-fits-all model could learn.
+struct HiddenTruth {
+  std::function<double(const std::string& user_id, const std::string& prompt, const std::string& response)> utility;
+  std::function<double(const std::string& prompt, const std::string& response)> population_utility;
+  double beta = 1.0;
+};
+
+struct GenerationSettings {
+  int64_t max_new_tokens = 40;
+  float temperature = 1.0f;
+  float top_p = 0.95f;
+};
+
+// The engine shared by all methods of a run: the policy model and tokenizer, pooled backbone features with a cache,
+// and the pool of unpersonalized samples of each generation prompt (N per prompt, drawn once and shared, so that
+// sampling, best-of-N and the oracle rerank the same candidates).
+class MethodContext {
+ public:
+  MethodContext(const runtime::Model& model, const runtime::Tokenizer& tokenizer, GenerationSettings settings,
+                uint64_t seed);
+  ~MethodContext();
+
+  const runtime::Model& model() const { return model_; }
+  const runtime::Tokenizer& tokenizer() const { return tokenizer_; }
+  const GenerationSettings& settings() const { return settings_; }
+  uint64_t seed() const { return seed_; }
+
+  // The backbone's features of a response to a prompt: the final hidden states averaged over the response's tokens,
+  // concatenated with the hidden state of the last token ([2·D]; an empty response uses the prompt's last token for
+  // both). Computed in batches and cached by (prompt, response).
+  const std::vector<float>& features(const std::string& prompt, const std::string& response);
+  void precompute_features(const std::vector<std::pair<std::string, std::string>>& texts);
+  int64_t feature_dim() const;
+
+  // The unpersonalized samples of a generation prompt. Throws kNotFound for a prompt the runner did not pool.
+  const std::vector<Response>& pool(const std::string& prompt) const;
+  void set_pool(const std::string& prompt, std::vector<Response> samples);
+
+  // One sampled continuation of the given token ids (e.g. a prompt with retrieved context before it); seconds = 0,
+  // as its time is spent inside the calling Method::generate.
+  Response sample(const std::vector<int64_t>& prompt_ids, uint64_t seed) const;
+
+  // Null unless the method being run is an oracle.
+  const HiddenTruth* truth() const { return truth_; }
+  void set_truth(const HiddenTruth* truth) { truth_ = truth; }
+
+ private:
+  const runtime::Model& model_;
+  const runtime::Tokenizer& tokenizer_;
+  GenerationSettings settings_;
+  uint64_t seed_;
+  std::unordered_map<std::string, std::vector<float>> features_;
+  std::unordered_map<std::string, std::vector<Response>> pools_;
+  const HiddenTruth* truth_ = nullptr;
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  virtual bool predicts() const = 0;
+  virtual bool generates() const = 0;
+  // Called once per budget before predictions at that budget; replaces what an earlier fit learned.
+  virtual void fit(const FitData& data, MethodContext& ctx) {
+    (void)data;
+    (void)ctx;
+  }
+  // P(a ≻ b) for the user. Only called when predicts().
+  virtual double predict(const UserData& user, const std::string& prompt, const std::string& a, const std::string& b,
+                         MethodContext& ctx) = 0;
+  // A response to prompt for the user. Only called when generates().
+  virtual Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) = 0;
+};
+
+struct MethodInfo {
+  std::string name;
+  std::string description;
+  bool oracle = false;
+  std::function<std::unique_ptr<Method>()> make;
+};
+
+// Every method, in report order.
+const std::vector<MethodInfo>& method_registry();
+// The registry entry of name. Throws kInvalidArgument naming the known methods.
+const MethodInfo& find_method(const std::string& name);
+
+}  // namespace palign::bench

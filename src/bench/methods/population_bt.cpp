@@ -1,0 +1,50 @@
+// `bt`: the one-size-fits-all reward. A linear Bradley–Terry reward on the policy backbone's pooled features, fitted
+// on every seen user's pairs pooled together (it ignores who labelled them); predicts σ(r(a) − r(b)) for everyone and
+// generates best-of-N over the pooled samples by r.
+#include <utility>
+
+#include "methods.h"
+#include "palign/bench/linear_bt.h"
+#include "palign/bench/users.h"
+
+namespace palign::bench {
+
+namespace {
+class PopulationBtMethod final : public Method {
+ public:
+  bool predicts() const override { return true; }
+  bool generates() const override { return true; }
+  void fit(const FitData& data, MethodContext& ctx) override {
+    std::vector<std::pair<std::string, std::string>> texts;
+    for (const auto& user : data.users)
+      for (const auto& p : user.pairs) texts.insert(texts.end(), {{p.prompt, p.chosen}, {p.prompt, p.rejected}});
+    ctx.precompute_features(texts);
+    std::vector<std::vector<float>> chosen, rejected;
+    for (const auto& user : data.users)
+      for (const auto& p : user.pairs) {
+        chosen.push_back(ctx.features(p.prompt, p.chosen));
+        rejected.push_back(ctx.features(p.prompt, p.rejected));
+      }
+    reward_ = fit_linear_bt(chosen, rejected, {.seed = ctx.seed()});
+  }
+  double predict(const UserData&, const std::string& prompt, const std::string& a, const std::string& b,
+                 MethodContext& ctx) override {
+    return sigmoid(reward_.score(ctx.features(prompt, a)) - reward_.score(ctx.features(prompt, b)));
+  }
+  Response generate(const UserData&, const std::string& prompt, MethodContext& ctx) override {
+    const auto& pool = ctx.pool(prompt);
+    std::vector<std::pair<std::string, std::string>> texts;
+    for (const auto& r : pool) texts.emplace_back(prompt, r.text);
+    ctx.precompute_features(texts);
+    return best_of_pool(
+        pool, [&](const Response& r) { return reward_.score(ctx.features(prompt, r.text)); }, /*extra_passes=*/1);
+  }
+
+ private:
+  LinearBt reward_;
+};
+}  // namespace
+
+std::unique_ptr<Method> make_population_bt_method() { return std::make_unique<PopulationBtMethod>(); }
+
+}  // namespace palign::bench

@@ -1,0 +1,61 @@
+// The bench's method registry: an explicit table (no static self-registration). A new method is one file in
+// methods/ plus one line here.
+#include <algorithm>
+
+#include "methods/methods.h"
+#include "palign/base/error.h"
+
+namespace palign::bench {
+
+const std::vector<MethodInfo>& method_registry() {
+  static const std::vector<MethodInfo> registry = {
+      {"random", "coin-flip predictor (the floor)", false, make_random_method},
+      {"sample", "unpersonalized sampling from the policy (the base)", false, make_sample_method},
+      {"bt",
+       "one-size-fits-all Bradley-Terry reward on backbone features, fitted on every seen user's pairs; "
+       "generates best-of-N",
+       false, make_population_bt_method},
+      {"retrieval",
+       "LaMP-style retrieval: the user's own liked responses as context (generation) and "
+       "nearest-neighbour similarity to them (prediction)",
+       false, make_retrieval_method},
+      {"oracle",
+       "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
+       "best-of-N by R_u (the upper bound)",
+       true, make_oracle_method},
+      {"oracle_mean",
+       "ORACLE: the population's mean hidden utility (knows the graders, not the user): the most a "
+       "one-size-fits-all reward can reach",
+       true, make_population_oracle_method},
+  };
+  return registry;
+}
+
+const MethodInfo& find_method(const std::string& name) {
+  const auto& registry = method_registry();
+  auto it = std::find_if(registry.begin(), registry.end(), [&](const MethodInfo& m) { return m.name == name; });
+  if (it == registry.end()) {
+    std::string known;
+    for (const auto& m : registry) known += (known.empty() ? "" : ", ") + m.name;
+    PALIGN_THROW(ErrorCode::kInvalidArgument, "[bench.methods] unknown method '", name, "'; known methods: ", known);
+  }
+  return *it;
+}
+
+Response best_of_pool(const std::vector<Response>& pool, const std::function<double(const Response&)>& score,
+                      int64_t extra_passes) {
+  PALIGN_CHECK(!pool.empty(), ErrorCode::kInternal, "[bench.best_of_pool] empty pool");
+  Response out;
+  double best = 0.0;
+  for (size_t i = 0; i < pool.size(); ++i) {
+    const double s = score(pool[i]);
+    if (i == 0 || s > best) best = s, out.text = pool[i].text;
+    out.tokens += pool[i].tokens;
+    out.seconds += pool[i].seconds;
+    out.forward_passes = std::max(out.forward_passes, pool[i].forward_passes);
+  }
+  out.forward_passes += extra_passes;
+  return out;
+}
+
+}  // namespace palign::bench
