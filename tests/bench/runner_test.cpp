@@ -1,0 +1,160 @@
+// The bench end to end on a small run with the default model: the random predictor sits at 50% within its interval,
+// the oracle beats unpersonalized sampling and is the ceiling, the same seed gives the same figures, and bad method
+// names fail before any work.
+#include "palign/bench/runner.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "palign/base/error.h"
+
+using namespace palign;
+using namespace palign::bench;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path default_model_dir() { return fs::path(PALIGN_TEST_DATA_DIR) / ".." / ".." / "models" / "default"; }
+
+BenchOptions small_options(uint64_t seed = 0) {
+  BenchOptions o = BenchOptions::quick();
+  o.mode = "test";
+  o.model_dir = default_model_dir();
+  o.n_prompts = 10;
+  o.candidates_per_prompt = 6;
+  o.generation.max_new_tokens = 24;
+  o.dataset.n_train_prompts = 6;
+  o.dataset.budgets = {0, 4, 16};
+  o.dataset.test_pairs_per_user = 24;
+  o.dataset.pairs_per_dimension = 16;
+  o.dataset.population.n_users = 24;
+  o.seed = seed;
+  o.progress = false;
+  return o;
+}
+
+const json* find_row(const json& rows, const std::string& method, int budget = -1, const std::string& group = "") {
+  for (const auto& r : rows)
+    if (r.at("method") == method && (budget < 0 || r.at("budget") == budget) &&
+        (group.empty() || r.at("group") == group))
+      return &r;
+  return nullptr;
+}
+
+class Runner : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { results_ = new json(json::parse(run_bench(small_options()))); }
+  static void TearDownTestSuite() { delete results_; }
+  static json* results_;
+};
+json* Runner::results_ = nullptr;
+
+TEST_F(Runner, ResultsDocumentHasEveryMethodBudgetAndGroup) {
+  const json& r = *results_;
+  EXPECT_EQ(r.at("format"), "palign.bench.results");
+  EXPECT_EQ(r.at("config").at("n_seen"), 18);
+  EXPECT_EQ(r.at("config").at("n_unseen"), 6);
+  EXPECT_EQ(r.at("methods").size(), 6u);
+  for (const char* m : {"random", "bt", "retrieval", "oracle"})
+    for (int b : {0, 4, 16})
+      for (const char* g : {"seen", "unseen"}) EXPECT_NE(find_row(r.at("accuracy"), m, b, g), nullptr) << m << b << g;
+  EXPECT_EQ(find_row(r.at("accuracy"), "sample"), nullptr);  // sample does not predict
+  for (const char* m : {"sample", "bt", "retrieval", "oracle"}) EXPECT_NE(find_row(r.at("generation"), m), nullptr);
+  EXPECT_EQ(r.at("per_user").size(), 24u);
+  std::printf("wall %.1f s\n", r.at("wall_seconds").get<double>());
+  for (const auto& row : r.at("accuracy"))
+    std::printf("%-10s b=%-3d %-6s acc %.3f [%.3f, %.3f] worst-decile %.3f\n",
+                row.at("method").get<std::string>().c_str(), row.at("budget").get<int>(),
+                row.at("group").get<std::string>().c_str(), row.at("mean").at("value").get<double>(),
+                row.at("mean").at("lo").get<double>(), row.at("mean").at("hi").get<double>(),
+                row.at("worst_decile").at("value").get<double>());
+  for (const auto& row : r.at("generation"))
+    std::printf("%-10s utility %.3f tokens/response %.1f\n", row.at("method").get<std::string>().c_str(),
+                row.at("utility").at("value").get<double>(), row.at("cost").at("tokens_per_response").get<double>());
+}
+
+// The random predictor is at chance: 0.5 lies in its interval at every budget and group.
+TEST_F(Runner, RandomPredictorSitsAtChance) {
+  for (const auto& row : results_->at("accuracy")) {
+    if (row.at("method") != "random") continue;
+    EXPECT_LE(row.at("mean").at("lo").get<double>(), 0.5) << row.dump();
+    EXPECT_GE(row.at("mean").at("hi").get<double>(), 0.5) << row.dump();
+  }
+}
+
+// Without feedback (budget 0 and no population data) the learned predictors have nothing to go on: exactly 0.5.
+TEST_F(Runner, NoDataMeansNoInformation) {
+  EXPECT_DOUBLE_EQ(find_row(results_->at("accuracy"), "bt", 0, "seen")->at("mean").at("value").get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(find_row(results_->at("accuracy"), "retrieval", 0, "unseen")->at("mean").at("value").get<double>(),
+                   0.5);
+}
+
+TEST_F(Runner, OracleBeatsTheBaseAndIsTheCeiling) {
+  const json& gen = results_->at("generation");
+  const json* oracle = find_row(gen, "oracle");
+  const json* base = find_row(gen, "sample");
+  ASSERT_TRUE(oracle && base);
+  EXPECT_GT(oracle->at("utility").at("lo").get<double>(), base->at("utility").at("hi").get<double>());
+  EXPECT_GT(oracle->at("win_rate").at("value").get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(oracle->at("oracle_gain_share").get<double>(), 1.0);
+  EXPECT_TRUE(base->at("win_rate").is_null());
+  for (const auto& row : gen)
+    EXPECT_LE(row.at("utility").at("value").get<double>(), oracle->at("utility").at("value").get<double>() + 1e-12);
+  // Best-of-N charges the whole pool: N times the tokens of one sample, on average.
+  const double n = results_->at("config").at("best_of_n").get<double>();
+  EXPECT_NEAR(oracle->at("cost").at("tokens_per_response").get<double>() /
+                  base->at("cost").at("tokens_per_response").get<double>(),
+              n, 0.35 * n);
+  // The oracle predictor reaches the expected ceiling of the noisy labels (within its interval).
+  const double ceiling = results_->at("config").at("expected_ceiling_accuracy").get<double>();
+  const json* acc = find_row(results_->at("accuracy"), "oracle", 16, "seen");
+  std::printf("oracle accuracy %.3f [%.3f, %.3f], expected ceiling %.3f\n", acc->at("mean").at("value").get<double>(),
+              acc->at("mean").at("lo").get<double>(), acc->at("mean").at("hi").get<double>(), ceiling);
+  EXPECT_NEAR(acc->at("mean").at("value").get<double>(), ceiling, 0.06);
+  // Knowing the graders but not the user is worth less than knowing the user.
+  const json* mean_acc = find_row(results_->at("accuracy"), "oracle_mean", 16, "seen");
+  ASSERT_NE(mean_acc, nullptr);
+  std::printf("oracle_mean accuracy %.3f\n", mean_acc->at("mean").at("value").get<double>());
+  EXPECT_LT(mean_acc->at("mean").at("value").get<double>(), acc->at("mean").at("value").get<double>());
+  EXPECT_LT(find_row(gen, "oracle_mean")->at("utility").at("value").get<double>(),
+            oracle->at("utility").at("value").get<double>());
+}
+
+TEST_F(Runner, SameSeedSameFigures) {
+  BenchOptions o = small_options();
+  o.methods = {"random", "bt"};
+  json again = json::parse(run_bench(o));
+  for (const auto& row : again.at("accuracy")) {
+    const json* first = find_row(results_->at("accuracy"), row.at("method"), row.at("budget"), row.at("group"));
+    ASSERT_NE(first, nullptr);
+    EXPECT_EQ(row.at("mean"), first->at("mean")) << row.dump();
+    EXPECT_EQ(row.at("worst_decile"), first->at("worst_decile"));
+  }
+  const json* bt_again = find_row(again.at("generation"), "bt");
+  ASSERT_NE(bt_again, nullptr);  // a generating method brings sample and oracle along
+  EXPECT_EQ(bt_again->at("utility"), find_row(results_->at("generation"), "bt")->at("utility"));
+  EXPECT_EQ(again.at("methods").size(), 4u);
+}
+
+TEST(RunnerErrors, UnknownMethodAndBadOptionsFailFirst) {
+  BenchOptions o = small_options();
+  o.methods = {"nonesuch"};
+  try {
+    run_bench(o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("known methods: random"), std::string::npos) << e.what();
+  }
+  o = small_options();
+  o.n_prompts = 6;  // all training, none to test on
+  EXPECT_THROW(run_bench(o), Error);
+  o = small_options();
+  o.candidates_per_prompt = 1;
+  EXPECT_THROW(run_bench(o), Error);
+}
+
+}  // namespace
