@@ -33,6 +33,7 @@ Command add_detokenize(CLI::App& root);
 Command add_forward(CLI::App& root);
 Command add_info(CLI::App& root);
 Command add_data(CLI::App& root);
+Command add_bench(CLI::App& root);
 // Under `palign train`:
 Command add_train_tokenizer(CLI::App& train);
 Command add_train_lm(CLI::App& train);

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   std::vector<cli::Command> commands = {cli::add_generate(app), cli::add_tokenize(app), cli::add_detokenize(app),
-                                        cli::add_forward(app),  cli::add_info(app),     cli::add_data(app)};
+                                        cli::add_forward(app),  cli::add_info(app),     cli::add_data(app),
+                                        cli::add_bench(app)};
   CLI::App* train = app.add_subcommand("train", "Train tokenizers, language models, reward models, adapters");
   train->require_subcommand(1);
   commands.push_back(cli::add_train_tokenizer(*train));
@@ -24,8 +25,14 @@ int main(int argc, char** argv) {
   commands.push_back(cli::add_eval_perplexity(*eval));
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like every other bad-input error, with the usage exit status.
+    std::fprintf(stderr, "palign: error: %s; see palign --help\n", e.what());
+    return exit_code(ErrorCode::kInvalidArgument);
   }
   try {
     runtime::warn_if_reference_blas();
