@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "palign/base/error.h"
+#include "palign/base/hash.h"
 
 namespace palign::bench {
 
@@ -70,11 +71,7 @@ std::string clean_fortune(std::string_view raw) {
 }
 
 std::string split_of(std::string_view text, const FortunesOptions& options) {
-  uint64_t h = 1469598103934665603ull;
-  for (char ch : text) {
-    h ^= static_cast<unsigned char>(ch);
-    h *= 1099511628211ull;
-  }
+  const uint64_t h = fnv1a64(text);
   const int bucket = static_cast<int>(h % 100);
   if (bucket < options.test_percent) return "test";
   if (bucket < options.test_percent + options.valid_percent) return "valid";

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "palign/base/error.h"
+#include "palign/base/hash.h"
 
 namespace palign::bench {
 
@@ -15,11 +16,7 @@ uint64_t mix_seed(uint64_t x) {
 }
 
 uint64_t derive_seed(uint64_t seed, std::string_view stream) {
-  uint64_t h = 1469598103934665603ull;
-  for (char ch : stream) {
-    h ^= static_cast<unsigned char>(ch);
-    h *= 1099511628211ull;
-  }
+  const uint64_t h = fnv1a64(stream);
   return mix_seed(mix_seed(seed) ^ h);
 }
 
