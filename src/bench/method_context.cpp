@@ -6,75 +6,33 @@
 
 #include "palign/base/error.h"
 #include "palign/bench/method.h"
+#include "palign/runtime/feature_cache.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 
 namespace palign::bench {
 
-namespace {
-constexpr int64_t kFeatureBatch = 32;
-std::string key_of(const std::string& prompt, const std::string& response) {
-  return std::to_string(prompt.size()) + ":" + prompt + response;
-}
-}  // namespace
-
 MethodContext::MethodContext(const runtime::Model& model, const runtime::Tokenizer& tokenizer,
-                             GenerationSettings settings, uint64_t seed)
-    : model_(model), tokenizer_(tokenizer), settings_(settings), seed_(seed) {}
+                             GenerationSettings settings, uint64_t seed, const std::string& feature_cache_dir)
+    : model_(model),
+      tokenizer_(tokenizer),
+      settings_(settings),
+      seed_(seed),
+      features_(std::make_unique<runtime::FeatureCache>(model, tokenizer, feature_cache_dir)) {}
 
 MethodContext::~MethodContext() = default;
 
-int64_t MethodContext::feature_dim() const { return 2 * model_.config().hidden_size; }
+int64_t MethodContext::feature_dim() const { return features_->dim(); }
 
 void MethodContext::precompute_features(const std::vector<std::pair<std::string, std::string>>& texts) {
-  std::vector<std::pair<std::string, std::string>> todo;
-  for (const auto& t : texts)
-    if (!features_.count(key_of(t.first, t.second))) todo.push_back(t);
-  std::sort(todo.begin(), todo.end());
-  todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
-  const int64_t window = model_.config().max_position;
-  c10::InferenceMode guard;
-  for (size_t start = 0; start < todo.size(); start += kFeatureBatch) {
-    const size_t end = std::min(todo.size(), start + kFeatureBatch);
-    std::vector<std::vector<int32_t>> rows;
-    std::vector<int64_t> first;  // first response position of each row
-    int64_t longest = 1;
-    for (size_t i = start; i < end; ++i) {
-      auto ids = tokenizer_.encode(todo[i].first + todo[i].second, /*add_special=*/true);
-      const auto n_prompt = static_cast<int64_t>(tokenizer_.encode(todo[i].first, /*add_special=*/true).size());
-      if (static_cast<int64_t>(ids.size()) > window) ids.resize(window);
-      if (ids.empty()) ids.push_back(tokenizer_.eos_id().value_or(0));
-      first.push_back(std::min<int64_t>(n_prompt, static_cast<int64_t>(ids.size()) - 1));
-      longest = std::max<int64_t>(longest, static_cast<int64_t>(ids.size()));
-      rows.push_back(std::move(ids));
-    }
-    const auto n_rows = static_cast<int64_t>(rows.size());
-    at::Tensor ids = at::zeros({n_rows, longest}, at::kLong);
-    std::vector<int64_t> n_tokens;
-    for (int64_t r = 0; r < n_rows; ++r) {
-      for (size_t t = 0; t < rows[r].size(); ++t) ids[r][static_cast<int64_t>(t)] = rows[r][t];
-      n_tokens.push_back(static_cast<int64_t>(rows[r].size()));
-    }
-    runtime::ForwardOptions fo;
-    fo.logits = runtime::ForwardOptions::Logits::kNone;
-    fo.return_hidden = true;
-    const at::Tensor hidden = model_.forward_uncached({.ids = ids, .n_tokens = n_tokens}, fo).hidden.to(at::kFloat);
-    for (int64_t r = 0; r < n_rows; ++r) {
-      const int64_t last = n_tokens[r] - 1;
-      const at::Tensor mean = hidden[r].slice(0, first[r], last + 1).mean(0);
-      const at::Tensor feat = at::cat({mean, hidden[r][last]}).contiguous();
-      const float* p = feat.data_ptr<float>();
-      features_[key_of(todo[start + r].first, todo[start + r].second)] = std::vector<float>(p, p + feat.numel());
-    }
-  }
+  std::vector<runtime::TextPair> pairs;
+  for (const auto& [prompt, response] : texts) pairs.push_back({prompt, response});
+  (void)features_->features(pairs);
 }
 
 const std::vector<float>& MethodContext::features(const std::string& prompt, const std::string& response) {
-  auto it = features_.find(key_of(prompt, response));
-  if (it != features_.end()) return it->second;
-  precompute_features({{prompt, response}});
-  return features_.at(key_of(prompt, response));
+  return features_->feature({prompt, response});
 }
 
 const std::vector<Response>& MethodContext::pool(const std::string& prompt) const {

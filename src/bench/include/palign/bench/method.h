@@ -14,6 +14,7 @@
 namespace palign::runtime {
 class Model;
 class Tokenizer;
+class FeatureCache;
 }  // namespace palign::runtime
 
 namespace palign::bench {
@@ -67,8 +68,9 @@ struct GenerationSettings {
 // sampling, best-of-N and the oracle rerank the same candidates).
 class MethodContext {
  public:
+  // feature_cache_dir: where backbone features persist between runs (empty: memory only).
   MethodContext(const runtime::Model& model, const runtime::Tokenizer& tokenizer, GenerationSettings settings,
-                uint64_t seed);
+                uint64_t seed, const std::string& feature_cache_dir = "");
   ~MethodContext();
 
   const runtime::Model& model() const { return model_; }
@@ -78,7 +80,7 @@ class MethodContext {
 
   // The backbone's features of a response to a prompt: the final hidden states averaged over the response's tokens,
   // concatenated with the hidden state of the last token ([2·D]; an empty response uses the prompt's last token for
-  // both). Computed in batches and cached by (prompt, response).
+  // both). Computed in batches and cached by (prompt, response) in a runtime::FeatureCache.
   const std::vector<float>& features(const std::string& prompt, const std::string& response);
   void precompute_features(const std::vector<std::pair<std::string, std::string>>& texts);
   int64_t feature_dim() const;
@@ -100,7 +102,7 @@ class MethodContext {
   const runtime::Tokenizer& tokenizer_;
   GenerationSettings settings_;
   uint64_t seed_;
-  std::unordered_map<std::string, std::vector<float>> features_;
+  std::unique_ptr<runtime::FeatureCache> features_;
   std::unordered_map<std::string, std::vector<Response>> pools_;
   const HiddenTruth* truth_ = nullptr;
 };
