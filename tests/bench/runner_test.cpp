@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "palign/base/error.h"
+#include "palign/bench/method.h"
 
 using namespace palign;
 using namespace palign::bench;
@@ -57,12 +58,12 @@ TEST_F(Runner, ResultsDocumentHasEveryMethodBudgetAndGroup) {
   EXPECT_EQ(r.at("format"), "palign.bench.results");
   EXPECT_EQ(r.at("config").at("n_seen"), 18);
   EXPECT_EQ(r.at("config").at("n_unseen"), 6);
-  EXPECT_EQ(r.at("methods").size(), 6u);
-  for (const char* m : {"random", "bt", "retrieval", "oracle"})
+  EXPECT_EQ(r.at("methods").size(), method_registry().size());
+  for (const char* m : {"random", "bt", "retrieval", "prm", "pal", "vpl", "multi_linear", "oracle", "oracle_mean"})
     for (int b : {0, 4, 16})
       for (const char* g : {"seen", "unseen"}) EXPECT_NE(find_row(r.at("accuracy"), m, b, g), nullptr) << m << b << g;
   EXPECT_EQ(find_row(r.at("accuracy"), "sample"), nullptr);  // sample does not predict
-  for (const char* m : {"sample", "bt", "retrieval", "oracle"}) EXPECT_NE(find_row(r.at("generation"), m), nullptr);
+  for (const char* m : {"sample", "bt", "retrieval", "prm", "pal", "vpl", "multi_linear", "oracle"}) EXPECT_NE(find_row(r.at("generation"), m), nullptr);
   EXPECT_EQ(r.at("per_user").size(), 24u);
   std::printf("wall %.1f s\n", r.at("wall_seconds").get<double>());
   for (const auto& row : r.at("accuracy"))

@@ -15,6 +15,10 @@ std::unique_ptr<Method> make_population_bt_method();
 std::unique_ptr<Method> make_retrieval_method();
 std::unique_ptr<Method> make_oracle_method();
 std::unique_ptr<Method> make_population_oracle_method();
+std::unique_ptr<Method> make_prm_method();
+std::unique_ptr<Method> make_pal_method();
+std::unique_ptr<Method> make_vpl_method();
+std::unique_ptr<Method> make_multi_linear_method();
 
 // Best-of-N over a prompt's pooled samples: the highest-scoring sample's text (the first on ties), charged with the
 // whole pool's tokens and time, the batch's forward passes plus extra_passes (e.g. one batched scoring pass).
