@@ -19,6 +19,21 @@ const std::vector<MethodInfo>& method_registry() {
        "LaMP-style retrieval: the user's own liked responses as context (generation) and "
        "nearest-neighbour similarity to them (prediction)",
        false, make_retrieval_method},
+      {"prm",
+       "personalized reward (Li et al. 2024): a shared linear reward modulated by a learned user embedding, a "
+       "generic embedding for new users; best-of-N",
+       false, make_prm_method},
+      {"pal",
+       "PAL (Chen et al. 2024): prototype rewards mixed by per-user simplex weights, refitted from a new user's "
+       "pairs; best-of-N",
+       false, make_pal_method},
+      {"vpl",
+       "VPL (Poddar et al. 2024): a user's pairs encoded to a Gaussian latent that conditions the reward; best-of-N",
+       false, make_vpl_method},
+      {"multi_linear",
+       "per-user MAP weights over K named-dimension reward heads (fitted on the per-dimension pairs) with a "
+       "population prior; best-of-N",
+       false, make_multi_linear_method},
       {"oracle",
        "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
        "best-of-N by R_u (the upper bound)",
