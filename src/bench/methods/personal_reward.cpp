@@ -11,11 +11,14 @@
 #include <utility>
 
 #include "methods.h"
-#include "palign/bench/linear_bt.h"
+#include "palign/training/linear_bt.h"
 #include "palign/bench/users.h"
 #include "palign/training/reward_heads.h"
 
 namespace palign::bench {
+
+using training::fit_linear_bt;
+using training::LinearBt;
 
 namespace {
 

@@ -4,10 +4,13 @@
 #include <utility>
 
 #include "methods.h"
-#include "palign/bench/linear_bt.h"
+#include "palign/training/linear_bt.h"
 #include "palign/bench/users.h"
 
 namespace palign::bench {
+
+using training::fit_linear_bt;
+using training::LinearBt;
 
 namespace {
 class PopulationBtMethod final : public Method {

@@ -1,16 +1,16 @@
 // The linear Bradley–Terry fit: recovers planted weights, agrees with plain gradient descent (its naive twin), and
 // handles the empty and bad-input cases.
-#include "palign/bench/linear_bt.h"
+#include "palign/training/linear_bt.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "palign/base/error.h"
-#include "palign/bench/rng.h"
+#include "palign/base/rng.h"
 
 using namespace palign;
-using namespace palign::bench;
+using namespace palign::training;
 
 namespace {
 

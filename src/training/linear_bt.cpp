@@ -1,5 +1,5 @@
 // Linear Bradley–Terry reward by Newton's method (see linear_bt.h).
-#include "palign/bench/linear_bt.h"
+#include "palign/training/linear_bt.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -8,9 +8,9 @@
 #include <limits>
 
 #include "palign/base/error.h"
-#include "palign/bench/rng.h"
+#include "palign/base/rng.h"
 
-namespace palign::bench {
+namespace palign::training {
 
 namespace {
 
@@ -55,7 +55,7 @@ std::string LinearBtOptions::validate() const {
 
 double LinearBt::score(const std::vector<float>& features) const {
   if (weights.empty()) return 0.0;
-  PALIGN_CHECK(features.size() == weights.size(), ErrorCode::kInvalidArgument, "[bench.linear_bt] ", features.size(),
+  PALIGN_CHECK(features.size() == weights.size(), ErrorCode::kInvalidArgument, "[training.linear_bt] ", features.size(),
                " features for a reward fitted on ", weights.size());
   double r = 0.0;
   for (size_t j = 0; j < weights.size(); ++j) r += weights[j] * (features[j] - mean[j]) / scale[j];
@@ -65,15 +65,15 @@ double LinearBt::score(const std::vector<float>& features) const {
 LinearBt fit_linear_bt(const std::vector<std::vector<float>>& chosen, const std::vector<std::vector<float>>& rejected,
                        const LinearBtOptions& options) {
   const std::string problem = options.validate();
-  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[bench.linear_bt] ", problem);
-  PALIGN_CHECK(chosen.size() == rejected.size(), ErrorCode::kInvalidArgument, "[bench.linear_bt] ", chosen.size(),
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.linear_bt] ", problem);
+  PALIGN_CHECK(chosen.size() == rejected.size(), ErrorCode::kInvalidArgument, "[training.linear_bt] ", chosen.size(),
                " chosen but ", rejected.size(), " rejected responses");
   LinearBt bt;
   if (chosen.empty()) return bt;
   const auto dim = static_cast<int64_t>(chosen[0].size());
   for (size_t i = 0; i < chosen.size(); ++i)
     PALIGN_CHECK(static_cast<int64_t>(chosen[i].size()) == dim && static_cast<int64_t>(rejected[i].size()) == dim,
-                 ErrorCode::kInvalidArgument, "[bench.linear_bt] pair ", i, " has features of another size");
+                 ErrorCode::kInvalidArgument, "[training.linear_bt] pair ", i, " has features of another size");
   c10::InferenceMode guard;
   const at::Tensor c = to_tensor(chosen, dim), r = to_tensor(rejected, dim);
   const at::Tensor all = at::cat({c, r});
@@ -105,4 +105,4 @@ LinearBt fit_linear_bt(const std::vector<std::vector<float>>& chosen, const std:
   return bt;
 }
 
-}  // namespace palign::bench
+}  // namespace palign::training

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace palign::bench {
+namespace palign::training {
 
 struct LinearBtOptions {
   std::vector<double> l2_grid = {0.1, 1.0, 10.0, 100.0};  // one value skips validation
@@ -32,4 +32,4 @@ struct LinearBt {
 LinearBt fit_linear_bt(const std::vector<std::vector<float>>& chosen, const std::vector<std::vector<float>>& rejected,
                        const LinearBtOptions& options = {});
 
-}  // namespace palign::bench
+}  // namespace palign::training

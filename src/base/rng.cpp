@@ -1,12 +1,12 @@
-// Seed derivation and the uniform / normal transforms of the bench's Rng (see rng.h).
-#include "palign/bench/rng.h"
+// Seed derivation and the uniform / normal transforms of Rng (see rng.h).
+#include "palign/base/rng.h"
 
 #include <cmath>
 
 #include "palign/base/error.h"
 #include "palign/base/hash.h"
 
-namespace palign::bench {
+namespace palign {
 
 uint64_t mix_seed(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -41,4 +41,4 @@ double Rng::normal() {
   }
 }
 
-}  // namespace palign::bench
+}  // namespace palign
