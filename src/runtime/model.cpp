@@ -180,8 +180,10 @@ ForwardOutput Model::forward_impl(const Batch& batch, KvCache* cache, const Forw
       needed = std::max(needed, cache->length(checked.seq.empty() ? b : checked.seq[b]) + checked.ids.size(1));
     cache->reserve(needed);
   }
+  // Inference mode unless something may record a graph: weights that require grad, or a linear hook (a LoRA adapter
+  // being trained over a frozen base) while grad mode is on.
   std::optional<c10::InferenceMode> inference;
-  if (!weights_->requires_grad) inference.emplace();
+  if (!weights_->requires_grad && !(options.linear_hook && at::GradMode::is_enabled())) inference.emplace();
   const ModelWeights& w = *weights_;
   const ModelConfig& c = config_;
   BatchPlan plan = make_plan(c, w, checked, cache);

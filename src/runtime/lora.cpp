@@ -1,0 +1,459 @@
+// LoRA adapters in PEFT's format (see lora.h). Compare PEFT's tuners/lora/{config,layer,model}.py and
+// utils/save_and_load.py (tensor names: the adapter name is removed on save, so "lora_A.weight").
+#include "palign/runtime/lora.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+
+#include "palign/base/error.h"
+#include "palign/runtime/safetensors.h"
+
+namespace palign::runtime {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kKinds = static_cast<int64_t>(LinearKind::kSentinel);
+constexpr const char* kConfigFile = "adapter_config.json";
+constexpr const char* kWeightsFile = "adapter_model.safetensors";
+
+std::optional<LinearKind> kind_from_name(std::string_view name) {
+  for (int64_t k = 0; k < kKinds; ++k)
+    if (linear_kind_name(static_cast<LinearKind>(k)) == name) return static_cast<LinearKind>(k);
+  return std::nullopt;
+}
+
+bool is_mlp(LinearKind kind) {
+  return kind == LinearKind::kGate || kind == LinearKind::kUp || kind == LinearKind::kDown;
+}
+
+// (in, out) features of one linear of a Llama-family model.
+std::pair<int64_t, int64_t> linear_dims(const ModelConfig& c, LinearKind kind) {
+  const int64_t D = c.hidden_size, F = c.intermediate_size, q = c.n_head * c.head_dim, kv = c.n_kv_head * c.head_dim;
+  switch (kind) {
+    case LinearKind::kQ:
+      return {D, q};
+    case LinearKind::kK:
+    case LinearKind::kV:
+      return {D, kv};
+    case LinearKind::kO:
+      return {q, D};
+    case LinearKind::kGate:
+    case LinearKind::kUp:
+      return {D, F};
+    case LinearKind::kDown:
+      return {F, D};
+    case LinearKind::kSentinel:
+      break;
+  }
+  PALIGN_ASSERT(false, "bad LinearKind");
+  return {0, 0};
+}
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+std::string describe(const ModelConfig& c) {
+  return detail::concat(c.architecture.empty() ? std::string(arch_name(c.arch)) : c.architecture, " (", c.n_layer,
+                        " layers, hidden ", c.hidden_size, ", intermediate ", c.intermediate_size, ", ", c.n_head, "x",
+                        c.head_dim, " q, ", c.n_kv_head, "x", c.head_dim, " kv)");
+}
+
+void check_arch(const ModelConfig& c, const char* where) {
+  PALIGN_CHECK(c.arch != Arch::kGpt2, ErrorCode::kUnsupported, "[runtime.lora.", where,
+               "] GPT-2 LoRA is not supported: its attention is one fused Conv1D c_attn (fan_in_fan_out) that palign "
+               "splits into q/k/v; use a Llama, Mistral, Qwen2 or Qwen3 base");
+}
+
+at::Generator make_cpu_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+}  // namespace
+
+// ---- LoraConfig ----
+
+std::string LoraConfig::validate() const {
+  if (r < 1) return detail::concat("r must be >= 1 (got ", r, ")");
+  if (!(alpha > 0) || !std::isfinite(alpha)) return detail::concat("lora_alpha must be > 0 (got ", alpha, ")");
+  if (!(dropout >= 0 && dropout < 1)) return detail::concat("lora_dropout must be in [0, 1) (got ", dropout, ")");
+  if (target_modules.empty()) return "target_modules is empty; name at least one of q_proj ... down_proj";
+  for (size_t i = 0; i < target_modules.size(); ++i) {
+    if (!kind_from_name(target_modules[i]))
+      return detail::concat("target module '", target_modules[i],
+                            "' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+    for (size_t j = 0; j < i; ++j)
+      if (target_modules[j] == target_modules[i])
+        return detail::concat("target module '", target_modules[i], "' is listed twice");
+  }
+  return {};
+}
+
+double LoraConfig::scaling() const {
+  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+}
+
+// ---- LoraAdapter ----
+
+LoraAdapter::LoraAdapter(ModelConfig model, LoraConfig config)
+    : model_(std::move(model)),
+      config_(std::move(config)),
+      a_(static_cast<size_t>(model_.n_layer * kKinds)),
+      b_(static_cast<size_t>(model_.n_layer * kKinds)),
+      generator_(make_cpu_generator(0)) {}
+
+size_t LoraAdapter::slot(int64_t layer, LinearKind kind) const {
+  PALIGN_CHECK(layer >= 0 && layer < model_.n_layer, ErrorCode::kInvalidArgument, "[runtime.LoraAdapter] layer ", layer,
+               " is outside the adapter's [0, ", model_.n_layer, ")");
+  PALIGN_CHECK(kind != LinearKind::kSentinel, ErrorCode::kInvalidArgument, "[runtime.LoraAdapter] bad LinearKind");
+  return static_cast<size_t>(layer * kKinds + static_cast<int64_t>(kind));
+}
+
+bool LoraAdapter::targets(LinearKind kind) const {
+  for (const auto& m : config_.target_modules)
+    if (kind_from_name(m) == kind) return true;
+  return false;
+}
+
+void LoraAdapter::check_compatible(const ModelConfig& c, const char* where) const {
+  check_arch(c, where);
+  const bool same = c.n_layer == model_.n_layer && c.hidden_size == model_.hidden_size &&
+                    c.intermediate_size == model_.intermediate_size &&
+                    c.n_head * c.head_dim == model_.n_head * model_.head_dim &&
+                    c.n_kv_head * c.head_dim == model_.n_kv_head * model_.head_dim;
+  PALIGN_CHECK(same, ErrorCode::kInvalidArgument, "[runtime.lora.", where, "] the adapter was made for ",
+               describe(model_), " but the model is ", describe(c));
+}
+
+LoraAdapter LoraAdapter::init(const ModelConfig& model, const LoraConfig& lora, uint64_t seed) {
+  check_arch(model, "init");
+  const std::string err = lora.validate();
+  PALIGN_CHECK(err.empty(), ErrorCode::kInvalidArgument, "[runtime.lora.init] ", err);
+  LoraAdapter out(model, lora);
+  at::Generator gen = make_cpu_generator(seed);
+  at::NoGradGuard no_grad;
+  for (int64_t layer = 0; layer < model.n_layer; ++layer) {
+    for (int64_t k = 0; k < kKinds; ++k) {
+      const auto kind = static_cast<LinearKind>(k);
+      if (!out.targets(kind)) continue;
+      const auto [in, o] = linear_dims(model, kind);
+      const double bound = 1.0 / std::sqrt(static_cast<double>(in));  // kaiming_uniform_(a=sqrt(5))
+      const size_t s = out.slot(layer, kind);
+      out.a_[s] = at::empty({lora.r, in}, at::kFloat).uniform_(-bound, bound, gen);
+      out.b_[s] = at::zeros({o, lora.r}, at::kFloat);
+    }
+  }
+  out.set_dropout_seed(seed);
+  return out;
+}
+
+void LoraAdapter::set_dropout_seed(uint64_t seed) { generator_ = make_cpu_generator(seed ^ 0x9e3779b97f4a7c15ULL); }
+
+at::Tensor LoraAdapter::lora_a(int64_t layer, LinearKind kind) const { return a_[slot(layer, kind)]; }
+at::Tensor LoraAdapter::lora_b(int64_t layer, LinearKind kind) const { return b_[slot(layer, kind)]; }
+
+std::vector<at::Tensor> LoraAdapter::parameters() const {
+  std::vector<at::Tensor> out;
+  for (size_t s = 0; s < a_.size(); ++s) {
+    if (!a_[s].defined()) continue;
+    out.push_back(a_[s]);
+    out.push_back(b_[s]);
+  }
+  return out;
+}
+
+std::string LoraAdapter::peft_tensor_name(int64_t layer, LinearKind kind, bool lora_b) {
+  return detail::concat("base_model.model.model.layers.", layer, is_mlp(kind) ? ".mlp." : ".self_attn.",
+                        linear_kind_name(kind), lora_b ? ".lora_B.weight" : ".lora_A.weight");
+}
+
+std::vector<std::pair<std::string, at::Tensor>> LoraAdapter::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (int64_t layer = 0; layer < model_.n_layer; ++layer) {
+    for (int64_t k = 0; k < kKinds; ++k) {
+      const auto kind = static_cast<LinearKind>(k);
+      const size_t s = slot(layer, kind);
+      if (!a_[s].defined()) continue;
+      out.emplace_back(peft_tensor_name(layer, kind, false), a_[s]);
+      out.emplace_back(peft_tensor_name(layer, kind, true), b_[s]);
+    }
+  }
+  return out;
+}
+
+at::Tensor LoraAdapter::delta(int64_t layer, LinearKind kind, const at::Tensor& x) const {
+  const size_t s = slot(layer, kind);
+  const at::Tensor& a = a_[s];
+  if (!a.defined()) return {};
+  PALIGN_CHECK(x.size(-1) == a.size(1), ErrorCode::kInvalidArgument, "[runtime.LoraAdapter] ", linear_kind_name(kind),
+               " of layer ", layer, " gets ", x.size(-1), " input features but the adapter's A is ",
+               shape_str(a.sizes()), "; the adapter was made for ", describe(model_));
+  at::Tensor in = x;
+  if (training_ && config_.dropout > 0) {
+    const double keep = 1.0 - config_.dropout;
+    at::Tensor mask = at::empty_like(x).bernoulli_(keep, generator_);
+    in = x * mask / keep;
+  }
+  return at::linear(at::linear(in, a), b_[s]) * config_.scaling();
+}
+
+void LoraAdapter::apply(int64_t layer, LinearKind kind, const at::Tensor& x, at::Tensor& y) const {
+  at::Tensor d = delta(layer, kind, x);
+  if (d.defined()) y = y + d;
+}
+
+// ---- PEFT directory I/O ----
+
+void LoraAdapter::save(const fs::path& dir) const {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  PALIGN_CHECK(!ec && fs::is_directory(dir), ErrorCode::kIo, "[runtime.LoraAdapter.save] cannot create ", dir.string(),
+               ": ", ec.message());
+  // PEFT's LoraConfig.to_dict() for a causal LM, written as save_pretrained does (indent 2, sorted keys).
+  json cfg = {
+      {"alpha_pattern", json::object()},
+      {"auto_mapping", nullptr},
+      {"base_model_name_or_path", config_.base_model.empty() ? json(nullptr) : json(config_.base_model)},
+      {"bias", "none"},
+      {"fan_in_fan_out", false},
+      {"inference_mode", true},
+      {"init_lora_weights", true},
+      {"layers_pattern", nullptr},
+      {"layers_to_transform", nullptr},
+      {"lora_alpha", config_.alpha},
+      {"lora_dropout", config_.dropout},
+      {"modules_to_save", nullptr},
+      {"peft_type", "LORA"},
+      {"r", config_.r},
+      {"rank_pattern", json::object()},
+      {"revision", nullptr},
+      {"target_modules", config_.target_modules},
+      {"task_type", model_.head == HeadKind::kSequenceClassification ? "SEQ_CLS" : "CAUSAL_LM"},
+      {"use_rslora", config_.use_rslora},
+  };
+  // PEFT writes integral alphas as ints (lora_alpha: 16).
+  if (config_.alpha == std::floor(config_.alpha) && std::abs(config_.alpha) < 1e15)
+    cfg["lora_alpha"] = static_cast<int64_t>(config_.alpha);
+  {
+    std::ofstream out(dir / kConfigFile);
+    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[runtime.LoraAdapter.save] cannot write ", (dir / kConfigFile).string());
+    out << cfg.dump(2) << "\n";
+    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[runtime.LoraAdapter.save] cannot write ", (dir / kConfigFile).string());
+  }
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (auto& [name, t] : named_parameters()) tensors.emplace_back(name, t.detach());
+  save_safetensors(dir / kWeightsFile, tensors, {{"format", "pt"}});
+}
+
+namespace {
+
+// A field that palign does not implement must be absent, null, false or empty.
+bool is_unset(const json& j, const char* key) {
+  if (!j.contains(key)) return true;
+  const json& v = j[key];
+  return v.is_null() || (v.is_boolean() && !v.get<bool>()) || (v.is_array() && v.empty()) ||
+         (v.is_object() && v.empty()) || (v.is_string() && v.get<std::string>().empty());
+}
+
+}  // namespace
+
+LoraAdapter LoraAdapter::load(const fs::path& dir, const ModelConfig& model) {
+  const char* where = "[runtime.LoraAdapter.load] ";
+  PALIGN_CHECK(fs::is_directory(dir), ErrorCode::kNotFound, where, "adapter directory ", dir.string(),
+               " does not exist; pass a PEFT adapter directory (adapter_config.json + adapter_model.safetensors)");
+  std::string missing;
+  for (const char* f : {kConfigFile, kWeightsFile})
+    if (!fs::is_regular_file(dir / f)) missing += (missing.empty() ? "" : ", ") + std::string(f);
+  if (!fs::is_regular_file(dir / kWeightsFile) && fs::is_regular_file(dir / "adapter_model.bin"))
+    PALIGN_THROW(ErrorCode::kUnsupported, where, dir.string(),
+                 " holds adapter_model.bin (a pickle); save the adapter with safe_serialization=True");
+  PALIGN_CHECK(missing.empty(), ErrorCode::kNotFound, where, dir.string(), " lacks ", missing);
+
+  json j;
+  {
+    std::ifstream in(dir / kConfigFile);
+    try {
+      j = json::parse(in);
+    } catch (const json::exception& e) {
+      PALIGN_THROW(ErrorCode::kInvalidArgument, where, (dir / kConfigFile).string(), " is not valid JSON: ", e.what());
+    }
+  }
+  PALIGN_CHECK(j.is_object(), ErrorCode::kInvalidArgument, where, (dir / kConfigFile).string(),
+               " must hold a JSON object");
+  const std::string origin = (dir / kConfigFile).string();
+  const std::string peft_type = j.value("peft_type", std::string("(none)"));
+  PALIGN_CHECK(peft_type == "LORA", ErrorCode::kUnsupported, where, origin, ": peft_type is ", peft_type,
+               "; only LORA adapters are supported");
+  check_arch(model, "load");
+  const std::string bias = j.contains("bias") && j["bias"].is_string() ? j["bias"].get<std::string>() : "none";
+  PALIGN_CHECK(bias == "none", ErrorCode::kUnsupported, where, origin, ": bias is '", bias,
+               "'; only bias \"none\" is supported");
+  PALIGN_CHECK(is_unset(j, "fan_in_fan_out"), ErrorCode::kUnsupported, where, origin,
+               ": fan_in_fan_out is true (GPT-2 style Conv1D weights); palign adapts [out, in] Linear layers only");
+  PALIGN_CHECK(is_unset(j, "use_dora"), ErrorCode::kUnsupported, where, origin, ": DoRA (use_dora) is not supported");
+  PALIGN_CHECK(is_unset(j, "layers_to_transform"), ErrorCode::kUnsupported, where, origin,
+               ": layers_to_transform is set; palign supports adapters over all layers only");
+  PALIGN_CHECK(is_unset(j, "modules_to_save"), ErrorCode::kUnsupported, where, origin,
+               ": modules_to_save is set (fully trained extra modules); palign supports pure LoRA adapters only");
+  PALIGN_CHECK(is_unset(j, "rank_pattern") && is_unset(j, "alpha_pattern"), ErrorCode::kUnsupported, where, origin,
+               ": rank_pattern / alpha_pattern (per-module ranks) are not supported");
+
+  LoraConfig lc;
+  try {
+    lc.r = j.at("r").get<int64_t>();
+    lc.alpha = j.contains("lora_alpha") ? j["lora_alpha"].get<double>() : static_cast<double>(lc.r);
+    if (j.contains("lora_dropout") && !j["lora_dropout"].is_null()) lc.dropout = j["lora_dropout"].get<double>();
+    lc.use_rslora = j.value("use_rslora", false);
+    if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
+      lc.base_model = j["base_model_name_or_path"].get<std::string>();
+  } catch (const json::exception& e) {
+    PALIGN_THROW(ErrorCode::kInvalidArgument, where, origin, ": r, lora_alpha, lora_dropout: ", e.what());
+  }
+  const json tm = j.value("target_modules", json());
+  if (tm.is_string()) {
+    const std::string s = tm.get<std::string>();
+    if (s == "all-linear") {
+      lc.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    } else {
+      PALIGN_CHECK(kind_from_name(s), ErrorCode::kUnsupported, where, origin, ": target_modules is the regex '", s,
+                   "'; give a list of module names");
+      lc.target_modules = {s};
+    }
+  } else {
+    PALIGN_CHECK(tm.is_array() && !tm.empty(), ErrorCode::kInvalidArgument, where, origin,
+                 ": target_modules must be a non-empty list");
+    lc.target_modules.clear();
+    for (const auto& m : tm) {
+      PALIGN_CHECK(m.is_string(), ErrorCode::kInvalidArgument, where, origin, ": target_modules must hold strings");
+      const std::string name = m.get<std::string>();
+      PALIGN_CHECK(kind_from_name(name), ErrorCode::kUnsupported, where, origin, ": target module '", name,
+                   "' is not supported; palign adapts q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+      lc.target_modules.push_back(name);
+    }
+  }
+  const std::string err = lc.validate();
+  PALIGN_CHECK(err.empty(), ErrorCode::kInvalidArgument, where, origin, ": ", err);
+
+  LoraAdapter out(model, lc);
+  const fs::path weights_path = dir / kWeightsFile;
+  SafetensorsFile file = SafetensorsFile::open(weights_path);
+  // PEFT: base_model.model.model.layers.{i}.{self_attn|mlp}.{module}.lora_{A|B}[.{adapter}].weight
+  static const std::regex kName(R"(^(?:.*\.)?layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.[^.]+)?\.weight$)");
+  for (const auto& [name, info] : file.tensors()) {
+    std::smatch m;
+    PALIGN_CHECK(std::regex_match(name, m, kName), ErrorCode::kUnsupported, where, weights_path.string(), ": tensor '",
+                 name, "' is not a LoRA A/B weight of a Llama-family linear");
+    const int64_t layer = std::stoll(m[1].str());
+    const auto kind = kind_from_name(m[3].str());
+    PALIGN_CHECK(kind && (m[2].str() == "mlp") == is_mlp(*kind), ErrorCode::kUnsupported, where, weights_path.string(),
+                 ": tensor '", name, "' adapts an unknown module '", m[2].str(), ".", m[3].str(), "'");
+    PALIGN_CHECK(layer < model.n_layer, ErrorCode::kInvalidArgument, where, weights_path.string(), ": tensor '", name,
+                 "' is for layer ", layer, " but the model ", describe(model), " has ", model.n_layer, " layers");
+    PALIGN_CHECK(out.targets(*kind), ErrorCode::kInvalidArgument, where, weights_path.string(), ": tensor '", name,
+                 "' adapts ", m[3].str(), ", which adapter_config.json's target_modules does not list");
+    const bool is_b = m[4].str() == "B";
+    const auto [in, o] = linear_dims(model, *kind);
+    const std::vector<int64_t> want = is_b ? std::vector<int64_t>{o, lc.r} : std::vector<int64_t>{lc.r, in};
+    PALIGN_CHECK(info.shape == want, ErrorCode::kInvalidArgument, where, weights_path.string(), ": tensor '", name,
+                 "' has shape ", shape_str(info.shape), " but r = ", lc.r, " and the model ", describe(model), " need ",
+                 shape_str(want));
+    at::Tensor& dst = is_b ? out.b_[out.slot(layer, *kind)] : out.a_[out.slot(layer, *kind)];
+    PALIGN_CHECK(!dst.defined(), ErrorCode::kInvalidArgument, where, weights_path.string(), ": two tensors for '", name,
+                 "' (different adapter names in one file?)");
+    dst = file.get_f32(name).clone();  // own the data: the mapping is read-only and training updates in place
+  }
+  for (int64_t layer = 0; layer < model.n_layer; ++layer) {
+    for (int64_t k = 0; k < kKinds; ++k) {
+      const auto kind = static_cast<LinearKind>(k);
+      if (!out.targets(kind)) continue;
+      const size_t s = out.slot(layer, kind);
+      for (bool is_b : {false, true})
+        PALIGN_CHECK((is_b ? out.b_[s] : out.a_[s]).defined(), ErrorCode::kInvalidArgument, where,
+                     weights_path.string(), " lacks '", peft_tensor_name(layer, kind, is_b), "' (target_modules lists ",
+                     linear_kind_name(kind), ")");
+    }
+  }
+  return out;
+}
+
+// ---- merge / unmerge ----
+
+namespace {
+
+std::unique_ptr<Model> merge_impl(const Model& base, const LoraAdapter& adapter, double sign, const char* where) {
+  adapter.check_compatible(base.config(), where);
+  std::map<std::string, at::Tensor> named;
+  for (auto& [name, t] : base.named_weights()) named.emplace(name, t);
+  const std::string pre = named.count("model.embed_tokens.weight") ? "model." : "";
+  at::NoGradGuard no_grad;
+  const ModelConfig& c = base.config();
+  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
+    for (int64_t k = 0; k < kKinds; ++k) {
+      const auto kind = static_cast<LinearKind>(k);
+      const at::Tensor a = adapter.lora_a(layer, kind);
+      if (!a.defined()) continue;
+      const std::string name = detail::concat(pre, "layers.", layer, is_mlp(kind) ? ".mlp." : ".self_attn.",
+                                              linear_kind_name(kind), ".weight");
+      auto it = named.find(name);
+      PALIGN_CHECK(it != named.end(), ErrorCode::kInvalidArgument, "[runtime.lora.", where, "] the model has no '",
+                   name, "'");
+      const at::Tensor delta = at::mm(adapter.lora_b(layer, kind).detach(), a.detach()) * adapter.scaling();
+      it->second = (it->second.detach() + sign * delta).contiguous();
+    }
+  }
+  return Model::from_weights(base.config(), std::move(named));
+}
+
+}  // namespace
+
+std::unique_ptr<Model> merge_lora(const Model& base, const LoraAdapter& adapter) {
+  return merge_impl(base, adapter, 1.0, "merge");
+}
+
+std::unique_ptr<Model> unmerge_lora(const Model& merged, const LoraAdapter& adapter) {
+  return merge_impl(merged, adapter, -1.0, "unmerge");
+}
+
+// ---- LoraBatchHook ----
+
+LoraBatchHook::LoraBatchHook(std::vector<const LoraAdapter*> per_row) : n_rows_(static_cast<int64_t>(per_row.size())) {
+  const LoraAdapter* first = nullptr;
+  for (int64_t row = 0; row < n_rows_; ++row) {
+    const LoraAdapter* a = per_row[row];
+    if (!a) continue;
+    if (!first) first = a;
+    a->check_compatible(first->model_config(), "LoraBatchHook");
+    auto it = std::find_if(groups_.begin(), groups_.end(), [&](const Group& g) { return g.adapter == a; });
+    if (it == groups_.end()) {
+      groups_.push_back({.adapter = a});
+      it = groups_.end() - 1;
+    }
+    it->rows.push_back(row);
+  }
+  for (Group& g : groups_) g.index = at::tensor(g.rows, at::kLong);
+}
+
+void LoraBatchHook::apply(int64_t layer, LinearKind kind, const at::Tensor& x, at::Tensor& y) const {
+  PALIGN_CHECK(x.size(0) == n_rows_, ErrorCode::kInvalidArgument, "[runtime.LoraBatchHook] the batch has ", x.size(0),
+               " rows but the hook was built for ", n_rows_);
+  for (const Group& g : groups_) {
+    if (static_cast<int64_t>(g.rows.size()) == n_rows_) {  // one adapter for every row
+      g.adapter->apply(layer, kind, x, y);
+      continue;
+    }
+    at::Tensor d = g.adapter->delta(layer, kind, x.index_select(0, g.index));
+    if (d.defined()) y = y.index_add(0, g.index, d);
+  }
+}
+
+}  // namespace palign::runtime
