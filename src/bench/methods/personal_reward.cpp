@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "methods.h"
-#include "palign/training/linear_bt.h"
 #include "palign/bench/users.h"
+#include "palign/training/linear_bt.h"
 #include "palign/training/reward_heads.h"
 
 namespace palign::bench {
@@ -60,6 +60,12 @@ class PersonalRewardMethod final : public Method {
     for (size_t i = 0; i < rows.size(); i += 2) chosen.push_back(&rows[i]), rejected.push_back(&rows[i + 1]);
     const auto dim = static_cast<int64_t>(rows[0].size());
     training::PreferencePairs pairs{to_tensor(chosen, dim), to_tensor(rejected, dim), user};
+    // Standardised inputs (as `palign train reward` does).
+    const at::Tensor both = at::cat({pairs.chosen, pairs.rejected});
+    mean_ = both.mean(0);
+    scale_ = both.std(0).clamp_min(1e-6);
+    pairs.chosen = (pairs.chosen - mean_) / scale_;
+    pairs.rejected = (pairs.rejected - mean_) / scale_;
     model_ = training::make_personalized_reward(head_);
     training::RewardFitOptions o;
     o.seed = ctx.seed();
@@ -91,10 +97,11 @@ class PersonalRewardMethod final : public Method {
   }
 
  private:
-  static at::Tensor to_tensor_rows(const std::vector<std::vector<float>>& rows) {
+  // Standardised head inputs of rows.
+  at::Tensor to_tensor_rows(const std::vector<std::vector<float>>& rows) const {
     std::vector<const std::vector<float>*> ptrs;
     for (const auto& r : rows) ptrs.push_back(&r);
-    return to_tensor(ptrs, static_cast<int64_t>(rows[0].size()));
+    return (to_tensor(ptrs, static_cast<int64_t>(rows[0].size())) - mean_) / scale_;
   }
 
   // The head's input for a response: the backbone features, or the K objective scores.
@@ -149,6 +156,7 @@ class PersonalRewardMethod final : public Method {
   std::unique_ptr<training::PersonalizedReward> model_;
   std::map<std::string, int64_t> user_index_;
   std::map<std::string, at::Tensor> states_;
+  at::Tensor mean_, scale_;
 };
 
 }  // namespace
@@ -156,8 +164,6 @@ class PersonalRewardMethod final : public Method {
 std::unique_ptr<Method> make_prm_method() { return std::make_unique<PersonalRewardMethod>("prm", false); }
 std::unique_ptr<Method> make_pal_method() { return std::make_unique<PersonalRewardMethod>("pal", false); }
 std::unique_ptr<Method> make_vpl_method() { return std::make_unique<PersonalRewardMethod>("vpl", false); }
-std::unique_ptr<Method> make_multi_linear_method() {
-  return std::make_unique<PersonalRewardMethod>("linear", true);
-}
+std::unique_ptr<Method> make_multi_linear_method() { return std::make_unique<PersonalRewardMethod>("linear", true); }
 
 }  // namespace palign::bench

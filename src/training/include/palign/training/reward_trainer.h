@@ -1,0 +1,87 @@
+// Reward models from preference data, on a frozen backbone's cached features (`palign train reward`, `palign score`).
+//
+// Preference data is JSON Lines in TRL's conventions: {"prompt", "chosen", "rejected"} plus "user_id" and optional
+// "dimension", "chosen_score", "rejected_score" (what `palign bench` writes).
+//
+// Methods and what they write into the output directory:
+//   bt     one scalar Bradley–Terry reward for everyone; multi: one head per "dimension" (K = the distinct dimensions,
+//          sorted). Both are linear heads on the backbone's last-token hidden state and are written as a Hugging Face
+//          *ForSequenceClassification directory (config.json with num_labels and id2label, model.safetensors with
+//          the backbone's weights and score.weight [K, D], the tokenizer), so transformers and palign's runtime load
+//          them alike.
+//   prm, pal, vpl  personalized heads on [mean ⊕ last] features (training/reward_heads.h): reward_head.json +
+//          reward_head.safetensors.
+//   linear per-user MAP weights over the K scores of a `multi` model (--objectives DIR), population prior.
+// Every directory has palign_reward.json: {"format": "palign.reward", "version": 1, "method", "backbone",
+// "backbone_fingerprint", "users", "dimensions", "objectives", "report": {...}}.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "palign/training/reward_heads.h"
+
+namespace palign::training {
+
+struct PreferenceRecord {
+  std::string prompt, chosen, rejected;
+  std::string user_id;    // "" when absent
+  std::string dimension;  // "" when absent
+  std::optional<double> chosen_score, rejected_score;
+};
+
+// Reads a preference JSON Lines file. Throws kNotFound for a missing file, kInvalidArgument naming the line for
+// invalid JSON or a missing / non-string "prompt", "chosen" or "rejected", and for a file without records.
+std::vector<PreferenceRecord> read_preference_jsonl(const std::filesystem::path& path);
+
+struct RewardTrainOptions {
+  std::string method = "bt";  // bt, multi, prm, pal, vpl, linear
+  std::filesystem::path data, backbone, out;
+  std::filesystem::path feature_cache;  // where backbone features persist ("" = memory only)
+  std::filesystem::path objectives;     // linear: a `multi` reward directory on the same backbone
+  RewardFitOptions fit;
+  double l2 = -1;  // bt, multi: fixed L2 strength; < 0 picks it on the held-out pairs from {0.1, 1, 10, 100}
+  bool progress = true;
+  // Append new fields here.
+};
+
+struct RewardTrainReport {
+  std::string method;
+  int64_t n_pairs = 0, n_skipped = 0, n_users = 0;
+  std::vector<std::string> dimensions;
+  double train_accuracy = 0, valid_accuracy = 0;  // bt/multi: mean over heads
+  double feature_seconds = 0, fit_seconds = 0;
+  double pairs_per_second = 0;  // fit only, features cached
+};
+
+// Trains and writes out. Throws kInvalidArgument for an unknown method, data the method cannot use (no user_id for a
+// personalized method, no dimension for multi, all pairs identical), or an objectives directory made on another
+// backbone; kNotFound for missing files.
+RewardTrainReport train_reward(const RewardTrainOptions& options);
+
+// Any directory train_reward wrote, or any Hugging Face *ForSequenceClassification directory (e.g. a downloaded
+// reward model: then it scores through the runtime's forward pass alone).
+class RewardModel {
+ public:
+  static std::unique_ptr<RewardModel> load(const std::filesystem::path& dir);
+  virtual ~RewardModel() = default;
+  virtual std::string method() const = 0;
+  // Names of the scores (num_labels of a classification directory; one "reward" otherwise).
+  virtual std::vector<std::string> labels() const = 0;
+  virtual bool personalized() const = 0;
+  // Users seen in training (personalized models).
+  virtual std::vector<std::string> users() const = 0;
+  // Scores of a response. user: a seen user's id, or "" for the generic user; user_pairs: an unseen user's labelled
+  // pairs (used when user is ""). Throws kNotFound for a user the model has not seen, naming what to pass instead.
+  virtual std::vector<double> score(const std::string& prompt, const std::string& response,
+                                    const std::string& user = "",
+                                    const std::vector<PreferenceRecord>& user_pairs = {}) = 0;
+  // Scores of raw token ids (classification directories only; kUnsupported otherwise).
+  virtual std::vector<double> score_ids(const std::vector<int64_t>& ids) = 0;
+};
+
+}  // namespace palign::training
