@@ -1,0 +1,121 @@
+// palign train reward / palign score: reward models from preference data, and scoring a response with one.
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "palign/base/error.h"
+#include "palign/training/reward_trainer.h"
+
+namespace palign::cli {
+
+using nlohmann::json;
+
+Command add_train_reward(CLI::App& train) {
+  struct Flags {
+    training::RewardTrainOptions o;
+    std::string data, backbone, out, cache, objectives;
+    bool no_progress = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* app = train.add_subcommand(
+      "reward", "Train a reward model on preference pairs over a frozen backbone's cached features");
+  auto& o = f->o;
+  app->add_option("--method", o.method, "bt, multi, prm, pal, vpl or linear")
+      ->check(CLI::IsMember({"bt", "multi", "prm", "pal", "vpl", "linear"}))
+      ->capture_default_str();
+  app->add_option("--data", f->data, "Preference pairs, JSON Lines {prompt, chosen, rejected, user_id, dimension}")
+      ->required();
+  app->add_option("--backbone", f->backbone, "Backbone model directory (default: the shipped model)");
+  app->add_option("--out", f->out, "Output directory")->required();
+  app->add_option("--feature-cache", f->cache, "Folder where backbone features persist between runs");
+  app->add_option("--objectives", f->objectives, "linear: a directory from --method multi on the same backbone");
+  app->add_option("--epochs", o.fit.max_epochs, "Most training epochs")->capture_default_str();
+  app->add_option("--lr", o.fit.lr, "Learning rate")->capture_default_str();
+  app->add_option("--weight-decay", o.fit.weight_decay, "Weight decay")->capture_default_str();
+  app->add_option("--valid-share", o.fit.valid_share, "Share of pairs held out for early stopping")
+      ->capture_default_str();
+  app->add_option("--patience", o.fit.patience, "Epochs without improvement before stopping")->capture_default_str();
+  app->add_option("--batch", o.fit.batch, "Pairs per step")->capture_default_str();
+  app->add_option("--prototypes", o.fit.n_prototypes, "pal: prototype rewards")->capture_default_str();
+  app->add_option("--latent-dim", o.fit.latent_dim, "vpl: latent size")->capture_default_str();
+  app->add_option("--kl-weight", o.fit.kl_weight, "vpl: weight of the KL term of the ELBO")->capture_default_str();
+  app->add_option("--context-pairs", o.fit.context_pairs, "vpl: pairs per user the encoder sees")
+      ->capture_default_str();
+  app->add_option("--embed-dim", o.fit.embed_dim, "prm: user embedding size")->capture_default_str();
+  app->add_option("--prior-weight", o.fit.prior_weight, "linear: pull toward the population weights")
+      ->capture_default_str();
+  app->add_option("--l2", o.l2, "bt, multi: L2 strength (default: picked on held-out pairs)");
+  app->add_option("--seed", o.fit.seed, "Random seed")->capture_default_str();
+  app->add_flag("--no-progress", f->no_progress, "No progress bar");
+  return {app, [f] {
+            auto& o = f->o;
+            o.data = f->data;
+            o.backbone = resolve_model_dir(f->backbone);
+            o.out = f->out;
+            o.feature_cache = f->cache;
+            o.objectives = f->objectives;
+            o.progress = !f->no_progress;
+            const auto r = training::train_reward(o);
+            auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
+            print_json_line(json{{"method", r.method},
+                                 {"out", o.out.string()},
+                                 {"pairs", r.n_pairs},
+                                 {"skipped_pairs", r.n_skipped},
+                                 {"users", r.n_users},
+                                 {"dimensions", r.dimensions},
+                                 {"train_accuracy", num(r.train_accuracy)},
+                                 {"valid_accuracy", num(r.valid_accuracy)},
+                                 {"feature_seconds", r.feature_seconds},
+                                 {"fit_seconds", r.fit_seconds},
+                                 {"fit_pairs_per_second", r.pairs_per_second}}
+                                .dump());
+            return 0;
+          }};
+}
+
+Command add_score(CLI::App& root) {
+  struct Flags {
+    std::string reward, user, user_pairs, prompt, response, ids;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* app = root.add_subcommand("score", "Score a response with a reward model (one JSON line)");
+  app->add_option("--reward", f->reward, "Reward directory (palign train reward, or a *ForSequenceClassification)")
+      ->required();
+  app->add_option("--user", f->user, "A user seen in training (personalized rewards)");
+  app->add_option("--user-pairs", f->user_pairs, "A new user's labelled pairs, JSON Lines (personalized rewards)");
+  auto* prompt = app->add_option("--prompt", f->prompt, "The prompt");
+  app->add_option("--response", f->response, "The response")->needs(prompt);
+  auto* ids = app->add_option("--ids", f->ids, "Token ids of the whole text instead (classification rewards)");
+  ids->excludes(prompt);
+  return {app, [f] {
+            PALIGN_CHECK(!f->prompt.empty() || !f->ids.empty(), ErrorCode::kInvalidArgument,
+                         "[cli.score] nothing to score; pass --prompt P --response R (or --ids 1,2,3)");
+            auto model = training::RewardModel::load(f->reward);
+            std::vector<double> scores;
+            if (!f->ids.empty()) {
+              PALIGN_CHECK(f->user.empty() && f->user_pairs.empty(), ErrorCode::kInvalidArgument,
+                           "[cli.score] --ids scores with a classification reward; --user and --user-pairs need "
+                           "--prompt and --response");
+              scores = model->score_ids(parse_ids(f->ids, "--ids"));
+            } else {
+              PALIGN_CHECK(model->personalized() || (f->user.empty() && f->user_pairs.empty()),
+                           ErrorCode::kInvalidArgument, "[cli.score] ", f->reward, " is a ", model->method(),
+                           " reward, the same for every user; drop --user/--user-pairs");
+              PALIGN_CHECK(f->user.empty() || f->user_pairs.empty(), ErrorCode::kInvalidArgument,
+                           "[cli.score] pass either --user (seen in training) or --user-pairs (a new user), not both");
+              std::vector<training::PreferenceRecord> pairs;
+              if (!f->user_pairs.empty()) pairs = training::read_preference_jsonl(f->user_pairs);
+              scores = model->score(f->prompt, f->response, f->user, pairs);
+            }
+            const auto labels = model->labels();
+            json out = {{"method", model->method()}, {"scores", scores}, {"labels", labels}};
+            if (scores.size() == 1) out["reward"] = scores[0];
+            if (model->personalized())
+              out["user"] = !f->user.empty() ? f->user : (!f->user_pairs.empty() ? "(from --user-pairs)" : "(generic)");
+            print_json_line(out.dump());
+            return 0;
+          }};
+}
+
+}  // namespace palign::cli
