@@ -12,6 +12,8 @@
 
 namespace palign::runtime {
 
+class LinearHook;
+
 class Model;
 class Tokenizer;
 
@@ -20,6 +22,7 @@ struct GenerateOptions {
   SamplingOptions sampling;
   std::vector<int64_t> stop_ids;          // end-of-sequence ids; the token is kept in the output, as HF does
   std::vector<std::string> stop_strings;  // text is cut before the stop string; needs a tokenizer
+  const LinearHook* linear_hook = nullptr;  // e.g. a LoRA adapter attached to every forward (see lora.h)
   // Append new fields here.
 
   std::string validate() const;
