@@ -1,13 +1,13 @@
 // palign generate: text generation with the plain sampler (decoding strategies plug in here later).
-#include <nlohmann/json.hpp>
-
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "common.h"
 #include "palign/base/error.h"
 #include "palign/runtime/chat_template.h"
 #include "palign/runtime/generate.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 
@@ -19,6 +19,7 @@ using namespace palign::runtime;
 namespace {
 struct GenerateFlags {
   std::string model;
+  std::string adapter;
   std::string prompt;
   bool prompt_given = false;
   std::string prompt_ids;
@@ -65,8 +66,8 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
       PALIGN_CHECK(!ids.empty(), ErrorCode::kInvalidArgument, "[cli.generate] ", dir.string(),
                    "'s tokenizer has no beginning-of-text token; give --prompt TEXT");
     } else if (f.chat) {
-      PALIGN_CHECK(!tokenizer->chat_template_source().empty(), ErrorCode::kUnsupported, "[cli.generate] ",
-                   dir.string(), " has no chat_template in tokenizer_config.json; drop --chat");
+      PALIGN_CHECK(!tokenizer->chat_template_source().empty(), ErrorCode::kUnsupported, "[cli.generate] ", dir.string(),
+                   " has no chat_template in tokenizer_config.json; drop --chat");
       auto tmpl = ChatTemplate::detect(tokenizer->chat_template_source());
       std::vector<ChatMessage> messages;
       if (!f.system.empty()) messages.push_back({"system", f.system});
@@ -88,10 +89,15 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
                                   .seed = f.seed};
   if (!f.ignore_eos) opts.stop_ids = default_stop_ids(dir, *model, tokenizer ? &*tokenizer : nullptr);
   opts.stop_strings = f.stop;
+  std::optional<LoraAdapter> adapter;
+  if (!f.adapter.empty()) adapter.emplace(LoraAdapter::load(f.adapter, model->config()));
+  opts.linear_hook = adapter ? &*adapter : nullptr;
   auto results = generate(*model, tokenizer ? &*tokenizer : nullptr, prompt, opts, f.n);
   for (const auto& r : results) {
     if (f.json) {
-      nlohmann::json j{{"output_ids", r.ids}, {"text", r.text}, {"finish_reason", r.finish_reason},
+      nlohmann::json j{{"output_ids", r.ids},
+                       {"text", r.text},
+                       {"finish_reason", r.finish_reason},
                        {"prompt_tokens", prompt.size()}};
       print_json_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
@@ -106,6 +112,7 @@ Command add_generate(CLI::App& root) {
   auto flags = std::make_shared<GenerateFlags>();
   CLI::App* app = root.add_subcommand("generate", "Generate text from a prompt");
   app->add_option("--model", flags->model, "Hugging Face model directory (default: the shipped model)");
+  app->add_option("--adapter", flags->adapter, "A LoRA adapter (PEFT directory) attached to the model");
   auto* p = app->add_option_function<std::string>(
       "--prompt", [flags](const std::string& v) { flags->prompt = v, flags->prompt_given = true; },
       "Prompt text (none: start a fresh text)");
@@ -118,7 +125,8 @@ Command add_generate(CLI::App& root) {
   auto* t = app->add_option("--temperature", flags->temperature, "Sampling temperature (> 0)")->capture_default_str();
   auto* tp = app->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]")->capture_default_str();
   auto* tk = app->add_option("--top-k", flags->top_k, "Keep the k most likely tokens (0 = all)")->capture_default_str();
-  auto* mp = app->add_option("--min-p", flags->min_p, "Drop tokens below min-p x the top probability")->capture_default_str();
+  auto* mp =
+      app->add_option("--min-p", flags->min_p, "Drop tokens below min-p x the top probability")->capture_default_str();
   for (auto* o : {t, tp, tk, mp}) g->excludes(o);
   app->add_option("--repetition-penalty", flags->repetition_penalty, "Penalty > 1 discourages repeats")
       ->capture_default_str();

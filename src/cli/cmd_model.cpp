@@ -1,12 +1,13 @@
 // palign forward / info: raw model outputs and a model directory's facts.
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
-
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
@@ -18,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 struct ForwardFlags {
-  std::string model, ids, output;
+  std::string model, ids, output, adapter;
 };
 
 int run_forward(const ForwardFlags& f) {
@@ -27,8 +28,12 @@ int run_forward(const ForwardFlags& f) {
   PALIGN_CHECK(!out.has_parent_path() || fs::is_directory(out.parent_path()), ErrorCode::kIo, "[cli.forward] folder ",
                out.parent_path().string(), " does not exist; create it first");
   auto model = Model::load(resolve_model_dir(f.model));
+  std::optional<LoraAdapter> adapter;
+  if (!f.adapter.empty()) adapter.emplace(LoraAdapter::load(f.adapter, model->config()));
   at::Tensor t = at::tensor(ids, at::kLong);
-  at::Tensor per_pos = model->forward_full(t);
+  ForwardOptions fo;
+  fo.linear_hook = adapter ? &*adapter : nullptr;
+  at::Tensor per_pos = model->forward_full(t, fo);
   if (model->config().head == HeadKind::kSequenceClassification) {
     save_safetensors(out, {{"scores", model->pick_sequence_score(t, per_pos).contiguous()}});
   } else {
@@ -77,6 +82,7 @@ Command add_forward(CLI::App& root) {
   app->add_option("--model", flags->model, "Hugging Face model directory");
   app->add_option("--ids", flags->ids, "Comma-separated token ids")->required();
   app->add_option("--output", flags->output, "Output .safetensors file")->required();
+  app->add_option("--adapter", flags->adapter, "A LoRA adapter (PEFT directory) attached to the model");
   return {app, [flags] { return run_forward(*flags); }};
 }
 
