@@ -221,8 +221,9 @@ std::vector<PreferenceRecord> read_preference_jsonl(const fs::path& path) {
 
 RewardTrainReport train_reward(const RewardTrainOptions& options) {
   const std::string& method = options.method;
-  PALIGN_CHECK(method == "bt" || method == "multi" || is_personalized(method), ErrorCode::kInvalidArgument,
-               "[training.reward] unknown method '", method, "'; known methods: bt, multi, prm, pal, vpl, linear");
+  PALIGN_CHECK(method == "bt" || method == "multi" || is_personalized(method) || method == "arm",
+               ErrorCode::kInvalidArgument, "[training.reward] unknown method '", method,
+               "'; known methods: bt, multi, prm, pal, vpl, linear, arm");
   const std::string problem = options.fit.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.reward] ", problem);
   PALIGN_CHECK(method != "linear" || !options.objectives.empty(), ErrorCode::kInvalidArgument,
@@ -231,6 +232,21 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
   auto records = read_preference_jsonl(options.data);
   RewardTrainReport report;
   report.method = method;
+  if (method == "arm") {  // trains through the backbone, so no feature cache; writes its own manifest
+    ArmTrainOptions arm = options.arm;
+    arm.valid_share = options.fit.valid_share;
+    arm.seed = options.fit.seed;
+    arm.progress = options.progress;
+    const ArmTrainReport r = train_arm(records, options.backbone, options.out, arm);
+    report.n_pairs = r.n_pairs;
+    report.n_skipped = r.n_skipped;
+    report.dimensions = r.dimensions;
+    report.train_accuracy = r.train_accuracy;
+    report.valid_accuracy = r.valid_accuracy;
+    report.fit_seconds = r.seconds;
+    report.pairs_per_second = r.pairs_per_second;
+    return report;
+  }
   {
     std::vector<PreferenceRecord> kept;
     for (auto& r : records)
@@ -472,6 +488,7 @@ std::unique_ptr<RewardModel> RewardModel::load(const fs::path& dir) {
     PALIGN_CHECK(m.value("format", "") == "palign.reward" && m.value("version", 0) == 1, ErrorCode::kInvalidArgument,
                  "[training.reward] ", (dir / kManifest).string(), " is not a version-1 palign.reward manifest");
     if (is_personalized(m.value("method", ""))) return std::make_unique<PersonalizedRewardModel>(dir, m);
+    if (m.value("method", "") == "arm") return load_arm_reward(dir);
   }
   return std::make_unique<ClassifierReward>(dir);
 }

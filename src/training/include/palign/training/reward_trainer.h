@@ -12,6 +12,8 @@
 //   prm, pal, vpl  personalized heads on [mean ⊕ last] features (training/reward_heads.h): reward_head.json +
 //          reward_head.safetensors.
 //   linear per-user MAP weights over the K scores of a `multi` model (--objectives DIR), population prior.
+//   arm    GenARM's autoregressive reward (training/arm_trainer.h): one LoRA adapter on the backbone per "dimension",
+//          trained end to end (no feature cache), in PEFT's directory layout.
 // Every directory has palign_reward.json: {"format": "palign.reward", "version": 1, "method", "backbone",
 // "backbone_fingerprint", "users", "dimensions", "objectives", "report": {...}}.
 #pragma once
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "palign/training/arm_trainer.h"
 #include "palign/training/reward_heads.h"
 
 namespace palign::training {
@@ -39,13 +42,15 @@ struct PreferenceRecord {
 std::vector<PreferenceRecord> read_preference_jsonl(const std::filesystem::path& path);
 
 struct RewardTrainOptions {
-  std::string method = "bt";  // bt, multi, prm, pal, vpl, linear
+  std::string method = "bt";  // bt, multi, prm, pal, vpl, linear, arm
   std::filesystem::path data, backbone, out;
   std::filesystem::path feature_cache;  // where backbone features persist ("" = memory only)
   std::filesystem::path objectives;     // linear: a `multi` reward directory on the same backbone
   RewardFitOptions fit;
   double l2 = -1;  // bt, multi: fixed L2 strength; < 0 picks it on the held-out pairs from {0.1, 1, 10, 100}
   bool progress = true;
+  // arm: everything but valid_share, seed and progress, which come from fit and progress above.
+  ArmTrainOptions arm;
   // Append new fields here.
 };
 

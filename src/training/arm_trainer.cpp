@@ -1,0 +1,469 @@
+// GenARM's autoregressive reward model: a LoRA adapter on the backbone trained with the Bradley–Terry loss on summed
+// response log-probs (see arm_trainer.h). Shapes: N rows, T tokens, V vocabulary.
+#include "palign/training/arm_trainer.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+#include "palign/base/error.h"
+#include "palign/base/progress.h"
+#include "palign/base/rng.h"
+#include "palign/runtime/feature_cache.h"
+#include "palign/training/reward_trainer.h"
+
+namespace palign::training {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kManifest = "palign_reward.json";
+constexpr const char* kArmJson = "arm.json";
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+json num(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
+
+json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  PALIGN_CHECK(in.good(), ErrorCode::kNotFound, "[training.arm] cannot read ", path.string());
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.arm] ", path.string(), " is not valid JSON: ", e.what());
+  }
+}
+
+void write_json_file(const fs::path& path, const json& j) {
+  std::ofstream out(path, std::ios::binary);
+  out << j.dump(2) << "\n";
+  PALIGN_CHECK(out.good(), ErrorCode::kIo, "[training.arm] cannot write ", path.string(),
+               "; check the folder's permissions and free space");
+}
+
+// A dimension names a subdirectory of the output, so it must be one plain path component.
+bool safe_component(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find_first_of("/\\:") == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+void check_backbone(const runtime::ModelConfig& c, const fs::path& dir) {
+  PALIGN_CHECK(c.arch != runtime::Arch::kGpt2, ErrorCode::kUnsupported, "[training.arm] the backbone at ", dir.string(),
+               " is a ", c.architecture,
+               "; an arm reward is a LoRA adapter, and LoRA adapts Llama, Mistral, Qwen2 and Qwen3 backbones only "
+               "(not GPT-2's fused c_attn)");
+  PALIGN_CHECK(c.head == runtime::HeadKind::kCausalLm, ErrorCode::kUnsupported, "[training.arm] the backbone at ",
+               dir.string(), " is a ", c.architecture,
+               "; an arm reward needs a *ForCausalLM backbone (it scores with next-token log-probs)");
+}
+
+// The LM head's weight [V, D] (the embedding when tied), as the runtime's forward applies it to the final hidden state.
+at::Tensor lm_head(const runtime::Model& model) {
+  const bool tied = model.config().tie_word_embeddings;
+  const std::string suffix = "embed_tokens.weight";
+  for (const auto& [name, t] : model.named_weights()) {
+    if (!tied && name == "lm_head.weight") return t;
+    if (tied && name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return t;
+  }
+  PALIGN_THROW(ErrorCode::kUnsupported, "[training.arm] the backbone ", model.config().architecture, " has no ",
+               tied ? suffix : std::string("lm_head.weight"), " to score tokens with");
+}
+
+// Margins β·(chosen − rejected) of pairs[idx], no grad, in eval mode: (mean BT loss, accuracy with ties as one half).
+std::pair<double, double> evaluate(const runtime::Model& model, const runtime::LoraAdapter& adapter,
+                                   const std::vector<ArmPair>& pairs, const std::vector<int64_t>& idx,
+                                   const ArmTrainOptions& o) {
+  if (idx.empty()) return {std::nan(""), std::nan("")};
+  at::NoGradGuard no_grad;
+  double loss = 0, correct = 0;
+  const size_t chunk = static_cast<size_t>(std::max<int64_t>(o.batch, 1));
+  for (size_t start = 0; start < idx.size(); start += chunk) {
+    const size_t end = std::min(idx.size(), start + chunk);
+    std::vector<ArmSequence> rows;
+    for (size_t i = start; i < end; ++i) rows.push_back(pairs[idx[i]].chosen);
+    for (size_t i = start; i < end; ++i) rows.push_back(pairs[idx[i]].rejected);
+    const int64_t k = static_cast<int64_t>(end - start);
+    const at::Tensor lp = response_log_probs(model, rows, &adapter).to(at::kDouble);
+    const at::Tensor m = o.beta * (lp.slice(0, 0, k) - lp.slice(0, k, 2 * k));
+    loss += (-at::log_sigmoid(m)).sum().item<double>();
+    correct += (m.gt(0).to(at::kDouble) + 0.5 * m.eq(0).to(at::kDouble)).sum().item<double>();
+  }
+  const double n = static_cast<double>(idx.size());
+  return {loss / n, correct / n};
+}
+
+}  // namespace
+
+std::string ArmTrainOptions::validate() const {
+  if (!(beta > 0) || !std::isfinite(beta)) return "beta must be a positive finite number";
+  if (!(lr > 0) || !std::isfinite(lr)) return "lr must be > 0";
+  if (!(weight_decay >= 0)) return "weight-decay must be >= 0";
+  if (epochs < 1 && steps < 1) return "epochs (or steps) must be >= 1";
+  if (steps < 0) return "steps must be >= 0";
+  if (batch < 1) return "batch must be >= 1";
+  if (!(valid_share >= 0 && valid_share < 1)) return "valid-share must be in [0, 1)";
+  if (eval_every < 0) return "eval-every must be >= 0";
+  if (patience < 1) return "patience must be >= 1";
+  if (max_tokens < 2) return "max-tokens must be >= 2";
+  const std::string lora_problem = lora.validate();
+  if (!lora_problem.empty()) return "lora: " + lora_problem;
+  return {};
+}
+
+ArmSequence tokenize_response(const runtime::Tokenizer& tok, const std::string& prompt, const std::string& response,
+                              int64_t max_tokens) {
+  const std::vector<int32_t> full = tok.encode(prompt + response, /*add_special=*/true);
+  const std::vector<int32_t> head = tok.encode(prompt, /*add_special=*/true);
+  ArmSequence s;
+  s.ids.assign(full.begin(), full.begin() + std::min<int64_t>(static_cast<int64_t>(full.size()), max_tokens));
+  s.response_start = std::max<int64_t>(1, static_cast<int64_t>(head.size()));
+  return s;
+}
+
+at::Tensor response_log_probs(const runtime::Model& model, const std::vector<ArmSequence>& sequences,
+                              const runtime::LinearHook* hook) {
+  PALIGN_CHECK(!sequences.empty(), ErrorCode::kInvalidArgument, "[training.arm.response_log_probs] no sequences");
+  const int64_t N = static_cast<int64_t>(sequences.size());
+  int64_t T = 0;
+  for (const auto& s : sequences) {
+    PALIGN_CHECK(!s.ids.empty(), ErrorCode::kInvalidArgument, "[training.arm.response_log_probs] an empty sequence");
+    T = std::max<int64_t>(T, static_cast<int64_t>(s.ids.size()));
+  }
+  // Right-padded ids (padding with id 0, never scored) and the scored predictions: the hidden state at t - 1
+  // predicts token t, which counts when it is a response token. Only those positions go through the LM head, so
+  // prompt tokens cost no [V] logits.
+  std::vector<int64_t> flat(static_cast<size_t>(N * T), 0), n_tokens(static_cast<size_t>(N));
+  std::vector<int64_t> position, target, row;  // per scored token: flat index of the predicting state, token, row
+  for (int64_t b = 0; b < N; ++b) {
+    const auto& s = sequences[b];
+    const int64_t n = static_cast<int64_t>(s.ids.size());
+    std::copy(s.ids.begin(), s.ids.end(), flat.begin() + b * T);
+    n_tokens[b] = n;
+    for (int64_t t = std::max<int64_t>(s.response_start, 1); t < n; ++t) {
+      position.push_back(b * T + t - 1);
+      target.push_back(s.ids[t]);
+      row.push_back(b);
+    }
+  }
+  runtime::ForwardOptions fo;
+  fo.logits = runtime::ForwardOptions::Logits::kNone;
+  fo.return_hidden = true;
+  fo.linear_hook = hook;
+  const at::Tensor ids = at::tensor(flat, at::kLong).view({N, T});
+  const at::Tensor hidden = model.forward_uncached({.ids = ids, .n_tokens = n_tokens, .seq = {}}, fo).hidden;
+  const at::Tensor states = hidden.reshape({N * T, hidden.size(-1)}).index_select(0, at::tensor(position, at::kLong));
+  const at::Tensor logits = at::linear(states, lm_head(model));  // [M, V], M scored tokens
+  const at::Tensor lp =
+      logits.gather(1, at::tensor(target, at::kLong).unsqueeze(1)).squeeze(1) - at::logsumexp(logits, -1);  // [M]
+  // Summed in double: no summation-order effects between a padded batch and one row alone.
+  return at::zeros({N}, lp.options().dtype(at::kDouble)).index_add(0, at::tensor(row, at::kLong), lp.to(at::kDouble));
+}
+
+at::Tensor arm_bt_loss(const at::Tensor& chosen_log_probs, const at::Tensor& rejected_log_probs, double beta) {
+  PALIGN_CHECK(chosen_log_probs.sizes() == rejected_log_probs.sizes() && chosen_log_probs.numel() > 0,
+               ErrorCode::kInvalidArgument,
+               "[training.arm.bt_loss] chosen and rejected need the same, non-empty shape");
+  return (-at::log_sigmoid(beta * (chosen_log_probs - rejected_log_probs))).mean();
+}
+
+ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
+                             const std::vector<ArmPair>& pairs, const ArmTrainOptions& o) {
+  const std::string problem = o.validate();
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.arm] ", problem);
+  PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, "[training.arm] no preference pairs to train on");
+  adapter.check_compatible(model.config(), "fit_arm_adapter");
+  const auto t_start = Clock::now();
+
+  // The held-out split: a seeded valid_share (at least one pair, at least one left to train; none under 5 pairs).
+  const int64_t n = static_cast<int64_t>(pairs.size());
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  Rng split_rng(derive_seed(o.seed, "arm.valid"));
+  for (int64_t i = n; i > 1; --i) std::swap(order[i - 1], order[split_rng.uniform_int(static_cast<uint64_t>(i))]);
+  int64_t n_valid = 0;
+  if (n >= 5 && o.valid_share > 0)
+    n_valid = std::clamp<int64_t>(std::llround(o.valid_share * static_cast<double>(n)), 1, n - 1);
+  const std::vector<int64_t> valid(order.begin(), order.begin() + n_valid), train(order.begin() + n_valid, order.end());
+
+  ArmFitReport report;
+  report.n_train = static_cast<int64_t>(train.size());
+  report.n_valid = n_valid;
+  const std::vector<at::Tensor> params = adapter.parameters();
+  for (const at::Tensor& p : params) p.requires_grad_(true);
+  std::vector<at::Tensor> leaves(params.begin(), params.end());
+  torch::optim::AdamW opt(leaves, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+
+  const int64_t steps_per_epoch = (report.n_train + o.batch - 1) / o.batch;
+  const int64_t total_steps = o.steps > 0 ? o.steps : o.epochs * steps_per_epoch;
+  const int64_t eval_every = o.eval_every > 0 ? o.eval_every : steps_per_epoch;
+  double best_loss = std::numeric_limits<double>::infinity(), best_acc = std::nan("");
+  std::vector<at::Tensor> best;
+  int64_t since_best = 0;
+  Rng batch_rng(derive_seed(o.seed, "arm.batches"));
+  std::vector<int64_t> perm;
+  size_t pos = 0;
+  double running = std::nan("");
+  ProgressBar bar("arm", total_steps, o.progress);
+  std::string status, line;
+  for (int64_t step = 0; step < total_steps; ++step) {
+    if (pos >= perm.size()) {  // a new epoch: a fresh seeded order of the training pairs
+      perm = train;
+      for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[batch_rng.uniform_int(i)]);
+      pos = 0;
+      ++report.epochs;
+    }
+    const size_t end = std::min(perm.size(), pos + static_cast<size_t>(o.batch));
+    std::vector<ArmSequence> rows;
+    for (size_t i = pos; i < end; ++i) rows.push_back(pairs[perm[i]].chosen);
+    for (size_t i = pos; i < end; ++i) rows.push_back(pairs[perm[i]].rejected);
+    const int64_t k = static_cast<int64_t>(end - pos);
+    pos = end;
+
+    const auto t0 = Clock::now();
+    adapter.set_training(true);
+    const at::Tensor lp = response_log_probs(model, rows, &adapter);
+    const at::Tensor loss = arm_bt_loss(lp.slice(0, 0, k), lp.slice(0, k, 2 * k), o.beta);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    adapter.set_training(false);
+    report.train_seconds += seconds_since(t0);
+    report.trained_pairs += k;
+    ++report.steps;
+    const double l = loss.item<double>();
+    PALIGN_CHECK(std::isfinite(l), ErrorCode::kInvalidArgument, "[training.arm] the loss became ", l, " at step ",
+                 step + 1, "; lower --lr (now ", o.lr, ")");
+    running = std::isnan(running) ? l : 0.9 * running + 0.1 * l;
+
+    bool stop = false;
+    if (n_valid > 0 && ((step + 1) % eval_every == 0 || step + 1 == total_steps)) {
+      const auto [vl, va] = evaluate(model, adapter, pairs, valid, o);
+      if (vl < best_loss) {
+        best_loss = vl;
+        best_acc = va;
+        since_best = 0;
+        best.clear();
+        for (const at::Tensor& p : params) best.push_back(p.detach().clone());
+      } else if (++since_best >= o.patience) {
+        stop = true;
+      }
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "val loss %.4f acc %.3f", vl, va);
+      status = buf;
+    }
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "loss %.4f %s %.1f pairs/s", running, status.c_str(),
+                  static_cast<double>(report.trained_pairs) / std::max(1e-9, report.train_seconds));
+    line = buf;
+    bar.update(step + 1, line);
+    if (stop) break;
+  }
+  bar.finish(line);
+  if (!best.empty()) {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
+  }
+  for (const at::Tensor& p : params) p.requires_grad_(false);
+  adapter.set_training(false);
+
+  std::tie(report.train_loss, report.train_accuracy) = evaluate(model, adapter, pairs, train, o);
+  report.valid_loss = n_valid > 0 ? best_loss : std::nan("");
+  report.valid_accuracy = n_valid > 0 ? best_acc : std::nan("");
+  report.seconds = seconds_since(t_start);
+  report.pairs_per_second = static_cast<double>(report.trained_pairs) / std::max(1e-9, report.train_seconds);
+  return report;
+}
+
+ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const fs::path& backbone, const fs::path& out,
+                         const ArmTrainOptions& options) {
+  const std::string problem = options.validate();
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.arm] ", problem);
+  PALIGN_CHECK(!records.empty(), ErrorCode::kInvalidArgument,
+               "[training.arm] no preference records; pass {\"prompt\", \"chosen\", \"rejected\"} pairs");
+  ArmTrainReport report;
+  std::vector<const PreferenceRecord*> kept;
+  for (const auto& r : records)
+    if (r.chosen == r.rejected)
+      ++report.n_skipped;
+    else
+      kept.push_back(&r);
+  PALIGN_CHECK(!kept.empty(), ErrorCode::kInvalidArgument, "[training.arm] all ", records.size(),
+               " pairs have identical chosen and rejected texts; there is nothing to learn");
+  report.n_pairs = static_cast<int64_t>(kept.size());
+  std::set<std::string> dims;
+  size_t with_dimension = 0;
+  for (const PreferenceRecord* r : kept)
+    if (!r->dimension.empty()) {
+      dims.insert(r->dimension);
+      ++with_dimension;
+    }
+  PALIGN_CHECK(with_dimension == 0 || with_dimension == kept.size(), ErrorCode::kInvalidArgument, "[training.arm] ",
+               with_dimension, " of ", kept.size(),
+               " pairs have a \"dimension\" and the rest none; arm trains one adapter per dimension, so give every "
+               "record one (or none)");
+  for (const auto& d : dims)
+    PALIGN_CHECK(safe_component(d), ErrorCode::kInvalidArgument, "[training.arm] dimension '", d,
+                 "' cannot name an adapter subdirectory; use a name without '/', '\\' or ':'");
+  report.dimensions.assign(dims.begin(), dims.end());
+
+  PALIGN_CHECK(fs::is_directory(backbone), ErrorCode::kNotFound, "[training.arm] no backbone directory at ",
+               backbone.string());
+  check_backbone(runtime::ModelConfig::load(backbone / "config.json"), backbone);
+  const auto model = runtime::Model::load(backbone);
+  const auto tok = runtime::Tokenizer::from_dir(backbone);
+  const std::string backbone_abs = fs::absolute(backbone).lexically_normal().string();
+  const int64_t max_tokens = std::min(options.max_tokens, model->config().max_position);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  PALIGN_CHECK(!ec && fs::is_directory(out), ErrorCode::kIo, "[training.arm] cannot create ", out.string(), ": ",
+               ec.message());
+
+  const std::vector<std::string> groups = dims.empty() ? std::vector<std::string>{""} : report.dimensions;
+  json adapters = json::object(), fits = json::object();
+  const auto t0 = Clock::now();
+  double train_seconds = 0;
+  int64_t trained = 0;
+  for (const std::string& dim : groups) {
+    std::vector<ArmPair> pairs;
+    for (const PreferenceRecord* r : kept)
+      if (r->dimension == dim)
+        pairs.push_back({tokenize_response(tok, r->prompt, r->chosen, max_tokens),
+                         tokenize_response(tok, r->prompt, r->rejected, max_tokens)});
+    runtime::LoraConfig lora = options.lora;
+    lora.base_model = backbone_abs;
+    auto adapter = runtime::LoraAdapter::init(model->config(), lora, derive_seed(options.seed, "arm.init." + dim));
+    adapter.set_dropout_seed(derive_seed(options.seed, "arm.dropout." + dim));
+    ArmTrainOptions o = options;
+    o.seed = derive_seed(options.seed, "arm.fit." + dim);
+    if (options.progress && !dim.empty())
+      std::fprintf(stderr, "arm: dimension '%s' (%zu pairs)\n", dim.c_str(), pairs.size());
+    const ArmFitReport fit = fit_arm_adapter(*model, adapter, pairs, o);
+    const fs::path dir = dim.empty() ? out : out / dim;
+    adapter.save(dir);
+    write_json_file(dir / kArmJson, {{"format", "palign.arm"},
+                                     {"version", 1},
+                                     {"beta", options.beta},
+                                     {"dimension", dim},
+                                     {"backbone", backbone_abs},
+                                     {"train_accuracy", num(fit.train_accuracy)},
+                                     {"valid_accuracy", num(fit.valid_accuracy)},
+                                     {"epochs", fit.epochs},
+                                     {"steps", fit.steps},
+                                     {"pairs", static_cast<int64_t>(pairs.size())},
+                                     {"max_tokens", max_tokens}});
+    adapters[dim.empty() ? "reward" : dim] = dim.empty() ? "." : dim;
+    fits[dim.empty() ? "reward" : dim] = {{"pairs", static_cast<int64_t>(pairs.size())},
+                                          {"train_accuracy", num(fit.train_accuracy)},
+                                          {"valid_accuracy", num(fit.valid_accuracy)},
+                                          {"valid_loss", num(fit.valid_loss)},
+                                          {"epochs", fit.epochs},
+                                          {"steps", fit.steps}};
+    report.train_accuracy += fit.train_accuracy / static_cast<double>(groups.size());
+    report.valid_accuracy += fit.valid_accuracy / static_cast<double>(groups.size());
+    train_seconds += fit.train_seconds;
+    trained += fit.trained_pairs;
+    report.fits.push_back(fit);
+  }
+  report.seconds = seconds_since(t0);
+  report.pairs_per_second = static_cast<double>(trained) / std::max(1e-9, train_seconds);
+
+  write_json_file(out / kManifest, {{"format", "palign.reward"},
+                                    {"version", 1},
+                                    {"method", "arm"},
+                                    {"backbone", backbone_abs},
+                                    {"backbone_fingerprint", runtime::model_fingerprint(*model)},
+                                    {"dimensions", report.dimensions},
+                                    {"adapters", adapters},
+                                    {"beta", options.beta},
+                                    {"max_tokens", max_tokens},
+                                    {"report",
+                                     {{"pairs", report.n_pairs},
+                                      {"skipped_pairs", report.n_skipped},
+                                      {"train_accuracy", num(report.train_accuracy)},
+                                      {"valid_accuracy", num(report.valid_accuracy)},
+                                      {"fit_seconds", report.seconds},
+                                      {"pairs_per_second", report.pairs_per_second},
+                                      {"fits", fits}}}});
+  return report;
+}
+
+namespace {
+
+// An arm directory scored as β · Σ log π_r(response | prompt), one score per adapter.
+class ArmReward final : public RewardModel {
+ public:
+  explicit ArmReward(const fs::path& dir) {
+    const json m = read_json_file(dir / kManifest);
+    PALIGN_CHECK(m.value("method", "") == "arm" && m.contains("backbone") && m["backbone"].is_string(),
+                 ErrorCode::kInvalidArgument, "[training.arm] ", (dir / kManifest).string(),
+                 " is not an arm reward manifest");
+    const fs::path backbone = m["backbone"].get<std::string>();
+    PALIGN_CHECK(fs::is_directory(backbone), ErrorCode::kNotFound, "[training.arm] the backbone ", backbone.string(),
+                 " of ", dir.string(), " is gone; restore it or retrain the reward");
+    model_ = runtime::Model::load(backbone);
+    PALIGN_CHECK(
+        !m.contains("backbone_fingerprint") || m["backbone_fingerprint"] == runtime::model_fingerprint(*model_),
+        ErrorCode::kInvalidArgument, "[training.arm] the backbone at ", backbone.string(), " is not the one ",
+        dir.string(), " was trained on; retrain the reward on it");
+    tok_ = std::make_unique<runtime::Tokenizer>(runtime::Tokenizer::from_dir(backbone));
+    max_tokens_ = std::min(m.value("max_tokens", int64_t{1024}), model_->config().max_position);
+    const auto dims = m.value("dimensions", std::vector<std::string>{});
+    labels_ = dims.empty() ? std::vector<std::string>{"reward"} : dims;
+    for (const std::string& d : dims)
+      PALIGN_CHECK(safe_component(d), ErrorCode::kInvalidArgument, "[training.arm] ", (dir / kManifest).string(),
+                   " names dimension '", d, "', which is not a directory name");
+    for (const std::string& d : dims.empty() ? std::vector<std::string>{""} : dims) {
+      const fs::path sub = d.empty() ? dir : dir / d;
+      const json arm = read_json_file(sub / kArmJson);
+      PALIGN_CHECK(arm.value("format", "") == "palign.arm" && arm.value("version", 0) == 1, ErrorCode::kInvalidArgument,
+                   "[training.arm] ", (sub / kArmJson).string(), " is not a version-1 palign.arm file");
+      adapters_.push_back(runtime::LoraAdapter::load(sub, model_->config()));
+      betas_.push_back(arm.value("beta", 1.0));
+    }
+  }
+  std::string method() const override { return "arm"; }
+  std::vector<std::string> labels() const override { return labels_; }
+  bool personalized() const override { return false; }
+  std::vector<std::string> users() const override { return {}; }
+  std::vector<double> score(const std::string& prompt, const std::string& response, const std::string&,
+                            const std::vector<PreferenceRecord>&) override {
+    at::NoGradGuard no_grad;
+    const ArmSequence seq = tokenize_response(*tok_, prompt, response, max_tokens_);
+    std::vector<double> out;
+    for (size_t i = 0; i < adapters_.size(); ++i)
+      out.push_back(betas_[i] * response_log_probs(*model_, {seq}, &adapters_[i])[0].item<double>());
+    return out;
+  }
+  std::vector<double> score_ids(const std::vector<int64_t>&) override {
+    PALIGN_THROW(ErrorCode::kUnsupported,
+                 "[training.arm] an arm reward scores a response given its prompt, not raw token ids; pass --prompt "
+                 "and --response (during decoding it scores tokens through the fusion strategy)");
+  }
+
+ private:
+  std::unique_ptr<runtime::Model> model_;
+  std::unique_ptr<runtime::Tokenizer> tok_;
+  std::vector<runtime::LoraAdapter> adapters_;
+  std::vector<double> betas_;
+  std::vector<std::string> labels_;
+  int64_t max_tokens_ = 1024;
+};
+
+}  // namespace
+
+std::unique_ptr<RewardModel> load_arm_reward(const fs::path& dir) { return std::make_unique<ArmReward>(dir); }
+
+}  // namespace palign::training

@@ -1,0 +1,121 @@
+// GenARM's autoregressive reward model (Xu et al. 2024, "GenARM: Reward Guided Generation with Autoregressive Reward
+// Model for Test-time Alignment"): a causal LM π_r — here the frozen backbone plus a LoRA adapter — whose reward of a
+// response is a sum of per-token terms,
+//   r(x, y) = β · Σ_t log π_r(y_t | x, y_<t),
+// trained with the Bradley–Terry loss −log σ(r(x, y_c) − r(x, y_r)), mean over pairs. Because r decomposes over
+// tokens, decoding can fuse π_r's next-token log-probs with the base model's (the fusion strategy).
+//
+// `palign train reward --method arm` writes one adapter per "dimension" of the data (sorted; one for all when the
+// records have none):
+//   OUT/palign_reward.json   {"format": "palign.reward", "version": 1, "method": "arm", "backbone", "dimensions",
+//                             "beta", "report": {...}}
+//   OUT[/<dimension>]/       adapter_config.json + adapter_model.safetensors (PEFT's layout, LoraAdapter::save) and
+//                             arm.json {"format": "palign.arm", "version": 1, "beta", "dimension", "backbone",
+//                             "train_accuracy", "valid_accuracy", "epochs"}
+//
+// Shapes: N = sequences, T = tokens of the longest, V = vocabulary.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "palign/runtime/lora.h"
+#include "palign/runtime/model.h"
+#include "palign/runtime/tokenizer.h"
+
+namespace palign::training {
+
+struct PreferenceRecord;  // reward_trainer.h
+class RewardModel;        // reward_trainer.h
+
+struct ArmTrainOptions {
+  double beta = 1.0;  // the reward scale β
+  // GenARM adapts attention and MLP; the default adapts every attention projection.
+  runtime::LoraConfig lora{.r = 8,
+                           .alpha = 16,
+                           .dropout = 0,
+                           .target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"},
+                           .use_rslora = false,
+                           .base_model = {}};
+  double lr = 5e-4;           // AdamW on the LoRA parameters only
+  double weight_decay = 0;    // AdamW decoupled weight decay
+  int64_t epochs = 3;         // most passes over the training pairs
+  int64_t steps = 0;          // > 0: exactly this many optimizer steps (epochs then do not limit)
+  int64_t batch = 8;          // pairs per step (2·batch right-padded rows in one forward pass)
+  double valid_share = 0.2;   // of the pairs, held out for early stopping and the reported accuracy
+  int64_t eval_every = 0;     // steps between validations; 0 = once per epoch (and at the end)
+  int64_t patience = 3;       // validations without a lower validation loss before stopping (the best is kept)
+  int64_t max_tokens = 1024;  // prompt + response tokens per row (at most the backbone's max_position); longer rows
+                              // lose their end
+  uint64_t seed = 0;          // the adapter's initialisation, the held-out split, the batch order
+  bool progress = false;
+
+  std::string validate() const;  // "" when valid
+};
+
+// One tokenized text: ids = encode(prompt + response, add_special=true) (at most max_tokens), and the index of the
+// first response token, len(encode(prompt, add_special=true)) (at least 1: the first token is never scored).
+struct ArmSequence {
+  std::vector<int64_t> ids;
+  int64_t response_start = 1;
+};
+ArmSequence tokenize_response(const runtime::Tokenizer& tok, const std::string& prompt, const std::string& response,
+                              int64_t max_tokens);
+
+// Σ_{t ≥ response_start} log π(ids[t] | ids[<t]) of each sequence under model (with hook, e.g. a LoraAdapter; may be
+// null): [N] float64 (summed in double from float32 log-probs). The sequences run as right-padded rows of one forward
+// pass; records the autograd graph when grad mode is on and the hook's or the model's tensors require grad. Throws
+// kInvalidArgument for no sequences or an empty one.
+at::Tensor response_log_probs(const runtime::Model& model, const std::vector<ArmSequence>& sequences,
+                              const runtime::LinearHook* hook);
+
+// Bradley–Terry loss on summed log-probs: mean over pairs of −log σ(β·(chosen − rejected)) (a scalar).
+at::Tensor arm_bt_loss(const at::Tensor& chosen_log_probs, const at::Tensor& rejected_log_probs, double beta);
+
+struct ArmPair {
+  ArmSequence chosen, rejected;
+};
+
+struct ArmFitReport {
+  int64_t epochs = 0, steps = 0;  // epochs begun, optimizer steps taken
+  int64_t n_train = 0, n_valid = 0;
+  double train_accuracy = 0, valid_accuracy = 0;  // ties count one half; valid_accuracy NaN without held-out pairs
+  double train_loss = 0, valid_loss = 0;          // valid_loss NaN without held-out pairs
+  double seconds = 0;                             // the whole fit, validations included
+  int64_t trained_pairs = 0;    // pairs through forward + backward (steps · batch, short last batches counted)
+  double train_seconds = 0;     // time in those steps
+  double pairs_per_second = 0;  // trained_pairs / train_seconds
+};
+
+// Trains adapter (its A and B in place; the model stays frozen) on pairs: AdamW, seeded batches, validation on a
+// seeded valid_share of the pairs (none under 5 pairs) with early stopping, the adapter with the lowest validation
+// loss kept (the last one without held-out pairs). Throws kInvalidArgument for invalid options or no pairs.
+ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
+                             const std::vector<ArmPair>& pairs, const ArmTrainOptions& options);
+
+struct ArmTrainReport {
+  std::vector<std::string> dimensions;            // empty when the records have none (one adapter in out)
+  std::vector<ArmFitReport> fits;                 // one per adapter, in dimensions' order
+  int64_t n_pairs = 0, n_skipped = 0;             // n_skipped: identical chosen and rejected
+  double train_accuracy = 0, valid_accuracy = 0;  // means over adapters
+  double seconds = 0, pairs_per_second = 0;
+};
+
+// Tokenizes records with the backbone's tokenizer, trains one adapter per distinct dimension (sorted; one for all
+// when no record has a dimension) and writes out as described at the top. Pairs with identical chosen and rejected
+// texts are skipped. Throws kInvalidArgument (no records, every pair identical, some records with a dimension and
+// some without, invalid options), kUnsupported (a backbone LoRA cannot adapt, e.g. GPT-2), kNotFound (no backbone),
+// kIo.
+ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const std::filesystem::path& backbone,
+                         const std::filesystem::path& out, const ArmTrainOptions& options);
+
+// An arm directory as a RewardModel: score(prompt, response) = β · Σ log π_r(response | prompt) for each dimension
+// (labels = the dimensions, or "reward"). Throws kNotFound / kInvalidArgument for a missing or malformed directory.
+std::unique_ptr<RewardModel> load_arm_reward(const std::filesystem::path& dir);
+
+}  // namespace palign::training
