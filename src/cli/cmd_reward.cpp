@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common.h"
 #include "palign/base/error.h"
@@ -15,14 +16,17 @@ Command add_train_reward(CLI::App& train) {
   struct Flags {
     training::RewardTrainOptions o;
     std::string data, backbone, out, cache, objectives;
+    std::string lora_targets = "q_proj,k_proj,v_proj,o_proj";
     bool no_progress = false;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* app = train.add_subcommand(
-      "reward", "Train a reward model on preference pairs over a frozen backbone's cached features");
+      "reward",
+      "Train a reward model on preference pairs over a frozen backbone's cached features (arm: a LoRA adapter on the "
+      "backbone, GenARM's autoregressive reward)");
   auto& o = f->o;
-  app->add_option("--method", o.method, "bt, multi, prm, pal, vpl or linear")
-      ->check(CLI::IsMember({"bt", "multi", "prm", "pal", "vpl", "linear"}))
+  app->add_option("--method", o.method, "bt, multi, prm, pal, vpl, linear or arm")
+      ->check(CLI::IsMember({"bt", "multi", "prm", "pal", "vpl", "linear", "arm"}))
       ->capture_default_str();
   app->add_option("--data", f->data, "Preference pairs, JSON Lines {prompt, chosen, rejected, user_id, dimension}")
       ->required();
@@ -30,13 +34,19 @@ Command add_train_reward(CLI::App& train) {
   app->add_option("--out", f->out, "Output directory")->required();
   app->add_option("--feature-cache", f->cache, "Folder where backbone features persist between runs");
   app->add_option("--objectives", f->objectives, "linear: a directory from --method multi on the same backbone");
-  app->add_option("--epochs", o.fit.max_epochs, "Most training epochs")->capture_default_str();
-  app->add_option("--lr", o.fit.lr, "Learning rate")->capture_default_str();
-  app->add_option("--weight-decay", o.fit.weight_decay, "Weight decay")->capture_default_str();
+  // arm has its own defaults for these (ArmTrainOptions); a flag given explicitly applies to arm too.
+  CLI::Option* epochs =
+      app->add_option("--epochs", o.fit.max_epochs, "Most training epochs (arm default: 3)")->capture_default_str();
+  CLI::Option* lr = app->add_option("--lr", o.fit.lr, "Learning rate (arm default: 5e-4)")->capture_default_str();
+  CLI::Option* weight_decay =
+      app->add_option("--weight-decay", o.fit.weight_decay, "Weight decay (arm default: 0)")->capture_default_str();
   app->add_option("--valid-share", o.fit.valid_share, "Share of pairs held out for early stopping")
       ->capture_default_str();
-  app->add_option("--patience", o.fit.patience, "Epochs without improvement before stopping")->capture_default_str();
-  app->add_option("--batch", o.fit.batch, "Pairs per step")->capture_default_str();
+  CLI::Option* patience = app->add_option("--patience", o.fit.patience,
+                                          "Epochs without improvement before stopping (arm: validations; default 3)")
+                              ->capture_default_str();
+  CLI::Option* batch =
+      app->add_option("--batch", o.fit.batch, "Pairs per step (arm default: 8)")->capture_default_str();
   app->add_option("--prototypes", o.fit.n_prototypes, "pal: prototype rewards")->capture_default_str();
   app->add_option("--latent-dim", o.fit.latent_dim, "vpl: latent size")->capture_default_str();
   app->add_option("--kl-weight", o.fit.kl_weight, "vpl: weight of the KL term of the ELBO")->capture_default_str();
@@ -46,9 +56,19 @@ Command add_train_reward(CLI::App& train) {
   app->add_option("--prior-weight", o.fit.prior_weight, "linear: pull toward the population weights")
       ->capture_default_str();
   app->add_option("--l2", o.l2, "bt, multi: L2 strength (default: picked on held-out pairs)");
+  app->add_option("--beta", o.arm.beta, "arm: reward scale β in r = β·Σ log π_r(y_t | x, y_<t)")->capture_default_str();
+  app->add_option("--lora-r", o.arm.lora.r, "arm: LoRA rank")->capture_default_str();
+  app->add_option("--lora-alpha", o.arm.lora.alpha, "arm: LoRA alpha (scaling alpha / r)")->capture_default_str();
+  app->add_option("--lora-targets", f->lora_targets, "arm: comma-separated linears to adapt (q_proj ... down_proj)")
+      ->capture_default_str();
+  app->add_option("--steps", o.arm.steps, "arm: optimizer steps (0: --epochs passes)")->capture_default_str();
+  app->add_option("--eval-every", o.arm.eval_every, "arm: steps between validations (0: once per epoch)")
+      ->capture_default_str();
+  app->add_option("--max-tokens", o.arm.max_tokens, "arm: prompt + response tokens per row (longer rows are cut)")
+      ->capture_default_str();
   app->add_option("--seed", o.fit.seed, "Random seed")->capture_default_str();
   app->add_flag("--no-progress", f->no_progress, "No progress bar");
-  return {app, [f] {
+  return {app, [f, epochs, lr, weight_decay, patience, batch] {
             auto& o = f->o;
             o.data = f->data;
             o.backbone = resolve_model_dir(f->backbone);
@@ -56,6 +76,17 @@ Command add_train_reward(CLI::App& train) {
             o.feature_cache = f->cache;
             o.objectives = f->objectives;
             o.progress = !f->no_progress;
+            if (o.method == "arm") {
+              if (epochs->count()) o.arm.epochs = o.fit.max_epochs;
+              if (lr->count()) o.arm.lr = o.fit.lr;
+              if (weight_decay->count()) o.arm.weight_decay = o.fit.weight_decay;
+              if (patience->count()) o.arm.patience = o.fit.patience;
+              if (batch->count()) o.arm.batch = o.fit.batch;
+              o.arm.lora.target_modules.clear();
+              std::stringstream targets(f->lora_targets);
+              for (std::string t; std::getline(targets, t, ',');)
+                if (!t.empty()) o.arm.lora.target_modules.push_back(t);
+            }
             const auto r = training::train_reward(o);
             auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
             print_json_line(json{{"method", r.method},
