@@ -34,6 +34,10 @@ const std::vector<MethodInfo>& method_registry() {
        "per-user MAP weights over K named-dimension reward heads (fitted on the per-dimension pairs) with a "
        "population prior; best-of-N",
        false, make_multi_linear_method},
+      {"arm_linear",
+       "GenARM (Xu et al. 2024): one LoRA autoregressive reward per named dimension (trained on the per-dimension "
+       "pairs), per-user MAP weights over their K rewards; best-of-N. Opt-in (trains 10 adapters)",
+       false, make_arm_linear_method, /*in_default=*/false},
       {"oracle",
        "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
        "best-of-N by R_u (the upper bound)",

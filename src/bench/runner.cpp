@@ -107,7 +107,8 @@ std::string run_bench(const BenchOptions& options) {
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[bench] ", problem);
   std::vector<std::string> names = options.methods;
   if (names.empty())
-    for (const auto& m : method_registry()) names.push_back(m.name);
+    for (const auto& m : method_registry())
+      if (m.in_default) names.push_back(m.name);
   for (const auto& name : names) (void)find_method(name);  // unknown names fail before any work
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
@@ -122,6 +123,9 @@ std::string run_bench(const BenchOptions& options) {
     if (std::find(names.begin(), names.end(), m.name) != names.end()) methods.push_back(&m);
 
   const auto t_start = Clock::now();
+  // The model loads outside inference mode, so that methods that train adapters over it (arm) can record
+  // gradients through its weights; everything else runs in inference mode.
+  auto model = runtime::Model::load(options.model_dir);
   c10::InferenceMode guard;
   const uint64_t seed = options.seed;
   DatasetOptions dataset_options = options.dataset;
@@ -133,7 +137,6 @@ std::string run_bench(const BenchOptions& options) {
   const GraderSet graders = GraderSet::build(records);
   const auto prompts =
       fortune_prompts(records, {.split = "test", .n_prompts = options.n_prompts, .seed = derive_seed(seed, "prompts")});
-  auto model = runtime::Model::load(options.model_dir);
   const auto tok = runtime::Tokenizer::from_dir(options.model_dir);
   std::vector<std::vector<Response>> pools;
   {

@@ -66,7 +66,8 @@ Command add_bench(CLI::App& root) {
   return {app, [f] {
             if (f->list) {
               for (const auto& m : bench::method_registry())
-                std::printf("%-10s %s\n", m.name.c_str(), m.description.c_str());
+                std::printf("%-12s %s%s\n", m.name.c_str(), m.description.c_str(),
+                            m.in_default ? "" : (" [not in default runs: --methods " + m.name + "]").c_str());
               return 0;
             }
             bench::BenchOptions o = f->full ? bench::BenchOptions::full() : bench::BenchOptions::quick();

@@ -19,6 +19,7 @@ std::unique_ptr<Method> make_prm_method();
 std::unique_ptr<Method> make_pal_method();
 std::unique_ptr<Method> make_vpl_method();
 std::unique_ptr<Method> make_multi_linear_method();
+std::unique_ptr<Method> make_arm_linear_method();
 
 // Best-of-N over a prompt's pooled samples: the highest-scoring sample's text (the first on ties), charged with the
 // whole pool's tokens and time, the batch's forward passes plus extra_passes (e.g. one batched scoring pass).

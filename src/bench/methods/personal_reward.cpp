@@ -5,13 +5,17 @@
 // from the pairs they bring (none: the generic / population state). Predicts σ(r_u(a) − r_u(b)); generates best-of-N
 // over the pooled samples by r_u.
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <utility>
 
 #include "methods.h"
 #include "palign/bench/users.h"
+#include "palign/runtime/lora.h"
+#include "palign/training/arm_trainer.h"
 #include "palign/training/linear_bt.h"
 #include "palign/training/reward_heads.h"
 
@@ -29,9 +33,14 @@ at::Tensor to_tensor(const std::vector<const std::vector<float>*>& rows, int64_t
   return t;
 }
 
+// What the head sees of a response: the backbone's features, the K scores of per-dimension linear heads, or the K
+// GenARM rewards β · Σ log π_k(response | prompt) of per-dimension LoRA adapters.
+enum class Inputs { kFeatures, kLinearHeads, kArms };
+
 class PersonalRewardMethod final : public Method {
  public:
-  PersonalRewardMethod(std::string head, bool multi_objective) : head_(std::move(head)), multi_(multi_objective) {}
+  PersonalRewardMethod(std::string head, Inputs inputs)
+      : head_(std::move(head)), inputs_(inputs), multi_(inputs != Inputs::kFeatures) {}
   bool predicts() const override { return true; }
   bool generates() const override { return true; }
 
@@ -39,7 +48,9 @@ class PersonalRewardMethod final : public Method {
     model_.reset();
     states_.clear();
     user_index_.clear();
-    if (multi_) fit_objectives(data, ctx);
+    if (inputs_ == Inputs::kLinearHeads) fit_objectives(data, ctx);
+    if (inputs_ == Inputs::kArms && arms_.empty()) fit_arms(data, ctx);  // the dimension pairs never change
+    if (inputs_ == Inputs::kArms) precompute_arm_scores(data, ctx);
     std::vector<const std::vector<float>*> chosen, rejected;
     std::vector<int64_t> user;
     std::vector<std::pair<std::string, std::string>> texts;
@@ -88,7 +99,13 @@ class PersonalRewardMethod final : public Method {
     for (const auto& r : pool) texts.emplace_back(prompt, r.text);
     ctx.precompute_features(texts);
     std::vector<std::vector<float>> rows;
-    for (const auto& r : pool) rows.push_back(input(prompt, r.text, ctx));
+    if (inputs_ == Inputs::kArms) {
+      std::vector<std::string> responses;
+      for (const auto& r : pool) responses.push_back(r.text);
+      rows = arm_scores(prompt, responses, ctx);  // one batched pass per arm
+    } else {
+      for (const auto& r : pool) rows.push_back(input(prompt, r.text, ctx));
+    }
     const at::Tensor scores = model_->score(to_tensor_rows(rows), state(user, ctx));
     size_t i = 0;
     return best_of_pool(
@@ -105,7 +122,8 @@ class PersonalRewardMethod final : public Method {
   }
 
   // The head's input for a response: the backbone features, or the K objective scores.
-  std::vector<float> input(const std::string& prompt, const std::string& response, MethodContext& ctx) const {
+  std::vector<float> input(const std::string& prompt, const std::string& response, MethodContext& ctx) {
+    if (inputs_ == Inputs::kArms) return arm_scores(prompt, {response}, ctx)[0];
     const auto& f = ctx.features(prompt, response);
     if (!multi_) return f;
     std::vector<float> scores;
@@ -126,6 +144,56 @@ class PersonalRewardMethod final : public Method {
       }
       objectives_.push_back(fit_linear_bt(chosen, rejected, {.seed = ctx.seed()}));
     }
+  }
+
+  // One LoRA per named dimension, trained on that dimension's pairs (GenARM).
+  void fit_arms(const FitData& data, MethodContext& ctx) {
+    c10::InferenceMode training_mode(false);
+    training::ArmTrainOptions o;
+    o.seed = ctx.seed();
+    for (const auto& pairs : data.dimension_pairs) {
+      std::vector<training::ArmPair> arm_pairs;
+      for (const auto& p : pairs)
+        if (p.chosen != p.rejected)
+          arm_pairs.push_back({training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, o.max_tokens),
+                               training::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, o.max_tokens)});
+      auto adapter = runtime::LoraAdapter::init(ctx.model().config(), o.lora, o.seed);
+      training::fit_arm_adapter(ctx.model(), adapter, arm_pairs, o);
+      arms_.push_back(std::move(adapter));
+    }
+    beta_ = o.beta;
+  }
+
+  // The arm rewards of every response of the fit's pairs, computed in batches before the head sees them.
+  void precompute_arm_scores(const FitData& data, MethodContext& ctx) {
+    std::map<std::string, std::vector<std::string>> by_prompt;
+    for (const auto& u : data.users)
+      for (const auto& p : u.pairs) by_prompt[p.prompt].insert(by_prompt[p.prompt].end(), {p.chosen, p.rejected});
+    for (const auto& [prompt, responses] : by_prompt) (void)arm_scores(prompt, responses, ctx);
+  }
+
+  // [responses][K] arm rewards, cached by (prompt, response).
+  std::vector<std::vector<float>> arm_scores(const std::string& prompt, const std::vector<std::string>& responses,
+                                             MethodContext& ctx) {
+    std::vector<std::string> todo;
+    for (const auto& r : responses)
+      if (!arm_cache_.count(prompt + '\x1f' + r)) todo.push_back(r);
+    std::sort(todo.begin(), todo.end());
+    todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
+    if (!todo.empty()) {
+      std::vector<training::ArmSequence> seqs;
+      for (const auto& r : todo) seqs.push_back(training::tokenize_response(ctx.tokenizer(), prompt, r, 1 << 20));
+      std::vector<std::vector<float>> scores(todo.size());
+      for (const auto& arm : arms_) {
+        const at::Tensor lp = training::response_log_probs(ctx.model(), seqs, &arm);
+        for (size_t i = 0; i < todo.size(); ++i)
+          scores[i].push_back(static_cast<float>(beta_ * lp[static_cast<int64_t>(i)].item<double>()));
+      }
+      for (size_t i = 0; i < todo.size(); ++i) arm_cache_[prompt + '\x1f' + todo[i]] = std::move(scores[i]);
+    }
+    std::vector<std::vector<float>> out;
+    for (const auto& r : responses) out.push_back(arm_cache_.at(prompt + '\x1f' + r));
+    return out;
   }
 
   // A seen user's fitted state, or the state inferred from an unseen user's pairs (cached per user and budget).
@@ -151,7 +219,11 @@ class PersonalRewardMethod final : public Method {
   }
 
   std::string head_;
+  Inputs inputs_;
   bool multi_;
+  std::vector<runtime::LoraAdapter> arms_;  // kArms: one per dimension
+  double beta_ = 1.0;
+  std::map<std::string, std::vector<float>> arm_cache_;
   std::vector<LinearBt> objectives_;  // multi_linear: one head per named dimension
   std::unique_ptr<training::PersonalizedReward> model_;
   std::map<std::string, int64_t> user_index_;
@@ -161,9 +233,14 @@ class PersonalRewardMethod final : public Method {
 
 }  // namespace
 
-std::unique_ptr<Method> make_prm_method() { return std::make_unique<PersonalRewardMethod>("prm", false); }
-std::unique_ptr<Method> make_pal_method() { return std::make_unique<PersonalRewardMethod>("pal", false); }
-std::unique_ptr<Method> make_vpl_method() { return std::make_unique<PersonalRewardMethod>("vpl", false); }
-std::unique_ptr<Method> make_multi_linear_method() { return std::make_unique<PersonalRewardMethod>("linear", true); }
+std::unique_ptr<Method> make_prm_method() { return std::make_unique<PersonalRewardMethod>("prm", Inputs::kFeatures); }
+std::unique_ptr<Method> make_pal_method() { return std::make_unique<PersonalRewardMethod>("pal", Inputs::kFeatures); }
+std::unique_ptr<Method> make_vpl_method() { return std::make_unique<PersonalRewardMethod>("vpl", Inputs::kFeatures); }
+std::unique_ptr<Method> make_arm_linear_method() {
+  return std::make_unique<PersonalRewardMethod>("linear", Inputs::kArms);
+}
+std::unique_ptr<Method> make_multi_linear_method() {
+  return std::make_unique<PersonalRewardMethod>("linear", Inputs::kLinearHeads);
+}
 
 }  // namespace palign::bench

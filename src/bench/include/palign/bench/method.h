@@ -129,6 +129,7 @@ struct MethodInfo {
   std::string description;
   bool oracle = false;
   std::function<std::unique_ptr<Method>()> make;
+  bool in_default = true;  // false: too slow for the default runs; only with --methods NAME
 };
 
 // Every method, in report order.
