@@ -1,8 +1,8 @@
 // Reward models from preference data on cached backbone features (see reward_trainer.h).
 #include "palign/training/reward_trainer.h"
 
-#include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +16,7 @@
 #include "palign/base/progress.h"
 #include "palign/base/rng.h"
 #include "palign/runtime/feature_cache.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
@@ -182,6 +183,132 @@ at::Tensor last_half(const at::Tensor& features) {
   return features.slice(1, d, 2 * d);
 }
 
+// bt --lora: the Bradley–Terry reward r = w · h_last(x + y) with a LoRA on the backbone, trained jointly (AdamW,
+// seeded batches, validation on a seeded share of the pairs every epoch, the best adapter and head kept).
+struct LoraBtResult {
+  runtime::LoraAdapter adapter;
+  at::Tensor head;  // [D]
+  double train_accuracy = 0, valid_accuracy = 0, frozen_valid_accuracy = 0;
+  int64_t steps = 0;
+};
+
+LoraBtResult fit_bt_lora(const runtime::Model& model, const runtime::Tokenizer& tok,
+                         const std::vector<PreferenceRecord>& records, const at::Tensor& frozen_head,
+                         const RewardTrainOptions& options) {
+  const ArmTrainOptions& a = options.arm;  // the adapter and optimizer settings are arm's flags
+  const int64_t max_tokens = std::min(a.max_tokens, model.config().max_position);
+  auto ids_of = [&](const std::string& prompt, const std::string& response) {
+    return tokenize_response(tok, prompt, response, max_tokens).ids;
+  };
+  std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> pairs;
+  for (const auto& r : records) pairs.emplace_back(ids_of(r.prompt, r.chosen), ids_of(r.prompt, r.rejected));
+  const auto n = static_cast<int64_t>(pairs.size());
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  Rng rng(derive_seed(options.fit.seed, "reward.bt_lora"));
+  for (int64_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng.uniform_int(static_cast<uint64_t>(i))]);
+  const int64_t n_valid =
+      n >= 10 ? static_cast<int64_t>(std::llround(options.fit.valid_share * static_cast<double>(n))) : 0;
+  const std::vector<int64_t> valid(order.begin(), order.begin() + n_valid), train(order.begin() + n_valid, order.end());
+
+  LoraBtResult out{runtime::LoraAdapter::init(model.config(), a.lora, options.fit.seed), {}, 0, 0, 0, 0};
+  at::Tensor w = frozen_head.detach().clone().to(at::kFloat).requires_grad_(true);
+  std::vector<at::Tensor> params = out.adapter.parameters();
+  for (auto& p : params) p.requires_grad_(true);
+  params.push_back(w);
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(a.lr).weight_decay(a.weight_decay));
+
+  // Rewards of rows (each a token list), one right-padded forward pass.
+  auto rewards = [&](const std::vector<const std::vector<int64_t>*>& rows) {
+    int64_t longest = 1;
+    for (const auto* r : rows) longest = std::max<int64_t>(longest, static_cast<int64_t>(r->size()));
+    at::Tensor ids = at::zeros({static_cast<int64_t>(rows.size()), longest}, at::kLong);
+    std::vector<int64_t> n_tokens;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      for (size_t t = 0; t < rows[i]->size(); ++t)
+        ids[static_cast<int64_t>(i)][static_cast<int64_t>(t)] = (*rows[i])[t];
+      n_tokens.push_back(static_cast<int64_t>(rows[i]->size()));
+    }
+    runtime::ForwardOptions fo;
+    fo.logits = runtime::ForwardOptions::Logits::kNone;
+    fo.return_hidden = true;
+    fo.linear_hook = &out.adapter;
+    const at::Tensor hidden = model.forward_uncached({.ids = ids, .n_tokens = n_tokens, .seq = {}}, fo).hidden;
+    const at::Tensor last = at::tensor(n_tokens, at::kLong) - 1;
+    const at::Tensor h = hidden.index({at::arange(static_cast<int64_t>(rows.size())), last});  // [N, D]
+    return at::mv(h, w);
+  };
+  auto margins = [&](const std::vector<int64_t>& which) {
+    std::vector<const std::vector<int64_t>*> rows;
+    for (int64_t i : which) rows.push_back(&pairs[i].first);
+    for (int64_t i : which) rows.push_back(&pairs[i].second);
+    const at::Tensor r = rewards(rows);
+    const auto k = static_cast<int64_t>(which.size());
+    return r.slice(0, 0, k) - r.slice(0, k, 2 * k);
+  };
+  auto accuracy = [&](const std::vector<int64_t>& which) {
+    if (which.empty()) return std::nan("");
+    at::NoGradGuard no_grad;
+    double acc = 0;
+    for (size_t s = 0; s < which.size(); s += 32) {
+      const std::vector<int64_t> chunk(which.begin() + static_cast<std::ptrdiff_t>(s),
+                                       which.begin() + static_cast<std::ptrdiff_t>(std::min(which.size(), s + 32)));
+      const at::Tensor m = margins(chunk);
+      acc += (m.gt(0).to(at::kDouble) + 0.5 * m.eq(0).to(at::kDouble)).sum().item<double>();
+    }
+    return acc / static_cast<double>(which.size());
+  };
+
+  out.frozen_valid_accuracy = accuracy(valid);
+  double best = valid.empty() ? -1.0 : out.frozen_valid_accuracy;
+  std::vector<at::Tensor> best_params;
+  for (const auto& p : params) best_params.push_back(p.detach().clone());
+  const int64_t batch = std::max<int64_t>(1, a.batch);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, (static_cast<int64_t>(train.size()) + batch - 1) / batch);
+  const int64_t total = a.steps > 0 ? a.steps : a.epochs * steps_per_epoch;
+  ProgressBar bar("fit bt+lora", total, options.progress);
+  int64_t since_best = 0;
+  std::vector<int64_t> shuffled = train;
+  for (int64_t step = 0; step < total; ++step) {
+    const int64_t pos = step % steps_per_epoch;
+    if (pos == 0)
+      for (int64_t i = static_cast<int64_t>(shuffled.size()); i > 1; --i)
+        std::swap(shuffled[i - 1], shuffled[rng.uniform_int(static_cast<uint64_t>(i))]);
+    const std::vector<int64_t> chunk(
+        shuffled.begin() + pos * batch,
+        shuffled.begin() + std::min<int64_t>(static_cast<int64_t>(shuffled.size()), (pos + 1) * batch));
+    if (chunk.empty()) continue;
+    opt.zero_grad();
+    const at::Tensor loss = -at::log_sigmoid(margins(chunk)).mean();
+    loss.backward();
+    opt.step();
+    out.steps = step + 1;
+    if (pos + 1 == steps_per_epoch || step + 1 == total) {
+      const double acc = accuracy(valid);
+      char status[96];
+      std::snprintf(status, sizeof(status), "loss %.4f val acc %.3f", loss.item<double>(), acc);
+      bar.update(step + 1, status);
+      if (valid.empty() || acc > best) {
+        best = acc;
+        since_best = 0;
+        for (size_t i = 0; i < params.size(); ++i) best_params[i] = params[i].detach().clone();
+      } else if (++since_best >= a.patience) {
+        break;
+      }
+    }
+  }
+  bar.finish();
+  {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best_params[i]);
+  }
+  for (auto& p : params) p.requires_grad_(false);
+  out.head = w.detach().clone();
+  out.train_accuracy = accuracy(train);
+  out.valid_accuracy = accuracy(valid);
+  return out;
+}
+
 }  // namespace
 
 std::vector<PreferenceRecord> read_preference_jsonl(const fs::path& path) {
@@ -271,8 +398,9 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
                    "head per \"dimension\", but record ",
                    i + 1, " of ", options.data.string(), " has none");
 
-  c10::InferenceMode guard;
+  // The backbone loads outside inference mode so that bt --lora can record gradients through it.
   auto backbone = runtime::Model::load(options.backbone);
+  c10::InferenceMode guard;
   const auto tok = runtime::Tokenizer::from_dir(options.backbone);
   runtime::FeatureCache cache(*backbone, tok, options.feature_cache);
   std::vector<runtime::TextPair> texts;
@@ -313,7 +441,23 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
       train_acc += head.train_accuracy / static_cast<double>(labels.size());
       valid_acc += head.valid_accuracy / static_cast<double>(labels.size());
     }
-    write_classifier(options.out, *backbone, options.backbone, at::stack(rows), labels);
+    if (method == "bt" && options.bt_lora) {
+      // Fine-tune a LoRA on the backbone jointly with the head (warm-started from the frozen fit), then merge it.
+      c10::InferenceMode train_mode(false);
+      const LoraBtResult lb = fit_bt_lora(*backbone, tok, records, rows[0], options);
+      const auto merged = runtime::merge_lora(*backbone, lb.adapter);
+      write_classifier(options.out, *merged, options.backbone, lb.head.unsqueeze(0), labels);
+      lb.adapter.save(options.out / "adapter");
+      train_acc = lb.train_accuracy;
+      valid_acc = lb.valid_accuracy;
+      manifest["lora"] = {{"r", lb.adapter.config().r},
+                          {"alpha", lb.adapter.config().alpha},
+                          {"target_modules", lb.adapter.config().target_modules},
+                          {"steps", lb.steps},
+                          {"frozen_valid_accuracy", lb.frozen_valid_accuracy}};
+    } else {
+      write_classifier(options.out, *backbone, options.backbone, at::stack(rows), labels);
+    }
     report.dimensions = method == "multi" ? labels : std::vector<std::string>{};
     report.train_accuracy = train_acc;
     report.valid_accuracy = valid_acc;

@@ -15,6 +15,7 @@
 #include "palign/base/error.h"
 #include "palign/base/rng.h"
 #include "palign/runtime/feature_cache.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
@@ -229,6 +230,49 @@ TEST(RewardTrainer, LinearWeighsTheObjectivesPerUser) {
   o.objectives = dir / "multi_qwen";
   o.out = dir / "linear2";
   EXPECT_EQ(error_code_of([&] { train_reward(o); }), ErrorCode::kInvalidArgument);
+}
+
+// bt --lora: the adapter trains with the head, is merged into the written classification directory, and that
+// directory scores what the base model with the saved adapter attached and the head compute.
+TEST(RewardTrainer, BtWithLoraMergesTheAdapterIntoTheClassifier) {
+  const fs::path dir = fresh_dir("bt_lora");
+  auto pairs = planted_pairs(4, 40, 4);
+  for (auto& p : pairs)  // one kind of user: everyone prefers the longer response
+    if (p["chosen"].get<std::string>().size() < p["rejected"].get<std::string>().size())
+      std::swap(p["chosen"], p["rejected"]);
+  write_lines(dir / "pairs.jsonl", pairs);
+  auto o = options("bt", dir / "pairs.jsonl", dir / "bt_lora");
+  o.bt_lora = true;
+  o.arm.lr = 1e-3;
+  o.arm.epochs = 4;
+  const auto r = train_reward(o);
+  const json m = test::read_json(dir / "bt_lora" / "palign_reward.json");
+  std::printf("bt --lora: valid %.3f (frozen head %.3f), %ld steps\n", r.valid_accuracy,
+              m.at("lora").at("frozen_valid_accuracy").get<double>(), m.at("lora").at("steps").get<long>());
+  EXPECT_GE(r.valid_accuracy, m.at("lora").at("frozen_valid_accuracy").get<double>());
+  EXPECT_GT(m.at("lora").at("steps").get<int64_t>(), 0);
+  // Naive twin: the base model with the saved adapter attached, the head applied to the last hidden state.
+  const auto base = runtime::Model::load(kModels / "llama");
+  const auto tok = runtime::Tokenizer::from_dir(kModels / "llama");
+  const auto adapter = runtime::LoraAdapter::load(dir / "bt_lora" / "adapter", base->config());
+  const at::Tensor head = runtime::SafetensorsFile::open(dir / "bt_lora" / "model.safetensors").get_f32("score.weight");
+  const auto reward = RewardModel::load(dir / "bt_lora");
+  double max_diff = 0;
+  for (const auto& [prompt, response] :
+       std::vector<std::pair<std::string, std::string>>{{"Tell me", " cat dog sun"}, {"Tell me rain", " code!"}}) {
+    const auto ids32 = tok.encode(prompt + response, /*add_special=*/true);
+    const at::Tensor ids = at::tensor(std::vector<int64_t>(ids32.begin(), ids32.end()), at::kLong).view({1, -1});
+    runtime::ForwardOptions fo;
+    fo.logits = runtime::ForwardOptions::Logits::kNone;
+    fo.return_hidden = true;
+    fo.linear_hook = &adapter;
+    const at::Tensor hidden =
+        base->forward_uncached({.ids = ids, .n_tokens = {ids.size(1)}, .seq = {}}, fo).hidden[0][ids.size(1) - 1];
+    const double expected = at::dot(head[0], hidden).item<double>();
+    max_diff = std::max(max_diff, std::abs(reward->score(prompt, response)[0] - expected));
+  }
+  std::printf("merged classifier vs base + adapter + head: max |diff| = %.3g\n", max_diff);
+  EXPECT_LT(max_diff, 1e-4);
 }
 
 TEST(RewardTrainer, BadDataAndSettingsAreClearErrors) {

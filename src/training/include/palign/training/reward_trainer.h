@@ -51,6 +51,9 @@ struct RewardTrainOptions {
   bool progress = true;
   // arm: everything but valid_share, seed and progress, which come from fit and progress above.
   ArmTrainOptions arm;
+  // bt: also fine-tune a LoRA on the backbone with the head (arm's LoRA and optimizer settings); the adapter is merged
+  // into the written classification directory and saved beside it in OUT/adapter.
+  bool bt_lora = false;
   // Append new fields here.
 };
 
