@@ -67,6 +67,9 @@ Command add_train_reward(CLI::App& train) {
   app->add_option("--max-tokens", o.arm.max_tokens, "arm: prompt + response tokens per row (longer rows are cut)")
       ->capture_default_str();
   app->add_option("--seed", o.fit.seed, "Random seed")->capture_default_str();
+  app->add_flag("--lora", f->o.bt_lora,
+                "bt: also fine-tune a LoRA on the backbone with the head (the --lora-*, --steps and optimizer flags "
+                "as for arm); merged into the written directory");
   app->add_flag("--no-progress", f->no_progress, "No progress bar");
   return {app, [f, epochs, lr, weight_decay, patience, batch] {
             auto& o = f->o;
@@ -76,7 +79,10 @@ Command add_train_reward(CLI::App& train) {
             o.feature_cache = f->cache;
             o.objectives = f->objectives;
             o.progress = !f->no_progress;
-            if (o.method == "arm") {
+            PALIGN_CHECK(!o.bt_lora || o.method == "bt", ErrorCode::kInvalidArgument,
+                         "[cli.train.reward] --lora fine-tunes the backbone for --method bt only (arm always uses a "
+                         "LoRA; the other heads train on frozen features)");
+            if (o.method == "arm" || o.bt_lora) {
               if (epochs->count()) o.arm.epochs = o.fit.max_epochs;
               if (lr->count()) o.arm.lr = o.fit.lr;
               if (weight_decay->count()) o.arm.weight_decay = o.fit.weight_decay;
