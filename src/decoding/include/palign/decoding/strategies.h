@@ -1,0 +1,56 @@
+// Decoding-time strategies over several models that share a vocabulary. Each is a NextTokenScorer — next-token scores
+// [V] for the current text, and an append — driven by one loop (decode) with the runtime's sampler, so greedy takes
+// the argmax of the scores and sampling draws from softmax(scores / temperature) after the usual filters.
+//   fusion  Σ_i w_i · log_softmax(logits_i): MOD (Shi et al. 2024) over per-dimension policies, GenARM / PAD over a
+//           base and autoregressive rewards. Any real weights (negative ones extrapolate).
+//   proxy   proxy-tuning (Liu et al. 2024): base logits + α · (expert logits − anti-expert logits); DeRa is the same
+//           rule between a base and an aligned model.
+//   args    ARGS (Khanov et al. 2024): the policy's top-k tokens v scored s(v) = log_softmax(policy)[v] + w · r(prefix
+//   + v),
+//           r the reward model's first score; the k candidates are scored in one batch over the reward model's cached
+//           prefix (forked KV cache).
+// Every model keeps its own KV cache: one forward of one token per model per step.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "palign/runtime/generate.h"
+
+namespace palign::runtime {
+class Model;
+}
+
+namespace palign::decoding {
+
+class NextTokenScorer {
+ public:
+  virtual ~NextTokenScorer() = default;
+  // Scores [V] float32 of the next token after the prompt and every appended token (-inf: never chosen).
+  virtual at::Tensor scores() = 0;
+  virtual void append(int64_t token) = 0;
+};
+
+// The decode loop: the prompt goes to the scorers' constructors; stops at options.stop_ids (kept in the output) or
+// after max_new_tokens (clipped to the context). One sample; sampling uses options.sampling.seed.
+runtime::GenerateResult decode(NextTokenScorer& scorer, std::span<const int64_t> prompt,
+                               const runtime::GenerateOptions& options, int64_t max_position,
+                               const runtime::Tokenizer* tokenizer = nullptr);
+
+// Throws kInvalidArgument: no models, weights of the wrong count, models with different vocabularies, a context
+// the prompt does not fit.
+std::unique_ptr<NextTokenScorer> make_fusion(const std::vector<const runtime::Model*>& models,
+                                             const std::vector<double>& weights, std::span<const int64_t> prompt);
+std::unique_ptr<NextTokenScorer> make_proxy(const runtime::Model& base, const runtime::Model& expert,
+                                            const runtime::Model& antiexpert, double alpha,
+                                            std::span<const int64_t> prompt);
+// reward: a sequence-classification model over the policy's vocabulary. Throws kInvalidArgument for k < 1 or k
+// beyond the vocabulary, a reward model that is not a classifier, different vocabularies.
+std::unique_ptr<NextTokenScorer> make_args(const runtime::Model& policy, const runtime::Model& reward, int64_t k,
+                                           double w, std::span<const int64_t> prompt);
+
+}  // namespace palign::decoding

@@ -1,0 +1,140 @@
+// Decoding strategies against naive twins that recompute every model over the whole text at every step (no cache,
+// experts one after another, ARGS candidates one at a time), on the Hugging Face fixture models; bad parameters.
+#include "palign/decoding/strategies.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <limits>
+
+#include "../runtime/test_util.h"
+#include "palign/base/error.h"
+#include "palign/runtime/model.h"
+#include "palign/runtime/sampler.h"
+
+using namespace palign;
+using namespace palign::runtime;
+using palign::test::error_code_of;
+
+namespace {
+
+std::unique_ptr<Model> load(const std::string& name) { return Model::load(test::hf_model(name)); }
+
+// Last-position logits [V] of a full recompute.
+at::Tensor full_last(const Model& m, const std::vector<int64_t>& ids) {
+  return m.forward_full(at::tensor(ids, at::kLong)).select(0, static_cast<int64_t>(ids.size()) - 1);
+}
+
+// The naive loop: scores from a full recompute of the whole history, the same sampler.
+std::vector<int64_t> naive_decode(const std::function<at::Tensor(const std::vector<int64_t>&)>& scores,
+                                  std::vector<int64_t> history, int64_t n, SamplingOptions sampling) {
+  Sampler sampler(sampling);
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t t = sampler.sample(scores(history).to(at::kFloat), history);
+    out.push_back(t);
+    history.push_back(t);
+  }
+  return out;
+}
+
+GenerateOptions options(int64_t n, bool greedy, uint64_t seed = 0) {
+  GenerateOptions o;
+  o.max_new_tokens = n;
+  o.sampling.greedy = greedy;
+  o.sampling.temperature = 0.8f;
+  o.sampling.seed = seed;
+  return o;
+}
+
+const std::vector<int64_t> kPrompt = {1, 17, 230, 5, 99};
+
+TEST(Fusion, EqualsTheNaiveTwinGreedyAndSampled) {
+  auto a = load("llama"), b = load("llama_untied_noscale"), c = load("qwen3");
+  const std::vector<const Model*> models = {a.get(), b.get(), c.get()};
+  const std::vector<double> w = {0.6, 0.9, -0.5};  // a negative weight extrapolates away from c
+  auto naive_scores = [&](const std::vector<int64_t>& h) {
+    at::Tensor s = at::zeros({a->config().vocab_size});
+    for (size_t i = 0; i < models.size(); ++i) s += w[i] * at::log_softmax(full_last(*models[i], h), -1);
+    return s;
+  };
+  for (bool greedy : {true, false}) {
+    auto scorer = decoding::make_fusion(models, w, kPrompt);
+    const auto fast = decoding::decode(*scorer, kPrompt, options(16, greedy, 7), a->config().max_position).ids;
+    const auto naive = naive_decode(naive_scores, kPrompt, 16, options(16, greedy, 7).sampling);
+    EXPECT_EQ(fast, naive) << (greedy ? "greedy" : "sampled");
+    std::printf("fusion (%s): %zu tokens identical to the naive twin: %s\n", greedy ? "greedy" : "sampled", fast.size(),
+                fast == naive ? "yes" : "no");
+  }
+  // One model with weight 1 is plain greedy decoding.
+  auto one = decoding::make_fusion({a.get()}, {1.0}, kPrompt);
+  const auto plain = generate(*a, nullptr, kPrompt, options(12, true))[0].ids;
+  EXPECT_EQ(decoding::decode(*one, kPrompt, options(12, true), a->config().max_position).ids, plain);
+}
+
+TEST(Proxy, EqualsTheNaiveTwin) {
+  auto base = load("llama"), expert = load("qwen3"), anti = load("llama_untied_noscale");
+  const double alpha = 0.7;
+  auto naive_scores = [&](const std::vector<int64_t>& h) {
+    return full_last(*base, h) + alpha * (full_last(*expert, h) - full_last(*anti, h));
+  };
+  auto scorer = decoding::make_proxy(*base, *expert, *anti, alpha, kPrompt);
+  const auto fast = decoding::decode(*scorer, kPrompt, options(16, true), base->config().max_position).ids;
+  const auto naive = naive_decode(naive_scores, kPrompt, 16, options(16, true).sampling);
+  EXPECT_EQ(fast, naive);
+  std::printf("proxy: %zu tokens identical to the naive twin: %s\n", fast.size(), fast == naive ? "yes" : "no");
+}
+
+TEST(Args, EqualsTheNaiveTwin) {
+  auto policy = load("llama"), reward = load("llama_rm");
+  for (auto [k, w] : std::vector<std::pair<int64_t, double>>{{10, 1.5}, {3, -2.0}, {1, 5.0}}) {
+    auto naive_scores = [&, k = k, w = w](const std::vector<int64_t>& h) {
+      const at::Tensor lp = at::log_softmax(full_last(*policy, h), -1);
+      const auto [top, idx] = at::topk(lp, k);
+      at::Tensor s = at::full_like(lp, -std::numeric_limits<float>::infinity());
+      for (int64_t j = 0; j < k; ++j) {
+        std::vector<int64_t> ext = h;
+        ext.push_back(idx[j].item<int64_t>());
+        const at::Tensor ids = at::tensor(ext, at::kLong);
+        const double r = reward->pick_sequence_score(ids, reward->forward_full(ids))[0].item<double>();
+        s[idx[j].item<int64_t>()] = top[j].item<float>() + static_cast<float>(w * r);
+      }
+      return s;
+    };
+    auto scorer = decoding::make_args(*policy, *reward, k, w, kPrompt);
+    const auto fast = decoding::decode(*scorer, kPrompt, options(12, true), policy->config().max_position).ids;
+    const auto naive = naive_decode(naive_scores, kPrompt, 12, options(12, true).sampling);
+    EXPECT_EQ(fast, naive) << "k=" << k << " w=" << w;
+    std::printf("args k=%ld w=%.1f: %zu tokens identical to the naive twin: %s\n", static_cast<long>(k), w, fast.size(),
+                fast == naive ? "yes" : "no");
+  }
+  // k = 1 is the policy's greedy path whatever the reward says.
+  auto k1 = decoding::make_args(*policy, *reward, 1, 100.0, kPrompt);
+  EXPECT_EQ(decoding::decode(*k1, kPrompt, options(12, true), policy->config().max_position).ids,
+            generate(*policy, nullptr, kPrompt, options(12, true))[0].ids);
+}
+
+TEST(Strategies, BadParametersAreClearErrors) {
+  auto llama = load("llama"), mistral = load("mistral"), rm = load("llama_rm");
+  EXPECT_EQ(error_code_of([&] { decoding::make_args(*llama, *rm, 0, 1.0, kPrompt); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { decoding::make_args(*llama, *llama, 3, 1.0, kPrompt); }),
+            ErrorCode::kInvalidArgument);  // not a reward model
+  EXPECT_EQ(error_code_of([&] {
+              decoding::make_fusion({llama.get(), llama.get()}, {1.0}, kPrompt);
+            }),
+            ErrorCode::kInvalidArgument);  // weights of the wrong count
+  EXPECT_EQ(error_code_of([&] {
+              decoding::make_fusion({llama.get(), mistral.get()}, {1.0, 1.0}, kPrompt);
+            }),
+            ErrorCode::kInvalidArgument);  // different vocabularies
+  EXPECT_EQ(error_code_of([&] { decoding::make_proxy(*llama, *mistral, *llama, 1.0, kPrompt); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { decoding::make_fusion({}, {}, kPrompt); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { decoding::make_fusion({llama.get()}, {1.0}, std::vector<int64_t>{}); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { decoding::make_fusion({llama.get()}, {1.0}, std::vector<int64_t>{5000}); }),
+            ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
