@@ -1,10 +1,14 @@
 // palign generate: text generation with the plain sampler (decoding strategies plug in here later).
+#include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/decoding/strategies.h"
 #include "palign/runtime/chat_template.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/lora.h"
@@ -20,6 +24,12 @@ namespace {
 struct GenerateFlags {
   std::string model;
   std::string adapter;
+  // Decoding strategies (palign/decoding/strategies.h).
+  std::string strategy = "sample";
+  std::string models, weights, expert, antiexpert, reward_model;
+  double alpha = 1.0, args_w = 1.0;
+  int64_t args_k = 10;
+  std::vector<std::pair<const CLI::Option*, std::string>> strategy_flags;  // flag -> the strategy it belongs to
   std::string prompt;
   bool prompt_given = false;
   std::string prompt_ids;
@@ -40,7 +50,90 @@ struct GenerateFlags {
   std::vector<std::string> stop;
 };
 
+std::vector<double> parse_weights(const std::string& text) {
+  std::vector<double> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stod(item, &used));
+      PALIGN_CHECK(used == item.size(), ErrorCode::kInvalidArgument, "");
+    } catch (const std::exception&) {
+      PALIGN_THROW(ErrorCode::kInvalidArgument, "[cli.generate] --weights: '", item,
+                   "' is not a number; give comma-separated numbers, e.g. --weights 0.7,0.3");
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::string file_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// fusion / proxy / args: one sample at a time (seed + i), each model with its own cache.
+std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& model, const fs::path& dir,
+                                         const std::vector<int64_t>& prompt, const GenerateOptions& opts,
+                                         const Tokenizer* tokenizer) {
+  std::vector<std::unique_ptr<Model>> loaded;
+  auto load = [&](const std::string& path) -> const Model& {
+    if (fs::weakly_canonical(path) == fs::weakly_canonical(dir)) return model;
+    loaded.push_back(Model::load(path));
+    return *loaded.back();
+  };
+  std::function<std::unique_ptr<decoding::NextTokenScorer>()> make;
+  std::vector<const Model*> fused;
+  std::vector<double> weights;
+  if (f.strategy == "fusion") {
+    const auto paths = split_list(f.models);
+    PALIGN_CHECK(!paths.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --strategy fusion needs --models A,B[,C...] and --weights a,b[,c...]");
+    weights = parse_weights(f.weights);
+    PALIGN_CHECK(weights.size() == paths.size(), ErrorCode::kInvalidArgument, "[cli.generate] --weights has ",
+                 weights.size(), " numbers for ", paths.size(), " models in --models; give one weight per model");
+    for (const auto& p : paths) fused.push_back(&load(p));
+    make = [&] { return decoding::make_fusion(fused, weights, prompt); };
+  } else if (f.strategy == "proxy") {
+    PALIGN_CHECK(!f.expert.empty() && !f.antiexpert.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --strategy proxy needs --expert DIR and --antiexpert DIR (and --alpha A)");
+    const Model& expert = load(f.expert);
+    const Model& anti = load(f.antiexpert);
+    make = [&] { return decoding::make_proxy(model, expert, anti, f.alpha, prompt); };
+  } else {
+    PALIGN_CHECK(!f.reward_model.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --strategy args needs --reward-model DIR (and --args-k K --args-w W)");
+    PALIGN_CHECK(f.args_k >= 1, ErrorCode::kInvalidArgument, "[cli.generate] --args-k must be at least 1, got ",
+                 f.args_k);
+    const fs::path rm_dir = f.reward_model;
+    if (fs::exists(dir / "tokenizer.json") && fs::exists(rm_dir / "tokenizer.json"))
+      PALIGN_CHECK(file_text(dir / "tokenizer.json") == file_text(rm_dir / "tokenizer.json"),
+                   ErrorCode::kInvalidArgument, "[cli.generate] the reward model's tokenizer (", rm_dir.string(),
+                   ") differs from the policy's; ARGS scores the policy's tokens, so both must share one tokenizer");
+    const Model& reward = load(f.reward_model);
+    make = [&] { return decoding::make_args(model, reward, f.args_k, f.args_w, prompt); };
+  }
+  std::vector<GenerateResult> results;
+  for (int64_t i = 0; i < f.n; ++i) {
+    GenerateOptions o = opts;
+    o.sampling.seed = opts.sampling.seed + static_cast<uint64_t>(i);
+    auto scorer = make();
+    results.push_back(decoding::decode(*scorer, prompt, o, model.config().max_position, tokenizer));
+  }
+  return results;
+}
+
 int run_generate(const GenerateFlags& f, const CLI::App& app) {
+  for (const auto& [option, strategy] : f.strategy_flags)
+    PALIGN_CHECK(option->count() == 0 || f.strategy == strategy, ErrorCode::kInvalidArgument, "[cli.generate] ",
+                 option->get_name(), " belongs to --strategy ", strategy, "; add --strategy ", strategy);
   const fs::path dir = resolve_model_dir(f.model);
   auto model = Model::load(dir);
   PALIGN_CHECK(model->config().head == HeadKind::kCausalLm, ErrorCode::kInvalidArgument, "[cli.generate] ",
@@ -92,7 +185,14 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
   std::optional<LoraAdapter> adapter;
   if (!f.adapter.empty()) adapter.emplace(LoraAdapter::load(f.adapter, model->config()));
   opts.linear_hook = adapter ? &*adapter : nullptr;
-  auto results = generate(*model, tokenizer ? &*tokenizer : nullptr, prompt, opts, f.n);
+  std::vector<GenerateResult> results;
+  if (f.strategy == "sample") {
+    results = generate(*model, tokenizer ? &*tokenizer : nullptr, prompt, opts, f.n);
+  } else {
+    PALIGN_CHECK(f.adapter.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --adapter works with --strategy sample");
+    results = run_strategy(f, *model, dir, prompt, opts, tokenizer ? &*tokenizer : nullptr);
+  }
   for (const auto& r : results) {
     if (f.json) {
       nlohmann::json j{{"output_ids", r.ids},
@@ -137,6 +237,20 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--chat", flags->chat, "Wrap the prompt as a user message with the model's chat template");
   app->add_option("--system", flags->system, "System message for --chat");
   app->add_flag("--json", flags->json, "Print one JSON line per sample: {\"output_ids\", \"text\", ...}");
+  auto* strategy = app->add_option("--strategy", flags->strategy, "sample, fusion, proxy or args")
+                       ->check(CLI::IsMember({"sample", "fusion", "proxy", "args"}))
+                       ->capture_default_str();
+  (void)strategy;
+  auto need = [&](CLI::Option* o, const char* s) { flags->strategy_flags.emplace_back(o, s); };
+  need(app->add_option("--models", flags->models, "fusion: comma-separated model directories sharing a vocabulary"),
+       "fusion");
+  need(app->add_option("--weights", flags->weights, "fusion: one weight per model (any real numbers)"), "fusion");
+  need(app->add_option("--expert", flags->expert, "proxy: the expert model"), "proxy");
+  need(app->add_option("--antiexpert", flags->antiexpert, "proxy: the anti-expert model"), "proxy");
+  need(app->add_option("--alpha", flags->alpha, "proxy: base + alpha * (expert - antiexpert)"), "proxy");
+  need(app->add_option("--reward-model", flags->reward_model, "args: a sequence-classification reward model"), "args");
+  need(app->add_option("--args-k", flags->args_k, "args: candidate tokens per step (top-k of the policy)"), "args");
+  need(app->add_option("--args-w", flags->args_w, "args: reward weight w in log p + w * r"), "args");
   return {app, [flags, app] { return run_generate(*flags, *app); }};
 }
 
