@@ -9,6 +9,7 @@
 
 #include "palign/base/error.h"
 #include "palign/runtime/kv_cache.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/sampler.h"
 #include "palign/runtime/tokenizer.h"
@@ -93,6 +94,49 @@ class FusionScorer final : public NextTokenScorer {
  private:
   std::vector<double> weights_;
   std::vector<Follower> followers_;
+};
+
+class LoraFusionScorer final : public NextTokenScorer {
+ public:
+  LoraFusionScorer(const Model& base, const std::vector<const runtime::LoraAdapter*>& experts,
+                   std::vector<double> weights, std::span<const int64_t> prompt)
+      : base_(base),
+        weights_(std::move(weights)),
+        k_(static_cast<int64_t>(experts.size())),
+        hook_(experts),
+        cache_(base.make_cache(std::max<int64_t>(1, k_))) {
+    PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.fusion] no experts to fuse");
+    PALIGN_CHECK(static_cast<int64_t>(weights_.size()) == k_, ErrorCode::kInvalidArgument, "[decoding.fusion] ",
+                 weights_.size(), " weights for ", k_, " experts; give one weight per expert");
+    PALIGN_CHECK(base.config().head == runtime::HeadKind::kCausalLm, ErrorCode::kInvalidArgument, "[decoding.fusion] ",
+                 base.config().architecture, " is not a causal LM");
+    check_prompt(base, prompt, "fusion");
+    // Every expert's row prefills the prompt in one [K, P] pass.
+    last_ = step(ids_row(prompt).expand({k_, static_cast<int64_t>(prompt.size())}).contiguous());
+  }
+  at::Tensor scores() override {
+    at::Tensor s = at::zeros({last_.size(1)});
+    const at::Tensor lp = at::log_softmax(last_, -1);
+    for (int64_t i = 0; i < k_; ++i) s += weights_[i] * lp[i];
+    return s;
+  }
+  void append(int64_t token) override { last_ = step(at::full({k_, 1}, token, at::kLong)); }
+
+ private:
+  at::Tensor step(const at::Tensor& ids) {
+    ForwardOptions fo;
+    fo.logits = ForwardOptions::Logits::kLast;
+    fo.linear_hook = &hook_;
+    std::vector<int64_t> seqs;
+    for (int64_t i = 0; i < k_; ++i) seqs.push_back(i);
+    return base_.forward(Batch{.ids = ids, .n_tokens = {}, .seq = seqs}, cache_, fo).logits.to(at::kFloat);
+  }
+  const Model& base_;
+  std::vector<double> weights_;
+  int64_t k_;
+  runtime::LoraBatchHook hook_;
+  KvCache cache_;
+  at::Tensor last_;  // [K, V]
 };
 
 class ProxyScorer final : public NextTokenScorer {
@@ -203,6 +247,13 @@ std::unique_ptr<NextTokenScorer> make_fusion(const std::vector<const Model*>& mo
                                              const std::vector<double>& weights, std::span<const int64_t> prompt) {
   c10::InferenceMode guard;
   return std::make_unique<FusionScorer>(models, weights, prompt);
+}
+
+std::unique_ptr<NextTokenScorer> make_lora_fusion(const Model& base,
+                                                  const std::vector<const runtime::LoraAdapter*>& experts,
+                                                  const std::vector<double>& weights, std::span<const int64_t> prompt) {
+  c10::InferenceMode guard;
+  return std::make_unique<LoraFusionScorer>(base, experts, weights, prompt);
 }
 
 std::unique_ptr<NextTokenScorer> make_proxy(const Model& base, const Model& expert, const Model& antiexpert,

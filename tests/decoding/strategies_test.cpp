@@ -10,6 +10,7 @@
 
 #include "../runtime/test_util.h"
 #include "palign/base/error.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/sampler.h"
 
@@ -71,6 +72,32 @@ TEST(Fusion, EqualsTheNaiveTwinGreedyAndSampled) {
   auto one = decoding::make_fusion({a.get()}, {1.0}, kPrompt);
   const auto plain = generate(*a, nullptr, kPrompt, options(12, true))[0].ids;
   EXPECT_EQ(decoding::decode(*one, kPrompt, options(12, true), a->config().max_position).ids, plain);
+}
+
+// K LoRA experts of one base as K rows of one batched pass equal K separate models with the adapters merged in.
+TEST(Fusion, LoraExpertsInOneBatchEqualMergedModels) {
+  auto base = load("llama");
+  std::vector<LoraAdapter> adapters;
+  for (uint64_t seed : {1, 2}) {
+    adapters.push_back(LoraAdapter::init(
+        base->config(), {.r = 4, .alpha = 8, .target_modules = {"q_proj", "v_proj", "down_proj"}}, seed));
+    at::manual_seed(static_cast<int64_t>(seed));
+    at::NoGradGuard no_grad;
+    for (auto& [name, t] : adapters.back().named_parameters())
+      if (name.find("lora_B") != std::string::npos) t.copy_(at::randn_like(t) * 0.2);
+  }
+  const std::vector<const LoraAdapter*> experts = {&adapters[0], nullptr, &adapters[1]};
+  const std::vector<double> w = {0.5, 0.3, 0.8};
+  auto m0 = merge_lora(*base, adapters[0]), m2 = merge_lora(*base, adapters[1]);
+  auto batched = decoding::make_lora_fusion(*base, experts, w, kPrompt);
+  auto separate = decoding::make_fusion({m0.get(), base.get(), m2.get()}, w, kPrompt);
+  const auto a = decoding::decode(*batched, kPrompt, options(16, true), base->config().max_position).ids;
+  const auto b = decoding::decode(*separate, kPrompt, options(16, true), base->config().max_position).ids;
+  EXPECT_EQ(a, b);
+  std::printf("LoRA fusion, 3 experts in one batch vs 3 merged models: %zu tokens identical: %s\n", a.size(),
+              a == b ? "yes" : "no");
+  EXPECT_EQ(error_code_of([&] { decoding::make_lora_fusion(*base, experts, {1.0}, kPrompt); }),
+            ErrorCode::kInvalidArgument);
 }
 
 TEST(Proxy, EqualsTheNaiveTwin) {

@@ -23,7 +23,8 @@
 
 namespace palign::runtime {
 class Model;
-}
+class LoraAdapter;
+}  // namespace palign::runtime
 
 namespace palign::decoding {
 
@@ -45,6 +46,11 @@ runtime::GenerateResult decode(NextTokenScorer& scorer, std::span<const int64_t>
 // the prompt does not fit.
 std::unique_ptr<NextTokenScorer> make_fusion(const std::vector<const runtime::Model*>& models,
                                              const std::vector<double>& weights, std::span<const int64_t> prompt);
+// fusion over K LoRA experts of one base (nullptr = the base itself): the experts are K rows of one batched forward
+// per step (runtime::LoraBatchHook), not K models. Throws kInvalidArgument as make_fusion does.
+std::unique_ptr<NextTokenScorer> make_lora_fusion(const runtime::Model& base,
+                                                  const std::vector<const runtime::LoraAdapter*>& experts,
+                                                  const std::vector<double>& weights, std::span<const int64_t> prompt);
 std::unique_ptr<NextTokenScorer> make_proxy(const runtime::Model& base, const runtime::Model& expert,
                                             const runtime::Model& antiexpert, double alpha,
                                             std::span<const int64_t> prompt);
