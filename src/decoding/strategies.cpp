@@ -162,6 +162,25 @@ class ProxyScorer final : public NextTokenScorer {
   std::vector<Follower> followers_;
 };
 
+class ContrastScorer final : public NextTokenScorer {
+ public:
+  ContrastScorer(const Model& m, std::span<const int64_t> with, std::span<const int64_t> without, double lambda)
+      : lambda_(lambda), with_(checked(m, with), with), without_(checked(m, without), without) {}
+  at::Tensor scores() override { return with_.logits() + lambda_ * (with_.logits() - without_.logits()); }
+  void append(int64_t token) override {
+    with_.append(token);
+    without_.append(token);
+  }
+
+ private:
+  static const Model& checked(const Model& m, std::span<const int64_t> prompt) {
+    check_prompt(m, prompt, "contrast");
+    return m;
+  }
+  double lambda_;
+  Follower with_, without_;
+};
+
 class ArgsScorer final : public NextTokenScorer {
  public:
   ArgsScorer(const Model& policy, const Model& reward, int64_t k, double w, std::span<const int64_t> prompt)
@@ -260,6 +279,12 @@ std::unique_ptr<NextTokenScorer> make_proxy(const Model& base, const Model& expe
                                             double alpha, std::span<const int64_t> prompt) {
   c10::InferenceMode guard;
   return std::make_unique<ProxyScorer>(base, expert, antiexpert, alpha, prompt);
+}
+
+std::unique_ptr<NextTokenScorer> make_contrast(const Model& model, std::span<const int64_t> with_context,
+                                               std::span<const int64_t> without_context, double lambda) {
+  c10::InferenceMode guard;
+  return std::make_unique<ContrastScorer>(model, with_context, without_context, lambda);
 }
 
 std::unique_ptr<NextTokenScorer> make_args(const Model& policy, const Model& reward, int64_t k, double w,

@@ -113,6 +113,28 @@ TEST(Proxy, EqualsTheNaiveTwin) {
   std::printf("proxy: %zu tokens identical to the naive twin: %s\n", fast.size(), fast == naive ? "yes" : "no");
 }
 
+TEST(Contrast, EqualsTheNaiveTwin) {
+  auto m = load("llama");
+  const std::vector<int64_t> context = {1, 400, 401, 402};
+  std::vector<int64_t> with = context;
+  with.insert(with.end(), kPrompt.begin() + 1, kPrompt.end());
+  const double lambda = 1.5;
+  // The naive twin keeps both histories and recomputes each every step.
+  Sampler sampler(options(14, true).sampling);
+  std::vector<int64_t> hw = with, ho(kPrompt.begin(), kPrompt.end()), naive;
+  for (int i = 0; i < 14; ++i) {
+    const at::Tensor lw = full_last(*m, hw), lo = full_last(*m, ho);
+    const int64_t t = sampler.sample(lw + lambda * (lw - lo), hw);
+    naive.push_back(t);
+    hw.push_back(t);
+    ho.push_back(t);
+  }
+  auto scorer = decoding::make_contrast(*m, with, kPrompt, lambda);
+  const auto fast = decoding::decode(*scorer, with, options(14, true), m->config().max_position).ids;
+  EXPECT_EQ(fast, naive);
+  std::printf("contrast: %zu tokens identical to the naive twin: %s\n", fast.size(), fast == naive ? "yes" : "no");
+}
+
 TEST(Args, EqualsTheNaiveTwin) {
   auto policy = load("llama"), reward = load("llama_rm");
   for (auto [k, w] : std::vector<std::pair<int64_t, double>>{{10, 1.5}, {3, -2.0}, {1, 5.0}}) {

@@ -5,6 +5,7 @@
 //           base and autoregressive rewards. Any real weights (negative ones extrapolate).
 //   proxy   proxy-tuning (Liu et al. 2024): base logits + α · (expert logits − anti-expert logits); DeRa is the same
 //           rule between a base and an aligned model.
+//   contrast  contrastive context steering: l_with + λ · (l_with − l_without) of the user's preference prompt.
 //   args    ARGS (Khanov et al. 2024): the policy's top-k tokens v scored s(v) = log_softmax(policy)[v] + w · r(prefix
 //   + v),
 //           r the reward model's first score; the k candidates are scored in one batch over the reward model's cached
@@ -54,6 +55,10 @@ std::unique_ptr<NextTokenScorer> make_lora_fusion(const runtime::Model& base,
 std::unique_ptr<NextTokenScorer> make_proxy(const runtime::Model& base, const runtime::Model& expert,
                                             const runtime::Model& antiexpert, double alpha,
                                             std::span<const int64_t> prompt);
+// contrastive context steering: l_with + λ · (l_with − l_without), where "with" continues context + prompt and
+// "without" the prompt alone (both append the same generated tokens). λ = 0 is plain decoding with the context.
+std::unique_ptr<NextTokenScorer> make_contrast(const runtime::Model& model, std::span<const int64_t> with_context,
+                                               std::span<const int64_t> without_context, double lambda);
 // reward: a sequence-classification model over the policy's vocabulary. Throws kInvalidArgument for k < 1 or k
 // beyond the vocabulary, a reward model that is not a classifier, different vocabularies.
 std::unique_ptr<NextTokenScorer> make_args(const runtime::Model& policy, const runtime::Model& reward, int64_t k,
