@@ -27,6 +27,8 @@ struct GenerateFlags {
   // Decoding strategies (palign/decoding/strategies.h).
   std::string strategy = "sample";
   std::string models, weights, expert, antiexpert, reward_model;
+  std::string context, context_ids;
+  double lambda = 1.0;
   double alpha = 1.0, args_w = 1.0;
   int64_t args_k = 10;
   std::vector<std::pair<const CLI::Option*, std::string>> strategy_flags;  // flag -> the strategy it belongs to
@@ -92,6 +94,8 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
   std::function<std::unique_ptr<decoding::NextTokenScorer>()> make;
   std::vector<const Model*> fused;
   std::vector<double> weights;
+  std::vector<int64_t> with_context;
+  const std::vector<int64_t>* decode_prompt = &prompt;
   if (f.strategy == "fusion") {
     const auto paths = split_list(f.models);
     PALIGN_CHECK(!paths.empty(), ErrorCode::kInvalidArgument,
@@ -101,6 +105,23 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
                  weights.size(), " numbers for ", paths.size(), " models in --models; give one weight per model");
     for (const auto& p : paths) fused.push_back(&load(p));
     make = [&] { return decoding::make_fusion(fused, weights, prompt); };
+  } else if (f.strategy == "contrast") {
+    PALIGN_CHECK(!f.context.empty() || !f.context_ids.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --strategy contrast needs --context TEXT (or --context-ids with --prompt-ids): the "
+                 "user's preference prompt");
+    if (!f.context_ids.empty()) {
+      PALIGN_CHECK(f.prompt_ids_given, ErrorCode::kInvalidArgument,
+                   "[cli.generate] --context-ids goes with --prompt-ids; with --prompt use --context TEXT");
+      with_context = parse_ids(f.context_ids, "--context-ids");
+      with_context.insert(with_context.end(), prompt.begin(), prompt.end());
+    } else {
+      PALIGN_CHECK(tokenizer && !f.prompt_ids_given, ErrorCode::kInvalidArgument,
+                   "[cli.generate] --context TEXT goes with --prompt TEXT; with --prompt-ids use --context-ids");
+      const auto ids = tokenizer->encode(f.context + f.prompt, /*add_special=*/true);
+      with_context.assign(ids.begin(), ids.end());
+    }
+    make = [&] { return decoding::make_contrast(model, with_context, prompt, f.lambda); };
+    decode_prompt = &with_context;
   } else if (f.strategy == "proxy") {
     PALIGN_CHECK(!f.expert.empty() && !f.antiexpert.empty(), ErrorCode::kInvalidArgument,
                  "[cli.generate] --strategy proxy needs --expert DIR and --antiexpert DIR (and --alpha A)");
@@ -125,7 +146,7 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
     GenerateOptions o = opts;
     o.sampling.seed = opts.sampling.seed + static_cast<uint64_t>(i);
     auto scorer = make();
-    results.push_back(decoding::decode(*scorer, prompt, o, model.config().max_position, tokenizer));
+    results.push_back(decoding::decode(*scorer, *decode_prompt, o, model.config().max_position, tokenizer));
   }
   return results;
 }
@@ -237,8 +258,8 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--chat", flags->chat, "Wrap the prompt as a user message with the model's chat template");
   app->add_option("--system", flags->system, "System message for --chat");
   app->add_flag("--json", flags->json, "Print one JSON line per sample: {\"output_ids\", \"text\", ...}");
-  auto* strategy = app->add_option("--strategy", flags->strategy, "sample, fusion, proxy or args")
-                       ->check(CLI::IsMember({"sample", "fusion", "proxy", "args"}))
+  auto* strategy = app->add_option("--strategy", flags->strategy, "sample, fusion, proxy, contrast or args")
+                       ->check(CLI::IsMember({"sample", "fusion", "proxy", "contrast", "args"}))
                        ->capture_default_str();
   (void)strategy;
   auto need = [&](CLI::Option* o, const char* s) { flags->strategy_flags.emplace_back(o, s); };
@@ -248,6 +269,11 @@ Command add_generate(CLI::App& root) {
   need(app->add_option("--expert", flags->expert, "proxy: the expert model"), "proxy");
   need(app->add_option("--antiexpert", flags->antiexpert, "proxy: the anti-expert model"), "proxy");
   need(app->add_option("--alpha", flags->alpha, "proxy: base + alpha * (expert - antiexpert)"), "proxy");
+  need(app->add_option("--context", flags->context, "contrast: the user's preference prompt, put before --prompt"),
+       "contrast");
+  need(app->add_option("--context-ids", flags->context_ids, "contrast: the preference prompt as token ids"),
+       "contrast");
+  need(app->add_option("--lambda", flags->lambda, "contrast: with + lambda * (with - without)"), "contrast");
   need(app->add_option("--reward-model", flags->reward_model, "args: a sequence-classification reward model"), "args");
   need(app->add_option("--args-k", flags->args_k, "args: candidate tokens per step (top-k of the policy)"), "args");
   need(app->add_option("--args-w", flags->args_w, "args: reward weight w in log p + w * r"), "args");
