@@ -14,6 +14,7 @@
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/training/reward_trainer.h"
 
 namespace palign::cli {
 
@@ -28,6 +29,8 @@ struct GenerateFlags {
   std::string strategy = "sample";
   std::string models, weights, expert, antiexpert, reward_model;
   std::string context, context_ids;
+  std::string reward, user, user_pairs;
+  int64_t best_of = 4;
   double lambda = 1.0;
   double alpha = 1.0, args_w = 1.0;
   int64_t args_k = 10;
@@ -151,6 +154,40 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
   return results;
 }
 
+// best_of_n: N samples in one batch (shared prompt prefix), reranked by a reward model — any `palign train reward`
+// directory, personalized for --user / --user-pairs — once per requested output (seed + i·N).
+std::vector<GenerateResult> run_best_of_n(const GenerateFlags& f, const Model& model,
+                                          const std::vector<int64_t>& prompt, const GenerateOptions& opts,
+                                          const Tokenizer* tokenizer) {
+  PALIGN_CHECK(!f.reward.empty(), ErrorCode::kInvalidArgument,
+               "[cli.generate] --strategy best_of_n needs --reward DIR (from palign train reward) and --best-of N");
+  PALIGN_CHECK(f.best_of >= 1, ErrorCode::kInvalidArgument, "[cli.generate] --best-of must be at least 1, got ",
+               f.best_of);
+  PALIGN_CHECK(tokenizer, ErrorCode::kInvalidArgument,
+               "[cli.generate] best_of_n scores text, but the model directory has no tokenizer.json");
+  auto reward = training::RewardModel::load(f.reward);
+  std::vector<training::PreferenceRecord> pairs;
+  if (!f.user_pairs.empty()) pairs = training::read_preference_jsonl(f.user_pairs);
+  PALIGN_CHECK(reward->personalized() || (f.user.empty() && pairs.empty()), ErrorCode::kInvalidArgument,
+               "[cli.generate] ", f.reward, " is the same for every user; drop --user/--user-pairs");
+  const std::string prompt_text =
+      tokenizer->decode(std::vector<int32_t>(prompt.begin(), prompt.end()), /*skip_special=*/true);
+  std::vector<GenerateResult> out;
+  for (int64_t i = 0; i < f.n; ++i) {
+    GenerateOptions o = opts;
+    o.sampling.seed = opts.sampling.seed + static_cast<uint64_t>(i * f.best_of);
+    auto samples = generate(model, tokenizer, prompt, o, f.best_of);
+    size_t best = 0;
+    double best_score = 0;
+    for (size_t j = 0; j < samples.size(); ++j) {
+      const double s = reward->score(prompt_text, samples[j].text, f.user, pairs)[0];
+      if (j == 0 || s > best_score) best = j, best_score = s;
+    }
+    out.push_back(std::move(samples[best]));
+  }
+  return out;
+}
+
 int run_generate(const GenerateFlags& f, const CLI::App& app) {
   for (const auto& [option, strategy] : f.strategy_flags)
     PALIGN_CHECK(option->count() == 0 || f.strategy == strategy, ErrorCode::kInvalidArgument, "[cli.generate] ",
@@ -209,6 +246,8 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
   std::vector<GenerateResult> results;
   if (f.strategy == "sample") {
     results = generate(*model, tokenizer ? &*tokenizer : nullptr, prompt, opts, f.n);
+  } else if (f.strategy == "best_of_n") {
+    results = run_best_of_n(f, *model, prompt, opts, tokenizer ? &*tokenizer : nullptr);
   } else {
     PALIGN_CHECK(f.adapter.empty(), ErrorCode::kInvalidArgument,
                  "[cli.generate] --adapter works with --strategy sample");
@@ -258,8 +297,8 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--chat", flags->chat, "Wrap the prompt as a user message with the model's chat template");
   app->add_option("--system", flags->system, "System message for --chat");
   app->add_flag("--json", flags->json, "Print one JSON line per sample: {\"output_ids\", \"text\", ...}");
-  auto* strategy = app->add_option("--strategy", flags->strategy, "sample, fusion, proxy, contrast or args")
-                       ->check(CLI::IsMember({"sample", "fusion", "proxy", "contrast", "args"}))
+  auto* strategy = app->add_option("--strategy", flags->strategy, "sample, best_of_n, fusion, proxy, contrast or args")
+                       ->check(CLI::IsMember({"sample", "best_of_n", "fusion", "proxy", "contrast", "args"}))
                        ->capture_default_str();
   (void)strategy;
   auto need = [&](CLI::Option* o, const char* s) { flags->strategy_flags.emplace_back(o, s); };
@@ -274,6 +313,12 @@ Command add_generate(CLI::App& root) {
   need(app->add_option("--context-ids", flags->context_ids, "contrast: the preference prompt as token ids"),
        "contrast");
   need(app->add_option("--lambda", flags->lambda, "contrast: with + lambda * (with - without)"), "contrast");
+  need(app->add_option("--best-of", flags->best_of, "best_of_n: samples per output, reranked by --reward"),
+       "best_of_n");
+  need(app->add_option("--reward", flags->reward, "best_of_n: a reward directory (palign train reward)"), "best_of_n");
+  need(app->add_option("--user", flags->user, "best_of_n: a user the personalized reward has seen"), "best_of_n");
+  need(app->add_option("--user-pairs", flags->user_pairs, "best_of_n: a new user's labelled pairs (JSON Lines)"),
+       "best_of_n");
   need(app->add_option("--reward-model", flags->reward_model, "args: a sequence-classification reward model"), "args");
   need(app->add_option("--args-k", flags->args_k, "args: candidate tokens per step (top-k of the policy)"), "args");
   need(app->add_option("--args-w", flags->args_w, "args: reward weight w in log p + w * r"), "args");
