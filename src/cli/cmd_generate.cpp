@@ -31,6 +31,7 @@ struct GenerateFlags {
   std::string context, context_ids;
   std::string reward, user, user_pairs;
   int64_t best_of = 4;
+  int64_t cd_k = 4, cd_block = 8;
   double lambda = 1.0;
   double alpha = 1.0, args_w = 1.0;
   int64_t args_k = 10;
@@ -156,15 +157,21 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
 
 // best_of_n: N samples in one batch (shared prompt prefix), reranked by a reward model — any `palign train reward`
 // directory, personalized for --user / --user-pairs — once per requested output (seed + i·N).
+// cd_block: block-wise controlled decoding — K continuations of B tokens sampled in one batch from the text so far,
+// the best by the reward kept, repeated until max-new-tokens or an end-of-sequence token.
 std::vector<GenerateResult> run_best_of_n(const GenerateFlags& f, const Model& model,
                                           const std::vector<int64_t>& prompt, const GenerateOptions& opts,
                                           const Tokenizer* tokenizer) {
-  PALIGN_CHECK(!f.reward.empty(), ErrorCode::kInvalidArgument,
-               "[cli.generate] --strategy best_of_n needs --reward DIR (from palign train reward) and --best-of N");
-  PALIGN_CHECK(f.best_of >= 1, ErrorCode::kInvalidArgument, "[cli.generate] --best-of must be at least 1, got ",
-               f.best_of);
-  PALIGN_CHECK(tokenizer, ErrorCode::kInvalidArgument,
-               "[cli.generate] best_of_n scores text, but the model directory has no tokenizer.json");
+  const bool block = f.strategy == "cd_block";
+  PALIGN_CHECK(!f.reward.empty(), ErrorCode::kInvalidArgument, "[cli.generate] --strategy ", f.strategy,
+               " needs --reward DIR (from palign train reward)");
+  const int64_t k = block ? f.cd_k : f.best_of;
+  PALIGN_CHECK(k >= 1, ErrorCode::kInvalidArgument, "[cli.generate] ", block ? "--cd-k" : "--best-of",
+               " must be at least 1, got ", k);
+  PALIGN_CHECK(!block || f.cd_block >= 1, ErrorCode::kInvalidArgument,
+               "[cli.generate] --cd-block must be at least 1, got ", f.cd_block);
+  PALIGN_CHECK(tokenizer, ErrorCode::kInvalidArgument, "[cli.generate] ", f.strategy,
+               " scores text, but the model directory has no tokenizer.json");
   auto reward = training::RewardModel::load(f.reward);
   std::vector<training::PreferenceRecord> pairs;
   if (!f.user_pairs.empty()) pairs = training::read_preference_jsonl(f.user_pairs);
@@ -172,26 +179,58 @@ std::vector<GenerateResult> run_best_of_n(const GenerateFlags& f, const Model& m
                "[cli.generate] ", f.reward, " is the same for every user; drop --user/--user-pairs");
   const std::string prompt_text =
       tokenizer->decode(std::vector<int32_t>(prompt.begin(), prompt.end()), /*skip_special=*/true);
-  std::vector<GenerateResult> out;
-  for (int64_t i = 0; i < f.n; ++i) {
+  auto text_of = [&](const std::vector<int64_t>& ids) {
+    return tokenizer->decode(std::vector<int32_t>(ids.begin(), ids.end()), /*skip_special=*/true);
+  };
+  // The best of k samples continuing `so_far` by at most `budget` tokens.
+  auto best_sample = [&](const std::vector<int64_t>& so_far, int64_t budget, uint64_t seed) {
     GenerateOptions o = opts;
-    o.sampling.seed = opts.sampling.seed + static_cast<uint64_t>(i * f.best_of);
-    auto samples = generate(model, tokenizer, prompt, o, f.best_of);
+    o.max_new_tokens = budget;
+    o.sampling.seed = seed;
+    std::vector<int64_t> context = prompt;
+    context.insert(context.end(), so_far.begin(), so_far.end());
+    auto samples = generate(model, tokenizer, context, o, k);
     size_t best = 0;
     double best_score = 0;
     for (size_t j = 0; j < samples.size(); ++j) {
-      const double s = reward->score(prompt_text, samples[j].text, f.user, pairs)[0];
+      std::vector<int64_t> all = so_far;
+      all.insert(all.end(), samples[j].ids.begin(), samples[j].ids.end());
+      const double s = reward->score(prompt_text, text_of(all), f.user, pairs)[0];
       if (j == 0 || s > best_score) best = j, best_score = s;
     }
-    out.push_back(std::move(samples[best]));
+    return std::move(samples[best]);
+  };
+  const int64_t budget =
+      std::min<int64_t>(opts.max_new_tokens, model.config().max_position - static_cast<int64_t>(prompt.size()));
+  std::vector<GenerateResult> out;
+  for (int64_t i = 0; i < f.n; ++i) {
+    const uint64_t seed = opts.sampling.seed + static_cast<uint64_t>(i * k * 1000);
+    if (!block) {
+      out.push_back(best_sample({}, opts.max_new_tokens, seed));
+      continue;
+    }
+    GenerateResult r;
+    r.finish_reason = "length";
+    for (int64_t b = 0; static_cast<int64_t>(r.ids.size()) < budget; ++b) {
+      const int64_t n = std::min<int64_t>(f.cd_block, budget - static_cast<int64_t>(r.ids.size()));
+      GenerateResult piece = best_sample(r.ids, n, seed + static_cast<uint64_t>(b * k));
+      r.ids.insert(r.ids.end(), piece.ids.begin(), piece.ids.end());
+      if (piece.finish_reason == "stop") {
+        r.finish_reason = "stop";
+        break;
+      }
+    }
+    r.text = text_of(r.ids);
+    out.push_back(std::move(r));
   }
   return out;
 }
 
 int run_generate(const GenerateFlags& f, const CLI::App& app) {
   for (const auto& [option, strategy] : f.strategy_flags)
-    PALIGN_CHECK(option->count() == 0 || f.strategy == strategy, ErrorCode::kInvalidArgument, "[cli.generate] ",
-                 option->get_name(), " belongs to --strategy ", strategy, "; add --strategy ", strategy);
+    PALIGN_CHECK(option->count() == 0 || ("|" + strategy + "|").find("|" + f.strategy + "|") != std::string::npos,
+                 ErrorCode::kInvalidArgument, "[cli.generate] ", option->get_name(), " belongs to --strategy ",
+                 strategy, "; add --strategy ", strategy);
   const fs::path dir = resolve_model_dir(f.model);
   auto model = Model::load(dir);
   PALIGN_CHECK(model->config().head == HeadKind::kCausalLm, ErrorCode::kInvalidArgument, "[cli.generate] ",
@@ -246,7 +285,7 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
   std::vector<GenerateResult> results;
   if (f.strategy == "sample") {
     results = generate(*model, tokenizer ? &*tokenizer : nullptr, prompt, opts, f.n);
-  } else if (f.strategy == "best_of_n") {
+  } else if (f.strategy == "best_of_n" || f.strategy == "cd_block") {
     results = run_best_of_n(f, *model, prompt, opts, tokenizer ? &*tokenizer : nullptr);
   } else {
     PALIGN_CHECK(f.adapter.empty(), ErrorCode::kInvalidArgument,
@@ -297,11 +336,12 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--chat", flags->chat, "Wrap the prompt as a user message with the model's chat template");
   app->add_option("--system", flags->system, "System message for --chat");
   app->add_flag("--json", flags->json, "Print one JSON line per sample: {\"output_ids\", \"text\", ...}");
-  auto* strategy = app->add_option("--strategy", flags->strategy, "sample, best_of_n, fusion, proxy, contrast or args")
-                       ->check(CLI::IsMember({"sample", "best_of_n", "fusion", "proxy", "contrast", "args"}))
-                       ->capture_default_str();
+  auto* strategy =
+      app->add_option("--strategy", flags->strategy, "sample, best_of_n, cd_block, fusion, proxy, contrast or args")
+          ->check(CLI::IsMember({"sample", "best_of_n", "cd_block", "fusion", "proxy", "contrast", "args"}))
+          ->capture_default_str();
   (void)strategy;
-  auto need = [&](CLI::Option* o, const char* s) { flags->strategy_flags.emplace_back(o, s); };
+  auto need = [&](CLI::Option* o, const char* s) { flags->strategy_flags.emplace_back(o, s); };  // s: "a" or "a|b"
   need(app->add_option("--models", flags->models, "fusion: comma-separated model directories sharing a vocabulary"),
        "fusion");
   need(app->add_option("--weights", flags->weights, "fusion: one weight per model (any real numbers)"), "fusion");
@@ -315,10 +355,14 @@ Command add_generate(CLI::App& root) {
   need(app->add_option("--lambda", flags->lambda, "contrast: with + lambda * (with - without)"), "contrast");
   need(app->add_option("--best-of", flags->best_of, "best_of_n: samples per output, reranked by --reward"),
        "best_of_n");
-  need(app->add_option("--reward", flags->reward, "best_of_n: a reward directory (palign train reward)"), "best_of_n");
-  need(app->add_option("--user", flags->user, "best_of_n: a user the personalized reward has seen"), "best_of_n");
-  need(app->add_option("--user-pairs", flags->user_pairs, "best_of_n: a new user's labelled pairs (JSON Lines)"),
-       "best_of_n");
+  need(app->add_option("--reward", flags->reward, "best_of_n, cd_block: a reward directory (palign train reward)"),
+       "best_of_n|cd_block");
+  need(app->add_option("--user", flags->user, "best_of_n, cd_block: a user the personalized reward has seen"),
+       "best_of_n|cd_block");
+  need(app->add_option("--user-pairs", flags->user_pairs, "best_of_n, cd_block: a new user's labelled pairs"),
+       "best_of_n|cd_block");
+  need(app->add_option("--cd-k", flags->cd_k, "cd_block: candidate continuations per block"), "cd_block");
+  need(app->add_option("--cd-block", flags->cd_block, "cd_block: tokens per block"), "cd_block");
   need(app->add_option("--reward-model", flags->reward_model, "args: a sequence-classification reward model"), "args");
   need(app->add_option("--args-k", flags->args_k, "args: candidate tokens per step (top-k of the policy)"), "args");
   need(app->add_option("--args-w", flags->args_w, "args: reward weight w in log p + w * r"), "args");
