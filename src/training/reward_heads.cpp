@@ -63,6 +63,12 @@ at::Tensor check_matrix(const at::Tensor& t, const char* what, int64_t dim, cons
 
 }  // namespace
 
+PairData prepare_fit(const PreferencePairs& pairs, int64_t n_users, const RewardFitOptions& options, const char* fn) {
+  const std::string problem = options.validate();
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[", fn, "] ", problem);
+  return prepare_pairs(pairs, n_users, fn);
+}
+
 PairData prepare_pairs(const PreferencePairs& pairs, int64_t n_users, const char* fn) {
   at::Tensor c = check_matrix(pairs.chosen, "chosen", -1, fn);
   at::Tensor r = check_matrix(pairs.rejected, "rejected", -1, fn);

@@ -27,6 +27,8 @@ struct PairData {
 
 // fn names the caller in messages ("training.prm.fit").
 PairData prepare_pairs(const PreferencePairs& pairs, int64_t n_users, const char* fn);
+// The start of every fit: the options validated (kInvalidArgument naming fn), then prepare_pairs.
+PairData prepare_fit(const PreferencePairs& pairs, int64_t n_users, const RewardFitOptions& options, const char* fn);
 // A new user's K pairs [K, D] (K may be 0; undefined tensors mean K = 0), identical ones dropped. Returns
 // (chosen, rejected) float32.
 std::pair<at::Tensor, at::Tensor> prepare_new_user(const at::Tensor& chosen, const at::Tensor& rejected, int64_t dim,

@@ -68,9 +68,7 @@ class LinearReward final : public PersonalizedReward {
 
   FitReport fit(const PreferencePairs& pairs, int64_t n_users, const RewardFitOptions& o) override {
     const double t0 = now_seconds();
-    const std::string problem = o.validate();
-    PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[", kFn, ".fit] ", problem);
-    const PairData data = prepare_pairs(pairs, n_users, "training.linear.fit");
+    const PairData data = prepare_fit(pairs, n_users, o, "training.linear.fit");
     at::NoGradGuard no_grad;
     FitReport report;
     report.skipped_pairs = data.skipped;

@@ -30,9 +30,7 @@ class PalReward final : public PersonalizedReward {
 
   FitReport fit(const PreferencePairs& pairs, int64_t n_users, const RewardFitOptions& o) override {
     const double t0 = now_seconds();
-    const std::string problem = o.validate();
-    PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[", kFn, ".fit] ", problem);
-    const PairData data = prepare_pairs(pairs, n_users, "training.pal.fit");
+    const PairData data = prepare_fit(pairs, n_users, o, "training.pal.fit");
     c10::InferenceMode grad_on(false);
     at::AutoGradMode grad(true);
     FitReport report;
