@@ -59,6 +59,7 @@ std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokeni
   KvCache cache = model.make_cache(n_samples, std::min<int64_t>(P + budget, max_pos));
   ForwardOptions fo{.logits = ForwardOptions::Logits::kLast};
   fo.linear_hook = options.linear_hook;
+  fo.residual_hook = options.residual_hook;
   at::Tensor prompt_ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
   at::Tensor logits = model.forward(Batch{.ids = prompt_ids, .seq = {0}}, cache, fo).logits;  // [1, V]
   cache.fork_all(0);

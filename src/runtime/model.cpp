@@ -180,10 +180,11 @@ ForwardOutput Model::forward_impl(const Batch& batch, KvCache* cache, const Forw
       needed = std::max(needed, cache->length(checked.seq.empty() ? b : checked.seq[b]) + checked.ids.size(1));
     cache->reserve(needed);
   }
-  // Inference mode unless something may record a graph: weights that require grad, or a linear hook (a LoRA adapter
-  // being trained over a frozen base) while grad mode is on.
+  // Inference mode unless something may record a graph: weights that require grad, or a hook (a LoRA adapter or a
+  // steering vector being trained over a frozen base) while grad mode is on.
   std::optional<c10::InferenceMode> inference;
-  if (!weights_->requires_grad && !(options.linear_hook && at::GradMode::is_enabled())) inference.emplace();
+  const bool hooked = options.linear_hook || options.residual_hook;
+  if (!weights_->requires_grad && !(hooked && at::GradMode::is_enabled())) inference.emplace();
   const ModelWeights& w = *weights_;
   const ModelConfig& c = config_;
   BatchPlan plan = make_plan(c, w, checked, cache);

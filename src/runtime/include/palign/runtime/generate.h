@@ -4,11 +4,16 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "palign/runtime/sampler.h"
+
+namespace at {
+class Tensor;
+}
 
 namespace palign::runtime {
 
@@ -23,6 +28,9 @@ struct GenerateOptions {
   std::vector<int64_t> stop_ids;          // end-of-sequence ids; the token is kept in the output, as HF does
   std::vector<std::string> stop_strings;  // text is cut before the stop string; needs a tokenizer
   const LinearHook* linear_hook = nullptr;  // e.g. a LoRA adapter attached to every forward (see lora.h)
+  // Called with each decoder layer's output residual stream on every forward (prompt and generated tokens), e.g.
+  // steering vectors added to it (ForwardOptions::residual_hook).
+  std::function<void(int64_t layer, at::Tensor& residual)> residual_hook;
   // Append new fields here.
 
   std::string validate() const;
