@@ -1,0 +1,39 @@
+// The parts of a user profile that decoding strategies read, and its directory format (`--user-profile DIR`):
+// DIR/profile.json = {"format": "palign.user_profile", "version": N, "user_id": "...",
+//                     "weights": {"dimension": w, ...}, "statement": "...", "reward": "DIR", "history": "FILE"}
+// weights: over named preference dimensions (fusion experts, steering vectors, multi-objective reward labels, matched
+// by name); statement: free-text preferences (prompt, contrast); reward: a `palign train reward` directory that knows
+// the user (best_of_n, cd_block); history: the user's labelled pairs as JSON Lines (retrieval of liked responses; a
+// personalized reward's evidence for a user it has not seen). Paths are relative to DIR unless absolute. Every field
+// but "format" and "version" is optional. Saving writes version + 1 of what was loaded (a new version per change).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace palign::decoding {
+
+struct UserProfile {
+  int64_t version = 0;
+  std::string user_id;
+  std::map<std::string, double> weights;
+  std::string statement;
+  std::filesystem::path reward;   // absolute after load; empty: none
+  std::filesystem::path history;  // absolute after load; empty: none
+
+  // Throws kNotFound (no DIR/profile.json), kInvalidArgument (not a profile, a field of the wrong type, a weight that
+  // is not a finite number), naming the file and the field.
+  static UserProfile load(const std::filesystem::path& dir);
+  // Writes DIR/profile.json atomically with version = this->version + 1 (and updates this->version). Paths inside
+  // DIR are stored relative to it. Throws kIo when DIR cannot be written.
+  void save(const std::filesystem::path& dir);
+
+  // The weights of names in order. A name the profile does not weigh is an error naming it and the profile's
+  // dimensions, or (missing_zero) weight 0 — then only a profile that weighs none of the names is an error.
+  std::vector<double> weights_for(const std::vector<std::string>& names, bool missing_zero = false) const;
+};
+
+}  // namespace palign::decoding

@@ -1,0 +1,42 @@
+// Strategies that sample whole continuations in one batch and keep the best by a reward:
+//   best_of_n  N samples of the prompt in one batch (one prefill, the prompt's KV cache forked into N rows), reranked.
+//   cd_block   block-wise controlled decoding: K continuations of B tokens sampled in one batch from the text so far,
+//              the best by the reward kept, repeated until the budget or an end-of-sequence token.
+// The reward is any function of the continuations (the new ids after the prompt): a personalized reward model, a
+// user's profile over objectives, an oracle in the bench.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "palign/runtime/generate.h"
+
+namespace palign::decoding {
+
+// One score per continuation; continuations are the tokens after the prompt (for cd_block everything kept so far plus
+// the candidate block).
+using ContinuationScorer = std::function<std::vector<double>(const std::vector<std::vector<int64_t>>& continuations)>;
+
+// What a reranking strategy spent: tokens sampled over all candidates, batched generate calls (one prefill + decode
+// loop each), continuations scored.
+struct RerankCost {
+  int64_t tokens = 0;
+  int64_t batches = 0;
+  int64_t scored = 0;
+};
+
+// The first highest-scoring of n samples; sample i uses options.sampling.seed + i (as runtime::generate). Throws
+// kInvalidArgument for n < 1, a scorer returning the wrong number of scores, and what generate throws.
+runtime::GenerateResult best_of_n(const runtime::Model& model, const runtime::Tokenizer* tokenizer,
+                                  std::span<const int64_t> prompt, const runtime::GenerateOptions& options, int64_t n,
+                                  const ContinuationScorer& score, RerankCost* cost = nullptr);
+
+// Blocks of `block` tokens; block b samples k candidates with seeds options.sampling.seed + b·k + i. The text is
+// decoded from the ids kept. Throws kInvalidArgument for k < 1 or block < 1, and as best_of_n.
+runtime::GenerateResult cd_block(const runtime::Model& model, const runtime::Tokenizer* tokenizer,
+                                 std::span<const int64_t> prompt, const runtime::GenerateOptions& options, int64_t k,
+                                 int64_t block, const ContinuationScorer& score, RerankCost* cost = nullptr);
+
+}  // namespace palign::decoding
