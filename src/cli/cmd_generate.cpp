@@ -1,13 +1,20 @@
-// palign generate: text generation with the plain sampler (decoding strategies plug in here later).
+// palign generate: text generation with the plain sampler or a decoding-time personalization strategy
+// (palign/decoding), personalized by --user-profile DIR or by the strategy's own flags.
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/decoding/profile.h"
+#include "palign/decoding/prompting.h"
+#include "palign/decoding/rerank.h"
+#include "palign/decoding/steering.h"
 #include "palign/decoding/strategies.h"
 #include "palign/runtime/chat_template.h"
 #include "palign/runtime/generate.h"
@@ -30,6 +37,10 @@ struct GenerateFlags {
   std::string models, weights, expert, antiexpert, reward_model;
   std::string context, context_ids;
   std::string reward, user, user_pairs;
+  std::string user_profile;
+  std::string vectors;                // steer
+  std::string statement, history;     // prompt
+  int64_t retrieve = 3;               // prompt
   int64_t best_of = 4;
   int64_t cd_k = 4, cd_block = 8;
   double lambda = 1.0;
@@ -56,22 +67,6 @@ struct GenerateFlags {
   std::vector<std::string> stop;
 };
 
-std::vector<double> parse_weights(const std::string& text) {
-  std::vector<double> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    try {
-      size_t used = 0;
-      out.push_back(std::stod(item, &used));
-      PALIGN_CHECK(used == item.size(), ErrorCode::kInvalidArgument, "");
-    } catch (const std::exception&) {
-      PALIGN_THROW(ErrorCode::kInvalidArgument, "[cli.generate] --weights: '", item,
-                   "' is not a number; give comma-separated numbers, e.g. --weights 0.7,0.3");
-    }
-  }
-  return out;
-}
-
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream in(text);
@@ -80,15 +75,62 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+double parse_weight(const std::string& item) {
+  try {
+    size_t used = 0;
+    const double w = std::stod(item, &used);
+    if (used == item.size()) return w;
+  } catch (const std::exception&) {
+  }
+  PALIGN_THROW(ErrorCode::kInvalidArgument, "[cli.generate] --weights: '", item,
+               "' is not a number; give comma-separated numbers (--weights 0.7,0.3) or name=number pairs "
+               "(--weights humour=0.7,length=-0.2)");
+}
+
+// One weight per name: --weights as numbers in the names' order or as name=number pairs, else the user profile's
+// weights of those names (missing_zero: a dimension the profile does not weigh gets 0). what: "models in --models",
+// "vectors in FILE".
+std::vector<double> resolve_weights(const std::string& text, const std::vector<std::string>& names,
+                                    const decoding::UserProfile* profile, const std::string& what,
+                                    bool missing_zero = false) {
+  if (text.empty()) {
+    PALIGN_CHECK(profile, ErrorCode::kInvalidArgument, "[cli.generate] give --weights (one per ", what,
+                 ") or --user-profile DIR");
+    return profile->weights_for(names, missing_zero);
+  }
+  const auto items = split_list(text);
+  const bool named = std::any_of(items.begin(), items.end(), [](const auto& i) { return i.find('=') != i.npos; });
+  if (!named) {
+    std::vector<double> out;
+    for (const auto& item : items) out.push_back(parse_weight(item));
+    PALIGN_CHECK(out.size() == names.size(), ErrorCode::kInvalidArgument, "[cli.generate] --weights has ", out.size(),
+                 " numbers for ", names.size(), " ", what, "; give one weight per ", what.substr(0, what.find(' ') - 1));
+    return out;
+  }
+  std::map<std::string, double> by_name;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    PALIGN_CHECK(eq != item.npos, ErrorCode::kInvalidArgument, "[cli.generate] --weights mixes numbers and name=number "
+                 "pairs ('", item, "'); use one form");
+    const std::string name = item.substr(0, eq);
+    PALIGN_CHECK(std::find(names.begin(), names.end(), name) != names.end(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --weights names '", name, "', which is none of the ", what);
+    by_name[name] = parse_weight(item.substr(eq + 1));
+  }
+  std::vector<double> out;
+  for (const auto& n : names) out.push_back(by_name.count(n) ? by_name[n] : 0.0);  // unnamed: weight 0
+  return out;
+}
+
 std::string file_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// fusion / proxy / args: one sample at a time (seed + i), each model with its own cache.
+// fusion / proxy / contrast / args: one sample at a time (seed + i), each model with its own cache.
 std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& model, const fs::path& dir,
                                          const std::vector<int64_t>& prompt, const GenerateOptions& opts,
-                                         const Tokenizer* tokenizer) {
+                                         const Tokenizer* tokenizer, const decoding::UserProfile* profile) {
   std::vector<std::unique_ptr<Model>> loaded;
   auto load = [&](const std::string& path) -> const Model& {
     if (fs::weakly_canonical(path) == fs::weakly_canonical(dir)) return model;
@@ -104,24 +146,31 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
     const auto paths = split_list(f.models);
     PALIGN_CHECK(!paths.empty(), ErrorCode::kInvalidArgument,
                  "[cli.generate] --strategy fusion needs --models A,B[,C...] and --weights a,b[,c...]");
-    weights = parse_weights(f.weights);
-    PALIGN_CHECK(weights.size() == paths.size(), ErrorCode::kInvalidArgument, "[cli.generate] --weights has ",
-                 weights.size(), " numbers for ", paths.size(), " models in --models; give one weight per model");
+    std::vector<std::string> names;  // a model's dimension is its directory's name
+    for (const auto& p : paths) names.push_back(fs::path(p).lexically_normal().filename().string());
+    for (auto& n : names)
+      if (n.empty()) n = "?";
+    weights = resolve_weights(f.weights, names, profile, "models in --models");
     for (const auto& p : paths) fused.push_back(&load(p));
     make = [&] { return decoding::make_fusion(fused, weights, prompt); };
   } else if (f.strategy == "contrast") {
-    PALIGN_CHECK(!f.context.empty() || !f.context_ids.empty(), ErrorCode::kInvalidArgument,
-                 "[cli.generate] --strategy contrast needs --context TEXT (or --context-ids with --prompt-ids): the "
-                 "user's preference prompt");
+    const std::string context = !f.context.empty() ? f.context : profile ? profile->statement : "";
+    PALIGN_CHECK(!context.empty() || !f.context_ids.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --strategy contrast needs --context TEXT (or --context-ids with --prompt-ids, or a "
+                 "--user-profile with a statement): the user's preference prompt");
     if (!f.context_ids.empty()) {
       PALIGN_CHECK(f.prompt_ids_given, ErrorCode::kInvalidArgument,
                    "[cli.generate] --context-ids goes with --prompt-ids; with --prompt use --context TEXT");
       with_context = parse_ids(f.context_ids, "--context-ids");
       with_context.insert(with_context.end(), prompt.begin(), prompt.end());
+    } else if (f.prompt_ids_given) {
+      // The preference text as a text of its own before the prompt's ids.
+      PALIGN_CHECK(tokenizer, ErrorCode::kInvalidArgument,
+                   "[cli.generate] the model has no tokenizer.json to encode the preference text; use --context-ids");
+      with_context = decoding::personalized_prompt(*tokenizer, context, {}, prompt, model.config().max_position);
     } else {
-      PALIGN_CHECK(tokenizer && !f.prompt_ids_given, ErrorCode::kInvalidArgument,
-                   "[cli.generate] --context TEXT goes with --prompt TEXT; with --prompt-ids use --context-ids");
-      const auto ids = tokenizer->encode(f.context + f.prompt, /*add_special=*/true);
+      PALIGN_CHECK(tokenizer, ErrorCode::kInvalidArgument, "[cli.generate] --context TEXT needs a tokenizer.json");
+      const auto ids = tokenizer->encode(context + f.prompt, /*add_special=*/true);
       with_context.assign(ids.begin(), ids.end());
     }
     make = [&] { return decoding::make_contrast(model, with_context, prompt, f.lambda); };
@@ -142,8 +191,13 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
       PALIGN_CHECK(file_text(dir / "tokenizer.json") == file_text(rm_dir / "tokenizer.json"),
                    ErrorCode::kInvalidArgument, "[cli.generate] the reward model's tokenizer (", rm_dir.string(),
                    ") differs from the policy's; ARGS scores the policy's tokens, so both must share one tokenizer");
-    const Model& reward = load(f.reward_model);
-    make = [&] { return decoding::make_args(model, reward, f.args_k, f.args_w, prompt); };
+    const Model* reward = &load(f.reward_model);
+    if (profile && reward->config().num_labels > 1) {
+      // A multi-objective reward scored as the user's weighted sum of its labels.
+      loaded.push_back(decoding::weighted_reward_model(*reward, profile->weights_for(reward->config().id2label, true)));
+      reward = loaded.back().get();
+    }
+    make = [&] { return decoding::make_args(model, *reward, f.args_k, f.args_w, prompt); };
   }
   std::vector<GenerateResult> results;
   for (int64_t i = 0; i < f.n; ++i) {
@@ -156,74 +210,99 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
 }
 
 // best_of_n: N samples in one batch (shared prompt prefix), reranked by a reward model — any `palign train reward`
-// directory, personalized for --user / --user-pairs — once per requested output (seed + i·N).
-// cd_block: block-wise controlled decoding — K continuations of B tokens sampled in one batch from the text so far,
-// the best by the reward kept, repeated until max-new-tokens or an end-of-sequence token.
-std::vector<GenerateResult> run_best_of_n(const GenerateFlags& f, const Model& model,
-                                          const std::vector<int64_t>& prompt, const GenerateOptions& opts,
-                                          const Tokenizer* tokenizer) {
+// directory, personalized for --user / --user-pairs (or the --user-profile's user, reward and history) — once per
+// requested output (seed + i·N·1000). cd_block: K continuations of B tokens per block, the best by the reward kept.
+std::vector<GenerateResult> run_rerank(const GenerateFlags& f, const Model& model, const std::vector<int64_t>& prompt,
+                                       const GenerateOptions& opts, const Tokenizer* tokenizer,
+                                       const decoding::UserProfile* profile) {
   const bool block = f.strategy == "cd_block";
-  PALIGN_CHECK(!f.reward.empty(), ErrorCode::kInvalidArgument, "[cli.generate] --strategy ", f.strategy,
-               " needs --reward DIR (from palign train reward)");
+  const fs::path reward_dir = !f.reward.empty() ? fs::path(f.reward) : profile ? profile->reward : fs::path();
+  PALIGN_CHECK(!reward_dir.empty(), ErrorCode::kInvalidArgument, "[cli.generate] --strategy ", f.strategy,
+               " needs --reward DIR (from palign train reward) or a --user-profile with a reward");
+  PALIGN_CHECK(tokenizer, ErrorCode::kInvalidArgument, "[cli.generate] ", f.strategy,
+               " scores text, but the model directory has no tokenizer.json");
+  auto reward = training::RewardModel::load(reward_dir);
+  std::string user = f.user;
+  fs::path pairs_file = f.user_pairs;
+  if (profile && reward->personalized() && user.empty() && pairs_file.empty()) {
+    const auto known = reward->users();
+    if (std::find(known.begin(), known.end(), profile->user_id) != known.end())
+      user = profile->user_id;
+    else
+      pairs_file = profile->history;  // a user the reward has not seen brings their pairs
+  }
+  std::vector<training::PreferenceRecord> pairs;
+  if (!pairs_file.empty()) pairs = training::read_preference_jsonl(pairs_file);
+  PALIGN_CHECK(reward->personalized() || (f.user.empty() && f.user_pairs.empty()), ErrorCode::kInvalidArgument,
+               "[cli.generate] ", reward_dir.string(), " is the same for every user; drop --user/--user-pairs");
+  const std::string prompt_text =
+      tokenizer->decode(std::vector<int32_t>(prompt.begin(), prompt.end()), /*skip_special=*/true);
+  const decoding::ContinuationScorer score = [&](const std::vector<std::vector<int64_t>>& continuations) {
+    std::vector<double> out;
+    for (const auto& ids : continuations)
+      out.push_back(reward->score(
+          prompt_text, tokenizer->decode(std::vector<int32_t>(ids.begin(), ids.end()), /*skip_special=*/true), user,
+          pairs)[0]);
+    return out;
+  };
   const int64_t k = block ? f.cd_k : f.best_of;
   PALIGN_CHECK(k >= 1, ErrorCode::kInvalidArgument, "[cli.generate] ", block ? "--cd-k" : "--best-of",
                " must be at least 1, got ", k);
   PALIGN_CHECK(!block || f.cd_block >= 1, ErrorCode::kInvalidArgument,
                "[cli.generate] --cd-block must be at least 1, got ", f.cd_block);
-  PALIGN_CHECK(tokenizer, ErrorCode::kInvalidArgument, "[cli.generate] ", f.strategy,
-               " scores text, but the model directory has no tokenizer.json");
-  auto reward = training::RewardModel::load(f.reward);
-  std::vector<training::PreferenceRecord> pairs;
-  if (!f.user_pairs.empty()) pairs = training::read_preference_jsonl(f.user_pairs);
-  PALIGN_CHECK(reward->personalized() || (f.user.empty() && pairs.empty()), ErrorCode::kInvalidArgument,
-               "[cli.generate] ", f.reward, " is the same for every user; drop --user/--user-pairs");
-  const std::string prompt_text =
-      tokenizer->decode(std::vector<int32_t>(prompt.begin(), prompt.end()), /*skip_special=*/true);
-  auto text_of = [&](const std::vector<int64_t>& ids) {
-    return tokenizer->decode(std::vector<int32_t>(ids.begin(), ids.end()), /*skip_special=*/true);
-  };
-  // The best of k samples continuing `so_far` by at most `budget` tokens.
-  auto best_sample = [&](const std::vector<int64_t>& so_far, int64_t budget, uint64_t seed) {
-    GenerateOptions o = opts;
-    o.max_new_tokens = budget;
-    o.sampling.seed = seed;
-    std::vector<int64_t> context = prompt;
-    context.insert(context.end(), so_far.begin(), so_far.end());
-    auto samples = generate(model, tokenizer, context, o, k);
-    size_t best = 0;
-    double best_score = 0;
-    for (size_t j = 0; j < samples.size(); ++j) {
-      std::vector<int64_t> all = so_far;
-      all.insert(all.end(), samples[j].ids.begin(), samples[j].ids.end());
-      const double s = reward->score(prompt_text, text_of(all), f.user, pairs)[0];
-      if (j == 0 || s > best_score) best = j, best_score = s;
-    }
-    return std::move(samples[best]);
-  };
-  const int64_t budget =
-      std::min<int64_t>(opts.max_new_tokens, model.config().max_position - static_cast<int64_t>(prompt.size()));
   std::vector<GenerateResult> out;
   for (int64_t i = 0; i < f.n; ++i) {
-    const uint64_t seed = opts.sampling.seed + static_cast<uint64_t>(i * k * 1000);
-    if (!block) {
-      out.push_back(best_sample({}, opts.max_new_tokens, seed));
-      continue;
-    }
-    GenerateResult r;
-    r.finish_reason = "length";
-    for (int64_t b = 0; static_cast<int64_t>(r.ids.size()) < budget; ++b) {
-      const int64_t n = std::min<int64_t>(f.cd_block, budget - static_cast<int64_t>(r.ids.size()));
-      GenerateResult piece = best_sample(r.ids, n, seed + static_cast<uint64_t>(b * k));
-      r.ids.insert(r.ids.end(), piece.ids.begin(), piece.ids.end());
-      if (piece.finish_reason == "stop") {
-        r.finish_reason = "stop";
-        break;
-      }
-    }
-    r.text = text_of(r.ids);
-    out.push_back(std::move(r));
+    GenerateOptions o = opts;
+    o.sampling.seed = opts.sampling.seed + static_cast<uint64_t>(i * k * 1000);
+    out.push_back(block ? decoding::cd_block(model, tokenizer, prompt, o, k, f.cd_block, score)
+                        : decoding::best_of_n(model, tokenizer, prompt, o, k, score));
   }
   return out;
+}
+
+// prompt: the preference statement and the user's liked responses most similar to the prompt before it.
+// steer: Σ_k w_k · λ · v_k added to the residual stream. Both are the batched plain sampler over a changed input or
+// forward, so they keep --adapter and -n.
+std::vector<GenerateResult> run_context_or_steer(const GenerateFlags& f, const Model& model,
+                                                 const std::vector<int64_t>& prompt, GenerateOptions opts,
+                                                 const Tokenizer* tokenizer, const decoding::UserProfile* profile) {
+  if (f.strategy == "steer") {
+    const fs::path file = f.vectors;
+    PALIGN_CHECK(!file.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --strategy steer needs --vectors FILE (from palign train steer)");
+    const auto vectors = decoding::load_steering_vectors(file, model.config());
+    std::vector<std::string> names;
+    for (const auto& v : vectors) names.push_back(v.name);
+    const auto weights = resolve_weights(f.weights, names, profile, "vectors in " + file.string(), true);
+    opts.residual_hook = decoding::steering_hook(vectors, weights, f.lambda);
+    return generate(model, tokenizer, prompt, opts, f.n);
+  }
+  PALIGN_CHECK(tokenizer, ErrorCode::kInvalidArgument,
+               "[cli.generate] --strategy prompt encodes text, but the model directory has no tokenizer.json");
+  const std::string statement = !f.statement.empty() ? f.statement : profile ? profile->statement : "";
+  const fs::path history = !f.history.empty() ? fs::path(f.history) : profile ? profile->history : fs::path();
+  PALIGN_CHECK(!statement.empty() || !history.empty(), ErrorCode::kInvalidArgument,
+               "[cli.generate] --strategy prompt needs --statement TEXT, --history PAIRS.jsonl or a --user-profile "
+               "with either");
+  PALIGN_CHECK(f.retrieve >= 0, ErrorCode::kInvalidArgument, "[cli.generate] --retrieve must be >= 0, got ",
+               f.retrieve);
+  std::vector<std::string> liked;
+  if (!history.empty()) {
+    const std::string who = profile ? profile->user_id : "";
+    for (const auto& r : training::read_preference_jsonl(history))
+      if (who.empty() || r.user_id.empty() || r.user_id == who) {
+        const std::string doc = r.prompt + r.chosen;
+        if (std::find(liked.begin(), liked.end(), doc) == liked.end()) liked.push_back(doc);
+      }
+  }
+  const std::string prompt_text =
+      tokenizer->decode(std::vector<int32_t>(prompt.begin(), prompt.end()), /*skip_special=*/true);
+  std::vector<std::string> ranked;
+  for (size_t i : decoding::rank_by_overlap(prompt_text, liked)) ranked.push_back(liked[i]);
+  const int64_t room = model.config().max_position - std::min<int64_t>(opts.max_new_tokens, model.config().max_position - 1);
+  const auto context =
+      decoding::personalized_prompt(*tokenizer, statement, ranked, prompt, room, static_cast<size_t>(f.retrieve));
+  return generate(model, tokenizer, context, opts, f.n);
 }
 
 int run_generate(const GenerateFlags& f, const CLI::App& app) {
@@ -282,15 +361,21 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
   std::optional<LoraAdapter> adapter;
   if (!f.adapter.empty()) adapter.emplace(LoraAdapter::load(f.adapter, model->config()));
   opts.linear_hook = adapter ? &*adapter : nullptr;
+  std::optional<decoding::UserProfile> profile;
+  if (!f.user_profile.empty()) profile = decoding::UserProfile::load(f.user_profile);
+  const decoding::UserProfile* prof = profile ? &*profile : nullptr;
+  const Tokenizer* tok = tokenizer ? &*tokenizer : nullptr;
   std::vector<GenerateResult> results;
   if (f.strategy == "sample") {
-    results = generate(*model, tokenizer ? &*tokenizer : nullptr, prompt, opts, f.n);
+    results = generate(*model, tok, prompt, opts, f.n);
   } else if (f.strategy == "best_of_n" || f.strategy == "cd_block") {
-    results = run_best_of_n(f, *model, prompt, opts, tokenizer ? &*tokenizer : nullptr);
+    results = run_rerank(f, *model, prompt, opts, tok, prof);
+  } else if (f.strategy == "prompt" || f.strategy == "steer") {
+    results = run_context_or_steer(f, *model, prompt, opts, tok, prof);
   } else {
     PALIGN_CHECK(f.adapter.empty(), ErrorCode::kInvalidArgument,
-                 "[cli.generate] --adapter works with --strategy sample");
-    results = run_strategy(f, *model, dir, prompt, opts, tokenizer ? &*tokenizer : nullptr);
+                 "[cli.generate] --adapter works with --strategy sample, prompt, steer, best_of_n and cd_block");
+    results = run_strategy(f, *model, dir, prompt, opts, tok, prof);
   }
   for (const auto& r : results) {
     if (f.json) {
@@ -336,15 +421,29 @@ Command add_generate(CLI::App& root) {
   app->add_flag("--chat", flags->chat, "Wrap the prompt as a user message with the model's chat template");
   app->add_option("--system", flags->system, "System message for --chat");
   app->add_flag("--json", flags->json, "Print one JSON line per sample: {\"output_ids\", \"text\", ...}");
-  auto* strategy =
-      app->add_option("--strategy", flags->strategy, "sample, best_of_n, cd_block, fusion, proxy, contrast or args")
-          ->check(CLI::IsMember({"sample", "best_of_n", "cd_block", "fusion", "proxy", "contrast", "args"}))
-          ->capture_default_str();
-  (void)strategy;
+  app->add_option("--strategy", flags->strategy,
+                  "sample, prompt, best_of_n, cd_block, fusion, proxy, steer, contrast or args")
+      ->check(CLI::IsMember(
+          {"sample", "prompt", "best_of_n", "cd_block", "fusion", "proxy", "steer", "contrast", "args"}))
+      ->capture_default_str();
   auto need = [&](CLI::Option* o, const char* s) { flags->strategy_flags.emplace_back(o, s); };  // s: "a" or "a|b"
+  need(app->add_option("--user-profile", flags->user_profile,
+                       "A user profile directory (profile.json): the weights, statement, reward and history the "
+                       "strategy personalizes with"),
+       "prompt|best_of_n|cd_block|fusion|steer|contrast|args");
   need(app->add_option("--models", flags->models, "fusion: comma-separated model directories sharing a vocabulary"),
        "fusion");
-  need(app->add_option("--weights", flags->weights, "fusion: one weight per model (any real numbers)"), "fusion");
+  need(app->add_option("--weights", flags->weights,
+                       "fusion, steer: one weight per model / vector (any real numbers), or name=weight pairs"),
+       "fusion|steer");
+  need(app->add_option("--vectors", flags->vectors, "steer: a steering-vector file (palign train steer)"), "steer");
+  need(app->add_option("--statement", flags->statement, "prompt: the user's preference statement"), "prompt");
+  need(app->add_option("--history", flags->history, "prompt: the user's labelled pairs (JSONL); liked responses are "
+                       "retrieved from them"),
+       "prompt");
+  need(app->add_option("--retrieve", flags->retrieve, "prompt: most liked responses put before the prompt")
+           ->capture_default_str(),
+       "prompt");
   need(app->add_option("--expert", flags->expert, "proxy: the expert model"), "proxy");
   need(app->add_option("--antiexpert", flags->antiexpert, "proxy: the anti-expert model"), "proxy");
   need(app->add_option("--alpha", flags->alpha, "proxy: base + alpha * (expert - antiexpert)"), "proxy");
@@ -352,7 +451,9 @@ Command add_generate(CLI::App& root) {
        "contrast");
   need(app->add_option("--context-ids", flags->context_ids, "contrast: the preference prompt as token ids"),
        "contrast");
-  need(app->add_option("--lambda", flags->lambda, "contrast: with + lambda * (with - without)"), "contrast");
+  need(app->add_option("--lambda", flags->lambda,
+                       "contrast: with + lambda * (with - without); steer: the vectors' scale"),
+       "contrast|steer");
   need(app->add_option("--best-of", flags->best_of, "best_of_n: samples per output, reranked by --reward"),
        "best_of_n");
   need(app->add_option("--reward", flags->reward, "best_of_n, cd_block: a reward directory (palign train reward)"),

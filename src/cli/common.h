@@ -35,10 +35,12 @@ Command add_info(CLI::App& root);
 Command add_data(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_score(CLI::App& root);
+Command add_profile(CLI::App& root);
 // Under `palign train`:
 Command add_train_tokenizer(CLI::App& train);
 Command add_train_lm(CLI::App& train);
 Command add_train_reward(CLI::App& train);
+Command add_train_steer(CLI::App& train);
 // Under `palign eval`:
 Command add_eval_perplexity(CLI::App& eval);
 

@@ -15,12 +15,13 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Show help for every command");
   std::vector<cli::Command> commands = {cli::add_generate(app), cli::add_tokenize(app), cli::add_detokenize(app),
                                         cli::add_forward(app),  cli::add_info(app),     cli::add_data(app),
-                                        cli::add_bench(app),    cli::add_score(app)};
+                                        cli::add_bench(app),    cli::add_score(app),    cli::add_profile(app)};
   CLI::App* train = app.add_subcommand("train", "Train tokenizers, language models, reward models, adapters");
   train->require_subcommand(1);
   commands.push_back(cli::add_train_tokenizer(*train));
   commands.push_back(cli::add_train_lm(*train));
   commands.push_back(cli::add_train_reward(*train));
+  commands.push_back(cli::add_train_steer(*train));
   CLI::App* eval = app.add_subcommand("eval", "Evaluate models");
   eval->require_subcommand(1);
   commands.push_back(cli::add_eval_perplexity(*eval));

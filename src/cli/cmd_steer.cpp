@@ -1,0 +1,83 @@
+// palign train steer: mean-difference steering vectors, one per preference dimension of the pairs, for
+// `palign generate --strategy steer`.
+#include <ATen/ATen.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "palign/base/error.h"
+#include "palign/decoding/steering.h"
+#include "palign/runtime/model.h"
+#include "palign/runtime/tokenizer.h"
+#include "palign/training/arm_trainer.h"
+#include "palign/training/reward_trainer.h"
+
+namespace palign::cli {
+
+namespace fs = std::filesystem;
+
+Command add_train_steer(CLI::App& train) {
+  struct Flags {
+    std::string data, model, out, method = "mean_diff";
+    int64_t layer = -1;
+    int64_t max_tokens = 128;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* app = train.add_subcommand(
+      "steer", "Steering vectors per preference dimension: the mean difference of the residual stream between chosen "
+               "and rejected responses");
+  app->add_option("--data", f->data, "Per-dimension preference pairs, JSON Lines {prompt, chosen, rejected, dimension}")
+      ->required();
+  app->add_option("--model", f->model, "The policy model directory (default: the shipped model)");
+  app->add_option("--out", f->out, "Output safetensors file")->required();
+  app->add_option("--method", f->method, "mean_diff")->check(CLI::IsMember({"mean_diff"}))->capture_default_str();
+  app->add_option("--layer", f->layer, "Decoder layer (0-based) whose output is steered (default: the middle one)");
+  app->add_option("--max-tokens", f->max_tokens, "Prompt + response tokens per row (longer rows are cut)")
+      ->capture_default_str();
+  return {app, [f] {
+            const fs::path dir = resolve_model_dir(f->model);
+            const auto model = runtime::Model::load(dir);
+            PALIGN_CHECK(fs::exists(dir / "tokenizer.json"), ErrorCode::kNotFound, "[cli.train.steer] ", dir.string(),
+                         " has no tokenizer.json to encode the pairs");
+            const auto tok = runtime::Tokenizer::from_dir(dir);
+            const int64_t layer = f->layer < 0 ? model->config().n_layer / 2 : f->layer;
+            PALIGN_CHECK(layer < model->config().n_layer, ErrorCode::kInvalidArgument, "[cli.train.steer] --layer ",
+                         layer, " is outside the model's ", model->config().n_layer, " layers (0-based)");
+            PALIGN_CHECK(f->max_tokens >= 2, ErrorCode::kInvalidArgument,
+                         "[cli.train.steer] --max-tokens must be >= 2, got ", f->max_tokens);
+            const int64_t max_tokens = std::min(f->max_tokens, model->config().max_position);
+            std::map<std::string, std::vector<decoding::TokenPair>> by_dimension;
+            for (const auto& r : training::read_preference_jsonl(f->data)) {
+              PALIGN_CHECK(!r.dimension.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] ", f->data,
+                           " has a pair without \"dimension\"; steering vectors are per dimension");
+              const auto c = training::tokenize_response(tok, r.prompt, r.chosen, max_tokens);
+              const auto x = training::tokenize_response(tok, r.prompt, r.rejected, max_tokens);
+              decoding::TokenPair p;
+              p.prompt.assign(c.ids.begin(), c.ids.begin() + c.response_start);
+              p.chosen.assign(c.ids.begin() + c.response_start, c.ids.end());
+              p.rejected.assign(x.ids.begin() + x.response_start, x.ids.end());
+              if (p.chosen.empty() || p.rejected.empty()) continue;  // cut away by --max-tokens
+              // The rejected response continues its own prompt tokens (a tokenizer may merge differently).
+              if (!std::equal(p.prompt.begin(), p.prompt.end(), x.ids.begin())) continue;
+              by_dimension[r.dimension].push_back(std::move(p));
+            }
+            std::vector<decoding::SteeringVector> vectors;
+            nlohmann::json summary = nlohmann::json::array();
+            for (const auto& [name, pairs] : by_dimension) {
+              PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] dimension '", name,
+                           "' has no pair that fits in --max-tokens ", max_tokens);
+              vectors.push_back(
+                  {.name = name, .layer = layer, .vector = decoding::mean_difference_vector(*model, pairs, layer)});
+              summary.push_back({{"dimension", name},
+                                 {"pairs", pairs.size()},
+                                 {"layer", layer},
+                                 {"norm", vectors.back().vector.norm().item<double>()}});
+            }
+            decoding::save_steering_vectors(f->out, vectors);
+            print_json_line(nlohmann::json{{"out", f->out}, {"method", f->method}, {"vectors", summary}}.dump());
+            return 0;
+          }};
+}
+
+}  // namespace palign::cli
