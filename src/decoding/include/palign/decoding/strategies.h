@@ -59,13 +59,13 @@ std::unique_ptr<NextTokenScorer> make_proxy(const runtime::Model& base, const ru
 // "without" the prompt alone (both append the same generated tokens). λ = 0 is plain decoding with the context.
 std::unique_ptr<NextTokenScorer> make_contrast(const runtime::Model& model, std::span<const int64_t> with_context,
                                                std::span<const int64_t> without_context, double lambda);
-// reward: a sequence-classification model over the policy's vocabulary. Throws kInvalidArgument for k < 1 or k
-// beyond the vocabulary, a reward model that is not a classifier, different vocabularies.
 // A reward model scoring Σ_k label_weights[k] · score_k: the K labels of a multi-objective classification model folded
 // into one linear score head (exact, as the heads are linear), e.g. a user's profile weights for ARGS. Throws
 // kInvalidArgument for a model that is not a classifier or weights of the wrong count.
 std::unique_ptr<runtime::Model> weighted_reward_model(const runtime::Model& reward,
                                                       const std::vector<double>& label_weights);
+// reward: a sequence-classification model over the policy's vocabulary. Throws kInvalidArgument for k < 1 or k
+// beyond the vocabulary, a reward model that is not a classifier, different vocabularies.
 std::unique_ptr<NextTokenScorer> make_args(const runtime::Model& policy, const runtime::Model& reward, int64_t k,
                                            double w, std::span<const int64_t> prompt);
 
