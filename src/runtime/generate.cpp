@@ -29,48 +29,75 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stops)
 }
 }  // namespace
 
-std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokenizer, std::span<const int64_t> prompt,
-                                     const GenerateOptions& options, int64_t n_samples) {
+namespace {
+
+// The decode loop over rows: row i continues prompts[i] (shared: every row continues prompts[0], prefilled once and
+// forked) with the sampler seeded options.sampling.seed + i, within its own budget.
+std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* tokenizer,
+                                          const std::vector<std::span<const int64_t>>& prompts, bool shared,
+                                          int64_t n_rows, const GenerateOptions& options) {
   const std::string err = options.validate();
   PALIGN_CHECK(err.empty(), ErrorCode::kInvalidArgument, "[runtime.generate] ", err);
-  PALIGN_CHECK(!prompt.empty(), ErrorCode::kInvalidArgument,
-               "[runtime.generate] the prompt is empty; give some text or token ids");
-  PALIGN_CHECK(n_samples >= 1, ErrorCode::kInvalidArgument, "[runtime.generate] n_samples must be >= 1");
+  PALIGN_CHECK(n_rows >= 1, ErrorCode::kInvalidArgument, "[runtime.generate] n_samples must be >= 1");
   PALIGN_CHECK(options.stop_strings.empty() || tokenizer, ErrorCode::kInvalidArgument,
                "[runtime.generate] stop strings need a tokenizer");
   const int64_t max_pos = model.config().max_position;
-  const int64_t P = static_cast<int64_t>(prompt.size());
-  PALIGN_CHECK(P <= max_pos, ErrorCode::kInvalidArgument, "[runtime.generate] the prompt has ", P,
-               " tokens, more than the model's context of ", max_pos, "; shorten it");
-  // The budget is clipped to the context (as transformers and llama.cpp do), never an error on its own.
-  const int64_t budget = std::min(options.max_new_tokens, max_pos - P);
-
-  std::vector<GenerateResult> results(n_samples);
-  if (budget == 0) {
-    for (auto& r : results) r.finish_reason = "length";
-    return results;
+  std::vector<int64_t> budget(n_rows);
+  int64_t longest = 0, most = 0;
+  for (int64_t i = 0; i < n_rows; ++i) {
+    const auto& prompt = prompts[shared ? 0 : i];
+    const auto P = static_cast<int64_t>(prompt.size());
+    PALIGN_CHECK(P > 0, ErrorCode::kInvalidArgument,
+                 "[runtime.generate] the prompt is empty; give some text or token ids");
+    PALIGN_CHECK(P <= max_pos, ErrorCode::kInvalidArgument, "[runtime.generate] the prompt has ", P,
+                 " tokens, more than the model's context of ", max_pos, "; shorten it");
+    // The budget is clipped to the context (as transformers and llama.cpp do), never an error on its own.
+    budget[i] = std::min(options.max_new_tokens, max_pos - P);
+    longest = std::max(longest, P);
+    most = std::max(most, P + budget[i]);
   }
+  std::vector<GenerateResult> results(n_rows);
+  std::vector<bool> done(n_rows, false);
+  int64_t active = n_rows;
+  for (int64_t i = 0; i < n_rows; ++i)
+    if (budget[i] == 0) results[i].finish_reason = "length", done[i] = true, --active;
+  if (active == 0) return results;
   std::vector<Sampler> samplers;
-  for (int64_t i = 0; i < n_samples; ++i) {
+  for (int64_t i = 0; i < n_rows; ++i) {
     SamplingOptions so = options.sampling;
     so.seed += static_cast<uint64_t>(i);
     samplers.emplace_back(so);
   }
-  KvCache cache = model.make_cache(n_samples, std::min<int64_t>(P + budget, max_pos));
+  KvCache cache = model.make_cache(n_rows, std::min<int64_t>(most, max_pos));
   ForwardOptions fo{.logits = ForwardOptions::Logits::kLast};
   fo.linear_hook = options.linear_hook;
   fo.residual_hook = options.residual_hook;
-  at::Tensor prompt_ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
-  at::Tensor logits = model.forward(Batch{.ids = prompt_ids, .seq = {0}}, cache, fo).logits;  // [1, V]
-  cache.fork_all(0);
-  logits = logits.expand({n_samples, logits.size(1)});
+  at::Tensor logits;  // [n_rows, V]
+  std::vector<std::vector<int64_t>> history(n_rows);
+  if (shared) {
+    const auto& prompt = prompts[0];
+    at::Tensor ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
+    logits = model.forward(Batch{.ids = ids, .seq = {0}}, cache, fo).logits;  // [1, V]
+    cache.fork_all(0);
+    logits = logits.expand({n_rows, logits.size(1)});
+    history.assign(n_rows, std::vector<int64_t>(prompt.begin(), prompt.end()));
+  } else {
+    // One right-padded prefill of every row's own prompt.
+    at::Tensor ids = at::zeros({n_rows, longest}, at::kLong);
+    std::vector<int64_t> n_tokens, seqs;
+    for (int64_t i = 0; i < n_rows; ++i) {
+      history[i].assign(prompts[i].begin(), prompts[i].end());
+      const auto P = static_cast<int64_t>(history[i].size());
+      ids[i].narrow(0, 0, P).copy_(at::tensor(history[i], at::kLong));
+      n_tokens.push_back(P);
+      seqs.push_back(i);
+    }
+    logits = model.forward(Batch{.ids = ids, .n_tokens = n_tokens, .seq = seqs}, cache, fo).logits;
+  }
 
-  std::vector<std::vector<int64_t>> history(n_samples, std::vector<int64_t>(prompt.begin(), prompt.end()));
-  std::vector<bool> done(n_samples, false);
-  int64_t active = n_samples;
-  for (int64_t step = 0; step < budget && active > 0; ++step) {
-    std::vector<int64_t> next(n_samples, 0), rows;
-    for (int64_t i = 0; i < n_samples; ++i) {
+  while (active > 0) {
+    std::vector<int64_t> next(n_rows, 0), rows;
+    for (int64_t i = 0; i < n_rows; ++i) {
       if (done[i]) continue;
       next[i] = samplers[i].sample(logits[i], history[i]);
       history[i].push_back(next[i]);
@@ -81,24 +108,21 @@ std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokeni
             tokenizer->decode(std::vector<int32_t>(results[i].ids.begin(), results[i].ids.end()), /*skip_special=*/true);
         stop = find_stop(text, options.stop_strings) != std::string::npos;
       }
-      if (stop) {
-        done[i] = true;
-        results[i].finish_reason = "stop";
-        --active;
-      }
+      if (stop) results[i].finish_reason = "stop";
+      if (stop || static_cast<int64_t>(results[i].ids.size()) == budget[i]) done[i] = true, --active;
     }
-    if (active == 0 || step + 1 == budget) break;
+    if (active == 0) break;
     // Decode one token for every unfinished row in one batched forward.
-    for (int64_t i = 0; i < n_samples; ++i)
+    for (int64_t i = 0; i < n_rows; ++i)
       if (!done[i]) rows.push_back(i);
     std::vector<int64_t> toks;
     for (int64_t r : rows) toks.push_back(next[r]);
     at::Tensor step_ids = at::tensor(toks, at::kLong).unsqueeze(1);
     at::Tensor out = model.forward(Batch{.ids = step_ids, .seq = rows}, cache, fo).logits;
-    logits = at::zeros({n_samples, out.size(1)});
+    logits = at::zeros({n_rows, out.size(1)});
     logits.index_copy_(0, at::tensor(rows, at::kLong), out);
   }
-  for (int64_t i = 0; i < n_samples; ++i) {
+  for (int64_t i = 0; i < n_rows; ++i) {
     auto& r = results[i];
     if (r.finish_reason.empty()) r.finish_reason = "length";
     if (tokenizer) {
@@ -108,6 +132,21 @@ std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokeni
     }
   }
   return results;
+}
+
+}  // namespace
+
+std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokenizer, std::span<const int64_t> prompt,
+                                     const GenerateOptions& options, int64_t n_samples) {
+  return generate_rows(model, tokenizer, {prompt}, /*shared=*/true, n_samples, options);
+}
+
+std::vector<GenerateResult> generate_each(const Model& model, const Tokenizer* tokenizer,
+                                          const std::vector<std::vector<int64_t>>& prompts,
+                                          const GenerateOptions& options) {
+  PALIGN_CHECK(!prompts.empty(), ErrorCode::kInvalidArgument, "[runtime.generate_each] no prompts");
+  std::vector<std::span<const int64_t>> spans(prompts.begin(), prompts.end());
+  return generate_rows(model, tokenizer, spans, /*shared=*/false, static_cast<int64_t>(prompts.size()), options);
 }
 
 std::vector<int64_t> default_stop_ids(const std::filesystem::path& model_dir, const Model& model,

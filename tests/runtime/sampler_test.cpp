@@ -102,6 +102,39 @@ TEST(Generate, BatchedSamplesEqualSeparateRuns) {
   EXPECT_NE(batched[0].ids, batched[1].ids);
 }
 
+// Rows with their own prompts (right-padded prefill, per-row budgets at the context's edge, stop ids) give what each
+// prompt gives alone with the row's seed.
+TEST(Generate, EachPromptInOneBatchEqualsSeparateRuns) {
+  for (const char* name : {"llama", "gpt2"}) {
+    auto model = Model::load(test::hf_model(name));
+    const int64_t max_pos = model->config().max_position;
+    // The last row ends 3 tokens before the context's edge (gpt2's 256; the others' are far away).
+    const int64_t edge = std::min<int64_t>(max_pos, 256);
+    const std::vector<std::vector<int64_t>> prompts = {
+        {5, 17, 99, 3}, {8}, {40, 41, 42, 43, 44, 45, 46, 47, 48}, std::vector<int64_t>(edge - 3, 7)};
+    for (bool greedy : {true, false}) {
+      GenerateOptions opts{.max_new_tokens = 10, .sampling = {.greedy = greedy, .temperature = 0.9f, .seed = 11}};
+      opts.stop_ids = {2};
+      const auto batched = generate_each(*model, nullptr, prompts, opts);
+      ASSERT_EQ(batched.size(), prompts.size());
+      int same = 0;
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        GenerateOptions one = opts;
+        one.sampling.seed = 11 + i;
+        const auto single = generate(*model, nullptr, prompts[i], one, 1)[0];
+        EXPECT_EQ(batched[i].ids, single.ids) << name << " row " << i;
+        EXPECT_EQ(batched[i].finish_reason, single.finish_reason) << name << " row " << i;
+        same += batched[i].ids == single.ids;
+      }
+      if (edge == max_pos) EXPECT_EQ(batched[3].ids.size(), 3u) << "the last row's budget ends at the context";
+      std::printf("[%s] generate_each (%s): %d of %zu rows identical to separate runs\n", name,
+                  greedy ? "greedy" : "sampled", same, prompts.size());
+    }
+    EXPECT_THROW(generate_each(*model, nullptr, {}, {}), Error);
+    EXPECT_THROW(generate_each(*model, nullptr, {{1, 2}, {}}, {}), Error);
+  }
+}
+
 TEST(Generate, GreedyWithCacheEqualsFixtureFullRecompute) {
   for (const std::string name : {"llama", "mistral", "gpt2", "qwen3"}) {
     auto model = Model::load(test::hf_model(name));

@@ -48,6 +48,13 @@ struct GenerateResult {
 std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokenizer, std::span<const int64_t> prompt,
                                      const GenerateOptions& options, int64_t n_samples = 1);
 
+// One continuation of each prompt, all rows in one batch (a right-padded prefill, then one token per row per step):
+// many users' requests at once. Row i uses seed options.sampling.seed + i and gives the tokens generate(prompts[i])
+// with that seed gives. Throws as generate, and kInvalidArgument for no prompts.
+std::vector<GenerateResult> generate_each(const Model& model, const Tokenizer* tokenizer,
+                                          const std::vector<std::vector<int64_t>>& prompts,
+                                          const GenerateOptions& options);
+
 // End-of-sequence ids of a model directory: generation_config.json's eos_token_id, else config.json's, plus the
 // tokenizer's eos token.
 std::vector<int64_t> default_stop_ids(const std::filesystem::path& model_dir, const Model& model,
