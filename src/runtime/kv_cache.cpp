@@ -79,17 +79,26 @@ void KvCache::fork(int64_t src, int64_t dst, int64_t n) {
   lengths_[dst] = n;
 }
 
-void KvCache::fork_all(int64_t src, int64_t n) {
+void KvCache::fork_all(int64_t src, int64_t n, int64_t from) {
   check_seq(src, "fork_all");
   if (n < 0) n = lengths_[src];
   PALIGN_CHECK(n <= lengths_[src], ErrorCode::kInvalidArgument, "[runtime.KvCache.fork_all] cannot fork ", n,
                " positions of a sequence of length ", lengths_[src]);
-  if (n > 0 && n_seq() > 1) {
+  PALIGN_CHECK(from >= 0 && from <= n, ErrorCode::kInvalidArgument, "[runtime.KvCache.fork_all] from = ", from,
+               " must be in [0, ", n, "]");
+  for (int64_t seq = 0; seq < n_seq(); ++seq)
+    PALIGN_CHECK(lengths_[seq] >= from, ErrorCode::kInvalidArgument, "[runtime.KvCache.fork_all] sequence ", seq,
+                 " has ", lengths_[seq], " positions, fewer than the shared prefix of ", from, " (from)");
+  const int64_t count = n - from;
+  if (count > 0 && n_seq() > 1) {
     at::NoGradGuard guard;
+    // The sequences before and after src, so that no copy reads what it writes (no clone of the source needed).
+    const std::pair<int64_t, int64_t> ranges[] = {{0, src}, {src + 1, n_seq()}};
     for (size_t layer = 0; layer < k_.size(); ++layer) {
       for (auto* store : {&k_[layer], &v_[layer]}) {
-        auto prefix = store->narrow(0, src, 1).narrow(2, 0, n).clone();
-        store->narrow(2, 0, n).copy_(prefix.expand({n_seq(), n_kv_head_, n, head_dim_}));
+        const at::Tensor source = store->narrow(0, src, 1).narrow(2, from, count);
+        for (const auto& [lo, hi] : ranges)
+          if (hi > lo) store->narrow(0, lo, hi - lo).narrow(2, from, count).copy_(source.expand({hi - lo, -1, -1, -1}));
       }
     }
   }

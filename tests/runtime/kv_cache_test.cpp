@@ -124,6 +124,47 @@ TEST_P(CachePaths, ForkAllEqualsFork) {
   }
 }
 
+// ARGS' step: rows share a prefix and each appends one candidate; fork_all(src, n, from) then copies only src's new
+// position into the others. Against forking the whole prefix, and the continued rows against a recompute.
+TEST_P(CachePaths, ForkAllFromCopiesOnlyTheNewPositions) {
+  auto model = Model::load(test::hf_model(GetParam()));
+  const auto prefix = some_ids(7, 1000, 4);
+  const std::vector<int64_t> candidates = {40, 41, 42}, next = {50, 51, 52};
+  KvCache a = model->make_cache(3), b = model->make_cache(3);
+  for (KvCache* cache : {&a, &b}) {
+    model->forward(Batch{.ids = at::tensor(prefix, at::kLong).unsqueeze(0), .seq = {0}}, *cache);
+    cache->fork_all(/*src=*/0);
+    model->forward(Batch{.ids = at::tensor(candidates, at::kLong).unsqueeze(1)}, *cache);
+  }
+  a.fork_all(/*src=*/1, /*n=*/8, /*from=*/7);
+  b.fork_all(/*src=*/1);
+  for (int64_t seq = 0; seq < 3; ++seq) EXPECT_EQ(a.length(seq), 8);
+  for (int64_t layer = 0; layer < a.n_layer(); ++layer) {
+    EXPECT_TRUE(a.k(layer).narrow(2, 0, 8).equal(b.k(layer).narrow(2, 0, 8)));
+    EXPECT_TRUE(a.v(layer).narrow(2, 0, 8).equal(b.v(layer).narrow(2, 0, 8)));
+  }
+  at::Tensor out = model
+                       ->forward(Batch{.ids = at::tensor(next, at::kLong).unsqueeze(1)}, a,
+                                 {.logits = ForwardOptions::Logits::kLast})
+                       .logits;
+  double worst = 0;
+  for (int64_t r = 0; r < 3; ++r) {
+    auto s = prefix;
+    s.push_back(candidates[1]);
+    s.push_back(next[r]);
+    worst = std::max(worst, (out[r] - full_logits(*model, s)[s.size() - 1]).abs().max().item<double>());
+  }
+  std::printf("[%s] fork_all from the new position vs recompute: max-abs-diff = %.3g\n", GetParam().c_str(), worst);
+  EXPECT_LE(worst, test::kF32Tol);
+
+  // from beyond n, or a sequence shorter than from: errors, and the lengths stay.
+  EXPECT_EQ(test::error_code_of([&] { a.fork_all(0, 5, 6); }), ErrorCode::kInvalidArgument);
+  a.truncate(2, 3);
+  EXPECT_EQ(test::error_code_of([&] { a.fork_all(0, 9, 5); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(a.length(0), 9);
+  EXPECT_EQ(a.length(2), 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Hf, CachePaths, ::testing::Values("llama", "qwen2", "qwen3", "mistral", "gpt2"));
 
 // The fast attention (grouped matmul over the cache with a boolean mask) against explicit per-head

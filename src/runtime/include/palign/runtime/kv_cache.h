@@ -28,8 +28,11 @@ class KvCache {
   // dst becomes a copy of the first n positions of src (all of src when n < 0). dst may equal src (then it is
   // truncated to n). Throws kInvalidArgument for bad sequence indices or n beyond src's length.
   void fork(int64_t src, int64_t dst, int64_t n = -1);
-  // Forks src into every other sequence.
-  void fork_all(int64_t src, int64_t n = -1);
+  // Forks src into every other sequence. With from > 0 only positions [from, n) are copied: the other sequences
+  // must already hold src's first `from` positions (a shared prefix, e.g. ARGS' candidate rows after one of them was
+  // chosen), so a step costs one position, not the whole prefix. Every sequence ends with length n. Throws
+  // kInvalidArgument for a bad src, n beyond src's length, from outside [0, n] or a sequence shorter than from.
+  void fork_all(int64_t src, int64_t n = -1, int64_t from = 0);
   // Drops positions >= pos of seq.
   void truncate(int64_t seq, int64_t pos);
   // Empties every sequence except seq.
