@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -441,11 +442,66 @@ LoraBatchHook::LoraBatchHook(std::vector<const LoraAdapter*> per_row) : n_rows_(
     it->rows.push_back(row);
   }
   for (Group& g : groups_) g.index = at::tensor(g.rows, at::kLong);
+
+  // One adapter over every row is already one pair of matmuls per linear; nothing to stack.
+  const bool one_for_all = groups_.size() == 1 && static_cast<int64_t>(groups_[0].rows.size()) == n_rows_;
+  if (!first || one_for_all || at::GradMode::is_enabled()) return;
+  const ModelConfig& c = first->model_config();
+  stacked_a_.resize(static_cast<size_t>(c.n_layer * kKinds));
+  stacked_b_.resize(stacked_a_.size());
+  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
+    for (int64_t k = 0; k < kKinds; ++k) {
+      const auto kind = static_cast<LinearKind>(k);
+      int64_t r_max = 0;
+      for (const Group& g : groups_) {
+        const at::Tensor a = g.adapter->lora_a(layer, kind);
+        if (a.defined()) r_max = std::max(r_max, a.size(0));
+      }
+      if (r_max == 0) continue;
+      const auto [in, out] = linear_dims(c, kind);
+      at::Tensor sa = at::zeros({n_rows_, in, r_max}), sb = at::zeros({n_rows_, r_max, out});
+      for (const Group& g : groups_) {
+        const at::Tensor a = g.adapter->lora_a(layer, kind);
+        if (!a.defined()) continue;
+        const int64_t r = a.size(0);
+        const at::Tensor bt = (g.adapter->lora_b(layer, kind).detach() * g.adapter->scaling()).t();  // [r, out]
+        for (int64_t row : g.rows) {
+          sa[row].narrow(1, 0, r).copy_(a.detach().t());
+          sb[row].narrow(0, 0, r).copy_(bt);
+        }
+      }
+      const size_t s = static_cast<size_t>(layer * kKinds + k);
+      stacked_a_[s] = sa;
+      stacked_b_[s] = sb;
+    }
+  }
 }
 
 void LoraBatchHook::apply(int64_t layer, LinearKind kind, const at::Tensor& x, at::Tensor& y) const {
   PALIGN_CHECK(x.size(0) == n_rows_, ErrorCode::kInvalidArgument, "[runtime.LoraBatchHook] the batch has ", x.size(0),
                " rows but the hook was built for ", n_rows_);
+  bool stacked = !stacked_a_.empty() && !at::GradMode::is_enabled();
+  for (const Group& g : groups_)
+    if (g.adapter->training() && g.adapter->config().dropout > 0) stacked = false;  // dropout needs the grouped path
+  if (!stacked) {
+    apply_grouped(layer, kind, x, y);
+    return;
+  }
+  PALIGN_CHECK(layer >= 0 && layer * kKinds < static_cast<int64_t>(stacked_a_.size()) && kind != LinearKind::kSentinel,
+               ErrorCode::kInvalidArgument, "[runtime.LoraBatchHook] layer ", layer, " is outside the adapters' [0, ",
+               static_cast<int64_t>(stacked_a_.size()) / kKinds, ")");
+  const size_t s = static_cast<size_t>(layer * kKinds + static_cast<int64_t>(kind));
+  const at::Tensor& a = stacked_a_[s];
+  if (!a.defined()) return;
+  PALIGN_CHECK(x.size(-1) == a.size(1), ErrorCode::kInvalidArgument, "[runtime.LoraBatchHook] ", linear_kind_name(kind),
+               " of layer ", layer, " gets ", x.size(-1), " input features but the adapters' A has ", a.size(1));
+  // x [R, ..., in] as [R, N, in]; y += (x A) (scaling·Bᵀ), rows independent.
+  const at::Tensor x3 = x.reshape({n_rows_, -1, x.size(-1)});
+  const std::vector<int64_t> y_shape = y.sizes().vec();
+  y = at::baddbmm(y.reshape({n_rows_, -1, y.size(-1)}), at::bmm(x3, a), stacked_b_[s]).view(y_shape);
+}
+
+void LoraBatchHook::apply_grouped(int64_t layer, LinearKind kind, const at::Tensor& x, at::Tensor& y) const {
   for (const Group& g : groups_) {
     if (static_cast<int64_t>(g.rows.size()) == n_rows_) {  // one adapter for every row
       g.adapter->apply(layer, kind, x, y);

@@ -115,14 +115,23 @@ std::unique_ptr<Model> merge_lora(const Model& base, const LoraAdapter& adapter)
 // The inverse: W − scaling·B·A (exact up to float32 rounding).
 std::unique_ptr<Model> unmerge_lora(const Model& merged, const LoraAdapter& adapter);
 
-// Row b of a batch gets per_row[b]'s delta (nullptr: the base model for that row). Rows are grouped by adapter, so
-// each distinct adapter costs one pair of small matmuls per linear, and the base linears run once for the batch.
+// Row b of a batch gets per_row[b]'s delta (nullptr: the base model for that row); the base linears run once for the
+// batch. Two paths give the same deltas:
+//  - grouped: rows are grouped by adapter, each distinct adapter costs a pair of small matmuls per linear (plus an
+//    index_select / index_add when it covers only some rows). Used while grad mode is on, so autograd reaches the
+//    adapters, and by any adapter in training mode with dropout.
+//  - stacked: with grad mode off (e.g. under c10::InferenceMode), delta = bmm(bmm(x, A), B) per linear over per-row
+//    A [R, in, r] and scaling·Bᵀ [R, r, out] (zeros for base rows, ranks padded with zeros): 2 ops, not ~5 per group.
+//    The stacks are built in the constructor when it runs with grad mode off, and cost R adapters' memory.
+// note: the stacks are a snapshot of the adapters' weights at construction; build a new hook after changing them.
 // Borrows the adapters; they must outlive the hook. Throws kInvalidArgument when adapters have different shapes.
 class LoraBatchHook : public LinearHook {
  public:
   explicit LoraBatchHook(std::vector<const LoraAdapter*> per_row);
   // Throws kInvalidArgument when x has a different number of rows than per_row.
   void apply(int64_t layer, LinearKind kind, const at::Tensor& x, at::Tensor& y) const override;
+  // True when the stacked path is available: built with grad mode off, over rows of several adapters or base rows.
+  bool stacked() const { return !stacked_a_.empty(); }
 
  private:
   struct Group {
@@ -130,8 +139,12 @@ class LoraBatchHook : public LinearHook {
     std::vector<int64_t> rows;
     at::Tensor index;  // rows as int64 [n]
   };
+  void apply_grouped(int64_t layer, LinearKind kind, const at::Tensor& x, at::Tensor& y) const;
   int64_t n_rows_ = 0;
   std::vector<Group> groups_;
+  // Per (layer, kind): A [R, in, r_max] and scaling·Bᵀ [R, r_max, out]; undefined where no row's adapter adapts the
+  // linear. Empty when the hook has no stacked path.
+  std::vector<at::Tensor> stacked_a_, stacked_b_;
 };
 
 }  // namespace palign::runtime
