@@ -103,7 +103,7 @@ class LoraFusionScorer final : public NextTokenScorer {
       : base_(base),
         weights_(std::move(weights)),
         k_(static_cast<int64_t>(experts.size())),
-        hook_(experts),
+        hook_(experts),  // built under make_lora_fusion's InferenceMode: the stacked (bmm) path
         cache_(base.make_cache(std::max<int64_t>(1, k_))) {
     PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.fusion] no experts to fuse");
     PALIGN_CHECK(static_cast<int64_t>(weights_.size()) == k_, ErrorCode::kInvalidArgument, "[decoding.fusion] ",
@@ -123,13 +123,12 @@ class LoraFusionScorer final : public NextTokenScorer {
   void append(int64_t token) override { last_ = step(at::full({k_, 1}, token, at::kLong)); }
 
  private:
+  // Row i is expert i's sequence i (Batch's default rows 0..K-1).
   at::Tensor step(const at::Tensor& ids) {
     ForwardOptions fo;
     fo.logits = ForwardOptions::Logits::kLast;
     fo.linear_hook = &hook_;
-    std::vector<int64_t> seqs;
-    for (int64_t i = 0; i < k_; ++i) seqs.push_back(i);
-    return base_.forward(Batch{.ids = ids, .n_tokens = {}, .seq = seqs}, cache_, fo).logits.to(at::kFloat);
+    return base_.forward(Batch{.ids = ids, .n_tokens = {}, .seq = {}}, cache_, fo).logits.to(at::kFloat);
   }
   const Model& base_;
   std::vector<double> weights_;
@@ -181,10 +180,13 @@ class ContrastScorer final : public NextTokenScorer {
   Follower with_, without_;
 };
 
+// The reward cache holds k candidate rows over one shared prefix. Each step scores the k candidates as one-token rows
+// (row j = candidate j); appending candidate j leaves row j as the new prefix, so only that one position is copied
+// into the other rows, never the whole prefix.
 class ArgsScorer final : public NextTokenScorer {
  public:
   ArgsScorer(const Model& policy, const Model& reward, int64_t k, double w, std::span<const int64_t> prompt)
-      : policy_(policy, prompt), reward_(reward), k_(k), w_(w), cache_(reward.make_cache(k + 1)) {
+      : policy_(policy, prompt), reward_(reward), k_(k), w_(w), cache_(reward.make_cache(k)) {
     PALIGN_CHECK(reward.config().head == runtime::HeadKind::kSequenceClassification, ErrorCode::kInvalidArgument,
                  "[decoding.args] the reward model is a ", reward.config().architecture,
                  "; ARGS needs a *ForSequenceClassification reward model");
@@ -196,21 +198,20 @@ class ArgsScorer final : public NextTokenScorer {
     ForwardOptions fo;
     fo.logits = ForwardOptions::Logits::kNone;
     reward_.forward(Batch{.ids = ids_row(prompt), .n_tokens = {}, .seq = {0}}, cache_, fo);
+    cache_.fork_all(/*src=*/0);
+    prefix_len_ = static_cast<int64_t>(prompt.size());
   }
   at::Tensor scores() override {
     const at::Tensor lp = at::log_softmax(policy_.logits(), -1);
     const auto [top, idx] = at::topk(lp, k_);
     candidates_ = idx.contiguous();
-    // The k candidates as k one-token rows over forks of the reward model's prefix.
-    cache_.fork_all(0);
-    std::vector<int64_t> seqs;
-    for (int64_t j = 1; j <= k_; ++j) seqs.push_back(j);
+    // Rows hold the shared prefix (a repeated scores() call drops the previous candidates).
+    for (int64_t j = 0; j < k_; ++j) cache_.truncate(j, prefix_len_);
     ForwardOptions fo;
     fo.logits = ForwardOptions::Logits::kLast;
-    const at::Tensor r =
-        reward_.forward(Batch{.ids = candidates_.unsqueeze(1), .n_tokens = {}, .seq = seqs}, cache_, fo)
-            .logits.select(1, 0)
-            .to(at::kFloat);
+    const at::Tensor r = reward_.forward(Batch{.ids = candidates_.unsqueeze(1), .n_tokens = {}, .seq = {}}, cache_, fo)
+                             .logits.select(1, 0)
+                             .to(at::kFloat);
     at::Tensor s = at::full_like(lp, -std::numeric_limits<float>::infinity());
     s.index_put_({candidates_}, top + w_ * r);
     return s;
@@ -221,7 +222,9 @@ class ArgsScorer final : public NextTokenScorer {
     for (int64_t j = 0; j < k_; ++j)
       if (c[j] == token) row = j;
     PALIGN_CHECK(row >= 0, ErrorCode::kInternal, "[decoding.args] the chosen token was not a candidate");
-    cache_.fork(row + 1, 0);  // the reward model's prefix now ends with the chosen token
+    // Row `row` already ends with the chosen token; the others take just that position from it.
+    cache_.fork_all(row, prefix_len_ + 1, /*from=*/prefix_len_);
+    ++prefix_len_;
     policy_.append(token);
   }
 
@@ -230,8 +233,9 @@ class ArgsScorer final : public NextTokenScorer {
   const Model& reward_;
   int64_t k_;
   double w_;
-  KvCache cache_;
-  at::Tensor candidates_;
+  KvCache cache_;  // k rows; positions [0, prefix_len_) are the same in every row
+  int64_t prefix_len_ = 0;
+  at::Tensor candidates_;  // [k] int64
 };
 
 }  // namespace
