@@ -72,10 +72,17 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
   ForwardOptions fo{.logits = ForwardOptions::Logits::kLast};
   fo.linear_hook = options.linear_hook;
   fo.residual_hook = options.residual_hook;
+  std::vector<int64_t> rows;  // the rows of the forward in flight, for row_residual_hook
+  if (options.row_residual_hook) {
+    PALIGN_CHECK(!options.residual_hook, ErrorCode::kInvalidArgument,
+                 "[runtime.generate] give residual_hook or row_residual_hook, not both");
+    fo.residual_hook = [&](int64_t layer, at::Tensor& x) { options.row_residual_hook(layer, x, rows); };
+  }
   at::Tensor logits;  // [n_rows, V]
   std::vector<std::vector<int64_t>> history(n_rows);
   if (shared) {
     const auto& prompt = prompts[0];
+    rows = {0};  // the shared prompt is prefilled once, as row 0 (sample 0), then forked
     at::Tensor ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
     logits = model.forward(Batch{.ids = ids, .seq = {0}}, cache, fo).logits;  // [1, V]
     cache.fork_all(0);
@@ -92,11 +99,13 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
       n_tokens.push_back(P);
       seqs.push_back(i);
     }
+    rows = seqs;
     logits = model.forward(Batch{.ids = ids, .n_tokens = n_tokens, .seq = seqs}, cache, fo).logits;
   }
 
   while (active > 0) {
-    std::vector<int64_t> next(n_rows, 0), rows;
+    std::vector<int64_t> next(n_rows, 0);
+    rows.clear();
     for (int64_t i = 0; i < n_rows; ++i) {
       if (done[i]) continue;
       next[i] = samplers[i].sample(logits[i], history[i]);

@@ -135,6 +135,32 @@ TEST(Generate, EachPromptInOneBatchEqualsSeparateRuns) {
   }
 }
 
+// A per-row residual hook (each row its own vector, rows leaving the batch as they stop) equals each prompt alone
+// with a plain hook adding that row's vector.
+TEST(Generate, RowResidualHookSeesEachRowsOwnIndex) {
+  auto model = Model::load(test::hf_model("llama"));
+  const std::vector<std::vector<int64_t>> prompts = {{5, 17, 99}, {8, 9}, {40, 41, 42, 43}};
+  at::manual_seed(0);
+  const at::Tensor deltas = at::randn({3, 1, model->config().hidden_size}) * 2.0;
+  GenerateOptions opts{.max_new_tokens = 9, .sampling = {.temperature = 0.9f, .seed = 5}};
+  opts.stop_ids = {3, 7, 11};  // rows stop at different steps
+  opts.row_residual_hook = [&](int64_t layer, at::Tensor& x, const std::vector<int64_t>& rows) {
+    if (layer == 0) x = x + deltas.index_select(0, at::tensor(rows, at::kLong));
+  };
+  const auto batched = generate_each(*model, nullptr, prompts, opts);
+  for (int64_t i = 0; i < 3; ++i) {
+    GenerateOptions one = opts;
+    one.row_residual_hook = nullptr;
+    one.sampling.seed = 5 + i;
+    one.residual_hook = [&, i](int64_t layer, at::Tensor& x) {
+      if (layer == 0) x = x + deltas[i];
+    };
+    EXPECT_EQ(batched[i].ids, generate(*model, nullptr, prompts[i], one, 1)[0].ids) << "row " << i;
+  }
+  opts.residual_hook = [](int64_t, at::Tensor&) {};
+  EXPECT_THROW(generate_each(*model, nullptr, prompts, opts), Error) << "both hooks";
+}
+
 TEST(Generate, GreedyWithCacheEqualsFixtureFullRecompute) {
   for (const std::string name : {"llama", "mistral", "gpt2", "qwen3"}) {
     auto model = Model::load(test::hf_model(name));

@@ -31,6 +31,9 @@ struct GenerateOptions {
   // Called with each decoder layer's output residual stream on every forward (prompt and generated tokens), e.g.
   // steering vectors added to it (ForwardOptions::residual_hook).
   std::function<void(int64_t layer, at::Tensor& residual)> residual_hook;
+  // As residual_hook, also told which sample (generate) or prompt (generate_each) each row of the residual is, for
+  // per-row changes (e.g. each user's own steering vector); rows of finished samples leave the batch.
+  std::function<void(int64_t layer, at::Tensor& residual, const std::vector<int64_t>& rows)> row_residual_hook;
   // Append new fields here.
 
   std::string validate() const;
