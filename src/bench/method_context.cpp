@@ -56,4 +56,33 @@ Response MethodContext::sample(const std::vector<int64_t>& prompt_ids, uint64_t 
   return {std::move(results[0].text), n, std::max<int64_t>(1, n), 0.0};
 }
 
+std::vector<Response> MethodContext::sample_each(const std::vector<std::vector<int64_t>>& prompts, uint64_t seed,
+                                                const RowResidualHook& row_residual_hook) const {
+  runtime::GenerateOptions g;
+  g.max_new_tokens = settings_.max_new_tokens;
+  g.sampling = {.temperature = settings_.temperature, .top_p = settings_.top_p, .seed = seed};
+  if (tokenizer_.eos_id()) g.stop_ids = {*tokenizer_.eos_id()};
+  g.row_residual_hook = row_residual_hook;
+  auto results = runtime::generate_each(model_, &tokenizer_, prompts, g);
+  int64_t steps = 1;
+  for (const auto& r : results) steps = std::max<int64_t>(steps, static_cast<int64_t>(r.ids.size()));
+  std::vector<Response> out;
+  for (auto& r : results) out.push_back({std::move(r.text), static_cast<int64_t>(r.ids.size()), steps, 0.0});
+  return out;
+}
+
+std::shared_ptr<void> MethodContext::shared(const std::string& key,
+                                            const std::function<std::shared_ptr<void>()>& make) {
+  auto it = shared_.find(key);
+  if (it == shared_.end()) it = shared_.emplace(key, make()).first;
+  return it->second;
+}
+
+std::vector<Response> Method::generate_batch(const std::vector<UserData>& users, const std::string& prompt,
+                                             MethodContext& ctx) {
+  std::vector<Response> out;
+  for (const auto& u : users) out.push_back(generate(u, prompt, ctx));
+  return out;
+}
+
 }  // namespace palign::bench

@@ -38,6 +38,31 @@ const std::vector<MethodInfo>& method_registry() {
        "GenARM (Xu et al. 2024): one LoRA autoregressive reward per named dimension (trained on the per-dimension "
        "pairs), per-user MAP weights over their K rewards; best-of-N. Opt-in (trains 10 adapters)",
        false, make_arm_linear_method, /*in_default=*/false},
+      {"steer",
+       "decoding: mean-difference steering vectors per dimension, the user's unit weights x 4 added to the middle "
+       "layer's residual stream (every user of a prompt in one batch)",
+       false, make_steer_method, true, "decoding"},
+      {"prompt",
+       "decoding: a preference statement from the user's strongest weights and their liked responses most similar "
+       "to the prompt (word overlap) before the prompt",
+       false, make_prompt_method, true, "decoding"},
+      {"contrast",
+       "decoding: contrastive context steering with the user's preference statement, with + 1 x (with - without)",
+       false, make_contrast_method, false, "decoding"},
+      {"args",
+       "decoding: ARGS (Khanov et al. 2024), top-10 tokens rescored by log p + 1.5 x the user's reward on the last "
+       "token's features",
+       false, make_args_method, false, "decoding"},
+      {"cd_block",
+       "decoding: block-wise controlled decoding, 4 candidates of 8 tokens per block, the best by the user's reward",
+       false, make_cd_block_method, false, "decoding"},
+      {"fusion",
+       "decoding: GenARM / MOD logit fusion, log p_base + sum_k w_k log p_arm,k over per-dimension ARM LoRA "
+       "adapters in one batched pass (trains 10 adapters)",
+       false, make_fusion_method, false, "decoding"},
+      {"proxy",
+       "decoding: proxy-tuning toward the user's strongest dimension, base + (arm_k - base) (trains 10 adapters)",
+       false, make_proxy_method, false, "decoding"},
       {"oracle",
        "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
        "best-of-N by R_u (the upper bound)",
@@ -59,6 +84,17 @@ const MethodInfo& find_method(const std::string& name) {
     PALIGN_THROW(ErrorCode::kInvalidArgument, "[bench.methods] unknown method '", name, "'; known methods: ", known);
   }
   return *it;
+}
+
+std::vector<std::string> expand_method_names(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const auto& name : names) {
+    bool group = false;
+    for (const auto& m : method_registry())
+      if (!m.group.empty() && m.group == name) out.push_back(m.name), group = true;
+    if (!group) out.push_back(find_method(name).name);
+  }
+  return out;
 }
 
 Response best_of_pool(const std::vector<Response>& pool, const std::function<double(const Response&)>& score,

@@ -105,11 +105,10 @@ std::string BenchOptions::validate() const {
 std::string run_bench(const BenchOptions& options) {
   const std::string problem = options.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[bench] ", problem);
-  std::vector<std::string> names = options.methods;
+  std::vector<std::string> names = expand_method_names(options.methods);  // unknown names fail before any work
   if (names.empty())
     for (const auto& m : method_registry())
       if (m.in_default) names.push_back(m.name);
-  for (const auto& name : names) (void)find_method(name);  // unknown names fail before any work
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   bool any_generates = false;
@@ -254,7 +253,8 @@ std::string run_bench(const BenchOptions& options) {
       fit.budget = budget;
       for (int64_t u : data.seen) fit.users.push_back(user_data(u, budget));
       auto t0 = Clock::now();
-      method->fit(fit, ctx);
+      // A method that only generates is used at the largest budget alone.
+      if (method->predicts() || budget == max_budget) method->fit(fit, ctx);
       fit_seconds += seconds_since(t0);
       if (!method->predicts()) {
         done += n_users;
@@ -298,21 +298,31 @@ std::string run_bench(const BenchOptions& options) {
     double gen_seconds = 0.0;
     if (method->generates()) {
       auto& utils = utilities[info->name];
+      utils.assign(static_cast<size_t>(n_users * n_test_prompts), 0.0);  // [u * n_test + t]
       int64_t tokens = 0, passes = 0;
-      for (int64_t u = 0; u < n_users; ++u) {
-        const UserData ud = user_data(u, max_budget);
-        double sum = 0.0;
-        for (int64_t p = n_train_prompts; p < n_prompts; ++p) {
-          const auto t0 = Clock::now();
-          Response r = method->generate(ud, prompts[p], ctx);
-          gen_seconds += seconds_since(t0) + r.seconds;
+      std::vector<UserData> users;
+      for (int64_t u = 0; u < n_users; ++u) users.push_back(user_data(u, max_budget));
+      // Every user of a prompt at once, so that a method may batch across users.
+      for (int64_t p = n_train_prompts; p < n_prompts; ++p) {
+        const auto t0 = Clock::now();
+        const std::vector<Response> rs = method->generate_batch(users, prompts[p], ctx);
+        gen_seconds += seconds_since(t0);
+        PALIGN_CHECK(static_cast<int64_t>(rs.size()) == n_users, ErrorCode::kInternal, "[bench] method ", info->name,
+                     " gave ", rs.size(), " responses for ", n_users, " users");
+        for (int64_t u = 0; u < n_users; ++u) {
+          const Response& r = rs[u];
+          gen_seconds += r.seconds;
           tokens += r.tokens;
           passes += r.forward_passes;
-          utils.push_back(truth.utility(ud.id, prompts[p], r.text));
-          sum += utils.back();
+          utils[u * n_test_prompts + (p - n_train_prompts)] = truth.utility(users[u].id, prompts[p], r.text);
         }
+        bar.update(done + (p - n_train_prompts + 1) * n_users / n_test_prompts, info->name);
+      }
+      done += n_users;
+      for (int64_t u = 0; u < n_users; ++u) {
+        double sum = 0.0;
+        for (int64_t t = 0; t < n_test_prompts; ++t) sum += utils[u * n_test_prompts + t];
         per_user[u].utility[info->name] = sum / static_cast<double>(n_test_prompts);
-        bar.update(++done, info->name);
       }
       const auto n_responses = static_cast<double>(utils.size());
       costs[info->name] = {{"wall_ms_per_response", 1000.0 * gen_seconds / n_responses},

@@ -50,7 +50,8 @@ Command add_bench(CLI::App& root) {
   auto* quick = app->add_flag("--quick", f->quick, "Small run, at most ~2 minutes on 2 cores (the default)");
   auto* full = app->add_flag("--full", f->full, "Large run, at most ~30 minutes on 2 cores");
   quick->excludes(full);
-  app->add_option("--methods", f->methods, "Comma-separated methods (default: all; see --list)");
+  app->add_option("--methods", f->methods,
+                  "Comma-separated methods or groups (decoding: every decoding strategy); default: all; see --list");
   app->add_flag("--list", f->list, "List the methods and exit");
   app->add_option("--json", f->json, "Also write the results JSON to FILE");
   app->add_option("--out", f->out, "Folder for results.json, report.html and the dataset (data/)")
@@ -72,7 +73,7 @@ Command add_bench(CLI::App& root) {
             }
             bench::BenchOptions o = f->full ? bench::BenchOptions::full() : bench::BenchOptions::quick();
             if (!f->methods.empty()) o.methods = split_names(f->methods);
-            for (const auto& name : o.methods) (void)bench::find_method(name);
+            (void)bench::expand_method_names(o.methods);  // unknown names fail before any work
             o.model_dir = resolve_model_dir(f->model);
             o.fortunes_dir = f->fortunes;
             o.seed = f->seed;

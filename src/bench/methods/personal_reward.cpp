@@ -37,7 +37,7 @@ at::Tensor to_tensor(const std::vector<const std::vector<float>*>& rows, int64_t
 // GenARM rewards β · Σ log π_k(response | prompt) of per-dimension LoRA adapters.
 enum class Inputs { kFeatures, kLinearHeads, kArms };
 
-class PersonalRewardMethod final : public Method {
+class PersonalRewardMethod final : public Method, public DimensionWeights {
  public:
   PersonalRewardMethod(std::string head, Inputs inputs)
       : head_(std::move(head)), inputs_(inputs), multi_(inputs != Inputs::kFeatures) {}
@@ -90,6 +90,39 @@ class PersonalRewardMethod final : public Method {
     const at::Tensor x = to_tensor_rows({input(prompt, a, ctx), input(prompt, b, ctx)});
     const at::Tensor r = model_->score(x, s);
     return sigmoid(static_cast<double>(r[0].item<float>() - r[1].item<float>()));
+  }
+
+  std::vector<double> weights(const UserData& user, MethodContext& ctx) override {
+    if (!model_) return {};
+    const at::Tensor w = state(user, ctx).to(at::kDouble).contiguous();
+    return std::vector<double>(w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
+  }
+
+  std::vector<double> rewards(const UserData& user, const std::string& prompt,
+                              const std::vector<std::string>& responses, MethodContext& ctx) override {
+    if (!model_ || responses.empty()) return std::vector<double>(responses.size(), 0.0);
+    std::vector<std::pair<std::string, std::string>> texts;
+    for (const auto& r : responses) texts.emplace_back(prompt, r);
+    ctx.precompute_features(texts);
+    std::vector<std::vector<float>> rows;
+    for (const auto& r : responses) rows.push_back(input(prompt, r, ctx));
+    const at::Tensor scores = model_->score(to_tensor_rows(rows), state(user, ctx)).to(at::kDouble).contiguous();
+    return std::vector<double>(scores.data_ptr<double>(), scores.data_ptr<double>() + scores.numel());
+  }
+
+  // r = Σ_k w_k (s_k − mean_k) / scale_k with s_k = Σ_j a_kj (f_j − μ_kj) / σ_kj: the coefficient of f_j is
+  // Σ_k (w_k / scale_k) · a_kj / σ_kj.
+  std::vector<double> feature_coefficients(const UserData& user, MethodContext& ctx) override {
+    if (!model_ || inputs_ != Inputs::kLinearHeads) return {};
+    const std::vector<double> w = weights(user, ctx);
+    std::vector<double> c(static_cast<size_t>(ctx.feature_dim()), 0.0);
+    for (size_t k = 0; k < objectives_.size(); ++k) {
+      const LinearBt& head = objectives_[k];
+      if (head.weights.empty()) continue;
+      const double wk = w[k] / scale_[static_cast<int64_t>(k)].item<double>();
+      for (size_t j = 0; j < c.size(); ++j) c[j] += wk * head.weights[j] / head.scale[j];
+    }
+    return c;
   }
 
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
@@ -146,23 +179,7 @@ class PersonalRewardMethod final : public Method {
     }
   }
 
-  // One LoRA per named dimension, trained on that dimension's pairs (GenARM).
-  void fit_arms(const FitData& data, MethodContext& ctx) {
-    c10::InferenceMode training_mode(false);
-    training::ArmTrainOptions o;
-    o.seed = ctx.seed();
-    for (const auto& pairs : data.dimension_pairs) {
-      std::vector<training::ArmPair> arm_pairs;
-      for (const auto& p : pairs)
-        if (p.chosen != p.rejected)
-          arm_pairs.push_back({training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, o.max_tokens),
-                               training::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, o.max_tokens)});
-      auto adapter = runtime::LoraAdapter::init(ctx.model().config(), o.lora, o.seed);
-      training::fit_arm_adapter(ctx.model(), adapter, arm_pairs, o);
-      arms_.push_back(std::move(adapter));
-    }
-    beta_ = o.beta;
-  }
+  void fit_arms(const FitData& data, MethodContext& ctx) { arms_ = fit_dimension_arms(data, ctx, &beta_); }
 
   // The arm rewards of every response of the fit's pairs, computed in batches before the head sees them.
   void precompute_arm_scores(const FitData& data, MethodContext& ctx) {
@@ -236,6 +253,28 @@ class PersonalRewardMethod final : public Method {
 std::unique_ptr<Method> make_prm_method() { return std::make_unique<PersonalRewardMethod>("prm", Inputs::kFeatures); }
 std::unique_ptr<Method> make_pal_method() { return std::make_unique<PersonalRewardMethod>("pal", Inputs::kFeatures); }
 std::unique_ptr<Method> make_vpl_method() { return std::make_unique<PersonalRewardMethod>("vpl", Inputs::kFeatures); }
+std::vector<runtime::LoraAdapter> fit_dimension_arms(const FitData& data, MethodContext& ctx, double* beta) {
+  c10::InferenceMode training_mode(false);
+  training::ArmTrainOptions o;
+  o.seed = ctx.seed();
+  std::vector<runtime::LoraAdapter> arms;
+  for (const auto& pairs : data.dimension_pairs) {
+    std::vector<training::ArmPair> arm_pairs;
+    for (const auto& p : pairs)
+      if (p.chosen != p.rejected)
+        arm_pairs.push_back({training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, o.max_tokens),
+                             training::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, o.max_tokens)});
+    auto adapter = runtime::LoraAdapter::init(ctx.model().config(), o.lora, o.seed);
+    training::fit_arm_adapter(ctx.model(), adapter, arm_pairs, o);
+    arms.push_back(std::move(adapter));
+  }
+  if (beta) *beta = o.beta;
+  return arms;
+}
+
+std::unique_ptr<DimensionWeights> make_dimension_weights() {
+  return std::make_unique<PersonalRewardMethod>("linear", Inputs::kLinearHeads);
+}
 std::unique_ptr<Method> make_arm_linear_method() {
   return std::make_unique<PersonalRewardMethod>("linear", Inputs::kArms);
 }

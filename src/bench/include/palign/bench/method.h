@@ -11,6 +11,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace at {
+class Tensor;
+}
+
 namespace palign::runtime {
 class Model;
 class Tokenizer;
@@ -92,6 +96,16 @@ class MethodContext {
   // One sampled continuation of the given token ids (e.g. a prompt with retrieved context before it); seconds = 0,
   // as its time is spent inside the calling Method::generate.
   Response sample(const std::vector<int64_t>& prompt_ids, uint64_t seed) const;
+  // One sampled continuation of each prompt, all in one batch (runtime::generate_each; row i seeded seed + i), with
+  // an optional per-row residual hook (GenerateOptions::row_residual_hook, e.g. each user's steering vector). Each
+  // response is charged the batch's forward passes.
+  using RowResidualHook = std::function<void(int64_t layer, at::Tensor& residual, const std::vector<int64_t>& rows)>;
+  std::vector<Response> sample_each(const std::vector<std::vector<int64_t>>& prompts, uint64_t seed,
+                                    const RowResidualHook& row_residual_hook = {}) const;
+
+  // An object the methods of a run share under key (e.g. a user model several methods personalize with), made by
+  // make on first use.
+  std::shared_ptr<void> shared(const std::string& key, const std::function<std::shared_ptr<void>()>& make);
 
   // Null unless the method being run is an oracle.
   const HiddenTruth* truth() const { return truth_; }
@@ -105,6 +119,7 @@ class MethodContext {
   std::unique_ptr<runtime::FeatureCache> features_;
   std::unordered_map<std::string, std::vector<Response>> pools_;
   const HiddenTruth* truth_ = nullptr;
+  std::unordered_map<std::string, std::shared_ptr<void>> shared_;
 };
 
 class Method {
@@ -122,6 +137,10 @@ class Method {
                          MethodContext& ctx) = 0;
   // A response to prompt for the user. Only called when generates().
   virtual Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) = 0;
+  // Responses to prompt for several users: the runner asks for every user of a prompt at once. The default calls
+  // generate for each; a strategy that serves many users in one batched pass overrides it.
+  virtual std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
+                                               MethodContext& ctx);
 };
 
 struct MethodInfo {
@@ -130,11 +149,15 @@ struct MethodInfo {
   bool oracle = false;
   std::function<std::unique_ptr<Method>()> make;
   bool in_default = true;  // false: too slow for the default runs; only with --methods NAME
+  std::string group;        // e.g. "decoding": --methods decoding runs every method of the group
 };
 
 // Every method, in report order.
 const std::vector<MethodInfo>& method_registry();
 // The registry entry of name. Throws kInvalidArgument naming the known methods.
 const MethodInfo& find_method(const std::string& name);
+// names with each group name (MethodInfo::group) replaced by its methods in registry order. Throws kInvalidArgument
+// for a name that is neither a method nor a group.
+std::vector<std::string> expand_method_names(const std::vector<std::string>& names);
 
 }  // namespace palign::bench
