@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -159,6 +161,31 @@ TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {
   std::printf("arm_linear seen b=16: %.3f; fit %.1f s\n", seen16->at("mean").at("value").get<double>(), fit_seconds);
   EXPECT_GT(fit_seconds, 0.0);
   EXPECT_NE(find_row(r.at("generation"), "arm_linear"), nullptr);
+}
+
+// --methods decoding runs every decoding strategy (plus the base and the oracle), each with its cost.
+TEST(RunnerOptIn, DecodingGroupRunsEveryStrategy) {
+  const auto names = expand_method_names({"decoding", "bt"});
+  EXPECT_EQ(names, (std::vector<std::string>{"steer", "prompt", "contrast", "args", "cd_block", "fusion", "proxy",
+                                             "bt"}));
+  BenchOptions o = small_options();
+  o.methods = {"decoding"};
+  o.dataset.population.n_users = 8;
+  const json r = json::parse(run_bench(o));
+  for (const auto& m : names) EXPECT_EQ(find_row(r.at("accuracy"), m), nullptr) << m << " does not predict";
+  const json& gen = r.at("generation");
+  const double base = find_row(gen, "sample")->at("utility").at("value").get<double>();
+  for (const auto& m : names) {
+    if (m == "bt") continue;
+    const json* row = find_row(gen, m);
+    ASSERT_NE(row, nullptr) << m;
+    const double u = row->at("utility").at("value").get<double>();
+    EXPECT_TRUE(std::isfinite(u)) << m;
+    EXPECT_GT(row->at("cost").at("tokens_per_response").get<double>(), 0.0) << m;
+    std::printf("%-9s utility %.3f (sample %.3f) win rate %.3f, %.1f ms/response\n", m.c_str(), u, base,
+                row->at("win_rate").at("value").get<double>(),
+                row->at("cost").at("wall_ms_per_response").get<double>());
+  }
 }
 
 TEST(RunnerErrors, UnknownMethodAndBadOptionsFailFirst) {
