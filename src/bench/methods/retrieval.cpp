@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "methods.h"
+#include "palign/decoding/prompting.h"
 #include "palign/bench/rng.h"
 #include "palign/bench/users.h"
 #include "palign/runtime/config.h"
@@ -55,12 +56,21 @@ class RetrievalMethod final : public Method {
   }
 
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
+    return generate_batch({user}, prompt, ctx)[0];
+  }
+
+  // Every user's context in one batch (runtime::generate_each).
+  std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
+                                       MethodContext& ctx) override {
+    std::vector<std::vector<int64_t>> contexts;
+    for (const auto& user : users) contexts.push_back(context(user, prompt, ctx));
+    return ctx.sample_each(contexts, derive_seed(ctx.seed(), "retrieval." + prompt));
+  }
+
+ private:
+  std::vector<int64_t> context(const UserData& user, const std::string& prompt, MethodContext& ctx) {
     const runtime::Tokenizer& tok = ctx.tokenizer();
-    auto encode = [&](const std::string& text) {
-      auto ids32 = tok.encode(text, /*add_special=*/true);
-      return std::vector<int64_t>(ids32.begin(), ids32.end());
-    };
-    std::vector<int64_t> prompt_ids = encode(prompt);
+    const auto prompt_ids32 = tok.encode(prompt, /*add_special=*/true);
     // Rank the liked documents by similarity to the prompt.
     const auto& query = ctx.features(prompt, "");
     std::vector<std::pair<double, std::string>> docs;
@@ -70,23 +80,12 @@ class RetrievalMethod final : public Method {
         docs.emplace_back(-cosine(query, ctx.features(p.prompt, p.chosen)), doc);
     }
     std::stable_sort(docs.begin(), docs.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<std::string> ranked;
+    for (const auto& d : docs) ranked.push_back(d.second);
     const int64_t room = ctx.model().config().max_position - ctx.settings().max_new_tokens;
-    std::vector<int64_t> context;
-    size_t used = 0;
-    for (const auto& [neg_sim, doc] : docs) {
-      if (used == kMaxDocs) break;
-      std::vector<int64_t> ids = encode(doc);
-      if (tok.eos_id()) ids.push_back(*tok.eos_id());
-      if (static_cast<int64_t>(context.size() + ids.size() + prompt_ids.size()) > room) continue;
-      // Most similar last, nearest to the prompt.
-      context.insert(context.begin(), ids.begin(), ids.end());
-      ++used;
-    }
-    context.insert(context.end(), prompt_ids.begin(), prompt_ids.end());
-    return ctx.sample(context, derive_seed(ctx.seed(), "retrieval." + user.id + "\x1f" + prompt));
+    return decoding::personalized_prompt(tok, "", ranked, {prompt_ids32.begin(), prompt_ids32.end()}, room, kMaxDocs);
   }
 
- private:
   double cosine(const std::vector<float>& x, const std::vector<float>& y) const {
     double xy = 0.0, xx = 0.0, yy = 0.0;
     for (size_t j = 0; j < x.size(); ++j) {
