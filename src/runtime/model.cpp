@@ -60,6 +60,35 @@ Model::Model(ModelConfig config, std::unique_ptr<ModelWeights> weights, std::str
 Model::~Model() = default;
 
 namespace {
+
+// Inference layout: a linear weight W [out, in] that does not require grad is kept as the contiguous W^T [in, out]
+// and used through the view W = (W^T).t(), so at::linear multiplies x by W^T as stored. With W itself, OpenBLAS
+// 0.3.21 packs the whole matrix into scratch before every multiply of more than ~1200 / out rows (the LM head always;
+// a 3-row forward cost ~3x a 1-row one). The copy replaces the original in the layers, the head (and the tied
+// embedding) and `named`, so the model still holds one copy of each weight; a caller that keeps its own tensors
+// (from_weights) keeps those alive too. Weights that require grad stay the caller's leaves, so gradients reach them.
+void use_transposed_layout(ModelWeights& w) {
+  // original -> (original, view of its transposed copy); holding the original keeps its address from being reused.
+  std::map<const c10::TensorImpl*, std::pair<at::Tensor, at::Tensor>> done;
+  const auto relayout = [&](at::Tensor& t) {
+    if (!t.defined() || t.dim() != 2 || t.requires_grad()) return;
+    if (t.stride(0) == 1 && t.stride(1) >= t.size(0)) return;  // already [in, out] in memory (GPT-2's Conv1D)
+    auto [it, fresh] = done.try_emplace(t.unsafeGetTensorImpl());
+    if (fresh) it->second = {t, t.t().contiguous().t()};
+    t = it->second.second;
+  };
+  for (LayerWeights& lw : w.layers)
+    for (at::Tensor* t : {&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down}) relayout(*t);
+  const bool tied = w.head.defined() && w.head.is_same(w.embed);
+  relayout(w.head);
+  // The embedding lookup gathers D strided floats per token from the shared [D, V] copy; negligible next to a layer.
+  if (tied) w.embed = w.head;
+  for (auto& [name, t] : w.named) {
+    const auto it = done.find(t.unsafeGetTensorImpl());
+    if (it != done.end()) t = it->second.second;
+  }
+}
+
 std::unique_ptr<ModelWeights> resolve(const ModelConfig& config, const WeightSource& src) {
   auto w = std::make_unique<ModelWeights>();
   if (config.arch == Arch::kGpt2) {
@@ -70,6 +99,7 @@ std::unique_ptr<ModelWeights> resolve(const ModelConfig& config, const WeightSou
     resolve_llama_weights(config, src, *w);
   }
   for (const auto& [name, t] : w->named) w->requires_grad = w->requires_grad || t.requires_grad();
+  use_transposed_layout(*w);
   return w;
 }
 }  // namespace
@@ -207,12 +237,12 @@ ForwardOutput Model::forward_impl(const Batch& batch, KvCache* cache, const Forw
   ForwardOutput out;
   if (options.return_hidden) out.hidden = x;
   if (options.logits == ForwardOptions::Logits::kAll) {
-    out.logits = at::linear(x, w.head);
+    out.logits = apply_linear(x, w.head);
   } else if (options.logits == ForwardOptions::Logits::kLast) {
     std::vector<int64_t> last(plan.B);
     for (int64_t b = 0; b < plan.B; ++b) last[b] = std::max<int64_t>(plan.n_tokens[b] - 1, 0);
     at::Tensor idx = at::tensor(last, at::kLong).view({plan.B, 1, 1}).expand({plan.B, 1, c.hidden_size});
-    out.logits = at::linear(x.gather(1, idx).squeeze(1), w.head);  // [B, V]
+    out.logits = apply_linear(x.gather(1, idx).squeeze(1), w.head);  // [B, V]
   }
   if (out.logits.defined()) trace(options, -1, "logits", out.logits);
   return out;

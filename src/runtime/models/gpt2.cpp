@@ -1,5 +1,5 @@
-// GPT-2: learned positions, LayerNorm, fused Conv1D c_attn ([in, out] layout, transposed here into [out, in]
-// linears), gelu_new MLP. Compare transformers' modeling_gpt2.py.
+// GPT-2: learned positions, LayerNorm, fused Conv1D c_attn ([in, out] layout, viewed here as [out, in] linears),
+// gelu_new MLP. Compare transformers' modeling_gpt2.py.
 #include "models/internal.h"
 #include "palign/base/error.h"
 
@@ -18,19 +18,20 @@ void resolve_gpt2_weights(const ModelConfig& c, const WeightSource& src, ModelWe
     lw.attn_norm_b = src.take(p + "ln_1.bias", {D}, w);
     at::Tensor c_attn = src.take(p + "attn.c_attn.weight", {D, 3 * D}, w).t();  // [3D, D]
     at::Tensor c_attn_b = src.take(p + "attn.c_attn.bias", {3 * D}, w);
-    lw.q = c_attn.narrow(0, 0, D).contiguous();
-    lw.k = c_attn.narrow(0, D, D).contiguous();
-    lw.v = c_attn.narrow(0, 2 * D, D).contiguous();
+    // Views: Conv1D's [in, out] storage is already the layout at::linear multiplies fastest (see model.cpp).
+    lw.q = c_attn.narrow(0, 0, D);
+    lw.k = c_attn.narrow(0, D, D);
+    lw.v = c_attn.narrow(0, 2 * D, D);
     lw.q_b = c_attn_b.narrow(0, 0, D);
     lw.k_b = c_attn_b.narrow(0, D, D);
     lw.v_b = c_attn_b.narrow(0, 2 * D, D);
-    lw.o = src.take(p + "attn.c_proj.weight", {D, D}, w).t().contiguous();
+    lw.o = src.take(p + "attn.c_proj.weight", {D, D}, w).t();
     lw.o_b = src.take(p + "attn.c_proj.bias", {D}, w);
     lw.mlp_norm = src.take(p + "ln_2.weight", {D}, w);
     lw.mlp_norm_b = src.take(p + "ln_2.bias", {D}, w);
-    lw.up = src.take(p + "mlp.c_fc.weight", {D, F}, w).t().contiguous();
+    lw.up = src.take(p + "mlp.c_fc.weight", {D, F}, w).t();
     lw.up_b = src.take(p + "mlp.c_fc.bias", {F}, w);
-    lw.down = src.take(p + "mlp.c_proj.weight", {F, D}, w).t().contiguous();
+    lw.down = src.take(p + "mlp.c_proj.weight", {F, D}, w).t();
     lw.down_b = src.take(p + "mlp.c_proj.bias", {D}, w);
     w.layers.push_back(std::move(lw));
   }

@@ -16,6 +16,7 @@
 namespace palign::runtime {
 
 // One decoder layer's tensors (float32, [out, in] for linears). Unused ones stay undefined.
+// note: inference linears are [out, in] views of contiguous [in, out] storage (use_transposed_layout in model.cpp).
 struct LayerWeights {
   at::Tensor attn_norm, attn_norm_b;  // RMSNorm weight (Llama) or LayerNorm weight/bias (GPT-2)
   at::Tensor q, k, v, o, q_b, k_b, v_b, o_b;
@@ -86,6 +87,10 @@ at::Tensor apply_rope(const at::Tensor& x, const BatchPlan& plan);
 
 // x: [..., D]; transformers' LlamaRMSNorm: w * (x * rsqrt(mean(x^2) + eps)).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
+
+// y = x W^T + b (at::linear's result; b may be undefined). x: [..., in]; w: [out, in]. Without grad mode, a few
+// rows are multiplied in the calls the BLAS runs fastest (see attention.cpp).
+at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
 
 // y = x W^T + b, then the hook's delta.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t layer, LinearKind kind,
