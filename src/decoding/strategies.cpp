@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
+#include <optional>
 
 #include "palign/base/error.h"
 #include "palign/runtime/kv_cache.h"
@@ -180,38 +182,102 @@ class ContrastScorer final : public NextTokenScorer {
   Follower with_, without_;
 };
 
-// The reward cache holds k candidate rows over one shared prefix. Each step scores the k candidates as one-token rows
+// Whether the reward model is the policy's backbone plus a score head (what `palign train reward --method bt`
+// writes): the same forward configuration, and every reward weight but score.weight equal to the policy's weight of
+// that name (the same tensor, or equal values), covering every policy weight but the LM head. Returns
+// score.weight [num_labels, D] then, else an undefined tensor. Compares each weight once (at::equal: one read of
+// both models' weights unless they share storage).
+at::Tensor shared_backbone_score_head(const Model& policy, const Model& reward) {
+  const runtime::ModelConfig &p = policy.config(), &r = reward.config();
+  const bool same_forward =
+      p.arch == r.arch && p.vocab_size == r.vocab_size && p.hidden_size == r.hidden_size &&
+      p.intermediate_size == r.intermediate_size && p.n_layer == r.n_layer && p.n_head == r.n_head &&
+      p.n_kv_head == r.n_kv_head && p.head_dim == r.head_dim && p.max_position == r.max_position &&
+      p.norm_eps == r.norm_eps && p.activation == r.activation && p.rope.type == r.rope.type &&
+      p.rope.theta == r.rope.theta && p.rope.factor == r.rope.factor &&
+      p.rope.low_freq_factor == r.rope.low_freq_factor && p.rope.high_freq_factor == r.rope.high_freq_factor &&
+      p.rope.original_max_position == r.rope.original_max_position && p.attention_bias == r.attention_bias &&
+      p.attention_out_bias == r.attention_out_bias && p.mlp_bias == r.mlp_bias && p.qk_norm == r.qk_norm &&
+      p.sliding_window == r.sliding_window;
+  if (!same_forward) return {};
+  std::map<std::string, at::Tensor> body;
+  for (auto& [name, t] : policy.named_weights())
+    if (name != "lm_head.weight") body.emplace(name, t);
+  at::Tensor score;
+  size_t matched = 0;
+  for (const auto& [name, t] : reward.named_weights()) {
+    if (name == "score.weight") {
+      score = t;
+      continue;
+    }
+    const auto it = body.find(name);
+    if (it == body.end()) return {};
+    const at::Tensor& a = it->second;
+    const bool same_view = a.data_ptr() == t.data_ptr() && a.sizes() == t.sizes() && a.strides() == t.strides();
+    if (!same_view && !(a.sizes() == t.sizes() && at::equal(a, t))) return {};
+    ++matched;
+  }
+  return matched == body.size() ? score : at::Tensor();
+}
+
+// The policy's LM head [V, D] (the embedding when tied), as its forward applies it to the final hidden state.
+at::Tensor lm_head_of(const Model& policy) {
+  const bool tied = policy.config().tie_word_embeddings;
+  for (const auto& [name, t] : policy.named_weights())
+    if (tied ? name.ends_with("embed_tokens.weight") : name == "lm_head.weight") return t;
+  return {};
+}
+
+// ARGS (Khanov et al. 2024): score(v) = log p(v | x) + w * r(x, v) over the policy's top k tokens v.
+// The cache holds k candidate rows over one shared prefix. Each step scores the k candidates as one-token rows
 // (row j = candidate j); appending candidate j leaves row j as the new prefix, so only that one position is copied
 // into the other rows, never the whole prefix.
+// Two models: the rows live in the reward model's cache and the policy follows the text with its own 1-row cache.
+// Shared backbone (see shared_backbone_score_head): the rows live in the policy's cache, and one k-row policy forward
+// gives both each candidate's reward (score head on its final hidden state, as the reward model computes it) and,
+// for the chosen row, the next step's policy logits (LM head on the same hidden state); no second forward.
 class ArgsScorer final : public NextTokenScorer {
  public:
+  // policy and reward must outlive the scorer.
   ArgsScorer(const Model& policy, const Model& reward, int64_t k, double w, std::span<const int64_t> prompt)
-      : policy_(policy, prompt), reward_(reward), k_(k), w_(w), cache_(reward.make_cache(k)) {
-    PALIGN_CHECK(reward.config().head == runtime::HeadKind::kSequenceClassification, ErrorCode::kInvalidArgument,
-                 "[decoding.args] the reward model is a ", reward.config().architecture,
-                 "; ARGS needs a *ForSequenceClassification reward model");
-    check_same_vocab(policy, reward, "args");
-    PALIGN_CHECK(k >= 1 && k <= policy.config().vocab_size, ErrorCode::kInvalidArgument,
-                 "[decoding.args] --args-k must be in [1, ", policy.config().vocab_size, "], got ", k);
-    check_prompt(policy, prompt, "args");
-    check_prompt(reward, prompt, "args");
+      : policy_(checked(policy, reward, k, prompt)),
+        reward_(reward),
+        k_(k),
+        w_(w),
+        score_head_(shared_backbone_score_head(policy, reward)),
+        lm_head_(score_head_.defined() ? lm_head_of(policy) : at::Tensor()),
+        cache_((shared() ? policy : reward).make_cache(k)) {
     ForwardOptions fo;
-    fo.logits = ForwardOptions::Logits::kNone;
-    reward_.forward(Batch{.ids = ids_row(prompt), .n_tokens = {}, .seq = {0}}, cache_, fo);
+    const Batch prefill{.ids = ids_row(prompt), .n_tokens = {}, .seq = {0}};
+    if (shared()) {
+      fo.logits = ForwardOptions::Logits::kLast;
+      next_logits_ = policy_.forward(prefill, cache_, fo).logits[0].to(at::kFloat);
+    } else {
+      follower_.emplace(policy, prompt);
+      fo.logits = ForwardOptions::Logits::kNone;
+      reward_.forward(prefill, cache_, fo);
+    }
     cache_.fork_all(/*src=*/0);
     prefix_len_ = static_cast<int64_t>(prompt.size());
   }
   at::Tensor scores() override {
-    const at::Tensor lp = at::log_softmax(policy_.logits(), -1);
+    const at::Tensor lp = at::log_softmax(shared() ? next_logits_ : follower_->logits(), -1);
     const auto [top, idx] = at::topk(lp, k_);
     candidates_ = idx.contiguous();
     // Rows hold the shared prefix (a repeated scores() call drops the previous candidates).
     for (int64_t j = 0; j < k_; ++j) cache_.truncate(j, prefix_len_);
+    const Batch rows{.ids = candidates_.unsqueeze(1), .n_tokens = {}, .seq = {}};
     ForwardOptions fo;
-    fo.logits = ForwardOptions::Logits::kLast;
-    const at::Tensor r = reward_.forward(Batch{.ids = candidates_.unsqueeze(1), .n_tokens = {}, .seq = {}}, cache_, fo)
-                             .logits.select(1, 0)
-                             .to(at::kFloat);
+    at::Tensor r;  // [k]
+    if (shared()) {
+      fo.logits = ForwardOptions::Logits::kNone;
+      fo.return_hidden = true;
+      hidden_ = policy_.forward(rows, cache_, fo).hidden.select(1, 0);  // [k, D]
+      r = at::linear(hidden_, score_head_).select(1, 0).to(at::kFloat);
+    } else {
+      fo.logits = ForwardOptions::Logits::kLast;
+      r = reward_.forward(rows, cache_, fo).logits.select(1, 0).to(at::kFloat);
+    }
     at::Tensor s = at::full_like(lp, -std::numeric_limits<float>::infinity());
     s.index_put_({candidates_}, top + w_ * r);
     return s;
@@ -225,15 +291,39 @@ class ArgsScorer final : public NextTokenScorer {
     // Row `row` already ends with the chosen token; the others take just that position from it.
     cache_.fork_all(row, prefix_len_ + 1, /*from=*/prefix_len_);
     ++prefix_len_;
-    policy_.append(token);
+    if (shared()) {
+      // The runtime's one-row LM head is this gemv too (runtime apply_linear).
+      next_logits_ = at::mv(lm_head_, hidden_[row]).to(at::kFloat);
+    } else {
+      follower_->append(token);
+    }
   }
 
  private:
-  Follower policy_;
+  bool shared() const { return lm_head_.defined(); }
+  static const Model& checked(const Model& policy, const Model& reward, int64_t k, std::span<const int64_t> prompt) {
+    PALIGN_CHECK(policy.config().head == runtime::HeadKind::kCausalLm, ErrorCode::kInvalidArgument, "[decoding] ",
+                 policy.config().architecture, " is not a causal LM; strategies fuse next-token distributions");
+    PALIGN_CHECK(reward.config().head == runtime::HeadKind::kSequenceClassification, ErrorCode::kInvalidArgument,
+                 "[decoding.args] the reward model is a ", reward.config().architecture,
+                 "; ARGS needs a *ForSequenceClassification reward model");
+    check_same_vocab(policy, reward, "args");
+    PALIGN_CHECK(k >= 1 && k <= policy.config().vocab_size, ErrorCode::kInvalidArgument,
+                 "[decoding.args] --args-k must be in [1, ", policy.config().vocab_size, "], got ", k);
+    check_prompt(policy, prompt, "args");
+    check_prompt(reward, prompt, "args");
+    return policy;
+  }
+  const Model& policy_;
   const Model& reward_;
   int64_t k_;
   double w_;
-  KvCache cache_;  // k rows; positions [0, prefix_len_) are the same in every row
+  at::Tensor score_head_;             // [num_labels, D]; defined when the backbone is shared
+  at::Tensor lm_head_;                // [V, D]; defined when the backbone is shared (and the policy has a head)
+  KvCache cache_;                     // k rows; positions [0, prefix_len_) are the same in every row
+  std::optional<Follower> follower_;  // the policy with its own cache (two-model path)
+  at::Tensor next_logits_;            // [V] policy logits after the prefix (shared path)
+  at::Tensor hidden_;                 // [k, D] the candidates' final hidden states (shared path)
   int64_t prefix_len_ = 0;
   at::Tensor candidates_;  // [k] int64
 };
