@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <limits>
+#include <map>
 
 #include "../runtime/test_util.h"
 #include "palign/base/error.h"
@@ -162,6 +163,71 @@ TEST(Args, EqualsTheNaiveTwin) {
   auto k1 = decoding::make_args(*policy, *reward, 1, 100.0, kPrompt);
   EXPECT_EQ(decoding::decode(*k1, kPrompt, options(12, true), policy->config().max_position).ids,
             generate(*policy, nullptr, kPrompt, options(12, true))[0].ids);
+}
+
+// A reward model on the policy's backbone: its weights (the same tensors) plus a random score head, as
+// `palign train reward --method bt` writes.
+std::unique_ptr<Model> reward_on(const Model& policy) {
+  ModelConfig c = policy.config();
+  c.architecture = "LlamaForSequenceClassification";
+  c.head = HeadKind::kSequenceClassification;
+  c.num_labels = 1;
+  c.id2label = {"reward"};
+  std::map<std::string, at::Tensor> w;
+  for (auto& [name, t] : policy.named_weights())
+    if (name != "lm_head.weight") w[name] = t;
+  w["score.weight"] = at::randn({1, c.hidden_size}, at::TensorOptions().dtype(at::kFloat)) * 0.5;
+  return Model::from_weights(c, std::move(w));
+}
+
+// The shared-backbone path (one k-row policy forward per token gives the rewards and the next policy logits) against
+// the naive twin and against the two-model path, greedy and sampled, tied and untied LM heads.
+TEST(Args, SharedBackboneEqualsTheNaiveTwinAndTheTwoModelPath) {
+  for (const char* name : {"llama", "llama_untied_noscale", "qwen3"}) {
+    auto policy = load(name);
+    at::manual_seed(5);
+    auto shared = reward_on(*policy);
+    // Equal values in other storage are still a shared backbone; a longer context is not (the two-model path).
+    std::map<std::string, at::Tensor> copies;
+    for (auto& [n, t] : shared->named_weights()) copies[n] = t.clone();
+    auto shared_copy = Model::from_weights(shared->config(), copies);
+    ModelConfig longer = shared->config();
+    longer.max_position += 1;
+    auto two_model_reward = Model::from_weights(longer, copies);
+    const int64_t k = 6;
+    const double weight = 2.0;
+    auto naive_scores = [&](const std::vector<int64_t>& h) {
+      const at::Tensor lp = at::log_softmax(full_last(*policy, h), -1);
+      const auto [top, idx] = at::topk(lp, k);
+      at::Tensor s = at::full_like(lp, -std::numeric_limits<float>::infinity());
+      for (int64_t j = 0; j < k; ++j) {
+        std::vector<int64_t> ext = h;
+        ext.push_back(idx[j].item<int64_t>());
+        const at::Tensor ids = at::tensor(ext, at::kLong);
+        const double r = shared->pick_sequence_score(ids, shared->forward_full(ids))[0].item<double>();
+        s[idx[j].item<int64_t>()] = top[j].item<float>() + static_cast<float>(weight * r);
+      }
+      return s;
+    };
+    for (bool greedy : {true, false}) {
+      const GenerateOptions o = options(14, greedy, 3);
+      const int64_t max_pos = policy->config().max_position;
+      auto run = [&](const Model& reward) {
+        auto scorer = decoding::make_args(*policy, reward, k, weight, kPrompt);
+        return decoding::decode(*scorer, kPrompt, o, max_pos).ids;
+      };
+      const auto fast = run(*shared), by_value = run(*shared_copy), two_models = run(*two_model_reward);
+      const auto naive = naive_decode(naive_scores, kPrompt, 14, o.sampling);
+      EXPECT_EQ(fast, naive) << name << (greedy ? " greedy" : " sampled");
+      EXPECT_EQ(fast, by_value) << name;
+      EXPECT_EQ(fast, two_models) << name;
+      std::printf(
+          "args shared backbone, %s %s: %zu tokens identical to the naive twin: %s, to equal weights in other "
+          "storage: %s, to the two-model path: %s\n",
+          name, greedy ? "greedy" : "sampled", fast.size(), fast == naive ? "yes" : "no",
+          fast == by_value ? "yes" : "no", fast == two_models ? "yes" : "no");
+    }
+  }
 }
 
 TEST(Strategies, BadParametersAreClearErrors) {
