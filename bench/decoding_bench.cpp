@@ -206,8 +206,8 @@ int main(int argc, char** argv) {
   std::printf("|---|---|---|---|---|---|\n");
   std::printf("| plain greedy | %.2f | 1.00x | | | |\n", 1e3 * plain);
   std::printf(
-      "| ARGS k=10 (one reward pass of 10 candidate rows per token) | %.2f | %.2fx | <= 3x | %.2f (recompute, "
-      "candidates one by one) | %.1fx |\n",
+      "| ARGS k=10 (reward on the policy's backbone: one pass of 10 candidate rows per token) | %.2f | %.2fx | <= 3x | "
+      "%.2f (recompute, candidates one by one) | %.1fx |\n",
       1e3 * args, args / plain, 1e3 * args_naive, args_naive / args);
   std::printf(
       "| fusion of 3 LoRA experts (one batched pass) | %.2f | %.2fx | <= 1.6x | %.2f (3 merged models one "
