@@ -82,10 +82,10 @@ at::Tensor lm_head(const runtime::Model& model) {
                tied ? suffix : std::string("lm_head.weight"), " to score tokens with");
 }
 
-// Margins β·(chosen − rejected) of pairs[idx], no grad, in eval mode: (mean BT loss, accuracy with ties as one half).
+// The objective's differences of pairs[idx], no grad, in eval mode: (mean loss, accuracy with ties as one half).
 std::pair<double, double> evaluate(const runtime::Model& model, const runtime::LoraAdapter& adapter,
                                    const std::vector<ArmPair>& pairs, const std::vector<int64_t>& idx,
-                                   const ArmTrainOptions& o) {
+                                   const ArmTrainOptions& o, const PairObjective& objective) {
   if (idx.empty()) return {std::nan(""), std::nan("")};
   at::NoGradGuard no_grad;
   double loss = 0, correct = 0;
@@ -97,8 +97,9 @@ std::pair<double, double> evaluate(const runtime::Model& model, const runtime::L
     for (size_t i = start; i < end; ++i) rows.push_back(pairs[idx[i]].rejected);
     const int64_t k = static_cast<int64_t>(end - start);
     const at::Tensor lp = response_log_probs(model, rows, &adapter).to(at::kDouble);
-    const at::Tensor m = o.beta * (lp.slice(0, 0, k) - lp.slice(0, k, 2 * k));
-    loss += (-at::log_sigmoid(m)).sum().item<double>();
+    const at::Tensor m =
+        objective.difference(lp.slice(0, 0, k), lp.slice(0, k, 2 * k), {idx.begin() + start, idx.begin() + end});
+    loss += objective.loss(m).sum().item<double>();
     correct += (m.gt(0).to(at::kDouble) + 0.5 * m.eq(0).to(at::kDouble)).sum().item<double>();
   }
   const double n = static_cast<double>(idx.size());
@@ -179,12 +180,27 @@ at::Tensor arm_bt_loss(const at::Tensor& chosen_log_probs, const at::Tensor& rej
   return (-at::log_sigmoid(beta * (chosen_log_probs - rejected_log_probs))).mean();
 }
 
+PairObjective arm_objective(double beta) {
+  PairObjective o;
+  o.name = "arm";
+  o.difference = [beta](const at::Tensor& c, const at::Tensor& r, const std::vector<int64_t>&) { return beta * (c - r); };
+  o.loss = [](const at::Tensor& d) { return -at::log_sigmoid(d); };
+  return o;
+}
+
 ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
                              const std::vector<ArmPair>& pairs, const ArmTrainOptions& o) {
+  return fit_pair_adapter(model, adapter, pairs, o, arm_objective(o.beta));
+}
+
+ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
+                              const std::vector<ArmPair>& pairs, const ArmTrainOptions& o,
+                              const PairObjective& objective) {
+  const std::string tag = "[training." + objective.name + "] ";
   const std::string problem = o.validate();
-  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.arm] ", problem);
-  PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, "[training.arm] no preference pairs to train on");
-  adapter.check_compatible(model.config(), "fit_arm_adapter");
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, tag, problem);
+  PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, tag, "no preference pairs to train on");
+  adapter.check_compatible(model.config(), "fit_pair_adapter");
   const auto t_start = Clock::now();
 
   // The held-out split: a seeded valid_share (at least one pair, at least one left to train; none under 5 pairs).
@@ -216,7 +232,7 @@ ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& 
   std::vector<int64_t> perm;
   size_t pos = 0;
   double running = std::nan("");
-  ProgressBar bar("arm", total_steps, o.progress);
+  ProgressBar bar(objective.name, total_steps, o.progress);
   std::string status, line;
   for (int64_t step = 0; step < total_steps; ++step) {
     if (pos >= perm.size()) {  // a new epoch: a fresh seeded order of the training pairs
@@ -235,7 +251,9 @@ ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& 
     const auto t0 = Clock::now();
     adapter.set_training(true);
     const at::Tensor lp = response_log_probs(model, rows, &adapter);
-    const at::Tensor loss = arm_bt_loss(lp.slice(0, 0, k), lp.slice(0, k, 2 * k), o.beta);
+    const std::vector<int64_t> batch_idx(perm.begin() + static_cast<int64_t>(end) - k, perm.begin() + end);
+    const at::Tensor loss =
+        objective.loss(objective.difference(lp.slice(0, 0, k), lp.slice(0, k, 2 * k), batch_idx)).mean();
     opt.zero_grad();
     loss.backward();
     opt.step();
@@ -244,13 +262,13 @@ ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& 
     report.trained_pairs += k;
     ++report.steps;
     const double l = loss.item<double>();
-    PALIGN_CHECK(std::isfinite(l), ErrorCode::kInvalidArgument, "[training.arm] the loss became ", l, " at step ",
-                 step + 1, "; lower --lr (now ", o.lr, ")");
+    PALIGN_CHECK(std::isfinite(l), ErrorCode::kInvalidArgument, tag, "the loss became ", l, " at step ", step + 1,
+                 "; lower --lr (now ", o.lr, ")");
     running = std::isnan(running) ? l : 0.9 * running + 0.1 * l;
 
     bool stop = false;
     if (n_valid > 0 && ((step + 1) % eval_every == 0 || step + 1 == total_steps)) {
-      const auto [vl, va] = evaluate(model, adapter, pairs, valid, o);
+      const auto [vl, va] = evaluate(model, adapter, pairs, valid, o, objective);
       if (vl < best_loss) {
         best_loss = vl;
         best_acc = va;
@@ -279,7 +297,7 @@ ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& 
   for (const at::Tensor& p : params) p.requires_grad_(false);
   adapter.set_training(false);
 
-  std::tie(report.train_loss, report.train_accuracy) = evaluate(model, adapter, pairs, train, o);
+  std::tie(report.train_loss, report.train_accuracy) = evaluate(model, adapter, pairs, train, o, objective);
   report.valid_loss = n_valid > 0 ? best_loss : std::nan("");
   report.valid_accuracy = n_valid > 0 ? best_acc : std::nan("");
   report.seconds = seconds_since(t_start);

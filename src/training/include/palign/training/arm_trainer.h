@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,11 +93,28 @@ struct ArmFitReport {
   double pairs_per_second = 0;  // trained_pairs / train_seconds
 };
 
+// What a pairwise objective makes of the summed response log-probs of a batch of pairs (idx: the batch's indices
+// into the pairs): the implicit reward difference d of each pair (accuracy counts d > 0, ties one half) and the
+// per-pair loss of d. GenARM: d = β·(chosen − rejected), loss −log σ(d); the DPO family (policy_trainer.h) adds
+// reference log-probs, lengths and margins.
+struct PairObjective {
+  std::string name = "arm";  // the progress bar's label and the messages' prefix
+  std::function<at::Tensor(const at::Tensor& chosen_lp, const at::Tensor& rejected_lp,
+                           const std::vector<int64_t>& idx)>
+      difference;
+  std::function<at::Tensor(const at::Tensor& d)> loss;
+};
+PairObjective arm_objective(double beta);
+
 // Trains adapter (its A and B in place; the model stays frozen) on pairs: AdamW, seeded batches, validation on a
 // seeded valid_share of the pairs (none under 5 pairs) with early stopping, the adapter with the lowest validation
 // loss kept (the last one without held-out pairs). Throws kInvalidArgument for invalid options or no pairs.
 ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
                              const std::vector<ArmPair>& pairs, const ArmTrainOptions& options);
+// The same loop for any pairwise objective (options.beta is the objective's business).
+ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
+                              const std::vector<ArmPair>& pairs, const ArmTrainOptions& options,
+                              const PairObjective& objective);
 
 struct ArmTrainReport {
   std::vector<std::string> dimensions;            // empty when the records have none (one adapter in out)

@@ -1,0 +1,70 @@
+// Preference optimization of the policy itself with a LoRA adapter over the frozen model (the DPO family):
+//   dpo    Rafailov et al. 2023: d = β·((log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r))), −log σ(d)
+//   ipo    Azar et al. 2023: h = (log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r)), (h − 1/(2β))²
+//   simpo  Meng et al. 2024: d = β·(log π(y_c)/|y_c| − log π(y_r)/|y_r|), −log σ(d − γ); no reference
+// log π(y) sums the response tokens' log-probs given the prompt; the reference is the model without the adapter,
+// computed once per pair before training (no reference forward per step). Accuracy counts d > 0 (h > 0 for ipo).
+//
+// `palign train policy --method dpo|ipo|simpo` writes OUT as a PEFT adapter directory (adapter_config.json,
+// adapter_model.safetensors) plus palign_policy.json {"format": "palign.policy", "version": 1, "method", "beta",
+// "gamma", "model", "report": {...}}, so `palign generate --adapter OUT` and PEFT both load it.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "palign/training/arm_trainer.h"
+
+namespace palign::training {
+
+enum class PolicyLoss { kDpo, kIpo, kSimpo };
+// "dpo", "ipo", "simpo"; throws kInvalidArgument naming the known ones.
+PolicyLoss policy_loss_from_name(const std::string& name);
+std::string policy_loss_name(PolicyLoss loss);
+
+// The per-pair implicit reward difference d (see the top) from summed log-probs [P] (float64), the reference's [P]
+// (ignored by simpo) and the responses' token counts [P] (used by simpo only).
+at::Tensor policy_difference(PolicyLoss loss, const at::Tensor& chosen_lp, const at::Tensor& rejected_lp,
+                             const at::Tensor& ref_chosen_lp, const at::Tensor& ref_rejected_lp,
+                             const at::Tensor& chosen_len, const at::Tensor& rejected_len, double beta);
+// The per-pair loss of d: −log σ(d) (dpo), (d − 1/(2β))² (ipo), −log σ(d − γ) (simpo).
+at::Tensor policy_pair_loss(PolicyLoss loss, const at::Tensor& d, double beta, double gamma);
+
+struct PolicyTrainOptions {
+  PolicyLoss loss = PolicyLoss::kDpo;
+  double gamma = 0.5;  // simpo's target margin
+  // The loop's options (ArmTrainOptions): beta (dpo 0.1, ipo 0.1, simpo 2.0 are the papers' usual values), LoRA,
+  // AdamW, batches, validation, early stopping, seed.
+  ArmTrainOptions fit;
+
+  std::string validate() const;  // "" when valid
+};
+
+struct PolicyTrainReport {
+  ArmFitReport fit;
+  int64_t n_pairs = 0, n_skipped = 0;  // n_skipped: identical chosen and rejected
+  double reference_seconds = 0;        // computing the reference log-probs once
+  double seconds = 0;
+};
+
+// The reference log-probs of every pair under model without an adapter ([P] each, float64), in batches.
+std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& model, const std::vector<ArmPair>& pairs,
+                                                      int64_t batch);
+
+// Trains adapter on pairs with the chosen loss (reference log-probs computed first, once). Throws kInvalidArgument
+// for invalid options or no pairs.
+ArmFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
+                                const std::vector<ArmPair>& pairs, const PolicyTrainOptions& options,
+                                double* reference_seconds = nullptr);
+
+// Tokenizes records with the model's tokenizer, trains one adapter on all of them and writes out (see the top).
+// Throws kInvalidArgument (no records, every pair identical, invalid options), kUnsupported (a model LoRA cannot
+// adapt), kNotFound (no model), kIo.
+PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, const std::filesystem::path& model_dir,
+                               const std::filesystem::path& out, const PolicyTrainOptions& options);
+
+}  // namespace palign::training
