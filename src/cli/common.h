@@ -41,6 +41,7 @@ Command add_train_tokenizer(CLI::App& train);
 Command add_train_lm(CLI::App& train);
 Command add_train_reward(CLI::App& train);
 Command add_train_steer(CLI::App& train);
+Command add_train_policy(CLI::App& train);
 // Under `palign eval`:
 Command add_eval_perplexity(CLI::App& eval);
 

@@ -1,0 +1,81 @@
+// palign train policy: the DPO family (dpo, ipo, simpo) on a LoRA adapter of the policy (training/policy_trainer.h).
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common.h"
+#include "palign/base/error.h"
+#include "palign/training/policy_trainer.h"
+#include "palign/training/reward_trainer.h"
+
+namespace palign::cli {
+
+Command add_train_policy(CLI::App& train) {
+  struct Flags {
+    std::string method = "dpo", data, model, out;
+    std::string lora_targets = "q_proj,k_proj,v_proj,o_proj";
+    double beta = -1;
+    bool no_progress = false;
+    training::PolicyTrainOptions o;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* app = train.add_subcommand(
+      "policy", "Preference-optimize the policy with a LoRA adapter: DPO, IPO or SimPO (reference log-probs once)");
+  auto& o = f->o;
+  app->add_option("--method", f->method, "dpo, ipo or simpo")
+      ->check(CLI::IsMember({"dpo", "ipo", "simpo"}))
+      ->capture_default_str();
+  app->add_option("--data", f->data, "Preference pairs, JSON Lines {prompt, chosen, rejected}")->required();
+  app->add_option("--model", f->model, "The policy model directory (default: the shipped model)");
+  app->add_option("--out", f->out, "Output adapter directory (PEFT layout)")->required();
+  app->add_option("--beta", f->beta, "β (default: dpo 0.1, ipo 0.1, simpo 2.0)");
+  app->add_option("--gamma", o.gamma, "simpo: target reward margin γ")->capture_default_str();
+  app->add_option("--lora-r", o.fit.lora.r, "LoRA rank")->capture_default_str();
+  app->add_option("--lora-alpha", o.fit.lora.alpha, "LoRA alpha (scaling alpha / r)")->capture_default_str();
+  app->add_option("--lora-targets", f->lora_targets, "Comma-separated linears to adapt (q_proj ... down_proj)")
+      ->capture_default_str();
+  app->add_option("--lr", o.fit.lr, "AdamW learning rate")->capture_default_str();
+  app->add_option("--weight-decay", o.fit.weight_decay, "AdamW weight decay")->capture_default_str();
+  app->add_option("--epochs", o.fit.epochs, "Most passes over the training pairs")->capture_default_str();
+  app->add_option("--steps", o.fit.steps, "Exactly this many optimizer steps (0: --epochs passes)")
+      ->capture_default_str();
+  app->add_option("--batch", o.fit.batch, "Pairs per step")->capture_default_str();
+  app->add_option("--valid-share", o.fit.valid_share, "Share of pairs held out for validation and early stopping")
+      ->capture_default_str();
+  app->add_option("--eval-every", o.fit.eval_every, "Steps between validations (0: once per epoch)")
+      ->capture_default_str();
+  app->add_option("--patience", o.fit.patience, "Validations without improvement before stopping")
+      ->capture_default_str();
+  app->add_option("--max-tokens", o.fit.max_tokens, "Prompt + response tokens per row (longer rows are cut)")
+      ->capture_default_str();
+  app->add_option("--seed", o.fit.seed, "Random seed (adapter init, split, batch order)")->capture_default_str();
+  app->add_flag("--no-progress", f->no_progress, "No progress bar");
+  return {app, [f] {
+            auto& o = f->o;
+            o.loss = training::policy_loss_from_name(f->method);
+            o.fit.beta = f->beta >= 0 ? f->beta : (o.loss == training::PolicyLoss::kSimpo ? 2.0 : 0.1);
+            o.fit.lora.target_modules.clear();
+            std::stringstream in(f->lora_targets);
+            for (std::string t; std::getline(in, t, ',');)
+              if (!t.empty()) o.fit.lora.target_modules.push_back(t);
+            o.fit.progress = !f->no_progress;
+            const auto report =
+                training::train_policy(training::read_preference_jsonl(f->data), resolve_model_dir(f->model), f->out, o);
+            auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+            print_json_line(nlohmann::json{{"out", f->out},
+                                           {"method", f->method},
+                                           {"beta", o.fit.beta},
+                                           {"pairs", report.n_pairs},
+                                           {"skipped", report.n_skipped},
+                                           {"steps", report.fit.steps},
+                                           {"train_accuracy", num(report.fit.train_accuracy)},
+                                           {"valid_accuracy", num(report.fit.valid_accuracy)},
+                                           {"pairs_per_second", num(report.fit.pairs_per_second)},
+                                           {"reference_seconds", report.reference_seconds},
+                                           {"seconds", report.seconds}}
+                                .dump());
+            return 0;
+          }};
+}
+
+}  // namespace palign::cli
