@@ -235,6 +235,45 @@ TEST_P(LoraModels, GenerateWithAdapterEqualsMergedModel) {
 
 INSTANTIATE_TEST_SUITE_P(Lora, LoraModels, ::testing::Values("llama", "qwen2", "qwen3", "mistral"));
 
+// A soup's delta is Σ_k w_k Δ_k: attached, merged (θ_0 + Σ w_k Δθ_k) and reloaded, it equals the forward that adds
+// each adapter's weighted delta (adapters of different ranks, targets and scalings; a negative weight).
+TEST_P(LoraModels, SoupEqualsTheWeightedSumOfDeltas) {
+  auto model = Model::load(test::hf_model(GetParam()));
+  const ModelConfig& c = model->config();
+  const LoraAdapter a = random_adapter(c, 1), b = random_adapter(c, 2, {"q_proj", "v_proj", "up_proj"}, 2);
+  const LoraAdapter d = random_adapter(c, 3, {"o_proj", "down_proj"}, 8);
+  const std::vector<double> w = {0.7, -0.4, 1.3};
+  struct WeightedSum final : LinearHook {
+    std::vector<const LoraAdapter*> parts;
+    std::vector<double> w;
+    void apply(int64_t layer, LinearKind kind, const at::Tensor& x, at::Tensor& y) const override {
+      for (size_t i = 0; i < parts.size(); ++i) {
+        const at::Tensor delta = parts[i]->delta(layer, kind, x);
+        if (delta.defined()) y = y + w[i] * delta;
+      }
+    }
+  } naive;
+  naive.parts = {&a, &b, &d};
+  naive.w = w;
+  const LoraAdapter soup = lora_soup({&a, &b, &d}, w);
+  EXPECT_EQ(soup.config().r, 4 + 2 + 8);
+  const at::Tensor ids = at::tensor(some_ids(9, c.vocab_size, 5), at::kLong);
+  const at::Tensor want = model->forward_full(ids, {.linear_hook = &naive});
+  const double hooked = max_diff(model->forward_full(ids, {.linear_hook = &soup}), want);
+  const double merged = max_diff(merge_lora(*model, soup)->forward_full(ids), want);
+  TempDir dir("soup");
+  soup.save(dir.path());
+  const LoraAdapter back = LoraAdapter::load(dir.path(), c);
+  const double reloaded = max_diff(model->forward_full(ids, {.linear_hook = &back}), want);
+  std::printf("[%s] soup of 3 adapters vs weighted deltas: attached %.3g, merged %.3g, reloaded %.3g\n",
+              GetParam().c_str(), hooked, merged, reloaded);
+  EXPECT_LT(hooked, 1e-5);
+  EXPECT_LT(merged, 1e-5);
+  EXPECT_LT(reloaded, 1e-5);
+  EXPECT_THROW(lora_soup({}, {}), Error);
+  EXPECT_THROW(lora_soup({&a, &b}, {1.0}), Error);
+}
+
 TEST(LoraConfig, ScalingAndValidate) {
   EXPECT_DOUBLE_EQ((LoraConfig{.r = 8, .alpha = 16}.scaling()), 2.0);
   EXPECT_DOUBLE_EQ((LoraConfig{.r = 16, .alpha = 16, .use_rslora = true}.scaling()), 4.0);

@@ -115,6 +115,13 @@ std::unique_ptr<Model> merge_lora(const Model& base, const LoraAdapter& adapter)
 // The inverse: W − scaling·B·A (exact up to float32 rounding).
 std::unique_ptr<Model> unmerge_lora(const Model& merged, const LoraAdapter& adapter);
 
+// A soup of adapters (Personalized / Rewarded Soups): one adapter whose delta is Σ_k weights[k] · Δ_k, Δ_k = scaling_k
+// · B_k A_k, so merging it gives θ_0 + Σ_k w_k Δθ_k exactly. Rank Σ_k r_k (A stacked, each B scaled by w_k · scaling_k,
+// scaling 1); targets the union of the adapters' linears (zeros where one does not adapt a linear); any real weights.
+// Serves like any adapter: merged, attached, or per row of a batch. Throws kInvalidArgument for no adapters, weights
+// of the wrong count, adapters for different model shapes.
+LoraAdapter lora_soup(const std::vector<const LoraAdapter*>& adapters, const std::vector<double>& weights);
+
 // Row b of a batch gets per_row[b]'s delta (nullptr: the base model for that row); the base linears run once for the
 // batch. Two paths give the same deltas:
 //  - grouped: rows are grouped by adapter, each distinct adapter costs a pair of small matmuls per linear (plus an
