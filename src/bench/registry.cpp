@@ -63,6 +63,14 @@ const std::vector<MethodInfo>& method_registry() {
       {"proxy",
        "decoding: proxy-tuning toward the user's strongest dimension, base + (arm_k - base) (trains 10 adapters)",
        false, make_proxy_method, false, "decoding"},
+      {"soups",
+       "policy: one DPO LoRA expert per dimension (per-dimension pairs), merged per user as theta_0 + sum_k w_k "
+       "delta_k (Personalized Soups) and sampled (trains 10 adapters)",
+       false, make_soups_method, false, "policy"},
+      {"mod",
+       "policy: the same DPO experts fused per user at decoding time, log p_0 + sum_k w_k (log p_k - log p_0) (MOD), "
+       "the base and K experts as K + 1 rows of one pass (trains 10 adapters)",
+       false, make_mod_method, false, "policy"},
       {"oracle",
        "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
        "best-of-N by R_u (the upper bound)",

@@ -188,6 +188,29 @@ TEST(RunnerOptIn, DecodingGroupRunsEveryStrategy) {
   }
 }
 
+// --methods policy trains the per-dimension DPO experts once and serves them merged (soups) and fused (mod).
+TEST(RunnerOptIn, PolicyGroupMergesAndFusesTheSameExperts) {
+  BenchOptions o = small_options();
+  o.methods = {"policy"};
+  o.dataset.population.n_users = 8;
+  const json r = json::parse(run_bench(o));
+  double fit_soups = -1, fit_mod = -1;
+  for (const auto& m : r.at("methods")) {
+    if (m.at("name") == "soups") fit_soups = m.at("fit_seconds").get<double>();
+    if (m.at("name") == "mod") fit_mod = m.at("fit_seconds").get<double>();
+  }
+  for (const char* m : {"soups", "mod"}) {
+    const json* row = find_row(r.at("generation"), m);
+    ASSERT_NE(row, nullptr) << m;
+    EXPECT_TRUE(std::isfinite(row->at("utility").at("value").get<double>())) << m;
+    std::printf("%-5s utility %.3f win rate %.3f\n", m, row->at("utility").at("value").get<double>(),
+                row->at("win_rate").at("value").get<double>());
+  }
+  std::printf("fit: soups %.1f s (trains the experts), mod %.1f s (reuses them)\n", fit_soups, fit_mod);
+  EXPECT_GT(fit_soups, 0.0);
+  EXPECT_LT(fit_mod, fit_soups) << "the experts are trained once per run";
+}
+
 TEST(RunnerErrors, UnknownMethodAndBadOptionsFailFirst) {
   BenchOptions o = small_options();
   o.methods = {"nonesuch"};

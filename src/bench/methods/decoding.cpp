@@ -47,15 +47,6 @@ std::vector<int64_t> encode(const runtime::Tokenizer& tok, const std::string& te
   return {ids.begin(), ids.end()};
 }
 
-std::vector<double> unit(std::vector<double> w) {
-  double n = 0;
-  for (double x : w) n += x * x;
-  n = std::sqrt(n);
-  if (n > 0)
-    for (double& x : w) x /= n;
-  return w;
-}
-
 runtime::GenerateOptions sampling_options(const MethodContext& ctx, uint64_t seed) {
   runtime::GenerateOptions g;
   g.max_new_tokens = ctx.settings().max_new_tokens;
@@ -92,44 +83,6 @@ std::string statement_of(const std::vector<std::string>& dimensions, const std::
   if (w[order.back()] < 0) text += (text.empty() ? "" : " ") + ("I do not like " + phrase(dimensions[order.back()]) + ".");
   return text;
 }
-
-class DecodingMethod : public Method {
- public:
-  bool predicts() const override { return false; }
-  bool generates() const override { return true; }
-  double predict(const UserData&, const std::string&, const std::string&, const std::string&, MethodContext&) override {
-    return 0.5;
-  }
-  // The user model is fitted once per budget and shared by every decoding method of the run.
-  void fit(const FitData& data, MethodContext& ctx) override {
-    profile_ = std::static_pointer_cast<DimensionWeights>(
-        ctx.shared("decoding.dimension_weights#" + std::to_string(data.budget), [&] {
-          std::shared_ptr<DimensionWeights> p = make_dimension_weights();
-          p->fit(data, ctx);
-          return std::static_pointer_cast<void>(p);
-        }));
-    dimensions_ = data.dimensions;
-    fit_strategy(data, ctx);
-  }
-  // Strategies that batch across users override generate_batch, the others generate.
-  Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    return generate_batch({user}, prompt, ctx)[0];
-  }
-
- protected:
-  virtual void fit_strategy(const FitData&, MethodContext&) {}
-  std::vector<double> unit_weights(const UserData& user, MethodContext& ctx) {
-    auto w = unit(profile_->weights(user, ctx));
-    if (w.empty()) w.assign(dimensions_.size(), 0.0);
-    return w;
-  }
-  uint64_t seed_of(MethodContext& ctx, const std::string& name, const std::string& key) const {
-    return derive_seed(ctx.seed(), name + "." + key);
-  }
-
-  std::shared_ptr<DimensionWeights> profile_;
-  std::vector<std::string> dimensions_;
-};
 
 class SteerMethod final : public DecodingMethod {
  public:

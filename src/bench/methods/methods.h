@@ -1,11 +1,14 @@
 // The bench's built-in methods (one file each in this folder) and helpers they share. Private to palign_bench.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "palign/bench/method.h"
+#include "palign/bench/rng.h"
 #include "palign/runtime/lora.h"
 
 namespace palign::bench {
@@ -29,6 +32,8 @@ std::unique_ptr<Method> make_args_method();
 std::unique_ptr<Method> make_cd_block_method();
 std::unique_ptr<Method> make_fusion_method();
 std::unique_ptr<Method> make_proxy_method();
+std::unique_ptr<Method> make_soups_method();
+std::unique_ptr<Method> make_mod_method();
 
 // What the decoding-time methods personalize with: multi_linear's user model — one linear Bradley–Terry head per
 // named dimension on the backbone's features, and each user's weights over the standardised head scores (an unseen
@@ -47,6 +52,54 @@ class DimensionWeights {
   virtual std::vector<double> feature_coefficients(const UserData& user, MethodContext& ctx) = 0;
 };
 std::unique_ptr<DimensionWeights> make_dimension_weights();
+
+// A method that personalizes with the shared DimensionWeights user model (fitted once per budget for every such
+// method of the run): the decoding-time strategies (decoding.cpp) and the trained policies (policy.cpp). It only
+// generates; a subclass overrides generate_batch to serve every user of a prompt at once, or generate.
+class DecodingMethod : public Method {
+ public:
+  bool predicts() const override { return false; }
+  bool generates() const override { return true; }
+  double predict(const UserData&, const std::string&, const std::string&, const std::string&, MethodContext&) override {
+    return 0.5;
+  }
+  // The user model is fitted once per budget and shared by every decoding method of the run.
+  void fit(const FitData& data, MethodContext& ctx) override {
+    profile_ = std::static_pointer_cast<DimensionWeights>(
+        ctx.shared("decoding.dimension_weights#" + std::to_string(data.budget), [&] {
+          std::shared_ptr<DimensionWeights> p = make_dimension_weights();
+          p->fit(data, ctx);
+          return std::static_pointer_cast<void>(p);
+        }));
+    dimensions_ = data.dimensions;
+    fit_strategy(data, ctx);
+  }
+  // Strategies that batch across users override generate_batch, the others generate.
+  Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
+    return generate_batch({user}, prompt, ctx)[0];
+  }
+
+ protected:
+  virtual void fit_strategy(const FitData&, MethodContext&) {}
+  // The user's weights scaled to unit length (zeros before a fit with pairs), so that a strategy's strength means the
+  // same for every user.
+  std::vector<double> unit_weights(const UserData& user, MethodContext& ctx) {
+    auto w = profile_->weights(user, ctx);
+    double n = 0;
+    for (double x : w) n += x * x;
+    n = std::sqrt(n);
+    if (n > 0)
+      for (double& x : w) x /= n;
+    if (w.empty()) w.assign(dimensions_.size(), 0.0);
+    return w;
+  }
+  uint64_t seed_of(MethodContext& ctx, const std::string& name, const std::string& key) const {
+    return derive_seed(ctx.seed(), name + "." + key);
+  }
+
+  std::shared_ptr<DimensionWeights> profile_;
+  std::vector<std::string> dimensions_;
+};
 
 // GenARM's autoregressive rewards: one LoRA adapter on the policy per named dimension, trained on that dimension's
 // pairs (training::fit_arm_adapter); beta receives the reward scale β.
