@@ -49,6 +49,11 @@ Command add_train_policy(CLI::App& train) {
   app->add_option("--max-tokens", o.fit.max_tokens, "Prompt + response tokens per row (longer rows are cut)")
       ->capture_default_str();
   app->add_option("--seed", o.fit.seed, "Random seed (adapter init, split, batch order)")->capture_default_str();
+  app->add_option("--checkpoint-every", o.fit.checkpoint_every,
+                  "Steps between checkpoints in OUT/checkpoint (a rerun resumes from it)")
+      ->capture_default_str();
+  app->add_option("--stop-at", o.fit.stop_at, "Stop (with a checkpoint) after this many steps; 0 = run to the end")
+      ->capture_default_str();
   app->add_flag("--no-progress", f->no_progress, "No progress bar");
   return {app, [f] {
             auto& o = f->o;
@@ -68,6 +73,8 @@ Command add_train_policy(CLI::App& train) {
                                            {"pairs", report.n_pairs},
                                            {"skipped", report.n_skipped},
                                            {"steps", report.fit.steps},
+                                           {"stopped", report.fit.stopped},
+                                           {"resumed_at", report.fit.resumed_at},
                                            {"train_accuracy", num(report.fit.train_accuracy)},
                                            {"valid_accuracy", num(report.fit.valid_accuracy)},
                                            {"pairs_per_second", num(report.fit.pairs_per_second)},

@@ -19,6 +19,7 @@
 #include "palign/base/progress.h"
 #include "palign/base/rng.h"
 #include "palign/runtime/feature_cache.h"
+#include "palign/runtime/safetensors.h"
 #include "palign/training/reward_trainer.h"
 
 namespace palign::training {
@@ -106,6 +107,60 @@ std::pair<double, double> evaluate(const runtime::Model& model, const runtime::L
   return {loss / n, correct / n};
 }
 
+constexpr const char* kCheckpointFormat = "palign.pair_checkpoint";
+
+// The loop's position and figures that a resumed fit needs to continue exactly.
+struct LoopState {
+  int64_t step = 0, epochs = 0, since_best = 0, trained_pairs = 0;
+  double best_loss = std::numeric_limits<double>::infinity(), best_acc = std::nan(""), running = std::nan("");
+  double train_seconds = 0;
+  std::string status;
+};
+
+void save_tensors(const fs::path& file, const std::vector<at::Tensor>& ts) {
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (size_t i = 0; i < ts.size(); ++i) named.emplace_back(std::to_string(i), ts[i].detach());
+  runtime::save_safetensors(file, named);
+}
+
+void load_tensors(const fs::path& file, const std::vector<at::Tensor>& into) {
+  const auto st = runtime::SafetensorsFile::open(file);
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < into.size(); ++i) into[i].copy_(st.get_f32(std::to_string(i)));
+}
+
+// Writes dir atomically (a complete dir.tmp renamed over dir), so an interruption leaves the last complete one.
+void save_pair_checkpoint(const fs::path& dir, const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& best,
+                          torch::optim::AdamW& opt, const LoopState& s, const json& identity) {
+  const fs::path tmp = dir.string() + ".tmp", old = dir.string() + ".old";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  save_tensors(tmp / "adapter.safetensors", params);
+  if (!best.empty()) save_tensors(tmp / "best.safetensors", best);
+  torch::save(opt, (tmp / "optimizer.pt").string());
+  write_json_file(tmp / "state.json", {{"format", kCheckpointFormat},
+                                       {"version", 1},
+                                       {"identity", identity},
+                                       {"step", s.step},
+                                       {"epochs", s.epochs},
+                                       {"since_best", s.since_best},
+                                       {"trained_pairs", s.trained_pairs},
+                                       {"best_loss", num(s.best_loss)},
+                                       {"best_acc", num(s.best_acc)},
+                                       {"running", num(s.running)},
+                                       {"train_seconds", s.train_seconds},
+                                       {"status", s.status},
+                                       {"has_best", !best.empty()}});
+  fs::remove_all(old);
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  fs::remove_all(old);
+}
+
+double num_or(const json& j, const char* key, double fallback) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : fallback;
+}
+
 }  // namespace
 
 std::string ArmTrainOptions::validate() const {
@@ -119,6 +174,8 @@ std::string ArmTrainOptions::validate() const {
   if (eval_every < 0) return "eval-every must be >= 0";
   if (patience < 1) return "patience must be >= 1";
   if (max_tokens < 2) return "max-tokens must be >= 2";
+  if (checkpoint_every < 1) return "checkpoint-every must be >= 1";
+  if (stop_at < 0) return "stop-at must be >= 0";
   const std::string lora_problem = lora.validate();
   if (!lora_problem.empty()) return "lora: " + lora_problem;
   return {};
@@ -225,70 +282,108 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
   const int64_t steps_per_epoch = (report.n_train + o.batch - 1) / o.batch;
   const int64_t total_steps = o.steps > 0 ? o.steps : o.epochs * steps_per_epoch;
   const int64_t eval_every = o.eval_every > 0 ? o.eval_every : steps_per_epoch;
-  double best_loss = std::numeric_limits<double>::infinity(), best_acc = std::nan("");
+  LoopState st;
   std::vector<at::Tensor> best;
-  int64_t since_best = 0;
   Rng batch_rng(derive_seed(o.seed, "arm.batches"));
   std::vector<int64_t> perm;
   size_t pos = 0;
-  double running = std::nan("");
-  ProgressBar bar(objective.name, total_steps, o.progress);
-  std::string status, line;
-  for (int64_t step = 0; step < total_steps; ++step) {
-    if (pos >= perm.size()) {  // a new epoch: a fresh seeded order of the training pairs
+  // The next batch's pairs: a fresh seeded order of the training pairs at each epoch's start.
+  auto next_batch = [&] {
+    if (pos >= perm.size()) {
       perm = train;
       for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[batch_rng.uniform_int(i)]);
       pos = 0;
-      ++report.epochs;
+      ++st.epochs;
     }
-    const size_t end = std::min(perm.size(), pos + static_cast<size_t>(o.batch));
+    const size_t begin = pos;
+    pos = std::min(perm.size(), pos + static_cast<size_t>(o.batch));
+    return std::vector<int64_t>(perm.begin() + static_cast<int64_t>(begin), perm.begin() + static_cast<int64_t>(pos));
+  };
+  const json identity = {{"objective", objective.name}, {"pairs", n},       {"seed", o.seed},
+                         {"batch", o.batch},            {"total", total_steps}, {"valid", n_valid}};
+  const fs::path ckpt = o.checkpoint_dir;
+  if (!ckpt.empty() && fs::exists(ckpt / "state.json")) {
+    const json j = read_json_file(ckpt / "state.json");
+    PALIGN_CHECK(j.value("format", "") == kCheckpointFormat && j.value("identity", json()) == identity,
+                 ErrorCode::kInvalidArgument, tag, "the checkpoint in ", ckpt.string(),
+                 " belongs to another fit (", j.value("identity", json()).dump(), " vs ", identity.dump(),
+                 "); delete it or pass another checkpoint folder");
+    load_tensors(ckpt / "adapter.safetensors", params);
+    if (j.value("has_best", false)) {
+      for (const at::Tensor& p : params) best.push_back(at::empty_like(p));
+      load_tensors(ckpt / "best.safetensors", best);
+    }
+    torch::load(opt, (ckpt / "optimizer.pt").string());
+    const int64_t resume_at = j.at("step").get<int64_t>();
+    for (int64_t i = 0; i < resume_at; ++i) (void)next_batch();  // replay the batch order
+    st.step = resume_at;
+    st.since_best = j.at("since_best").get<int64_t>();
+    st.trained_pairs = j.at("trained_pairs").get<int64_t>();
+    st.best_loss = num_or(j, "best_loss", std::numeric_limits<double>::infinity());
+    st.best_acc = num_or(j, "best_acc", std::nan(""));
+    st.running = num_or(j, "running", std::nan(""));
+    st.train_seconds = j.at("train_seconds").get<double>();
+    st.status = j.value("status", "");
+    report.resumed_at = resume_at;
+  }
+  const int64_t last = o.stop_at > 0 ? std::min(o.stop_at, total_steps) : total_steps;
+  ProgressBar bar(objective.name, total_steps, o.progress);
+  std::string line;
+  bool stop = false;
+  while (st.step < last && !stop) {
+    const std::vector<int64_t> batch_idx = next_batch();
     std::vector<ArmSequence> rows;
-    for (size_t i = pos; i < end; ++i) rows.push_back(pairs[perm[i]].chosen);
-    for (size_t i = pos; i < end; ++i) rows.push_back(pairs[perm[i]].rejected);
-    const int64_t k = static_cast<int64_t>(end - pos);
-    pos = end;
+    for (int64_t i : batch_idx) rows.push_back(pairs[i].chosen);
+    for (int64_t i : batch_idx) rows.push_back(pairs[i].rejected);
+    const auto k = static_cast<int64_t>(batch_idx.size());
 
     const auto t0 = Clock::now();
     adapter.set_training(true);
     const at::Tensor lp = response_log_probs(model, rows, &adapter);
-    const std::vector<int64_t> batch_idx(perm.begin() + static_cast<int64_t>(end) - k, perm.begin() + end);
     const at::Tensor loss =
         objective.loss(objective.difference(lp.slice(0, 0, k), lp.slice(0, k, 2 * k), batch_idx)).mean();
     opt.zero_grad();
     loss.backward();
     opt.step();
     adapter.set_training(false);
-    report.train_seconds += seconds_since(t0);
-    report.trained_pairs += k;
-    ++report.steps;
+    st.train_seconds += seconds_since(t0);
+    st.trained_pairs += k;
+    ++st.step;
     const double l = loss.item<double>();
-    PALIGN_CHECK(std::isfinite(l), ErrorCode::kInvalidArgument, tag, "the loss became ", l, " at step ", step + 1,
+    PALIGN_CHECK(std::isfinite(l), ErrorCode::kInvalidArgument, tag, "the loss became ", l, " at step ", st.step,
                  "; lower --lr (now ", o.lr, ")");
-    running = std::isnan(running) ? l : 0.9 * running + 0.1 * l;
+    st.running = std::isnan(st.running) ? l : 0.9 * st.running + 0.1 * l;
 
-    bool stop = false;
-    if (n_valid > 0 && ((step + 1) % eval_every == 0 || step + 1 == total_steps)) {
+    if (n_valid > 0 && (st.step % eval_every == 0 || st.step == total_steps)) {
       const auto [vl, va] = evaluate(model, adapter, pairs, valid, o, objective);
-      if (vl < best_loss) {
-        best_loss = vl;
-        best_acc = va;
-        since_best = 0;
+      if (vl < st.best_loss) {
+        st.best_loss = vl;
+        st.best_acc = va;
+        st.since_best = 0;
         best.clear();
         for (const at::Tensor& p : params) best.push_back(p.detach().clone());
-      } else if (++since_best >= o.patience) {
+      } else if (++st.since_best >= o.patience) {
         stop = true;
       }
       char buf[96];
       std::snprintf(buf, sizeof buf, "val loss %.4f acc %.3f", vl, va);
-      status = buf;
+      st.status = buf;
     }
     char buf[160];
-    std::snprintf(buf, sizeof buf, "loss %.4f %s %.1f pairs/s", running, status.c_str(),
-                  static_cast<double>(report.trained_pairs) / std::max(1e-9, report.train_seconds));
+    std::snprintf(buf, sizeof buf, "loss %.4f %s %.1f pairs/s", st.running, st.status.c_str(),
+                  static_cast<double>(st.trained_pairs) / std::max(1e-9, st.train_seconds));
     line = buf;
-    bar.update(step + 1, line);
-    if (stop) break;
+    bar.update(st.step, line);
+    const bool stopping_here = !stop && st.step == last && last < total_steps;
+    if (!ckpt.empty() && (st.step % o.checkpoint_every == 0 || stopping_here))
+      save_pair_checkpoint(ckpt, params, best, opt, st, identity);
   }
+  report.stopped = st.step < total_steps && !stop;
+  report.epochs = st.epochs;
+  report.steps = st.step;
+  report.trained_pairs = st.trained_pairs;
+  report.train_seconds = st.train_seconds;
+  double best_loss = st.best_loss, best_acc = st.best_acc;
   bar.finish(line);
   if (!best.empty()) {
     at::NoGradGuard no_grad;

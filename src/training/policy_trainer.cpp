@@ -154,8 +154,11 @@ PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, con
   runtime::LoraConfig lora = options.fit.lora;
   lora.base_model = fs::absolute(model_dir).lexically_normal().string();
   auto adapter = runtime::LoraAdapter::init(model->config(), lora, options.fit.seed);
-  report.fit = fit_policy_adapter(*model, adapter, pairs, options, &report.reference_seconds);
+  PolicyTrainOptions o = options;
+  if (o.fit.checkpoint_dir.empty()) o.fit.checkpoint_dir = out / "checkpoint";
+  report.fit = fit_policy_adapter(*model, adapter, pairs, o, &report.reference_seconds);
   adapter.save(out);
+  if (!report.fit.stopped) fs::remove_all(o.fit.checkpoint_dir);  // finished: a rerun starts afresh
   const auto& f = report.fit;
   const json manifest = {{"format", "palign.policy"},
                          {"version", 1},
@@ -165,6 +168,8 @@ PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, con
                          {"model", lora.base_model},
                          {"report",
                           {{"pairs", report.n_pairs},
+                           {"stopped", report.fit.stopped},
+                           {"resumed_at", report.fit.resumed_at},
                            {"skipped", report.n_skipped},
                            {"steps", f.steps},
                            {"epochs", f.epochs},

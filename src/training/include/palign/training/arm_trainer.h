@@ -55,6 +55,12 @@ struct ArmTrainOptions {
                               // lose their end
   uint64_t seed = 0;          // the adapter's initialisation, the held-out split, the batch order
   bool progress = false;
+  // Checkpoints (fit_pair_adapter): every checkpoint_every steps (and when stopping at stop_at) the adapter, the best
+  // one so far, AdamW's state and the loop's position are written atomically to checkpoint_dir; a fit that finds a
+  // checkpoint there continues from it and ends where an uninterrupted fit would have. Empty dir: no checkpoints.
+  std::filesystem::path checkpoint_dir;
+  int64_t checkpoint_every = 100;
+  int64_t stop_at = 0;  // stop (with a checkpoint) after this many steps of the schedule; 0 = run to the end
 
   std::string validate() const;  // "" when valid
 };
@@ -83,7 +89,9 @@ struct ArmPair {
 };
 
 struct ArmFitReport {
-  int64_t epochs = 0, steps = 0;  // epochs begun, optimizer steps taken
+  int64_t epochs = 0, steps = 0;  // epochs begun, optimizer steps taken (counting those before a resume)
+  int64_t resumed_at = 0;         // the step a checkpoint let the fit continue from (0: a fresh fit)
+  bool stopped = false;           // stopped at stop_at, leaving a checkpoint
   int64_t n_train = 0, n_valid = 0;
   double train_accuracy = 0, valid_accuracy = 0;  // ties count one half; valid_accuracy NaN without held-out pairs
   double train_loss = 0, valid_loss = 0;          // valid_loss NaN without held-out pairs

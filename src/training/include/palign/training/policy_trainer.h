@@ -62,6 +62,8 @@ ArmFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapte
                                 double* reference_seconds = nullptr);
 
 // Tokenizes records with the model's tokenizer, trains one adapter on all of them and writes out (see the top).
+// Checkpoints go to options.fit.checkpoint_dir (default OUT/checkpoint): a run stopped at stop_at (or killed)
+// continues from there when started again with the same data and options; a finished run removes it.
 // Throws kInvalidArgument (no records, every pair identical, invalid options), kUnsupported (a model LoRA cannot
 // adapt), kNotFound (no model), kIo.
 PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, const std::filesystem::path& model_dir,
