@@ -1,7 +1,12 @@
 // Shared forward pieces: batch planning (positions, masks), RoPE, RMSNorm, linears sized for the BLAS, hooked
 // projections, and causal GQA attention over a KV cache. Compare transformers' modeling_llama.py
 // (eager_attention_forward, apply_rotary_pos_emb, LlamaRotaryEmbedding, _compute_llama3_parameters).
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "models/internal.h"
 #include "palign/base/error.h"
@@ -85,41 +90,54 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
 }
 
 namespace {
-// OpenBLAS 0.3.21 (DYNAMIC_ARCH, SkylakeX kernels) multiplies with its small-matrix kernel up to M·N·K = 1e6 and
-// otherwise packs both operands first: 10 rows through a 704x256 linear took 96 us in one call and 41 us as two
-// calls of 5 rows. One row through the 4096x256 LM head took 250 us as a gemm and 57 us as a gemv.
+// OpenBLAS 0.3.21 (DYNAMIC_ARCH, SkylakeX/Cooperlake kernels) multiplies with its small-matrix kernel only when
+// M·N·K <= 1e6 and, for libtorch's transposed-weight call (TN, M = out features, N = rows), M·N <= 1200; otherwise it
+// packs both operands first, which costs 40-50 us however small the product. So a linear over a few rows runs as
+// column blocks of at most 1200 / rows output features, each one small-kernel call (measured, 1 thread, us):
+//   out x in     rows:  1 linear/blocks    3 linear/blocks    10 linear/blocks    16 linear/blocks
+//   704 x 256              8.6 / 9.6        57.4 / 16.1        75.2 / 47.6         88.2 / 77.6
+//   256 x 704              8.5 / 9.4        13.4 / 14.3        76.7 / 39.1         93.0 / 61.7
+//   4096 x 256 (LM head) 264.4 / 65.9      332.2 / 109.5      429.5 / 289.1       514.8 / 459.8
+// One row through the LM head is faster still as a gemv (57 us).
 constexpr int64_t kSmallGemmMacs = 1000000;
-constexpr int64_t kMaxSplitRows = 32;  // beyond this one large gemm is as fast
-constexpr int64_t kMaxGemvRows = 4;    // 3 rows through the LM head: 186 us as gemvs, 386 us as one gemm
+constexpr int64_t kSmallGemmOutRows = 1200;
+constexpr int64_t kMaxBlockedRows = 32;  // beyond this one large gemm is as fast
 }  // namespace
 
 at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const int64_t out = w.size(0), in = w.size(1), rows = x.numel() / std::max<int64_t>(in, 1);
-  const int64_t rows_per_call = kSmallGemmMacs / (out * in);
-  const bool split = rows > 1 && rows <= kMaxSplitRows && rows > rows_per_call && rows_per_call >= 2;
-  // The out= and gemv calls below record no graph, so training (grad mode) keeps at::linear.
-  const bool gemv = rows >= 1 && rows <= kMaxGemvRows && out * in > kSmallGemmMacs;
-  if (at::GradMode::is_enabled() || (!split && !gemv)) return at::linear(x, w, b);
+  if (rows < 1 || rows > kMaxBlockedRows || rows * out <= kSmallGemmOutRows) return at::linear(x, w, b);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = out;
   const at::Tensor x2 = x.reshape({rows, in});
-  if (gemv) {
+  const bool grad = at::GradMode::is_enabled();
+  if (rows == 1) {
+    if (grad || out * in <= kSmallGemmMacs) return at::linear(x, w, b);
     at::Tensor y = at::empty({rows, out}, x.options());
-    for (int64_t row = 0; row < rows; ++row) {
-      at::Tensor y_row = y[row];
-      at::mv_out(y_row, w, x2[row]);
-    }
+    at::Tensor y_row = y[0];
+    at::mv_out(y_row, w, x2[0]);
     return (b.defined() ? y + b : y).view(shape);
   }
-  const at::Tensor wt = w.t();
+  const int64_t block = std::min(kSmallGemmOutRows / rows, kSmallGemmMacs / (rows * in)) / 8 * 8;
+  if (block < 8) return at::linear(x, w, b);
+  if (grad) {
+    // The same blocks through at::linear, which records the graph: a row's outputs are bitwise those of inference.
+    std::vector<at::Tensor> parts;
+    for (int64_t col = 0; col < out; col += block) {
+      const int64_t n = std::min(block, out - col);
+      parts.push_back(at::linear(x2, w.narrow(0, col, n), b.defined() ? b.narrow(0, col, n) : at::Tensor()));
+    }
+    return at::cat(parts, 1).view(shape);
+  }
   at::Tensor y = at::empty({rows, out}, x.options());
-  for (int64_t row = 0; row < rows; row += rows_per_call) {
-    const int64_t n = std::min(rows_per_call, rows - row);
-    at::Tensor y_part = y.narrow(0, row, n);
+  for (int64_t col = 0; col < out; col += block) {
+    const int64_t n = std::min(block, out - col);
+    at::Tensor y_part = y.narrow(1, col, n);
+    const at::Tensor w_part = w.narrow(0, col, n).t();
     if (b.defined()) {
-      at::addmm_out(y_part, b, x2.narrow(0, row, n), wt);
+      at::addmm_out(y_part, b.narrow(0, col, n), x2, w_part);
     } else {
-      at::mm_out(y_part, x2.narrow(0, row, n), wt);
+      at::mm_out(y_part, x2, w_part);
     }
   }
   return y.view(shape);
@@ -132,9 +150,88 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
   return y;
 }
 
+namespace {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PALIGN_DECODE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define PALIGN_DECODE_CLONES
+#endif
+
+// One query row against keys [lo, hi] of one cached head: scaled dot products, softmax, weighted sum of values.
+// Sixteen lane-wise partial sums keep the dot product vectorisable (two AVX2 registers) without reassociating float
+// math. Cloned for AVX2 at load time: the build targets baseline x86-64.
+PALIGN_DECODE_CLONES
+void attend_one(const float* q, const float* keys, const float* values, int64_t lo, int64_t hi, int64_t hd,
+                float scale, float* scores, float* out) {
+  for (int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
+  if (hi < lo) return;
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int64_t j = lo; j <= hi; ++j) {
+    const float* k = keys + j * hd;
+    float lanes[16] = {};
+    int64_t d = 0;
+    for (; d + 16 <= hd; d += 16)
+      for (int lane = 0; lane < 16; ++lane) lanes[lane] += q[d + lane] * k[d + lane];
+    for (int lane = 0; lane < 8; ++lane) lanes[lane] += lanes[lane + 8];
+    float dot = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+    for (; d < hd; ++d) dot += q[d] * k[d];
+    scores[j - lo] = dot * scale;
+    max_score = std::max(max_score, scores[j - lo]);
+  }
+  float sum = 0.0f;
+  for (int64_t j = lo; j <= hi; ++j) sum += (scores[j - lo] = std::exp(scores[j - lo] - max_score));
+  const float inv_sum = 1.0f / sum;
+  for (int64_t j = lo; j <= hi; ++j) {
+    const float p = scores[j - lo] * inv_sum;
+    const float* v = values + j * hd;
+    for (int64_t d = 0; d < hd; ++d) out[d] += p * v[d];
+  }
+}
+
+// Decode step (T = 1, float32, no autograd): every row and head reads its keys straight from the cache, with no
+// gather of non-contiguous rows and no tiny gemm per row and head (40 of them per layer for 10 rows).
+at::Tensor attend_decode(const ModelConfig& c, const BatchPlan& plan, const at::Tensor& q, const at::Tensor& ck,
+                         const at::Tensor& cv) {
+  const int64_t B = plan.B, H = c.n_head, Hkv = c.n_kv_head, G = H / Hkv, hd = c.head_dim, cap = ck.size(2);
+  const at::Tensor qc = q.contiguous();  // [B, H, 1, hd]
+  at::Tensor out = at::empty({B, 1, H * hd}, q.options());
+  const float* q_data = qc.data_ptr<float>();
+  const float* k_data = ck.data_ptr<float>();
+  const float* v_data = cv.data_ptr<float>();
+  float* out_data = out.data_ptr<float>();
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  at::parallel_for(0, B * H, 8, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(plan.L));
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const int64_t b = idx / H, head = idx % H;
+      // Query position start_b attends keys [start_b - window + 1, start_b]; a row with no token this step attends
+      // only what is cached (its output is not read).
+      const int64_t hi = plan.start[b] + std::min<int64_t>(plan.n_tokens[b], 1) - 1;
+      const int64_t lo = c.sliding_window ? std::max<int64_t>(0, plan.start[b] - *c.sliding_window + 1) : 0;
+      const int64_t cache_offset = ((plan.seq[b] * Hkv) + head / G) * cap * hd;
+      attend_one(q_data + idx * hd, k_data + cache_offset, v_data + cache_offset, lo, hi, hd, scale, scores.data(),
+                 out_data + idx * hd);
+    }
+  });
+  return out;
+}
+}  // namespace
+
 at::Tensor attend(const ModelConfig& c, const BatchPlan& plan, int64_t layer, const at::Tensor& q,
                   const at::Tensor& k_new, const at::Tensor& v_new) {
   const int64_t B = plan.B, T = plan.T, H = c.n_head, Hkv = c.n_kv_head, G = H / Hkv, hd = c.head_dim;
+  if (plan.cache && T == 1 && !at::GradMode::is_enabled() && q.scalar_type() == at::kFloat) {
+    at::Tensor& ck = plan.cache->k(layer);
+    at::Tensor& cv = plan.cache->v(layer);
+    if (ck.scalar_type() == at::kFloat && ck.is_contiguous() && cv.is_contiguous() && !q.requires_grad()) {
+      for (int64_t b = 0; b < B; ++b) {
+        if (plan.n_tokens[b] == 0) continue;
+        ck[plan.seq[b]].narrow(1, plan.start[b], 1).copy_(k_new[b]);
+        cv[plan.seq[b]].narrow(1, plan.start[b], 1).copy_(v_new[b]);
+      }
+      return attend_decode(c, plan, q, ck, cv);
+    }
+  }
   at::Tensor keys, values;  // [B, Hkv, L, hd]
   if (!plan.cache) {
     keys = k_new;
