@@ -7,6 +7,7 @@
 
 #include "models/internal.h"
 #include "palign/base/error.h"
+#include "palign/runtime/platform.h"
 #include "palign/runtime/safetensors.h"
 
 namespace palign::runtime {
@@ -108,6 +109,7 @@ std::unique_ptr<Model> Model::load(const fs::path& dir) {
   PALIGN_CHECK(fs::is_directory(dir), ErrorCode::kNotFound, "[runtime.Model] model directory ", dir.string(),
                " does not exist; pass a Hugging Face model directory to --model");
   ModelConfig config = ModelConfig::load(dir / "config.json");
+  match_blas_threads();
   WeightFiles files = WeightFiles::open_dir(dir);
   std::map<std::string, at::Tensor> tensors;
   for (const auto& name : files.names()) {

@@ -2,9 +2,11 @@
 // unless OpenBLAS is installed; PyTorch's own builds bring MKL or OpenBLAS inside libtorch.
 #include "palign/runtime/platform.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <mutex>
@@ -14,6 +16,11 @@ namespace palign::runtime {
 namespace {
 using ConfigFn = const char* (*)();
 ConfigFn openblas_config() { return reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config")); }
+// Looked up at run time so that the build does not depend on OpenBLAS.
+using SetThreadsFn = void (*)(int);
+SetThreadsFn openblas_set_threads() {
+  return reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+}
 
 // True when the process has mapped Debian's reference BLAS (…/blas/libblas.so.3).
 bool reference_blas_mapped() {
@@ -49,6 +56,14 @@ void warn_if_reference_blas() {
   std::call_once(once, [] {
     if (blas_is_reference()) std::fprintf(stderr, "palign: warning: libtorch is using %s\n", blas_description().c_str());
   });
+}
+
+int match_blas_threads() {
+  const SetThreadsFn set_threads = openblas_set_threads();
+  if (!set_threads) return 0;
+  const int n = std::max(1, at::get_num_threads());
+  set_threads(n);
+  return n;
 }
 
 }  // namespace palign::runtime
