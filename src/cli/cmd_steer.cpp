@@ -1,5 +1,5 @@
-// palign train steer: mean-difference steering vectors, one per preference dimension of the pairs, for
-// `palign generate --strategy steer`.
+// palign train steer: steering vectors, one per preference dimension of the pairs — mean differences of the residual
+// stream or BiPO-trained — for `palign generate --strategy steer`.
 #include <ATen/ATen.h>
 
 #include <map>
@@ -12,6 +12,7 @@
 #include "palign/runtime/tokenizer.h"
 #include "palign/training/arm_trainer.h"
 #include "palign/training/reward_trainer.h"
+#include "palign/training/steering_trainer.h"
 
 namespace palign::cli {
 
@@ -22,6 +23,8 @@ Command add_train_steer(CLI::App& train) {
     std::string data, model, out, method = "mean_diff";
     int64_t layer = -1;
     int64_t max_tokens = 128;
+    training::BipoOptions bipo;
+    bool no_progress = false;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* app = train.add_subcommand(
@@ -31,7 +34,15 @@ Command add_train_steer(CLI::App& train) {
       ->required();
   app->add_option("--model", f->model, "The policy model directory (default: the shipped model)");
   app->add_option("--out", f->out, "Output safetensors file")->required();
-  app->add_option("--method", f->method, "mean_diff")->check(CLI::IsMember({"mean_diff"}))->capture_default_str();
+  app->add_option("--method", f->method, "mean_diff or bipo")
+      ->check(CLI::IsMember({"mean_diff", "bipo"}))
+      ->capture_default_str();
+  app->add_option("--beta", f->bipo.beta, "bipo: β of the preference loss")->capture_default_str();
+  app->add_option("--lr", f->bipo.lr, "bipo: AdamW learning rate")->capture_default_str();
+  app->add_option("--epochs", f->bipo.epochs, "bipo: passes over each dimension's pairs")->capture_default_str();
+  app->add_option("--batch", f->bipo.batch, "bipo: pairs per step")->capture_default_str();
+  app->add_option("--seed", f->bipo.seed, "bipo: batch order and directions")->capture_default_str();
+  app->add_flag("--no-progress", f->no_progress, "No progress bar");
   app->add_option("--layer", f->layer, "Decoder layer (0-based) whose output is steered (default: the middle one)");
   app->add_option("--max-tokens", f->max_tokens, "Prompt + response tokens per row (longer rows are cut)")
       ->capture_default_str();
@@ -48,6 +59,7 @@ Command add_train_steer(CLI::App& train) {
                          "[cli.train.steer] --max-tokens must be >= 2, got ", f->max_tokens);
             const int64_t max_tokens = std::min(f->max_tokens, model->config().max_position);
             std::map<std::string, std::vector<decoding::TokenPair>> by_dimension;
+            std::map<std::string, std::vector<training::ArmPair>> arm_pairs;  // bipo
             for (const auto& r : training::read_preference_jsonl(f->data)) {
               PALIGN_CHECK(!r.dimension.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] ", f->data,
                            " has a pair without \"dimension\"; steering vectors are per dimension");
@@ -61,14 +73,23 @@ Command add_train_steer(CLI::App& train) {
               // The rejected response continues its own prompt tokens (a tokenizer may merge differently).
               if (!std::equal(p.prompt.begin(), p.prompt.end(), x.ids.begin())) continue;
               by_dimension[r.dimension].push_back(std::move(p));
+              arm_pairs[r.dimension].push_back({c, x});
             }
             std::vector<decoding::SteeringVector> vectors;
             nlohmann::json summary = nlohmann::json::array();
             for (const auto& [name, pairs] : by_dimension) {
               PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] dimension '", name,
                            "' has no pair that fits in --max-tokens ", max_tokens);
-              vectors.push_back(
-                  {.name = name, .layer = layer, .vector = decoding::mean_difference_vector(*model, pairs, layer)});
+              at::Tensor v;
+              if (f->method == "bipo") {
+                training::BipoOptions o = f->bipo;
+                o.layer = layer;
+                o.progress = !f->no_progress;
+                v = training::train_bipo_vector(*model, arm_pairs[name], o);
+              } else {
+                v = decoding::mean_difference_vector(*model, pairs, layer);
+              }
+              vectors.push_back({.name = name, .layer = layer, .vector = v});
               summary.push_back({{"dimension", name},
                                  {"pairs", pairs.size()},
                                  {"layer", layer},

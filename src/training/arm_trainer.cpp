@@ -192,7 +192,8 @@ ArmSequence tokenize_response(const runtime::Tokenizer& tok, const std::string& 
 }
 
 at::Tensor response_log_probs(const runtime::Model& model, const std::vector<ArmSequence>& sequences,
-                              const runtime::LinearHook* hook) {
+                              const runtime::LinearHook* hook,
+                              const std::function<void(int64_t, at::Tensor&)>& residual_hook) {
   PALIGN_CHECK(!sequences.empty(), ErrorCode::kInvalidArgument, "[training.arm.response_log_probs] no sequences");
   const int64_t N = static_cast<int64_t>(sequences.size());
   int64_t T = 0;
@@ -220,6 +221,7 @@ at::Tensor response_log_probs(const runtime::Model& model, const std::vector<Arm
   fo.logits = runtime::ForwardOptions::Logits::kNone;
   fo.return_hidden = true;
   fo.linear_hook = hook;
+  fo.residual_hook = residual_hook;
   const at::Tensor ids = at::tensor(flat, at::kLong).view({N, T});
   const at::Tensor hidden = model.forward_uncached({.ids = ids, .n_tokens = n_tokens, .seq = {}}, fo).hidden;
   const at::Tensor states = hidden.reshape({N * T, hidden.size(-1)}).index_select(0, at::tensor(position, at::kLong));

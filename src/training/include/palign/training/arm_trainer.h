@@ -78,8 +78,10 @@ ArmSequence tokenize_response(const runtime::Tokenizer& tok, const std::string& 
 // null): [N] float64 (summed in double from float32 log-probs). The sequences run as right-padded rows of one forward
 // pass; records the autograd graph when grad mode is on and the hook's or the model's tensors require grad. Throws
 // kInvalidArgument for no sequences or an empty one.
+// residual_hook (optional): changes the residual stream too, e.g. a steering vector being trained (BiPO).
 at::Tensor response_log_probs(const runtime::Model& model, const std::vector<ArmSequence>& sequences,
-                              const runtime::LinearHook* hook);
+                              const runtime::LinearHook* hook,
+                              const std::function<void(int64_t, at::Tensor&)>& residual_hook = {});
 
 // Bradley–Terry loss on summed log-probs: mean over pairs of −log σ(β·(chosen − rejected)) (a scalar).
 at::Tensor arm_bt_loss(const at::Tensor& chosen_log_probs, const at::Tensor& rejected_log_probs, double beta);

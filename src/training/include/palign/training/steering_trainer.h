@@ -1,0 +1,47 @@
+// BiPO steering vectors (Cao et al. 2024, "Personalized Steering of Large Language Models: Versatile Steering
+// Vectors Through Bi-directional Preference Optimization"): a vector v added to one decoder layer's residual stream
+// at every position, trained so that the steered model prefers the chosen response and the oppositely steered model
+// the rejected one:
+//   loss = −log σ(d · β · ([log π_{+dv}(y_c) − log π(y_c)] − [log π_{+dv}(y_r) − log π(y_r)])),  d = ±1 per batch,
+// π the frozen model, log π summed over the response tokens (reference log-probs computed once). The result goes into
+// a steering-vector file (decoding/steering.h) for `palign generate --strategy steer`.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "palign/training/arm_trainer.h"
+
+namespace palign::training {
+
+struct BipoOptions {
+  int64_t layer = 0;
+  double beta = 0.1;
+  double lr = 5e-3;  // AdamW on the vector
+  int64_t epochs = 5;
+  int64_t batch = 8;
+  uint64_t seed = 0;  // batch order and the directions d
+  bool progress = false;
+
+  std::string validate() const;  // "" when valid
+};
+
+struct BipoReport {
+  int64_t steps = 0;
+  double first_loss = 0, last_loss = 0;  // mean loss of the first and the last epoch
+  double seconds = 0;
+};
+
+// The BiPO loss of one batch for direction d (+1 or −1); differentiable in v. Exposed for tests.
+at::Tensor bipo_loss(const runtime::Model& model, const std::vector<ArmPair>& pairs, const at::Tensor& ref_chosen,
+                     const at::Tensor& ref_rejected, const at::Tensor& v, int64_t layer, double direction, double beta);
+
+// Trains a vector [D] (starting at zero) on pairs. Throws kInvalidArgument for invalid options, no pairs, a layer
+// outside the model.
+at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<ArmPair>& pairs,
+                             const BipoOptions& options, BipoReport* report = nullptr);
+
+}  // namespace palign::training

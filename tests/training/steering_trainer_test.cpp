@@ -1,0 +1,96 @@
+// BiPO: the loss's gradient in v against a central difference, and a planted preference (token A over token B) that
+// the trained vector must push toward A and its negation toward B; bad options.
+#include "palign/training/steering_trainer.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "../runtime/test_util.h"
+#include "palign/base/error.h"
+#include "palign/runtime/model.h"
+#include "palign/training/policy_trainer.h"
+
+using namespace palign;
+using namespace palign::training;
+using palign::test::error_code_of;
+
+namespace {
+
+std::vector<ArmPair> planted_pairs(int64_t n) {
+  std::vector<ArmPair> pairs;
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<int64_t> prompt = {1, 10 + i, 50 + i};
+    ArmSequence c{prompt, 3}, r{prompt, 3};
+    c.ids.push_back(301);
+    r.ids.push_back(302);
+    pairs.push_back({c, r});
+  }
+  return pairs;
+}
+
+TEST(Bipo, GradientMatchesACentralDifference) {
+  const auto model = runtime::Model::load(test::hf_model("llama"));
+  const auto pairs = planted_pairs(4);
+  const auto [ref_c, ref_r] = reference_log_probs(*model, pairs, 4);
+  at::manual_seed(1);
+  at::Tensor v = (at::randn({model->config().hidden_size}) * 0.1).requires_grad_(true);
+  for (double direction : {1.0, -1.0}) {
+    if (v.grad().defined()) v.grad().zero_();
+    bipo_loss(*model, pairs, ref_c, ref_r, v, 1, direction, 0.5).backward();
+    const at::Tensor u = at::randn_like(v);
+    const double eps = 1e-2;
+    at::NoGradGuard no_grad;
+    const double plus = bipo_loss(*model, pairs, ref_c, ref_r, v + eps * u, 1, direction, 0.5).item<double>();
+    const double minus = bipo_loss(*model, pairs, ref_c, ref_r, v - eps * u, 1, direction, 0.5).item<double>();
+    const double fd = (plus - minus) / (2 * eps), ad = (v.grad() * u).sum().item<double>();
+    std::printf("bipo d=%+.0f: directional derivative autograd %.6f vs central difference %.6f (diff %.2g)\n",
+                direction, ad, fd, std::abs(ad - fd));
+    EXPECT_NEAR(ad, fd, 1e-3 + 1e-2 * std::abs(fd));
+  }
+}
+
+TEST(Bipo, LearnsAPlantedPreferenceInBothDirections) {
+  const auto model = runtime::Model::load(test::hf_model("llama"));
+  const auto pairs = planted_pairs(12);
+  BipoOptions o;
+  o.layer = 1;
+  o.beta = 0.5;
+  o.lr = 0.05;
+  o.epochs = 15;
+  o.batch = 4;
+  BipoReport rep;
+  const at::Tensor v = train_bipo_vector(*model, pairs, o, &rep);
+  auto gap = [&](double scale) {
+    at::NoGradGuard no_grad;
+    std::vector<ArmSequence> rows;
+    for (const auto& p : pairs) rows.push_back(p.chosen);
+    for (const auto& p : pairs) rows.push_back(p.rejected);
+    const at::Tensor lp = response_log_probs(*model, rows, nullptr, [&](int64_t l, at::Tensor& x) {
+      if (l == 1) x = x + scale * v;
+    });
+    return (lp.slice(0, 0, 12) - lp.slice(0, 12, 24)).mean().item<double>();
+  };
+  const double base = gap(0), toward = gap(1), away = gap(-1);
+  std::printf("bipo: log p(A) - log p(B): %.3f with +v, %.3f without, %.3f with -v; loss %.3f -> %.3f in %lld steps, "
+              "|v| %.3f\n",
+              toward, base, away, rep.first_loss, rep.last_loss, static_cast<long long>(rep.steps),
+              v.norm().item<double>());
+  EXPECT_GT(toward, base + 0.5);
+  EXPECT_LT(away, base - 0.5);
+  EXPECT_LT(rep.last_loss, rep.first_loss);
+}
+
+TEST(Bipo, BadOptionsFail) {
+  const auto model = runtime::Model::load(test::hf_model("llama"));
+  BipoOptions o;
+  EXPECT_EQ(error_code_of([&] { train_bipo_vector(*model, {}, o); }), ErrorCode::kInvalidArgument);
+  o.layer = 5;
+  EXPECT_EQ(error_code_of([&] { train_bipo_vector(*model, planted_pairs(2), o); }), ErrorCode::kInvalidArgument);
+  o.layer = 0;
+  o.beta = -1;
+  EXPECT_EQ(error_code_of([&] { train_bipo_vector(*model, planted_pairs(2), o); }), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
