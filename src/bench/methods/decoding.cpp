@@ -42,24 +42,6 @@ constexpr int64_t kCdK = 4, kCdBlock = 8;
 constexpr double kProxyAlpha = 1.0;
 constexpr size_t kMaxDocs = 2;
 
-std::vector<int64_t> encode(const runtime::Tokenizer& tok, const std::string& text) {
-  const auto ids = tok.encode(text, /*add_special=*/true);
-  return {ids.begin(), ids.end()};
-}
-
-runtime::GenerateOptions sampling_options(const MethodContext& ctx, uint64_t seed) {
-  runtime::GenerateOptions g;
-  g.max_new_tokens = ctx.settings().max_new_tokens;
-  g.sampling = {.temperature = ctx.settings().temperature, .top_p = ctx.settings().top_p, .seed = seed};
-  if (ctx.tokenizer().eos_id()) g.stop_ids = {*ctx.tokenizer().eos_id()};
-  return g;
-}
-
-Response response_of(const runtime::GenerateResult& r, int64_t passes) {
-  const auto n = static_cast<int64_t>(r.ids.size());
-  return {r.text, n, std::max<int64_t>(1, passes), 0.0};
-}
-
 // What the bench's dimension names ask for, in words a statement can use.
 std::string phrase(const std::string& dimension) {
   static const std::map<std::string, std::string> kWords = {
@@ -94,7 +76,7 @@ class SteerMethod final : public DecodingMethod {
       const auto w = unit_weights(users[b], ctx);
       for (size_t k = 0; k < vectors_.size(); ++k) deltas[b][0] += (w[k] * kSteerLambda) * vectors_[k];
     }
-    const std::vector<std::vector<int64_t>> prompts(users.size(), encode(ctx.tokenizer(), prompt));
+    const std::vector<std::vector<int64_t>> prompts(users.size(), encode_prompt(ctx.tokenizer(), prompt));
     return ctx.sample_each(prompts, seed_of(ctx, "steer", prompt),
                            [&](int64_t layer, at::Tensor& x, const std::vector<int64_t>& rows) {
                              if (layer == layer_) x = x + deltas.index_select(0, at::tensor(rows, at::kLong));
@@ -132,7 +114,7 @@ class PromptMethod final : public DecodingMethod {
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
                                        MethodContext& ctx) override {
     const int64_t room = ctx.model().config().max_position - ctx.settings().max_new_tokens;
-    const auto prompt_ids = encode(ctx.tokenizer(), prompt);
+    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     std::vector<std::vector<int64_t>> contexts;
     for (const auto& user : users) {
       std::vector<std::string> liked;
@@ -142,7 +124,7 @@ class PromptMethod final : public DecodingMethod {
       std::vector<std::string> ranked;
       for (size_t i : decoding::rank_by_overlap(prompt, liked)) ranked.push_back(liked[i]);
       std::string statement = statement_of(dimensions_, profile_->weights(user, ctx));
-      if (static_cast<int64_t>(encode(ctx.tokenizer(), statement).size() + prompt_ids.size()) + 1 > room)
+      if (static_cast<int64_t>(encode_prompt(ctx.tokenizer(), statement).size() + prompt_ids.size()) + 1 > room)
         statement.clear();
       contexts.push_back(decoding::personalized_prompt(ctx.tokenizer(), statement, ranked, prompt_ids, room, kMaxDocs));
     }
@@ -153,7 +135,7 @@ class PromptMethod final : public DecodingMethod {
 class ContrastMethod final : public DecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode(ctx.tokenizer(), prompt);
+    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     const std::string statement = statement_of(dimensions_, profile_->weights(user, ctx));
     const auto with = decoding::personalized_prompt(ctx.tokenizer(), statement, {}, prompt_ids,
                                                     ctx.model().config().max_position);
@@ -171,7 +153,7 @@ class ContrastMethod final : public DecodingMethod {
 class ArgsMethod final : public DecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode(ctx.tokenizer(), prompt);
+    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     auto scorer = decoding::make_args(ctx.model(), reward_model(user, ctx), kArgsK, kArgsW, prompt_ids);
     const auto r = decoding::decode(*scorer, prompt_ids, sampling_options(ctx, seed_of(ctx, "args", user.id + prompt)),
                                     ctx.model().config().max_position, &ctx.tokenizer());
@@ -214,7 +196,7 @@ class ArgsMethod final : public DecodingMethod {
 class CdBlockMethod final : public DecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode(ctx.tokenizer(), prompt);
+    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     const auto& tok = ctx.tokenizer();
     decoding::RerankCost cost;
     const auto r = decoding::cd_block(
@@ -260,7 +242,7 @@ class ArmDecodingMethod : public DecodingMethod {
 class FusionMethod final : public ArmDecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode(ctx.tokenizer(), prompt);
+    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     const auto w = unit_weights(user, ctx);
     std::vector<const runtime::LoraAdapter*> experts = {nullptr};  // the base
     std::vector<double> weights = {1.0};
@@ -274,7 +256,7 @@ class FusionMethod final : public ArmDecodingMethod {
 class ProxyMethod final : public ArmDecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode(ctx.tokenizer(), prompt);
+    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     const auto w = unit_weights(user, ctx);
     size_t top = 0;
     for (size_t k = 1; k < w.size(); ++k)
@@ -297,6 +279,24 @@ class ProxyMethod final : public ArmDecodingMethod {
 };
 
 }  // namespace
+
+std::vector<int64_t> encode_prompt(const runtime::Tokenizer& tok, const std::string& text) {
+  const auto ids = tok.encode(text, /*add_special=*/true);
+  return {ids.begin(), ids.end()};
+}
+
+runtime::GenerateOptions sampling_options(const MethodContext& ctx, uint64_t seed) {
+  runtime::GenerateOptions g;
+  g.max_new_tokens = ctx.settings().max_new_tokens;
+  g.sampling = {.temperature = ctx.settings().temperature, .top_p = ctx.settings().top_p, .seed = seed};
+  if (ctx.tokenizer().eos_id()) g.stop_ids = {*ctx.tokenizer().eos_id()};
+  return g;
+}
+
+Response response_of(const runtime::GenerateResult& r, int64_t passes) {
+  const auto n = static_cast<int64_t>(r.ids.size());
+  return {r.text, n, std::max<int64_t>(1, passes), 0.0};
+}
 
 std::unique_ptr<Method> make_steer_method() { return std::make_unique<SteerMethod>(); }
 std::unique_ptr<Method> make_prompt_method() { return std::make_unique<PromptMethod>(); }

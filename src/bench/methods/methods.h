@@ -9,6 +9,7 @@
 
 #include "palign/bench/method.h"
 #include "palign/bench/rng.h"
+#include "palign/runtime/generate.h"
 #include "palign/runtime/lora.h"
 
 namespace palign::bench {
@@ -100,6 +101,12 @@ class DecodingMethod : public Method {
   std::shared_ptr<DimensionWeights> profile_;
   std::vector<std::string> dimensions_;
 };
+
+// Shared by the generating methods of decoding.cpp and policy.cpp: a prompt's ids with the tokenizer's special tokens,
+// the run's sampling settings (stopping at end-of-text) with a seed, and a response charged passes forward passes.
+std::vector<int64_t> encode_prompt(const runtime::Tokenizer& tok, const std::string& text);
+runtime::GenerateOptions sampling_options(const MethodContext& ctx, uint64_t seed);
+Response response_of(const runtime::GenerateResult& r, int64_t passes);
 
 // GenARM's autoregressive rewards: one LoRA adapter on the policy per named dimension, trained on that dimension's
 // pairs (training::fit_arm_adapter); beta receives the reward scale β.

@@ -46,19 +46,6 @@ std::shared_ptr<Experts> dimension_experts(const FitData& data, MethodContext& c
   }));
 }
 
-runtime::GenerateOptions sampling(const MethodContext& ctx, uint64_t seed) {
-  runtime::GenerateOptions g;
-  g.max_new_tokens = ctx.settings().max_new_tokens;
-  g.sampling = {.temperature = ctx.settings().temperature, .top_p = ctx.settings().top_p, .seed = seed};
-  if (ctx.tokenizer().eos_id()) g.stop_ids = {*ctx.tokenizer().eos_id()};
-  return g;
-}
-
-std::vector<int64_t> encode(const runtime::Tokenizer& tok, const std::string& text) {
-  const auto ids = tok.encode(text, /*add_special=*/true);
-  return {ids.begin(), ids.end()};
-}
-
 class PolicyMethod : public DecodingMethod {
  public:
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
@@ -78,11 +65,10 @@ class SoupsMethod final : public PolicyMethod {
     std::vector<const runtime::LoraAdapter*> parts;
     for (const auto& e : *experts_) parts.push_back(&e);
     const runtime::LoraAdapter soup = runtime::lora_soup(parts, w);
-    runtime::GenerateOptions g = sampling(ctx, seed_of(ctx, "soups", user.id + prompt));
+    runtime::GenerateOptions g = sampling_options(ctx, seed_of(ctx, "soups", user.id + prompt));
     g.linear_hook = &soup;
-    const auto r = runtime::generate(ctx.model(), &ctx.tokenizer(), encode(ctx.tokenizer(), prompt), g, 1)[0];
-    const auto n = static_cast<int64_t>(r.ids.size());
-    return {r.text, n, std::max<int64_t>(1, n), 0.0};
+    const auto r = runtime::generate(ctx.model(), &ctx.tokenizer(), encode_prompt(ctx.tokenizer(), prompt), g, 1)[0];
+    return response_of(r, static_cast<int64_t>(r.ids.size()));
   }
 };
 
@@ -97,12 +83,11 @@ class ModMethod final : public PolicyMethod {
       weights.push_back(w[k]);
       weights[0] -= w[k];
     }
-    const auto prompt_ids = encode(ctx.tokenizer(), prompt);
+    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     auto scorer = decoding::make_lora_fusion(ctx.model(), rows, weights, prompt_ids);
-    const auto r = decoding::decode(*scorer, prompt_ids, sampling(ctx, seed_of(ctx, "mod", user.id + prompt)),
+    const auto r = decoding::decode(*scorer, prompt_ids, sampling_options(ctx, seed_of(ctx, "mod", user.id + prompt)),
                                     ctx.model().config().max_position, &ctx.tokenizer());
-    const auto n = static_cast<int64_t>(r.ids.size());
-    return {r.text, n, std::max<int64_t>(1, n), 0.0};
+    return response_of(r, static_cast<int64_t>(r.ids.size()));
   }
 };
 
