@@ -72,6 +72,7 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
   ForwardOptions fo{.logits = ForwardOptions::Logits::kLast};
   fo.linear_hook = options.linear_hook;
   fo.residual_hook = options.residual_hook;
+  if (options.virtual_tokens) fo.virtual_tokens = *options.virtual_tokens;
   std::vector<int64_t> rows;  // the rows of the forward in flight, for row_residual_hook
   if (options.row_residual_hook) {
     PALIGN_CHECK(!options.residual_hook, ErrorCode::kInvalidArgument,
@@ -103,6 +104,9 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
     logits = model.forward(Batch{.ids = ids, .n_tokens = n_tokens, .seq = seqs}, cache, fo).logits;
   }
 
+  // Virtual tokens are not text: the repetition penalty sees real tokens only.
+  const int64_t vocab = model.config().vocab_size;
+  for (auto& h : history) std::erase_if(h, [vocab](int64_t id) { return id >= vocab; });
   while (active > 0) {
     std::vector<int64_t> next(n_rows, 0);
     rows.clear();

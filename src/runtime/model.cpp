@@ -153,6 +153,14 @@ void Model::save(const fs::path& dir) const {
   save_safetensors(dir / "model.safetensors", weights_->named, {{"format", "pt"}});
 }
 
+at::Tensor Model::token_embeddings(const std::vector<int64_t>& ids) const {
+  for (int64_t id : ids)
+    PALIGN_CHECK(id >= 0 && id < config_.vocab_size, ErrorCode::kInvalidArgument, "[runtime.Model.token_embeddings] id ",
+                 id, " is outside the vocabulary [0, ", config_.vocab_size, ")");
+  at::NoGradGuard no_grad;
+  return at::embedding(weights_->embed, at::tensor(ids, at::kLong)).clone();
+}
+
 KvCache Model::make_cache(int64_t n_seq, int64_t initial_capacity) const {
   return KvCache::for_model(config_, n_seq, initial_capacity);
 }
@@ -160,7 +168,7 @@ KvCache Model::make_cache(int64_t n_seq, int64_t initial_capacity) const {
 namespace {
 
 // Checks the batch before anything touches the cache. Returns ids as int64 [B, T].
-at::Tensor check_batch(const ModelConfig& c, const Batch& batch, const KvCache* cache) {
+at::Tensor check_batch(const ModelConfig& c, const Batch& batch, const KvCache* cache, int64_t n_virtual) {
   PALIGN_CHECK(batch.ids.defined() && batch.ids.dim() == 2, ErrorCode::kInvalidArgument,
                "[runtime.Model.forward] ids must be a [B, T] tensor");
   const int64_t B = batch.ids.size(0), T = batch.ids.size(1);
@@ -174,8 +182,9 @@ at::Tensor check_batch(const ModelConfig& c, const Batch& batch, const KvCache* 
                "[runtime.Model.forward] seq has ", batch.seq.size(), " entries for ", B, " rows");
   at::Tensor ids = batch.ids.to(at::kLong);
   const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
-  PALIGN_CHECK(lo >= 0 && hi < c.vocab_size, ErrorCode::kInvalidArgument, "[runtime.Model.forward] token id ",
-               lo < 0 ? lo : hi, " is outside the vocabulary [0, ", c.vocab_size, ")");
+  PALIGN_CHECK(lo >= 0 && hi < c.vocab_size + n_virtual, ErrorCode::kInvalidArgument,
+               "[runtime.Model.forward] token id ", lo < 0 ? lo : hi, " is outside the vocabulary [0, ", c.vocab_size,
+               ")", n_virtual > 0 ? " and its " + std::to_string(n_virtual) + " virtual tokens" : std::string());
   std::vector<int64_t> seen;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = batch.n_tokens.empty() ? T : batch.n_tokens[b];
@@ -202,8 +211,14 @@ ForwardOutput Model::forward(const Batch& batch, KvCache& cache, const ForwardOp
 }
 
 ForwardOutput Model::forward_impl(const Batch& batch, KvCache* cache, const ForwardOptions& options) const {
+  const at::Tensor& virt = options.virtual_tokens;
+  PALIGN_CHECK(!virt.defined() || (virt.dim() == 2 && virt.size(1) == config_.hidden_size &&
+                                   virt.scalar_type() == at::kFloat),
+               ErrorCode::kInvalidArgument, "[runtime.Model.forward] virtual tokens must be a float32 [E, ",
+               config_.hidden_size, "] table");
+  const int64_t n_virtual = virt.defined() ? virt.size(0) : 0;
   Batch checked = batch;
-  checked.ids = check_batch(config_, batch, cache);
+  checked.ids = check_batch(config_, batch, cache, n_virtual);
   PALIGN_CHECK(cache || checked.seq.empty(), ErrorCode::kInvalidArgument,
                "[runtime.Model.forward] sequence ids need a cache");
   if (cache) {
@@ -215,13 +230,20 @@ ForwardOutput Model::forward_impl(const Batch& batch, KvCache* cache, const Forw
   // Inference mode unless something may record a graph: weights that require grad, or a hook (a LoRA adapter or a
   // steering vector being trained over a frozen base) while grad mode is on.
   std::optional<c10::InferenceMode> inference;
-  const bool hooked = options.linear_hook || options.residual_hook;
+  const bool hooked = options.linear_hook || options.residual_hook || (virt.defined() && virt.requires_grad());
   if (!weights_->requires_grad && !(hooked && at::GradMode::is_enabled())) inference.emplace();
   const ModelWeights& w = *weights_;
   const ModelConfig& c = config_;
   BatchPlan plan = make_plan(c, w, checked, cache);
 
-  at::Tensor x = at::embedding(w.embed, checked.ids);  // [B, T, D]
+  at::Tensor x;  // [B, T, D]
+  if (n_virtual > 0 && checked.ids.max().item<int64_t>() >= c.vocab_size) {
+    const at::Tensor is_virtual = checked.ids.ge(c.vocab_size);
+    x = at::where(is_virtual.unsqueeze(-1), at::embedding(virt, (checked.ids - c.vocab_size).clamp_min(0)),
+                  at::embedding(w.embed, checked.ids.clamp_max(c.vocab_size - 1)));
+  } else {
+    x = at::embedding(w.embed, checked.ids);
+  }
   if (c.arch == Arch::kGpt2) x = x + at::embedding(w.pos_embed, plan.positions);
   trace(options, -1, "embed", x);
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {

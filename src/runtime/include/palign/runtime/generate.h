@@ -34,6 +34,10 @@ struct GenerateOptions {
   // As residual_hook, also told which sample (generate) or prompt (generate_each) each row of the residual is, for
   // per-row changes (e.g. each user's own steering vector); rows of finished samples leave the batch.
   std::function<void(int64_t layer, at::Tensor& residual, const std::vector<int64_t>& rows)> row_residual_hook;
+  // Virtual tokens (ForwardOptions::virtual_tokens), borrowed: prompts may then hold ids V + j for row j of this
+  // [E, D] table, e.g. a user's learned tokens before the text (P-DPO). They do not count as history for the
+  // sampler's repetition penalty.
+  const at::Tensor* virtual_tokens = nullptr;
   // Append new fields here.
 
   std::string validate() const;

@@ -49,6 +49,10 @@ struct ForwardOptions {
   std::function<void(int64_t layer, at::Tensor& residual)> residual_hook;
   // Borrowed for the call; may be null.
   const LinearHook* linear_hook = nullptr;
+  // Virtual tokens (PEFT's prompt tuning; P-DPO's user tokens): an [E, D] float32 table whose row j is the input
+  // embedding of id V + j, so ids in [V, V + E) are valid input (never output: logits stay [V]). GPT-2 adds position
+  // embeddings to them as to any token. Gradients reach the table when it requires grad. Undefined: none.
+  at::Tensor virtual_tokens;
 };
 
 // A batch: row b appends n_tokens[b] tokens (ids[b, :n_tokens[b]], right-padded) to cache sequence seq[b], at
@@ -100,6 +104,10 @@ class Model {
   // Full recompute of ids [T] or [B, T] without a cache: logits [.., T, V] (scores for classification models).
   // Rows of a [B, T] batch are all T tokens long. Records the autograd graph when the weights require grad.
   at::Tensor forward_full(const at::Tensor& ids, const ForwardOptions& options = {}) const;
+
+  // The input embeddings of ids [K, D] (a copy; GPT-2's position embeddings not added), e.g. to start virtual tokens
+  // from. Throws kInvalidArgument for ids outside the vocabulary.
+  at::Tensor token_embeddings(const std::vector<int64_t>& ids) const;
 
   // Sequence-classification scores as transformers computes them: the head's output at the last token of ids that
   // is not pad_token_id (position 0 when every token is padding). ids: [T]; per_position: [T, num_labels].
