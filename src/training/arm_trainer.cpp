@@ -83,28 +83,48 @@ at::Tensor lm_head(const runtime::Model& model) {
                tied ? suffix : std::string("lm_head.weight"), " to score tokens with");
 }
 
-// The objective's differences of pairs[idx], no grad, in eval mode: (mean loss, accuracy with ties as one half).
+// The summed response log-probs of pairs[idx] under model + adapter as (chosen [k], rejected [k]) float64, in one
+// forward pass of 2k right-padded rows (k rows and an undefined rejected for a single-sequence objective).
+std::pair<at::Tensor, at::Tensor> pair_log_probs(const runtime::Model& model, const runtime::LoraAdapter& adapter,
+                                                 const std::vector<ArmPair>& pairs, const std::vector<int64_t>& idx,
+                                                 const PairObjective& objective, const at::Tensor& table) {
+  std::vector<ArmSequence> rows;
+  for (int64_t i : idx) rows.push_back(pairs[i].chosen);
+  if (!objective.single)
+    for (int64_t i : idx) rows.push_back(pairs[i].rejected);
+  const auto k = static_cast<int64_t>(idx.size());
+  const at::Tensor lp = response_log_probs(model, rows, &adapter, {}, table).to(at::kDouble);
+  return {lp.slice(0, 0, k), objective.single ? at::Tensor() : lp.slice(0, k, 2 * k)};
+}
+
+// The loss weights of pairs[idx] ([k] float64 ones without pair_weights).
+at::Tensor pair_weights(const PairObjective& objective, const std::vector<int64_t>& idx) {
+  if (!objective.pair_weights.defined()) return at::ones({static_cast<int64_t>(idx.size())}, at::kDouble);
+  return objective.pair_weights.to(at::kDouble).index_select(0, at::tensor(idx, at::kLong));
+}
+
+// The objective's differences of pairs[idx], no grad, in eval mode: (weighted mean loss, accuracy with ties as one
+// half; NaN without has_accuracy).
 std::pair<double, double> evaluate(const runtime::Model& model, const runtime::LoraAdapter& adapter,
                                    const std::vector<ArmPair>& pairs, const std::vector<int64_t>& idx,
                                    const ArmTrainOptions& o, const PairObjective& objective) {
   if (idx.empty()) return {std::nan(""), std::nan("")};
   at::NoGradGuard no_grad;
-  double loss = 0, correct = 0;
+  double loss = 0, correct = 0, weight = 0;
+  const at::Tensor table = objective.virtual_tokens ? objective.virtual_tokens() : at::Tensor();
   const size_t chunk = static_cast<size_t>(std::max<int64_t>(o.batch, 1));
   for (size_t start = 0; start < idx.size(); start += chunk) {
     const size_t end = std::min(idx.size(), start + chunk);
-    std::vector<ArmSequence> rows;
-    for (size_t i = start; i < end; ++i) rows.push_back(pairs[idx[i]].chosen);
-    for (size_t i = start; i < end; ++i) rows.push_back(pairs[idx[i]].rejected);
-    const int64_t k = static_cast<int64_t>(end - start);
-    const at::Tensor lp = response_log_probs(model, rows, &adapter).to(at::kDouble);
-    const at::Tensor m =
-        objective.difference(lp.slice(0, 0, k), lp.slice(0, k, 2 * k), {idx.begin() + start, idx.begin() + end});
-    loss += objective.loss(m).sum().item<double>();
+    const std::vector<int64_t> part(idx.begin() + start, idx.begin() + end);
+    const auto [lp_c, lp_r] = pair_log_probs(model, adapter, pairs, part, objective, table);
+    const at::Tensor m = objective.difference(lp_c, lp_r, part);
+    const at::Tensor w = pair_weights(objective, part);
+    loss += (objective.loss(m) * w).sum().item<double>();
+    weight += w.sum().item<double>();
     correct += (m.gt(0).to(at::kDouble) + 0.5 * m.eq(0).to(at::kDouble)).sum().item<double>();
   }
   const double n = static_cast<double>(idx.size());
-  return {loss / n, correct / n};
+  return {loss / std::max(weight, 1e-300), objective.has_accuracy ? correct / n : std::nan("")};
 }
 
 constexpr const char* kCheckpointFormat = "palign.pair_checkpoint";
@@ -193,7 +213,8 @@ ArmSequence tokenize_response(const runtime::Tokenizer& tok, const std::string& 
 
 at::Tensor response_log_probs(const runtime::Model& model, const std::vector<ArmSequence>& sequences,
                               const runtime::LinearHook* hook,
-                              const std::function<void(int64_t, at::Tensor&)>& residual_hook) {
+                              const std::function<void(int64_t, at::Tensor&)>& residual_hook,
+                              const at::Tensor& virtual_tokens) {
   PALIGN_CHECK(!sequences.empty(), ErrorCode::kInvalidArgument, "[training.arm.response_log_probs] no sequences");
   const int64_t N = static_cast<int64_t>(sequences.size());
   int64_t T = 0;
@@ -222,6 +243,7 @@ at::Tensor response_log_probs(const runtime::Model& model, const std::vector<Arm
   fo.return_hidden = true;
   fo.linear_hook = hook;
   fo.residual_hook = residual_hook;
+  fo.virtual_tokens = virtual_tokens;
   const at::Tensor ids = at::tensor(flat, at::kLong).view({N, T});
   const at::Tensor hidden = model.forward_uncached({.ids = ids, .n_tokens = n_tokens, .seq = {}}, fo).hidden;
   const at::Tensor states = hidden.reshape({N * T, hidden.size(-1)}).index_select(0, at::tensor(position, at::kLong));
@@ -276,10 +298,23 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
   ArmFitReport report;
   report.n_train = static_cast<int64_t>(train.size());
   report.n_valid = n_valid;
-  const std::vector<at::Tensor> params = adapter.parameters();
+  PALIGN_CHECK(!objective.pair_weights.defined() || objective.pair_weights.numel() == n, ErrorCode::kInvalidArgument,
+               tag, "pair_weights has ", objective.pair_weights.numel(), " entries for ", n, " pairs");
+  // The adapter's tensors, then the objective's extra ones (one AdamW group each).
+  std::vector<at::Tensor> params = adapter.parameters();
+  const size_t n_adapter = params.size();
+  params.insert(params.end(), objective.extra_parameters.begin(), objective.extra_parameters.end());
   for (const at::Tensor& p : params) p.requires_grad_(true);
-  std::vector<at::Tensor> leaves(params.begin(), params.end());
-  torch::optim::AdamW opt(leaves, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<at::Tensor>(params.begin(), params.begin() + static_cast<int64_t>(n_adapter)),
+                      std::make_unique<torch::optim::AdamWOptions>(
+                          torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
+  if (!objective.extra_parameters.empty())
+    groups.emplace_back(objective.extra_parameters,
+                        std::make_unique<torch::optim::AdamWOptions>(
+                            torch::optim::AdamWOptions(objective.extra_lr > 0 ? objective.extra_lr : o.lr)
+                                .weight_decay(0)));
+  torch::optim::AdamW opt(std::move(groups), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
 
   const int64_t steps_per_epoch = (report.n_train + o.batch - 1) / o.batch;
   const int64_t total_steps = o.steps > 0 ? o.steps : o.epochs * steps_per_epoch;
@@ -334,16 +369,14 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
   bool stop = false;
   while (st.step < last && !stop) {
     const std::vector<int64_t> batch_idx = next_batch();
-    std::vector<ArmSequence> rows;
-    for (int64_t i : batch_idx) rows.push_back(pairs[i].chosen);
-    for (int64_t i : batch_idx) rows.push_back(pairs[i].rejected);
     const auto k = static_cast<int64_t>(batch_idx.size());
 
     const auto t0 = Clock::now();
     adapter.set_training(true);
-    const at::Tensor lp = response_log_probs(model, rows, &adapter);
+    const at::Tensor table = objective.virtual_tokens ? objective.virtual_tokens() : at::Tensor();
+    const auto [lp_c, lp_r] = pair_log_probs(model, adapter, pairs, batch_idx, objective, table);
     const at::Tensor loss =
-        objective.loss(objective.difference(lp.slice(0, 0, k), lp.slice(0, k, 2 * k), batch_idx)).mean();
+        (objective.loss(objective.difference(lp_c, lp_r, batch_idx)) * pair_weights(objective, batch_idx)).mean();
     opt.zero_grad();
     loss.backward();
     opt.step();

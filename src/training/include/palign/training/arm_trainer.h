@@ -79,9 +79,11 @@ ArmSequence tokenize_response(const runtime::Tokenizer& tok, const std::string& 
 // pass; records the autograd graph when grad mode is on and the hook's or the model's tensors require grad. Throws
 // kInvalidArgument for no sequences or an empty one.
 // residual_hook (optional): changes the residual stream too, e.g. a steering vector being trained (BiPO).
+// virtual_tokens (optional): the table of ids >= V in the sequences (ForwardOptions::virtual_tokens).
 at::Tensor response_log_probs(const runtime::Model& model, const std::vector<ArmSequence>& sequences,
                               const runtime::LinearHook* hook,
-                              const std::function<void(int64_t, at::Tensor&)>& residual_hook = {});
+                              const std::function<void(int64_t, at::Tensor&)>& residual_hook = {},
+                              const at::Tensor& virtual_tokens = {});
 
 // Bradley–Terry loss on summed log-probs: mean over pairs of −log σ(β·(chosen − rejected)) (a scalar).
 at::Tensor arm_bt_loss(const at::Tensor& chosen_log_probs, const at::Tensor& rejected_log_probs, double beta);
@@ -113,6 +115,17 @@ struct PairObjective {
                            const std::vector<int64_t>& idx)>
       difference;
   std::function<at::Tensor(const at::Tensor& d)> loss;
+  // Optional parts (defaults: a plain pairwise objective over the adapter alone).
+  bool single = false;       // items are single sequences, each pair's chosen (rejected unused): difference then
+                             // gets an undefined rejected_lp (e.g. sft's likelihood)
+  bool has_accuracy = true;  // false: the reports' accuracies are NaN (d > 0 means nothing, e.g. sft)
+  at::Tensor pair_weights;   // [P] float64: pair i's loss counts pair_weights[i] in the batch mean (undefined: 1)
+  // Trained together with the adapter (e.g. P-DPO's user embeddings), checkpointed and kept at the best validation
+  // loss with it; AdamW at extra_lr (0: the adapter's lr).
+  std::vector<at::Tensor> extra_parameters;
+  double extra_lr = 0;
+  // The virtual-token table of every forward (ids >= V in the sequences), rebuilt from extra_parameters each step.
+  std::function<at::Tensor()> virtual_tokens;
 };
 PairObjective arm_objective(double beta);
 

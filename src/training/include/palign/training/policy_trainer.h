@@ -2,12 +2,23 @@
 //   dpo    Rafailov et al. 2023: d = β·((log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r))), −log σ(d)
 //   ipo    Azar et al. 2023: h = (log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r)), (h − 1/(2β))²
 //   simpo  Meng et al. 2024: d = β·(log π(y_c)/|y_c| − log π(y_r)/|y_r|), −log σ(d − γ); no reference
+//   pdpo   P-DPO, Li et al. 2024 ("Personalized Language Modeling from Personalized Human Feedback"): a
+//          user-conditioned policy. Each user u seen in the data gets K learned input embeddings e_u = g + d_u (g the
+//          generic user's, shared; d_u the user's own, starting at zero) put before the text as virtual tokens
+//          (ForwardOptions::virtual_tokens). The adapter and the embeddings train together on every user's pairs with
+//          dpo's loss, L = mean(w_i·ℓ_i) over the pairs with their user's tokens (w = 1) and the same pairs with the
+//          generic user's tokens (w = alpha), so an unseen user is served by g alone. The reference is the model
+//          without adapter or user tokens.
+//   sft    supervised fine-tuning on the chosen (liked) responses: d = log π(y_c)/|y_c|, loss −d, the mean token
+//          negative log-likelihood (OPPU-style per-user adapters: filter the records to one user); accuracies NaN
 // log π(y) sums the response tokens' log-probs given the prompt; the reference is the model without the adapter,
 // computed once per pair before training (no reference forward per step). Accuracy counts d > 0 (h > 0 for ipo).
 //
 // `palign train policy --method dpo|ipo|simpo` writes OUT as a PEFT adapter directory (adapter_config.json,
 // adapter_model.safetensors) plus palign_policy.json {"format": "palign.policy", "version": 1, "method", "beta",
-// "gamma", "model", "report": {...}}, so `palign generate --adapter OUT` and PEFT both load it.
+// "gamma", "model", "report": {...}}, so `palign generate --adapter OUT` and PEFT both load it. pdpo adds
+// OUT/user_tokens.safetensors (UserTokens) and "user_tokens", "users", "alpha" in the manifest; `palign generate
+// --adapter OUT --user ID` puts the user's tokens before the prompt (the generic user's for an unknown ID).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -21,22 +32,53 @@
 
 namespace palign::training {
 
-enum class PolicyLoss { kDpo, kIpo, kSimpo };
-// "dpo", "ipo", "simpo"; throws kInvalidArgument naming the known ones.
+enum class PolicyLoss { kDpo, kIpo, kSimpo, kPdpo, kSft };
+// "dpo", "ipo", "simpo", "pdpo", "sft"; throws kInvalidArgument naming the known ones.
 PolicyLoss policy_loss_from_name(const std::string& name);
 std::string policy_loss_name(PolicyLoss loss);
 
 // The per-pair implicit reward difference d (see the top) from summed log-probs [P] (float64), the reference's [P]
-// (ignored by simpo) and the responses' token counts [P] (used by simpo only).
+// (ignored by simpo and sft) and the responses' token counts [P] (used by simpo and sft). pdpo's is dpo's; sft reads
+// the chosen side only (the rejected tensors may be undefined).
 at::Tensor policy_difference(PolicyLoss loss, const at::Tensor& chosen_lp, const at::Tensor& rejected_lp,
                              const at::Tensor& ref_chosen_lp, const at::Tensor& ref_rejected_lp,
                              const at::Tensor& chosen_len, const at::Tensor& rejected_len, double beta);
-// The per-pair loss of d: −log σ(d) (dpo), (d − 1/(2β))² (ipo), −log σ(d − γ) (simpo).
+// The per-pair loss of d: −log σ(d) (dpo, pdpo), (d − 1/(2β))² (ipo), −log σ(d − γ) (simpo), −d (sft).
 at::Tensor policy_pair_loss(PolicyLoss loss, const at::Tensor& d, double beta, double gamma);
+
+// P-DPO's user tokens: K embeddings for the generic user and an offset per seen user (see the top).
+struct UserTokens {
+  std::vector<std::string> users;  // the seen users; user i is slot i + 1 (slot 0: the generic user)
+  at::Tensor generic;              // [K, D] float32
+  at::Tensor individual;           // [N, K, D] float32: each user's offset d_u from the generic tokens
+
+  // K generic tokens initialised to the input embeddings of K distinct tokens drawn with seed (as PEFT's prompt
+  // tuning starts from vocabulary embeddings), every offset zero.
+  static UserTokens init(const runtime::Model& model, std::vector<std::string> users, int64_t n_tokens, uint64_t seed);
+  int64_t n_tokens() const { return generic.size(0); }
+  // The slot of user (0, the generic user, for an unknown or empty id).
+  int64_t slot(const std::string& user) const;
+  // [(N + 1)·K, D]: the generic user's K rows, then user i's g + d_i (differentiable in generic and individual).
+  at::Tensor table() const;
+  // The virtual ids of slot's tokens, vocab_size + slot·K + k, to put before a prompt with table() as the
+  // virtual-token table.
+  std::vector<int64_t> prefix(int64_t slot, int64_t vocab_size) const;
+  // safetensors: "generic", "individual" and the users as a JSON array in the metadata ("users").
+  void save(const std::filesystem::path& file) const;
+  // Throws kNotFound (no file), kInvalidArgument (malformed, or D differs from hidden_size).
+  static UserTokens load(const std::filesystem::path& file, int64_t hidden_size);
+};
+inline constexpr const char* kUserTokensFile = "user_tokens.safetensors";
 
 struct PolicyTrainOptions {
   PolicyLoss loss = PolicyLoss::kDpo;
   double gamma = 0.5;  // simpo's target margin
+  // pdpo: tokens per user, the generic user's loss weight, the embeddings' AdamW learning rate.
+  int64_t user_tokens = 4;
+  double alpha = 0.5;
+  double user_lr = 1e-2;
+  // Only this user's records (their user_id); "" = every record. Not with pdpo, which learns every user at once.
+  std::string user;
   // The loop's options (ArmTrainOptions): beta (dpo 0.1, ipo 0.1, simpo 2.0 are the papers' usual values), LoRA,
   // AdamW, batches, validation, early stopping, seed.
   ArmTrainOptions fit;
@@ -55,11 +97,19 @@ struct PolicyTrainReport {
 std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& model, const std::vector<ArmPair>& pairs,
                                                       int64_t batch);
 
-// Trains adapter on pairs with the chosen loss (reference log-probs computed first, once). Throws kInvalidArgument
-// for invalid options or no pairs.
+// Trains adapter on pairs with the chosen loss (reference log-probs computed first, once; sft reads each pair's
+// chosen only). Throws kInvalidArgument for invalid options, no pairs, or pdpo (fit_pdpo).
 ArmFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
                                 const std::vector<ArmPair>& pairs, const PolicyTrainOptions& options,
                                 double* reference_seconds = nullptr);
+
+// P-DPO: trains adapter and tokens together on pairs, pair i by user slot slots[i] (0: no user, only the generic
+// copy). Throws kInvalidArgument for invalid options, no pairs, slots of the wrong count or out of range.
+ArmFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter, UserTokens& tokens,
+                      const std::vector<ArmPair>& pairs, const std::vector<int64_t>& slots,
+                      const PolicyTrainOptions& options, double* reference_seconds = nullptr);
+// A sequence with the virtual ids of prefix before it (its response start moved past them).
+ArmSequence with_prefix(const ArmSequence& s, const std::vector<int64_t>& prefix);
 
 // Tokenizes records with the model's tokenizer, trains one adapter on all of them and writes out (see the top).
 // Checkpoints go to options.fit.checkpoint_dir (default OUT/checkpoint): a run stopped at stop_at (or killed)
