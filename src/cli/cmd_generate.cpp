@@ -21,6 +21,7 @@
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/training/policy_trainer.h"
 #include "palign/training/reward_trainer.h"
 
 namespace palign::cli {
@@ -361,6 +362,27 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
   std::optional<LoraAdapter> adapter;
   if (!f.adapter.empty()) adapter.emplace(LoraAdapter::load(f.adapter, model->config()));
   opts.linear_hook = adapter ? &*adapter : nullptr;
+  // A user-conditioned (pdpo) adapter: the user's learned tokens go before the prompt.
+  const size_t prompt_tokens = prompt.size();
+  at::Tensor user_table;
+  if (!f.adapter.empty() && fs::exists(fs::path(f.adapter) / training::kUserTokensFile)) {
+    PALIGN_CHECK(f.strategy == "sample", ErrorCode::kInvalidArgument, "[cli.generate] ", f.adapter,
+                 " is a user-conditioned (pdpo) adapter; it works with --strategy sample");
+    const auto tokens = training::UserTokens::load(fs::path(f.adapter) / training::kUserTokensFile,
+                                                   model->config().hidden_size);
+    const int64_t slot = tokens.slot(f.user);
+    if (!f.user.empty() && slot == 0)
+      std::cerr << "note: user " << f.user << " is not one of the adapter's " << tokens.users.size()
+                << " users; generating for the generic user\n";
+    const auto prefix = tokens.prefix(slot, model->config().vocab_size);
+    prompt.insert(prompt.begin(), prefix.begin(), prefix.end());
+    user_table = tokens.table();
+    opts.virtual_tokens = &user_table;
+  } else {
+    PALIGN_CHECK(f.user.empty() || f.strategy != "sample", ErrorCode::kInvalidArgument,
+                 "[cli.generate] --user with --strategy sample needs a user-conditioned --adapter (palign train "
+                 "policy --method pdpo)");
+  }
   std::optional<decoding::UserProfile> profile;
   if (!f.user_profile.empty()) profile = decoding::UserProfile::load(f.user_profile);
   const decoding::UserProfile* prof = profile ? &*profile : nullptr;
@@ -382,7 +404,7 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
       nlohmann::json j{{"output_ids", r.ids},
                        {"text", r.text},
                        {"finish_reason", r.finish_reason},
-                       {"prompt_tokens", prompt.size()}};
+                       {"prompt_tokens", prompt_tokens}};
       print_json_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
       std::cout << r.text << std::endl;
@@ -458,8 +480,10 @@ Command add_generate(CLI::App& root) {
        "best_of_n");
   need(app->add_option("--reward", flags->reward, "best_of_n, cd_block: a reward directory (palign train reward)"),
        "best_of_n|cd_block");
-  need(app->add_option("--user", flags->user, "best_of_n, cd_block: a user the personalized reward has seen"),
-       "best_of_n|cd_block");
+  need(app->add_option("--user", flags->user,
+                       "best_of_n, cd_block: a user the personalized reward has seen; sample with a pdpo --adapter: "
+                       "the user whose learned tokens condition the policy (unknown: the generic user)"),
+       "best_of_n|cd_block|sample");
   need(app->add_option("--user-pairs", flags->user_pairs, "best_of_n, cd_block: a new user's labelled pairs"),
        "best_of_n|cd_block");
   need(app->add_option("--cd-k", flags->cd_k, "cd_block: candidate continuations per block"), "cd_block");

@@ -1,4 +1,5 @@
-// palign train policy: the DPO family (dpo, ipo, simpo) on a LoRA adapter of the policy (training/policy_trainer.h).
+// palign train policy: the DPO family (dpo, ipo, simpo), P-DPO's user-conditioned policy (pdpo) and SFT on liked
+// responses (sft), each a LoRA adapter of the policy (training/policy_trainer.h).
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -20,16 +21,23 @@ Command add_train_policy(CLI::App& train) {
   };
   auto f = std::make_shared<Flags>();
   CLI::App* app = train.add_subcommand(
-      "policy", "Preference-optimize the policy with a LoRA adapter: DPO, IPO or SimPO (reference log-probs once)");
+      "policy",
+      "Train the policy with a LoRA adapter: DPO, IPO, SimPO (reference log-probs once), P-DPO (learned user tokens) "
+      "or SFT on the liked responses");
   auto& o = f->o;
-  app->add_option("--method", f->method, "dpo, ipo or simpo")
-      ->check(CLI::IsMember({"dpo", "ipo", "simpo"}))
+  app->add_option("--method", f->method, "dpo, ipo, simpo, pdpo or sft")
+      ->check(CLI::IsMember({"dpo", "ipo", "simpo", "pdpo", "sft"}))
       ->capture_default_str();
   app->add_option("--data", f->data, "Preference pairs, JSON Lines {prompt, chosen, rejected}")->required();
   app->add_option("--model", f->model, "The policy model directory (default: the shipped model)");
   app->add_option("--out", f->out, "Output adapter directory (PEFT layout)")->required();
   app->add_option("--beta", f->beta, "β (default: dpo 0.1, ipo 0.1, simpo 2.0)");
   app->add_option("--gamma", o.gamma, "simpo: target reward margin γ")->capture_default_str();
+  app->add_option("--user", o.user, "Train on this user's records only (their \"user_id\"): a per-user adapter")
+      ->capture_default_str();
+  app->add_option("--user-tokens", o.user_tokens, "pdpo: learned tokens per user")->capture_default_str();
+  app->add_option("--alpha", o.alpha, "pdpo: weight of the generic user's loss")->capture_default_str();
+  app->add_option("--user-lr", o.user_lr, "pdpo: AdamW learning rate of the user tokens")->capture_default_str();
   app->add_option("--lora-r", o.fit.lora.r, "LoRA rank")->capture_default_str();
   app->add_option("--lora-alpha", o.fit.lora.alpha, "LoRA alpha (scaling alpha / r)")->capture_default_str();
   app->add_option("--lora-targets", f->lora_targets, "Comma-separated linears to adapt (q_proj ... down_proj)")
