@@ -71,6 +71,16 @@ const std::vector<MethodInfo>& method_registry() {
        "policy: the same DPO experts fused per user at decoding time, log p_0 + sum_k w_k (log p_k - log p_0) (MOD), "
        "the base and K experts as K + 1 rows of one pass (trains 10 adapters)",
        false, make_mod_method, false, "policy"},
+      {"pdpo",
+       "policy: P-DPO (Li et al. 2024), one LoRA adapter plus 4 learned tokens per seen user (a generic user for the "
+       "unseen) before the prompt, trained with DPO on every seen user's pairs",
+       false, make_pdpo_method, false, "policy"},
+      {"dpo_user",
+       "policy: one DPO LoRA adapter per user on the user's own pairs (an unseen user's trained when first served)",
+       false, make_dpo_user_method, false, "policy"},
+      {"sft_user",
+       "policy: one LoRA adapter per user fine-tuned on the user's liked (chosen) responses (OPPU-style)",
+       false, make_sft_user_method, false, "policy"},
       {"oracle",
        "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
        "best-of-N by R_u (the upper bound)",

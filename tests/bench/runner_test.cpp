@@ -188,7 +188,8 @@ TEST(RunnerOptIn, DecodingGroupRunsEveryStrategy) {
   }
 }
 
-// --methods policy trains the per-dimension DPO experts once and serves them merged (soups) and fused (mod).
+// --methods policy trains the per-dimension DPO experts once and serves them merged (soups) and fused (mod), and the
+// methods that train on the users' own pairs: P-DPO and per-user DPO / SFT adapters.
 TEST(RunnerOptIn, PolicyGroupMergesAndFusesTheSameExperts) {
   BenchOptions o = small_options();
   o.methods = {"policy"};
@@ -199,11 +200,11 @@ TEST(RunnerOptIn, PolicyGroupMergesAndFusesTheSameExperts) {
     if (m.at("name") == "soups") fit_soups = m.at("fit_seconds").get<double>();
     if (m.at("name") == "mod") fit_mod = m.at("fit_seconds").get<double>();
   }
-  for (const char* m : {"soups", "mod"}) {
+  for (const char* m : {"soups", "mod", "pdpo", "dpo_user", "sft_user"}) {
     const json* row = find_row(r.at("generation"), m);
     ASSERT_NE(row, nullptr) << m;
     EXPECT_TRUE(std::isfinite(row->at("utility").at("value").get<double>())) << m;
-    std::printf("%-5s utility %.3f win rate %.3f\n", m, row->at("utility").at("value").get<double>(),
+    std::printf("%-8s utility %.3f win rate %.3f\n", m, row->at("utility").at("value").get<double>(),
                 row->at("win_rate").at("value").get<double>());
   }
   std::printf("fit: soups %.1f s (trains the experts), mod %.1f s (reuses them)\n", fit_soups, fit_mod);

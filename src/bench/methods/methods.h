@@ -35,6 +35,9 @@ std::unique_ptr<Method> make_fusion_method();
 std::unique_ptr<Method> make_proxy_method();
 std::unique_ptr<Method> make_soups_method();
 std::unique_ptr<Method> make_mod_method();
+std::unique_ptr<Method> make_pdpo_method();
+std::unique_ptr<Method> make_dpo_user_method();
+std::unique_ptr<Method> make_sft_user_method();
 
 // What the decoding-time methods personalize with: multi_linear's user model — one linear Bradley–Terry head per
 // named dimension on the backbone's features, and each user's weights over the standardised head scores (an unseen

@@ -4,11 +4,19 @@
 //          user's soup as one adapter of the summed rank (runtime::lora_soup) attached to the base.
 //   mod    output fusion (MOD, Shi et al. 2024) of the same experts: log π_0 + Σ_k w̃_uk (log π_k − log π_0), the base
 //          and the K experts as K + 1 rows of one batched pass per token.
-// Both opt-in (--methods policy): training the experts takes minutes.
+//   pdpo   P-DPO (Li et al. 2024): one adapter plus learned user tokens, trained on every seen user's pairs at the
+//          budget; a seen user's tokens before the prompt, an unseen user's the generic user's. Every user of a prompt
+//          in one batched pass (one adapter, per-row tokens).
+//   dpo_user, sft_user  one LoRA adapter per user on the user's own pairs: DPO on them, or SFT on their chosen
+//          responses (OPPU-style); an unseen user's trained on the pairs it brings when first served.
+// All opt-in (--methods policy): training takes minutes.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
 #include <map>
+#include <memory>
+
+#include "palign/bench/rng.h"
 
 #include "methods.h"
 #include "palign/decoding/strategies.h"
@@ -91,8 +99,131 @@ class ModMethod final : public PolicyMethod {
   }
 };
 
+// The token pairs of a user's labelled pairs (identical chosen and rejected dropped).
+std::vector<training::ArmPair> token_pairs(const std::vector<PairText>& pairs, const runtime::Tokenizer& tok,
+                                           int64_t max_tokens) {
+  std::vector<training::ArmPair> out;
+  for (const auto& p : pairs)
+    if (p.chosen != p.rejected)
+      out.push_back({training::tokenize_response(tok, p.prompt, p.chosen, max_tokens),
+                     training::tokenize_response(tok, p.prompt, p.rejected, max_tokens)});
+  return out;
+}
+
+// Generation-only methods that learn from the users' own pairs (no shared user model).
+class UserTrainedMethod : public Method {
+ public:
+  bool predicts() const override { return false; }
+  bool generates() const override { return true; }
+  double predict(const UserData&, const std::string&, const std::string&, const std::string&, MethodContext&) override {
+    return 0.5;
+  }
+};
+
+class PdpoMethod final : public UserTrainedMethod {
+ public:
+  void fit(const FitData& data, MethodContext& ctx) override {
+    c10::InferenceMode training_mode(false);
+    training::PolicyTrainOptions o;
+    o.loss = training::PolicyLoss::kPdpo;
+    o.fit.beta = 0.1;
+    o.fit.lr = 1e-3;
+    o.fit.seed = ctx.seed();
+    std::vector<std::string> ids;
+    for (const auto& u : data.users) ids.push_back(u.id);
+    tokens_ = training::UserTokens::init(ctx.model(), ids, o.user_tokens, o.fit.seed);
+    adapter_ = std::make_unique<runtime::LoraAdapter>(
+        runtime::LoraAdapter::init(ctx.model().config(), o.fit.lora, o.fit.seed));
+    std::vector<training::ArmPair> pairs;
+    std::vector<int64_t> slots;
+    for (size_t i = 0; i < data.users.size(); ++i)
+      for (auto& p : token_pairs(data.users[i].pairs, ctx.tokenizer(), o.fit.max_tokens)) {
+        pairs.push_back(std::move(p));
+        slots.push_back(static_cast<int64_t>(i) + 1);
+      }
+    // Two passes over the pairs and their generic copies, at most kSteps batches.
+    o.fit.steps = std::min<int64_t>(kSteps, (4 * static_cast<int64_t>(pairs.size()) + o.fit.batch - 1) / o.fit.batch);
+    if (!pairs.empty()) training::fit_pdpo(ctx.model(), *adapter_, tokens_, pairs, slots, o);
+    table_ = tokens_.table();
+  }
+  std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
+                                       MethodContext& ctx) override {
+    const auto ids = encode_prompt(ctx.tokenizer(), prompt);
+    std::vector<std::vector<int64_t>> prompts;
+    for (const auto& u : users) {
+      auto row = tokens_.prefix(tokens_.slot(u.id), ctx.model().config().vocab_size);
+      row.insert(row.end(), ids.begin(), ids.end());
+      prompts.push_back(std::move(row));
+    }
+    runtime::GenerateOptions g = sampling_options(ctx, derive_seed(ctx.seed(), "pdpo." + prompt));
+    g.linear_hook = adapter_.get();
+    g.virtual_tokens = &table_;
+    const auto results = runtime::generate_each(ctx.model(), &ctx.tokenizer(), prompts, g);
+    int64_t steps = 1;
+    for (const auto& r : results) steps = std::max<int64_t>(steps, static_cast<int64_t>(r.ids.size()));
+    std::vector<Response> out;
+    for (const auto& r : results) out.push_back(response_of(r, steps));
+    return out;
+  }
+  Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
+    return generate_batch({user}, prompt, ctx)[0];
+  }
+
+ private:
+  static constexpr int64_t kSteps = 240;  // at most, batches of 8 of the users' pairs and their generic copies
+  training::UserTokens tokens_;
+  std::unique_ptr<runtime::LoraAdapter> adapter_;
+  at::Tensor table_;
+};
+
+// One adapter per user on the user's own pairs (dpo) or liked responses (sft).
+class PerUserMethod final : public UserTrainedMethod {
+ public:
+  explicit PerUserMethod(training::PolicyLoss loss) : loss_(loss) {}
+  void fit(const FitData& data, MethodContext& ctx) override {
+    adapters_.clear();
+    for (const auto& u : data.users) adapter_of(u, ctx);
+  }
+  Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
+    runtime::GenerateOptions g =
+        sampling_options(ctx, derive_seed(ctx.seed(), training::policy_loss_name(loss_) + "_user." + user.id + prompt));
+    g.linear_hook = adapter_of(user, ctx);
+    const auto r = runtime::generate(ctx.model(), &ctx.tokenizer(), encode_prompt(ctx.tokenizer(), prompt), g, 1)[0];
+    return response_of(r, static_cast<int64_t>(r.ids.size()));
+  }
+
+ private:
+  // The user's adapter, trained on first use (null without pairs: the base policy).
+  const runtime::LoraAdapter* adapter_of(const UserData& user, MethodContext& ctx) {
+    const auto it = adapters_.find(user.id);
+    if (it != adapters_.end()) return it->second.get();
+    c10::InferenceMode training_mode(false);
+    training::PolicyTrainOptions o;
+    o.loss = loss_;
+    o.fit.beta = 0.1;
+    o.fit.lr = 2e-3;
+    o.fit.steps = kSteps;
+    o.fit.valid_share = 0;
+    o.fit.seed = derive_seed(ctx.seed(), "per_user." + user.id);
+    std::vector<training::ArmPair> pairs = token_pairs(user.pairs, ctx.tokenizer(), o.fit.max_tokens);
+    std::unique_ptr<runtime::LoraAdapter> adapter;
+    if (!pairs.empty()) {
+      adapter = std::make_unique<runtime::LoraAdapter>(
+          runtime::LoraAdapter::init(ctx.model().config(), o.fit.lora, o.fit.seed));
+      training::fit_policy_adapter(ctx.model(), *adapter, pairs, o);
+    }
+    return (adapters_[user.id] = std::move(adapter)).get();
+  }
+  static constexpr int64_t kSteps = 8;  // batches of 8: one pass over 64 pairs
+  training::PolicyLoss loss_;
+  std::map<std::string, std::unique_ptr<runtime::LoraAdapter>> adapters_;
+};
+
 }  // namespace
 
+std::unique_ptr<Method> make_pdpo_method() { return std::make_unique<PdpoMethod>(); }
+std::unique_ptr<Method> make_dpo_user_method() { return std::make_unique<PerUserMethod>(training::PolicyLoss::kDpo); }
+std::unique_ptr<Method> make_sft_user_method() { return std::make_unique<PerUserMethod>(training::PolicyLoss::kSft); }
 std::unique_ptr<Method> make_soups_method() { return std::make_unique<SoupsMethod>(); }
 std::unique_ptr<Method> make_mod_method() { return std::make_unique<ModMethod>(); }
 
