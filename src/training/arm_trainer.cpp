@@ -85,7 +85,7 @@ at::Tensor lm_head(const runtime::Model& model) {
 
 // The summed response log-probs of pairs[idx] under model + adapter as (chosen [k], rejected [k]) float64, in one
 // forward pass of 2k right-padded rows (k rows and an undefined rejected for a single-sequence objective).
-std::pair<at::Tensor, at::Tensor> pair_log_probs(const runtime::Model& model, const runtime::LoraAdapter& adapter,
+std::pair<at::Tensor, at::Tensor> pair_log_probs(const runtime::Model& model, const runtime::LoraAdapter* adapter,
                                                  const std::vector<ArmPair>& pairs, const std::vector<int64_t>& idx,
                                                  const PairObjective& objective, const at::Tensor& table) {
   std::vector<ArmSequence> rows;
@@ -93,7 +93,7 @@ std::pair<at::Tensor, at::Tensor> pair_log_probs(const runtime::Model& model, co
   if (!objective.single)
     for (int64_t i : idx) rows.push_back(pairs[i].rejected);
   const auto k = static_cast<int64_t>(idx.size());
-  const at::Tensor lp = response_log_probs(model, rows, &adapter, {}, table).to(at::kDouble);
+  const at::Tensor lp = response_log_probs(model, rows, adapter, objective.residual_hook, table).to(at::kDouble);
   return {lp.slice(0, 0, k), objective.single ? at::Tensor() : lp.slice(0, k, 2 * k)};
 }
 
@@ -105,7 +105,7 @@ at::Tensor pair_weights(const PairObjective& objective, const std::vector<int64_
 
 // The objective's differences of pairs[idx], no grad, in eval mode: (weighted mean loss, accuracy with ties as one
 // half; NaN without has_accuracy).
-std::pair<double, double> evaluate(const runtime::Model& model, const runtime::LoraAdapter& adapter,
+std::pair<double, double> evaluate(const runtime::Model& model, const runtime::LoraAdapter* adapter,
                                    const std::vector<ArmPair>& pairs, const std::vector<int64_t>& idx,
                                    const ArmTrainOptions& o, const PairObjective& objective) {
   if (idx.empty()) return {std::nan(""), std::nan("")};
@@ -113,17 +113,20 @@ std::pair<double, double> evaluate(const runtime::Model& model, const runtime::L
   double loss = 0, correct = 0, weight = 0;
   const at::Tensor table = objective.virtual_tokens ? objective.virtual_tokens() : at::Tensor();
   const size_t chunk = static_cast<size_t>(std::max<int64_t>(o.batch, 1));
-  for (size_t start = 0; start < idx.size(); start += chunk) {
-    const size_t end = std::min(idx.size(), start + chunk);
-    const std::vector<int64_t> part(idx.begin() + start, idx.begin() + end);
-    const auto [lp_c, lp_r] = pair_log_probs(model, adapter, pairs, part, objective, table);
-    const at::Tensor m = objective.difference(lp_c, lp_r, part);
-    const at::Tensor w = pair_weights(objective, part);
-    loss += (objective.loss(m) * w).sum().item<double>();
-    weight += w.sum().item<double>();
-    correct += (m.gt(0).to(at::kDouble) + 0.5 * m.eq(0).to(at::kDouble)).sum().item<double>();
+  for (int64_t variant = 0; variant < objective.n_variants; ++variant) {
+    if (objective.set_variant) objective.set_variant(variant);
+    for (size_t start = 0; start < idx.size(); start += chunk) {
+      const size_t end = std::min(idx.size(), start + chunk);
+      const std::vector<int64_t> part(idx.begin() + start, idx.begin() + end);
+      const auto [lp_c, lp_r] = pair_log_probs(model, adapter, pairs, part, objective, table);
+      const at::Tensor m = objective.difference(lp_c, lp_r, part);
+      const at::Tensor w = pair_weights(objective, part);
+      loss += (objective.loss(m) * w).sum().item<double>();
+      weight += w.sum().item<double>();
+      correct += (m.gt(0).to(at::kDouble) + 0.5 * m.eq(0).to(at::kDouble)).sum().item<double>();
+    }
   }
-  const double n = static_cast<double>(idx.size());
+  const double n = static_cast<double>(idx.size() * static_cast<size_t>(objective.n_variants));
   return {loss / std::max(weight, 1e-300), objective.has_accuracy ? correct / n : std::nan("")};
 }
 
@@ -274,14 +277,35 @@ ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& 
   return fit_pair_adapter(model, adapter, pairs, o, arm_objective(o.beta));
 }
 
+namespace {
+// The pair loop over an optional adapter and the objective's extra parameters (defined below).
+ArmFitReport fit_pairs(const runtime::Model& model, runtime::LoraAdapter* adapter, const std::vector<ArmPair>& pairs,
+                       const ArmTrainOptions& o, const PairObjective& objective);
+}  // namespace
+
 ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
                               const std::vector<ArmPair>& pairs, const ArmTrainOptions& o,
                               const PairObjective& objective) {
+  adapter.check_compatible(model.config(), "fit_pair_adapter");
+  return fit_pairs(model, &adapter, pairs, o, objective);
+}
+
+ArmFitReport fit_pair_parameters(const runtime::Model& model, const std::vector<ArmPair>& pairs,
+                                 const ArmTrainOptions& o, const PairObjective& objective) {
+  PALIGN_CHECK(!objective.extra_parameters.empty(), ErrorCode::kInvalidArgument, "[training.", objective.name,
+               "] nothing to train: the objective has no parameters");
+  return fit_pairs(model, nullptr, pairs, o, objective);
+}
+
+namespace {
+
+ArmFitReport fit_pairs(const runtime::Model& model, runtime::LoraAdapter* adapter, const std::vector<ArmPair>& pairs,
+                       const ArmTrainOptions& o, const PairObjective& objective) {
   const std::string tag = "[training." + objective.name + "] ";
   const std::string problem = o.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, tag, problem);
   PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, tag, "no preference pairs to train on");
-  adapter.check_compatible(model.config(), "fit_pair_adapter");
+  PALIGN_CHECK(objective.n_variants >= 1, ErrorCode::kInvalidArgument, tag, "n_variants must be >= 1");
   const auto t_start = Clock::now();
 
   // The held-out split: a seeded valid_share (at least one pair, at least one left to train; none under 5 pairs).
@@ -301,14 +325,15 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
   PALIGN_CHECK(!objective.pair_weights.defined() || objective.pair_weights.numel() == n, ErrorCode::kInvalidArgument,
                tag, "pair_weights has ", objective.pair_weights.numel(), " entries for ", n, " pairs");
   // The adapter's tensors, then the objective's extra ones (one AdamW group each).
-  std::vector<at::Tensor> params = adapter.parameters();
+  std::vector<at::Tensor> params = adapter ? adapter->parameters() : std::vector<at::Tensor>{};
   const size_t n_adapter = params.size();
   params.insert(params.end(), objective.extra_parameters.begin(), objective.extra_parameters.end());
   for (const at::Tensor& p : params) p.requires_grad_(true);
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(std::vector<at::Tensor>(params.begin(), params.begin() + static_cast<int64_t>(n_adapter)),
-                      std::make_unique<torch::optim::AdamWOptions>(
-                          torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
+  if (n_adapter > 0)
+    groups.emplace_back(std::vector<at::Tensor>(params.begin(), params.begin() + static_cast<int64_t>(n_adapter)),
+                        std::make_unique<torch::optim::AdamWOptions>(
+                            torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
   if (!objective.extra_parameters.empty())
     groups.emplace_back(objective.extra_parameters,
                         std::make_unique<torch::optim::AdamWOptions>(
@@ -322,6 +347,8 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
   LoopState st;
   std::vector<at::Tensor> best;
   Rng batch_rng(derive_seed(o.seed, "arm.batches"));
+  Rng variant_rng(derive_seed(o.seed, "arm.variants"));
+  int64_t variant = 0;  // of the batch next_batch returned last
   std::vector<int64_t> perm;
   size_t pos = 0;
   // The next batch's pairs: a fresh seeded order of the training pairs at each epoch's start.
@@ -334,6 +361,8 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
     }
     const size_t begin = pos;
     pos = std::min(perm.size(), pos + static_cast<size_t>(o.batch));
+    if (objective.n_variants > 1)
+      variant = static_cast<int64_t>(variant_rng.uniform_int(static_cast<uint64_t>(objective.n_variants)));
     return std::vector<int64_t>(perm.begin() + static_cast<int64_t>(begin), perm.begin() + static_cast<int64_t>(pos));
   };
   const json identity = {{"objective", objective.name}, {"pairs", n},       {"seed", o.seed},
@@ -372,7 +401,8 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
     const auto k = static_cast<int64_t>(batch_idx.size());
 
     const auto t0 = Clock::now();
-    adapter.set_training(true);
+    if (adapter) adapter->set_training(true);
+    if (objective.set_variant) objective.set_variant(variant);
     const at::Tensor table = objective.virtual_tokens ? objective.virtual_tokens() : at::Tensor();
     const auto [lp_c, lp_r] = pair_log_probs(model, adapter, pairs, batch_idx, objective, table);
     const at::Tensor loss =
@@ -380,7 +410,7 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
     opt.zero_grad();
     loss.backward();
     opt.step();
-    adapter.set_training(false);
+    if (adapter) adapter->set_training(false);
     st.train_seconds += seconds_since(t0);
     st.trained_pairs += k;
     ++st.step;
@@ -425,7 +455,7 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
     for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
   }
   for (const at::Tensor& p : params) p.requires_grad_(false);
-  adapter.set_training(false);
+  if (adapter) adapter->set_training(false);
 
   std::tie(report.train_loss, report.train_accuracy) = evaluate(model, adapter, pairs, train, o, objective);
   report.valid_loss = n_valid > 0 ? best_loss : std::nan("");
@@ -434,6 +464,8 @@ ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter&
   report.pairs_per_second = static_cast<double>(report.trained_pairs) / std::max(1e-9, report.train_seconds);
   return report;
 }
+
+}  // namespace
 
 ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const fs::path& backbone, const fs::path& out,
                          const ArmTrainOptions& options) {

@@ -1,10 +1,11 @@
 // BiPO steering vectors (see steering_trainer.h).
 #include "palign/training/steering_trainer.h"
 
-#include <torch/torch.h>
+#include <ATen/ATen.h>
 
 #include <chrono>
 #include <cmath>
+#include <memory>
 
 #include "palign/base/error.h"
 #include "palign/base/progress.h"
@@ -19,6 +20,10 @@ std::string BipoOptions::validate() const {
   if (!(lr > 0) || !std::isfinite(lr)) return "lr must be > 0";
   if (epochs < 1) return "epochs must be >= 1";
   if (batch < 1) return "batch must be >= 1";
+  if (!(valid_share >= 0 && valid_share < 1)) return "valid-share must be in [0, 1)";
+  if (patience < 1) return "patience must be >= 1";
+  if (checkpoint_every < 1) return "checkpoint-every must be >= 1";
+  if (stop_at < 0) return "stop-at must be >= 0";
   return {};
 }
 
@@ -44,41 +49,35 @@ at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<ArmP
   PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, "[training.bipo] no preference pairs to train on");
   PALIGN_CHECK(o.layer < model.config().n_layer, ErrorCode::kInvalidArgument, "[training.bipo] layer ", o.layer,
                " is outside the model's ", model.config().n_layer, " layers (0-based)");
-  const auto t0 = std::chrono::steady_clock::now();
   const auto [ref_c, ref_r] = reference_log_probs(model, pairs, o.batch);
-  at::Tensor v = at::zeros({model.config().hidden_size}, at::kFloat).requires_grad_(true);
-  torch::optim::AdamW opt(std::vector<at::Tensor>{v}, torch::optim::AdamWOptions(o.lr).weight_decay(0));
-  Rng rng(derive_seed(o.seed, "bipo"));
-  std::vector<size_t> order(pairs.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  const int64_t per_epoch = (static_cast<int64_t>(pairs.size()) + o.batch - 1) / o.batch;
-  ProgressBar bar("bipo", o.epochs * per_epoch, o.progress);
-  BipoReport rep;
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.uniform_int(i)]);
-    double sum = 0;
-    for (size_t start = 0; start < order.size(); start += static_cast<size_t>(o.batch)) {
-      const size_t end = std::min(order.size(), start + static_cast<size_t>(o.batch));
-      std::vector<ArmPair> batch;
-      std::vector<int64_t> idx;
-      for (size_t i = start; i < end; ++i) batch.push_back(pairs[order[i]]), idx.push_back(order[i]);
-      const at::Tensor ii = at::tensor(idx, at::kLong);
-      const double direction = rng.uniform_int(2) == 0 ? 1.0 : -1.0;
-      const at::Tensor loss =
-          bipo_loss(model, batch, ref_c.index_select(0, ii), ref_r.index_select(0, ii), v, o.layer, direction, o.beta);
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      sum += loss.item<double>() * static_cast<double>(end - start);
-      ++rep.steps;
-      bar.update(rep.steps, "loss " + std::to_string(loss.item<double>()));
-    }
-    const double mean = sum / static_cast<double>(pairs.size());
-    if (epoch == 0) rep.first_loss = mean;
-    rep.last_loss = mean;
-  }
-  bar.finish();
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  at::Tensor v = at::zeros({model.config().hidden_size}, at::kFloat);
+  auto direction = std::make_shared<double>(1.0);  // +1 or −1, the batch's (or the validation pass's) d
+  PairObjective objective;
+  objective.name = "bipo";
+  objective.extra_parameters = {v};
+  objective.n_variants = 2;
+  objective.set_variant = [direction](int64_t i) { *direction = i == 0 ? 1.0 : -1.0; };
+  objective.residual_hook = [v, direction, layer = o.layer](int64_t l, at::Tensor& x) {
+    if (l == layer) x = x + *direction * v;
+  };
+  objective.difference = [=, beta = o.beta](const at::Tensor& c, const at::Tensor& r, const std::vector<int64_t>& idx) {
+    const at::Tensor i = at::tensor(idx, at::kLong);
+    return *direction * beta * ((c - ref_c.index_select(0, i)) - (r - ref_r.index_select(0, i)));
+  };
+  objective.loss = [](const at::Tensor& d) { return -at::log_sigmoid(d); };
+  ArmTrainOptions fit;
+  fit.lr = o.lr;
+  fit.weight_decay = 0;
+  fit.epochs = o.epochs;
+  fit.batch = o.batch;
+  fit.valid_share = o.valid_share;
+  fit.patience = o.patience;
+  fit.seed = o.seed;
+  fit.progress = o.progress;
+  fit.checkpoint_dir = o.checkpoint_dir;
+  fit.checkpoint_every = o.checkpoint_every;
+  fit.stop_at = o.stop_at;
+  const ArmFitReport rep = fit_pair_parameters(model, pairs, fit, objective);
   if (report) *report = rep;
   return v.detach().clone();
 }

@@ -4,6 +4,10 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
 
 #include <cstdio>
 
@@ -60,6 +64,7 @@ TEST(Bipo, LearnsAPlantedPreferenceInBothDirections) {
   o.lr = 0.05;
   o.epochs = 15;
   o.batch = 4;
+  o.valid_share = 0;
   BipoReport rep;
   const at::Tensor v = train_bipo_vector(*model, pairs, o, &rep);
   auto gap = [&](double scale) {
@@ -73,13 +78,51 @@ TEST(Bipo, LearnsAPlantedPreferenceInBothDirections) {
     return (lp.slice(0, 0, 12) - lp.slice(0, 12, 24)).mean().item<double>();
   };
   const double base = gap(0), toward = gap(1), away = gap(-1);
-  std::printf("bipo: log p(A) - log p(B): %.3f with +v, %.3f without, %.3f with -v; loss %.3f -> %.3f in %lld steps, "
-              "|v| %.3f\n",
-              toward, base, away, rep.first_loss, rep.last_loss, static_cast<long long>(rep.steps),
-              v.norm().item<double>());
+  std::printf("bipo: log p(A) - log p(B): %.3f with +v, %.3f without, %.3f with -v; loss log 2 = %.3f -> %.3f in %lld "
+              "steps (accuracy over both directions %.3f), |v| %.3f\n",
+              toward, base, away, std::log(2.0), rep.train_loss, static_cast<long long>(rep.steps),
+              rep.train_accuracy, v.norm().item<double>());
   EXPECT_GT(toward, base + 0.5);
   EXPECT_LT(away, base - 0.5);
-  EXPECT_LT(rep.last_loss, rep.first_loss);
+  EXPECT_LT(rep.train_loss, std::log(2.0) - 0.1);
+  EXPECT_EQ(rep.steps, 15 * 3);
+}
+
+// Held-out pairs validate the vector (both directions) and keep the best; a run stopped at a checkpoint and resumed
+// ends with the uninterrupted run's vector.
+TEST(Bipo, ValidatesAndResumesFromACheckpoint) {
+  const auto model = runtime::Model::load(test::hf_model("llama"));
+  const auto pairs = planted_pairs(12);
+  BipoOptions o;
+  o.layer = 1;
+  o.beta = 0.5;
+  o.lr = 0.05;
+  o.epochs = 4;
+  o.batch = 3;
+  o.valid_share = 0.25;
+  o.seed = 2;
+  BipoReport straight_rep;
+  const at::Tensor straight = train_bipo_vector(*model, pairs, o, &straight_rep);
+  const auto dir = std::filesystem::temp_directory_path() / ("palign_bipo_ckpt_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  o.checkpoint_dir = dir;
+  o.stop_at = 5;
+  BipoReport first;
+  train_bipo_vector(*model, pairs, o, &first);
+  EXPECT_TRUE(first.stopped);
+  o.stop_at = 0;
+  BipoReport resumed_rep;
+  const at::Tensor resumed = train_bipo_vector(*model, pairs, o, &resumed_rep);
+  const double diff = (straight - resumed).abs().max().item<double>();
+  std::printf("bipo: valid loss %.4f, valid accuracy %.3f (3 held-out pairs x 2 directions); resumed at step %lld of "
+              "%lld vs uninterrupted: max-abs-diff %.3g\n",
+              straight_rep.valid_loss, straight_rep.valid_accuracy, static_cast<long long>(resumed_rep.resumed_at),
+              static_cast<long long>(straight_rep.steps), diff);
+  EXPECT_EQ(straight_rep.n_valid, 3);
+  EXPECT_LT(straight_rep.valid_loss, std::log(2.0));
+  EXPECT_EQ(resumed_rep.resumed_at, 5);
+  EXPECT_EQ(diff, 0.0);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Bipo, BadOptionsFail) {

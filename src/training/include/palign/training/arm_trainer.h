@@ -126,6 +126,12 @@ struct PairObjective {
   double extra_lr = 0;
   // The virtual-token table of every forward (ids >= V in the sequences), rebuilt from extra_parameters each step.
   std::function<at::Tensor()> virtual_tokens;
+  // Changes the residual stream of every forward (e.g. a steering vector in extra_parameters; BiPO).
+  std::function<void(int64_t layer, at::Tensor& residual)> residual_hook;
+  // Variants of the objective (e.g. BiPO's two steering directions): each training step draws one (seeded) and calls
+  // set_variant(i) before its forward; validation and the final figures average over every variant.
+  int64_t n_variants = 1;
+  std::function<void(int64_t variant)> set_variant;
 };
 PairObjective arm_objective(double beta);
 
@@ -138,6 +144,10 @@ ArmFitReport fit_arm_adapter(const runtime::Model& model, runtime::LoraAdapter& 
 ArmFitReport fit_pair_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
                               const std::vector<ArmPair>& pairs, const ArmTrainOptions& options,
                               const PairObjective& objective);
+// The loop without an adapter: only objective.extra_parameters train (at options.lr unless extra_lr is set; options.lora
+// is unused). Throws kInvalidArgument also when the objective has no extra parameters.
+ArmFitReport fit_pair_parameters(const runtime::Model& model, const std::vector<ArmPair>& pairs,
+                                 const ArmTrainOptions& options, const PairObjective& objective);
 
 struct ArmTrainReport {
   std::vector<std::string> dimensions;            // empty when the records have none (one adapter in out)

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -23,24 +24,29 @@ struct BipoOptions {
   double lr = 5e-3;  // AdamW on the vector
   int64_t epochs = 5;
   int64_t batch = 8;
-  uint64_t seed = 0;  // batch order and the directions d
+  double valid_share = 0.2;  // held out: the loss over both directions, early stopping, the best vector kept
+  int64_t patience = 3;      // validations (once per epoch) without a lower validation loss before stopping
+  uint64_t seed = 0;         // the split, batch order and the directions d
   bool progress = false;
+  // Checkpoints as the pair loop's (ArmTrainOptions): the vector, the best one, AdamW's state and the position.
+  std::filesystem::path checkpoint_dir;
+  int64_t checkpoint_every = 100;
+  int64_t stop_at = 0;
 
   std::string validate() const;  // "" when valid
 };
 
-struct BipoReport {
-  int64_t steps = 0;
-  double first_loss = 0, last_loss = 0;  // mean loss of the first and the last epoch
-  double seconds = 0;
-};
+// The pair loop's report (arm_trainer.h): losses and accuracies average both directions (accuracy: the +v model
+// prefers the chosen response, the −v model the rejected one). A zero vector has loss log 2.
+using BipoReport = ArmFitReport;
 
 // The BiPO loss of one batch for direction d (+1 or −1); differentiable in v. Exposed for tests.
 at::Tensor bipo_loss(const runtime::Model& model, const std::vector<ArmPair>& pairs, const at::Tensor& ref_chosen,
                      const at::Tensor& ref_rejected, const at::Tensor& v, int64_t layer, double direction, double beta);
 
-// Trains a vector [D] (starting at zero) on pairs. Throws kInvalidArgument for invalid options, no pairs, a layer
-// outside the model.
+// Trains a vector [D] (starting at zero) on pairs with the pair loop (fit_pair_parameters): a seeded direction per
+// batch, validation over both directions. Throws kInvalidArgument for invalid options, no pairs, a layer outside the
+// model.
 at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<ArmPair>& pairs,
                              const BipoOptions& options, BipoReport* report = nullptr);
 
