@@ -41,7 +41,17 @@ Command add_train_steer(CLI::App& train) {
   app->add_option("--lr", f->bipo.lr, "bipo: AdamW learning rate")->capture_default_str();
   app->add_option("--epochs", f->bipo.epochs, "bipo: passes over each dimension's pairs")->capture_default_str();
   app->add_option("--batch", f->bipo.batch, "bipo: pairs per step")->capture_default_str();
-  app->add_option("--seed", f->bipo.seed, "bipo: batch order and directions")->capture_default_str();
+  app->add_option("--seed", f->bipo.seed, "bipo: split, batch order and directions")->capture_default_str();
+  app->add_option("--valid-share", f->bipo.valid_share, "bipo: share of pairs held out for validation")
+      ->capture_default_str();
+  app->add_option("--patience", f->bipo.patience, "bipo: validations without improvement before stopping")
+      ->capture_default_str();
+  app->add_option("--checkpoint-every", f->bipo.checkpoint_every,
+                  "bipo: steps between checkpoints in OUT.checkpoint/DIMENSION (a rerun resumes from them)")
+      ->capture_default_str();
+  app->add_option("--stop-at", f->bipo.stop_at,
+                  "bipo: stop each dimension (with a checkpoint) after this many steps; 0 = run to the end")
+      ->capture_default_str();
   app->add_flag("--no-progress", f->no_progress, "No progress bar");
   app->add_option("--layer", f->layer, "Decoder layer (0-based) whose output is steered (default: the middle one)");
   app->add_option("--max-tokens", f->max_tokens, "Prompt + response tokens per row (longer rows are cut)")
@@ -60,6 +70,7 @@ Command add_train_steer(CLI::App& train) {
             const int64_t max_tokens = std::min(f->max_tokens, model->config().max_position);
             std::map<std::string, std::vector<decoding::TokenPair>> by_dimension;
             std::map<std::string, std::vector<training::ArmPair>> arm_pairs;  // bipo
+            nlohmann::json bipo_report = nlohmann::json::object();
             for (const auto& r : training::read_preference_jsonl(f->data)) {
               PALIGN_CHECK(!r.dimension.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] ", f->data,
                            " has a pair without \"dimension\"; steering vectors are per dimension");
@@ -77,6 +88,8 @@ Command add_train_steer(CLI::App& train) {
             }
             std::vector<decoding::SteeringVector> vectors;
             nlohmann::json summary = nlohmann::json::array();
+            const fs::path checkpoints = f->out + ".checkpoint";
+            bool stopped = false;
             for (const auto& [name, pairs] : by_dimension) {
               PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] dimension '", name,
                            "' has no pair that fits in --max-tokens ", max_tokens);
@@ -85,7 +98,17 @@ Command add_train_steer(CLI::App& train) {
                 training::BipoOptions o = f->bipo;
                 o.layer = layer;
                 o.progress = !f->no_progress;
-                v = training::train_bipo_vector(*model, arm_pairs[name], o);
+                o.checkpoint_dir = checkpoints / name;
+                training::BipoReport rep;
+                v = training::train_bipo_vector(*model, arm_pairs[name], o, &rep);
+                stopped = stopped || rep.stopped;
+                auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+                bipo_report[name] = {{"steps", rep.steps},
+                                     {"stopped", rep.stopped},
+                                     {"resumed_at", rep.resumed_at},
+                                     {"train_loss", num(rep.train_loss)},
+                                     {"valid_loss", num(rep.valid_loss)},
+                                     {"valid_accuracy", num(rep.valid_accuracy)}};
               } else {
                 v = decoding::mean_difference_vector(*model, pairs, layer);
               }
@@ -94,9 +117,13 @@ Command add_train_steer(CLI::App& train) {
                                  {"pairs", pairs.size()},
                                  {"layer", layer},
                                  {"norm", vectors.back().vector.norm().item<double>()}});
+              if (bipo_report.contains(name)) summary.back()["bipo"] = bipo_report[name];
             }
             decoding::save_steering_vectors(f->out, vectors);
-            print_json_line(nlohmann::json{{"out", f->out}, {"method", f->method}, {"vectors", summary}}.dump());
+            if (f->method == "bipo" && !stopped) fs::remove_all(checkpoints);  // finished: a rerun starts afresh
+            print_json_line(
+                nlohmann::json{{"out", f->out}, {"method", f->method}, {"stopped", stopped}, {"vectors", summary}}
+                    .dump());
             return 0;
           }};
 }
