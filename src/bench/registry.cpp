@@ -42,6 +42,10 @@ const std::vector<MethodInfo>& method_registry() {
        "decoding: mean-difference steering vectors per dimension, the user's unit weights x 4 added to the middle "
        "layer's residual stream (every user of a prompt in one batch)",
        false, make_steer_method, true, "decoding"},
+      {"steer_bipo",
+       "decoding: steer with BiPO-trained vectors (Cao et al. 2024), one per dimension from its pairs (trains 10 "
+       "vectors)",
+       false, make_steer_bipo_method, false, "decoding"},
       {"prompt",
        "decoding: a preference statement from the user's strongest weights and their liked responses most similar "
        "to the prompt (word overlap) before the prompt",
@@ -78,6 +82,10 @@ const std::vector<MethodInfo>& method_registry() {
       {"dpo_user",
        "policy: one DPO LoRA adapter per user on the user's own pairs (an unseen user's trained when first served)",
        false, make_dpo_user_method, false, "policy"},
+      {"ipo_user", "policy: one IPO LoRA adapter per user on the user's own pairs", false, make_ipo_user_method, false,
+       "policy"},
+      {"simpo_user", "policy: one SimPO LoRA adapter per user on the user's own pairs (beta 2, gamma 0.5)", false,
+       make_simpo_user_method, false, "policy"},
       {"sft_user",
        "policy: one LoRA adapter per user fine-tuned on the user's liked (chosen) responses (OPPU-style)",
        false, make_sft_user_method, false, "policy"},

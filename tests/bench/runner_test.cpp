@@ -166,8 +166,8 @@ TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {
 // --methods decoding runs every decoding strategy (plus the base and the oracle), each with its cost.
 TEST(RunnerOptIn, DecodingGroupRunsEveryStrategy) {
   const auto names = expand_method_names({"decoding", "bt"});
-  EXPECT_EQ(names, (std::vector<std::string>{"steer", "prompt", "contrast", "args", "cd_block", "fusion", "proxy",
-                                             "bt"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"steer", "steer_bipo", "prompt", "contrast", "args", "cd_block",
+                                             "fusion", "proxy", "bt"}));
   BenchOptions o = small_options();
   o.methods = {"decoding"};
   o.dataset.population.n_users = 8;
@@ -200,11 +200,11 @@ TEST(RunnerOptIn, PolicyGroupMergesAndFusesTheSameExperts) {
     if (m.at("name") == "soups") fit_soups = m.at("fit_seconds").get<double>();
     if (m.at("name") == "mod") fit_mod = m.at("fit_seconds").get<double>();
   }
-  for (const char* m : {"soups", "mod", "pdpo", "dpo_user", "sft_user"}) {
+  for (const char* m : {"soups", "mod", "pdpo", "dpo_user", "ipo_user", "simpo_user", "sft_user"}) {
     const json* row = find_row(r.at("generation"), m);
     ASSERT_NE(row, nullptr) << m;
     EXPECT_TRUE(std::isfinite(row->at("utility").at("value").get<double>())) << m;
-    std::printf("%-8s utility %.3f win rate %.3f\n", m, row->at("utility").at("value").get<double>(),
+    std::printf("%-10s utility %.3f win rate %.3f\n", m, row->at("utility").at("value").get<double>(),
                 row->at("win_rate").at("value").get<double>());
   }
   std::printf("fit: soups %.1f s (trains the experts), mod %.1f s (reuses them)\n", fit_soups, fit_mod);

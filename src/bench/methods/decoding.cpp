@@ -3,6 +3,7 @@
 // them, fitted on the same data as every other method. The policy is never trained.
 //   steer     mean-difference steering vectors per dimension (from the per-dimension pairs), Σ_k w̃_uk · λ · v_k added
 //             to the middle layer's residual stream; every user of a prompt in one batch (per-row vectors).
+//   steer_bipo  the same with BiPO-trained vectors (training/steering_trainer.h; opt-in: trains 10 vectors).
 //   prompt    a preference statement written from the user's strongest weights and the user's liked responses most
 //             similar to the prompt (word overlap) before it; every user of a prompt in one batch.
 //   contrast  the same statement as contrastive context, l_with + λ · (l_with − l_without).
@@ -29,6 +30,7 @@
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 #include "palign/training/arm_trainer.h"
+#include "palign/training/steering_trainer.h"
 
 namespace palign::bench {
 
@@ -68,6 +70,7 @@ std::string statement_of(const std::vector<std::string>& dimensions, const std::
 
 class SteerMethod final : public DecodingMethod {
  public:
+  explicit SteerMethod(bool bipo) : bipo_(bipo) {}
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
                                        MethodContext& ctx) override {
     const auto B = static_cast<int64_t>(users.size());
@@ -77,7 +80,7 @@ class SteerMethod final : public DecodingMethod {
       for (size_t k = 0; k < vectors_.size(); ++k) deltas[b][0] += (w[k] * kSteerLambda) * vectors_[k];
     }
     const std::vector<std::vector<int64_t>> prompts(users.size(), encode_prompt(ctx.tokenizer(), prompt));
-    return ctx.sample_each(prompts, seed_of(ctx, "steer", prompt),
+    return ctx.sample_each(prompts, seed_of(ctx, bipo_ ? "steer_bipo" : "steer", prompt),
                            [&](int64_t layer, at::Tensor& x, const std::vector<int64_t>& rows) {
                              if (layer == layer_) x = x + deltas.index_select(0, at::tensor(rows, at::kLong));
                            });
@@ -90,6 +93,10 @@ class SteerMethod final : public DecodingMethod {
     layer_ = ctx.model().config().n_layer / 2;
     const int64_t max_tokens = ctx.model().config().max_position;
     for (const auto& pairs : data.dimension_pairs) {
+      if (bipo_) {
+        vectors_.push_back(bipo_vector(pairs, ctx));
+        continue;
+      }
       std::vector<decoding::TokenPair> token_pairs;
       for (const auto& p : pairs) {
         const auto c = training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, max_tokens);
@@ -105,6 +112,22 @@ class SteerMethod final : public DecodingMethod {
     }
   }
 
+  // A BiPO vector at layer_ trained on one dimension's pairs (zero without pairs).
+  at::Tensor bipo_vector(const std::vector<PairText>& pairs, MethodContext& ctx) const {
+    c10::InferenceMode training_mode(false);
+    training::BipoOptions o;
+    o.layer = layer_;
+    o.seed = ctx.seed();
+    std::vector<training::ArmPair> token_pairs;
+    for (const auto& p : pairs)
+      if (p.chosen != p.rejected)
+        token_pairs.push_back({training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, 1024),
+                               training::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, 1024)});
+    if (token_pairs.empty()) return at::zeros({ctx.model().config().hidden_size});
+    return training::train_bipo_vector(ctx.model(), token_pairs, o).detach();
+  }
+
+  bool bipo_ = false;
   int64_t layer_ = 0;
   std::vector<at::Tensor> vectors_;
 };
@@ -298,7 +321,8 @@ Response response_of(const runtime::GenerateResult& r, int64_t passes) {
   return {r.text, n, std::max<int64_t>(1, passes), 0.0};
 }
 
-std::unique_ptr<Method> make_steer_method() { return std::make_unique<SteerMethod>(); }
+std::unique_ptr<Method> make_steer_method() { return std::make_unique<SteerMethod>(false); }
+std::unique_ptr<Method> make_steer_bipo_method() { return std::make_unique<SteerMethod>(true); }
 std::unique_ptr<Method> make_prompt_method() { return std::make_unique<PromptMethod>(); }
 std::unique_ptr<Method> make_contrast_method() { return std::make_unique<ContrastMethod>(); }
 std::unique_ptr<Method> make_args_method() { return std::make_unique<ArgsMethod>(); }

@@ -27,6 +27,7 @@ std::unique_ptr<Method> make_multi_linear_method();
 std::unique_ptr<Method> make_arm_linear_method();
 
 std::unique_ptr<Method> make_steer_method();
+std::unique_ptr<Method> make_steer_bipo_method();
 std::unique_ptr<Method> make_prompt_method();
 std::unique_ptr<Method> make_contrast_method();
 std::unique_ptr<Method> make_args_method();
@@ -37,6 +38,8 @@ std::unique_ptr<Method> make_soups_method();
 std::unique_ptr<Method> make_mod_method();
 std::unique_ptr<Method> make_pdpo_method();
 std::unique_ptr<Method> make_dpo_user_method();
+std::unique_ptr<Method> make_ipo_user_method();
+std::unique_ptr<Method> make_simpo_user_method();
 std::unique_ptr<Method> make_sft_user_method();
 
 // What the decoding-time methods personalize with: multi_linear's user model — one linear Bradley–Terry head per

@@ -7,8 +7,9 @@
 //   pdpo   P-DPO (Li et al. 2024): one adapter plus learned user tokens, trained on every seen user's pairs at the
 //          budget; a seen user's tokens before the prompt, an unseen user's the generic user's. Every user of a prompt
 //          in one batched pass (one adapter, per-row tokens).
-//   dpo_user, sft_user  one LoRA adapter per user on the user's own pairs: DPO on them, or SFT on their chosen
-//          responses (OPPU-style); an unseen user's trained on the pairs it brings when first served.
+//   dpo_user, ipo_user, simpo_user, sft_user  one LoRA adapter per user on the user's own pairs: DPO, IPO or SimPO on
+//          them, or SFT on their chosen responses (OPPU-style); an unseen user's trained on the pairs it brings when
+//          first served.
 // All opt-in (--methods policy): training takes minutes.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -200,7 +201,7 @@ class PerUserMethod final : public UserTrainedMethod {
     c10::InferenceMode training_mode(false);
     training::PolicyTrainOptions o;
     o.loss = loss_;
-    o.fit.beta = 0.1;
+    o.fit.beta = loss_ == training::PolicyLoss::kSimpo ? 2.0 : 0.1;
     o.fit.lr = 2e-3;
     o.fit.steps = kSteps;
     o.fit.valid_share = 0;
@@ -223,6 +224,10 @@ class PerUserMethod final : public UserTrainedMethod {
 
 std::unique_ptr<Method> make_pdpo_method() { return std::make_unique<PdpoMethod>(); }
 std::unique_ptr<Method> make_dpo_user_method() { return std::make_unique<PerUserMethod>(training::PolicyLoss::kDpo); }
+std::unique_ptr<Method> make_ipo_user_method() { return std::make_unique<PerUserMethod>(training::PolicyLoss::kIpo); }
+std::unique_ptr<Method> make_simpo_user_method() {
+  return std::make_unique<PerUserMethod>(training::PolicyLoss::kSimpo);
+}
 std::unique_ptr<Method> make_sft_user_method() { return std::make_unique<PerUserMethod>(training::PolicyLoss::kSft); }
 std::unique_ptr<Method> make_soups_method() { return std::make_unique<SoupsMethod>(); }
 std::unique_ptr<Method> make_mod_method() { return std::make_unique<ModMethod>(); }
