@@ -67,17 +67,8 @@ GenerateOptions greedy(int64_t n) {
 // A reward model on the policy's backbone: the same weights plus a random score head (what `palign train reward
 // --method bt` writes).
 std::unique_ptr<Model> reward_on(const Model& policy) {
-  ModelConfig c = policy.config();
-  c.architecture = "LlamaForSequenceClassification";
-  c.head = HeadKind::kSequenceClassification;
-  c.num_labels = 1;
-  c.id2label = {"reward"};
-  std::map<std::string, at::Tensor> w;
-  for (auto& [name, t] : policy.named_weights())
-    if (name != "lm_head.weight") w[name] = t;
   at::manual_seed(3);
-  w["score.weight"] = at::randn({1, c.hidden_size}) * 0.05;
-  return Model::from_weights(c, std::move(w));
+  return decoding::reward_on_backbone(policy, at::randn({1, policy.config().hidden_size}) * 0.05);
 }
 
 LoraAdapter random_expert(const ModelConfig& c, uint64_t seed) {

@@ -1,4 +1,4 @@
-// weighted_reward_model (see strategies.h).
+// weighted_reward_model and reward_on_backbone (see strategies.h).
 #include <ATen/ATen.h>
 
 #include <map>
@@ -25,6 +25,31 @@ std::unique_ptr<runtime::Model> weighted_reward_model(const runtime::Model& rewa
   head->second = at::matmul(w.unsqueeze(0), head->second.to(at::kFloat));  // [1, D]
   c.num_labels = 1;
   c.id2label = {"reward"};
+  return runtime::Model::from_weights(std::move(c), std::move(named));
+}
+
+std::unique_ptr<runtime::Model> reward_on_backbone(const runtime::Model& policy, const at::Tensor& score_weight,
+                                                   std::vector<std::string> labels) {
+  runtime::ModelConfig c = policy.config();
+  const std::string suffix = "ForCausalLM";
+  PALIGN_CHECK(c.head == runtime::HeadKind::kCausalLm && c.architecture.size() > suffix.size() &&
+                   c.architecture.compare(c.architecture.size() - suffix.size(), suffix.size(), suffix) == 0,
+               ErrorCode::kInvalidArgument, "[decoding] a reward on the backbone needs a *ForCausalLM policy, not ",
+               c.architecture);
+  PALIGN_CHECK(score_weight.dim() == 2 && score_weight.size(1) == c.hidden_size && score_weight.size(0) >= 1 &&
+                   (labels.empty() || static_cast<int64_t>(labels.size()) == score_weight.size(0)),
+               ErrorCode::kInvalidArgument, "[decoding] the score head must be [K, ", c.hidden_size,
+               "] with one label per row, got ", score_weight.sizes());
+  c.architecture = c.architecture.substr(0, c.architecture.size() - suffix.size()) + "ForSequenceClassification";
+  c.head = runtime::HeadKind::kSequenceClassification;
+  c.num_labels = score_weight.size(0);
+  if (labels.empty())
+    for (int64_t k = 0; k < c.num_labels; ++k) labels.push_back(c.num_labels == 1 ? "reward" : "LABEL_" + std::to_string(k));
+  c.id2label = std::move(labels);
+  std::map<std::string, at::Tensor> named;
+  for (auto& [name, t] : policy.named_weights())
+    if (name != "lm_head.weight") named[name] = t;
+  named["score.weight"] = score_weight.to(at::kFloat);
   return runtime::Model::from_weights(std::move(c), std::move(named));
 }
 

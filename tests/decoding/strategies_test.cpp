@@ -168,16 +168,31 @@ TEST(Args, EqualsTheNaiveTwin) {
 // A reward model on the policy's backbone: its weights (the same tensors) plus a random score head, as
 // `palign train reward --method bt` writes.
 std::unique_ptr<Model> reward_on(const Model& policy) {
-  ModelConfig c = policy.config();
-  c.architecture = "LlamaForSequenceClassification";
-  c.head = HeadKind::kSequenceClassification;
-  c.num_labels = 1;
-  c.id2label = {"reward"};
-  std::map<std::string, at::Tensor> w;
-  for (auto& [name, t] : policy.named_weights())
-    if (name != "lm_head.weight") w[name] = t;
-  w["score.weight"] = at::randn({1, c.hidden_size}, at::TensorOptions().dtype(at::kFloat)) * 0.5;
-  return Model::from_weights(c, std::move(w));
+  return decoding::reward_on_backbone(
+      policy, at::randn({1, policy.config().hidden_size}, at::TensorOptions().dtype(at::kFloat)) * 0.5);
+}
+
+// The builder names the policy's own classifier architecture, scores with the head, and rejects bad heads.
+TEST(RewardOnBackbone, IsThePolicysClassifierWithTheHead) {
+  auto policy = load("qwen3");
+  const int64_t D = policy->config().hidden_size;
+  const at::Tensor head = at::randn({2, D});
+  const auto reward = decoding::reward_on_backbone(*policy, head, {"a", "b"});
+  EXPECT_EQ(reward->config().architecture, "Qwen3ForSequenceClassification");
+  EXPECT_EQ(reward->config().num_labels, 2);
+  const std::vector<int64_t> ids = {1, 5, 9, 14};
+  runtime::ForwardOptions fo;
+  fo.logits = runtime::ForwardOptions::Logits::kNone;
+  fo.return_hidden = true;
+  const at::Tensor last = policy->forward_uncached({.ids = at::tensor(ids, at::kLong).unsqueeze(0)}, fo).hidden[0][3];
+  const double diff = (reward->score(ids) - at::matmul(head, last)).abs().max().item<double>();
+  std::printf("reward_on_backbone score vs head x last hidden state: max-abs-diff %.3g\n", diff);
+  EXPECT_LT(diff, 1e-5);
+  EXPECT_EQ(test::error_code_of([&] { decoding::reward_on_backbone(*policy, at::randn({1, D + 1})); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::error_code_of([&] { decoding::reward_on_backbone(*policy, head, {"only one"}); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::error_code_of([&] { decoding::reward_on_backbone(*reward, head); }), ErrorCode::kInvalidArgument);
 }
 
 // The shared-backbone path (one k-row policy forward per token gives the rewards and the next policy logits) against

@@ -196,21 +196,12 @@ class ArgsMethod final : public DecodingMethod {
     const std::string key = user.id + "#" + std::to_string(user.pairs.size());
     auto it = rewards_.find(key);
     if (it != rewards_.end()) return *it->second;
-    const runtime::Model& policy = ctx.model();
-    runtime::ModelConfig c = policy.config();
-    const int64_t D = c.hidden_size;
+    const int64_t D = ctx.model().config().hidden_size;
     std::vector<double> coef = profile_->feature_coefficients(user, ctx);
     if (coef.empty()) coef.assign(static_cast<size_t>(2 * D), 0.0);
-    std::map<std::string, at::Tensor> named;
-    for (auto& [name, t] : policy.named_weights())
-      if (name != "lm_head.weight") named[name] = t;
-    named["score.weight"] =
+    const at::Tensor head =
         at::tensor(std::vector<float>(coef.begin() + D, coef.begin() + 2 * D), at::kFloat).unsqueeze(0);
-    c.architecture = "LlamaForSequenceClassification";
-    c.head = runtime::HeadKind::kSequenceClassification;
-    c.num_labels = 1;
-    c.id2label = {"reward"};
-    return *rewards_.emplace(key, runtime::Model::from_weights(c, std::move(named))).first->second;
+    return *rewards_.emplace(key, decoding::reward_on_backbone(ctx.model(), head)).first->second;
   }
 
   std::map<std::string, std::unique_ptr<runtime::Model>> rewards_;
