@@ -210,8 +210,13 @@ TEST_P(LoraModels, StackedBatchHookEqualsGroupedAndEachRowAlone) {
   EXPECT_LE(vs_alone, test::kF32Tol);
   EXPECT_LE(grouped_vs_alone, test::kF32Tol);
   EXPECT_LE(steps_vs_full, test::kF32Tol);
-  // A base row's stacked delta is exactly zero: the same logits as on the grouped path, which adds nothing there.
-  EXPECT_TRUE(stacked[1].equal(grouped[1]));
+  // A base row's stacked delta is exactly zero: the same logits as the same batch without a hook. (Not compared with
+  // the grouped path bitwise: grad mode multiplies the base linears through the BLAS, inference through
+  // small_batch_linear where the CPU has it.)
+  {
+    c10::InferenceMode inference;
+    EXPECT_TRUE(stacked[1].equal(model->forward_full(ids)[1]));
+  }
 }
 
 // Generation with an attached adapter (the hook on every cached step) gives the merged model's greedy tokens.

@@ -90,21 +90,32 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
 }
 
 namespace {
-// OpenBLAS 0.3.21 (DYNAMIC_ARCH, SkylakeX/Cooperlake kernels) multiplies with its small-matrix kernel only when
-// M·N·K <= 1e6 and, for libtorch's transposed-weight call (TN, M = out features, N = rows), M·N <= 1200; otherwise it
-// packs both operands first, which costs 40-50 us however small the product. So a linear over a few rows runs as
-// column blocks of at most 1200 / rows output features, each one small-kernel call (measured, 1 thread, us):
+// Without grad mode, up to kSmallBatchMaxRows float32 rows against an input-major weight go through
+// small_batch_linear (small_gemm.cpp) on AVX-512 CPUs: each weight read once for all rows, a row's result independent
+// of the batch. Otherwise, OpenBLAS 0.3.21 (DYNAMIC_ARCH, SkylakeX/Cooperlake kernels) multiplies with its
+// small-matrix kernel only when M·N·K <= 1e6 and, for libtorch's transposed-weight call (TN, M = out features, N =
+// rows), M·N <= 1200; otherwise it packs both operands first, which costs 40-50 us however small the product. So a
+// linear over a few rows runs as column blocks of at most 1200 / rows output features, each one small-kernel call
+// (measured, 1 thread, us, weights hot in cache):
 //   out x in     rows:  1 linear/blocks    3 linear/blocks    10 linear/blocks    16 linear/blocks
 //   704 x 256              8.6 / 9.6        57.4 / 16.1        75.2 / 47.6         88.2 / 77.6
 //   256 x 704              8.5 / 9.4        13.4 / 14.3        76.7 / 39.1         93.0 / 61.7
 //   4096 x 256 (LM head) 264.4 / 65.9      332.2 / 109.5      429.5 / 289.1       514.8 / 459.8
 // One row through the LM head is faster still as a gemv (57 us).
+// The BLAS path (blocks; gemv for one row through the LM head) against small_batch_linear, weights streamed from L3
+// as in a decode step (a forward's 24 MB of weights cycled; 1 thread, us, best of 40, 2-3 runs on a busy 2-core
+// AMD EPYC Zen 4):
+//   out x in     rows:  1 BLAS/kernel     3 BLAS/kernel     10 BLAS/kernel     16 BLAS/kernel   32 BLAS/kernel
+//   704 x 256          19-21 / 13-14      34-37 / 22-23      60-68 / 38-39      81-86 / 60-61    174-180 / 118-121
+//   256 x 704          17-20 / 12-14      30-45 / 20-22      54-74 / 37-41      73-96 / 59-63    148-162 / 117-121
+//   4096 x 256 (head)  87-94 / 88-90    300-318 / 166-172  630-661 / 298-302  450-523 / 357-368  1117-1149 / 753-767
 constexpr int64_t kSmallGemmMacs = 1000000;
 constexpr int64_t kSmallGemmOutRows = 1200;
 constexpr int64_t kMaxBlockedRows = 32;  // beyond this one large gemm is as fast
 }  // namespace
 
 at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (small_batch_linear_supports(x, w, b)) return small_batch_linear(x, w, b);
   const int64_t out = w.size(0), in = w.size(1), rows = x.numel() / std::max<int64_t>(in, 1);
   if (rows < 1 || rows > kMaxBlockedRows || rows * out <= kSmallGemmOutRows) return at::linear(x, w, b);
   std::vector<int64_t> shape = x.sizes().vec();
@@ -121,7 +132,8 @@ at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tens
   const int64_t block = std::min(kSmallGemmOutRows / rows, kSmallGemmMacs / (rows * in)) / 8 * 8;
   if (block < 8) return at::linear(x, w, b);
   if (grad) {
-    // The same blocks through at::linear, which records the graph: a row's outputs are bitwise those of inference.
+    // The same blocks through at::linear, which records the graph: a row's outputs are bitwise those of inference
+    // where small_batch_linear does not apply.
     std::vector<at::Tensor> parts;
     for (int64_t col = 0; col < out; col += block) {
       const int64_t n = std::min(block, out - col);

@@ -11,6 +11,7 @@
 
 #include "palign/runtime/config.h"
 #include "palign/runtime/kv_cache.h"
+#include "palign/runtime/linear.h"
 #include "palign/runtime/model.h"
 
 namespace palign::runtime {
@@ -87,10 +88,6 @@ at::Tensor apply_rope(const at::Tensor& x, const BatchPlan& plan);
 
 // x: [..., D]; transformers' LlamaRMSNorm: w * (x * rsqrt(mean(x^2) + eps)).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
-
-// y = x W^T + b (at::linear's result; b may be undefined). x: [..., in]; w: [out, in]. Without grad mode, a few
-// rows are multiplied in the calls the BLAS runs fastest (see attention.cpp).
-at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
 
 // y = x W^T + b, then the hook's delta.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t layer, LinearKind kind,

@@ -1,0 +1,34 @@
+// The inference linears of the forward pass: y = x W^T + b sized for the BLAS, and the small-batch kernel that
+// multiplies a few rows without it. Public so that code computing a model's outputs itself (a decoding strategy
+// applying the LM head to a hidden state it kept) gets the forward's exact values, and for tests and benchmarks.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace palign::runtime {
+
+// y = x W^T + b, as Model::forward applies its linears (at::linear's value up to float rounding; b may be
+// undefined). x: [..., in]; w: [out, in]; b: [out]; returns [..., out], float32 when x is. Without grad mode, a few
+// float32 rows against an input-major weight go through small_batch_linear, other shapes through BLAS calls sized
+// for it; with grad mode the graph is recorded as at::linear does.
+at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
+
+// Most rows small_batch_linear takes (groups of up to 16 rows, each reading the weights once): measured faster than
+// the BLAS path up to here (see the table above apply_linear in models/attention.cpp), where that path switches from
+// column blocks to one gemm.
+constexpr int64_t kSmallBatchMaxRows = 32;
+
+// True when small_batch_linear applies: an x86-64 CPU with AVX-512 (x86-64-v4), grad mode off, CPU float32 x
+// [..., in] of 1..kSmallBatchMaxRows rows, w [out, in] input-major (w.stride(0) == 1: W^T's rows contiguous, as Model
+// keeps inference weights), b undefined or float32 [out].
+bool small_batch_linear_supports(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
+
+// y = x W^T + b reading each weight once for all rows; requires small_batch_linear_supports. Each output element is
+// (x[r, 0] W[j, 0] + x[r, 1] W[j, 1] + ...) + b[j], one fused multiply-add per term in input order, so a row's result
+// is bitwise the same whatever the other rows in the call and however the columns are split across threads: a batch
+// of rows gives what the rows give one by one. Not bitwise at::linear (the BLAS sums in another order).
+at::Tensor small_batch_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
+
+}  // namespace palign::runtime
