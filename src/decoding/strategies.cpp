@@ -11,6 +11,7 @@
 
 #include "palign/base/error.h"
 #include "palign/runtime/kv_cache.h"
+#include "palign/runtime/linear.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/sampler.h"
@@ -292,8 +293,8 @@ class ArgsScorer final : public NextTokenScorer {
     cache_.fork_all(row, prefix_len_ + 1, /*from=*/prefix_len_);
     ++prefix_len_;
     if (shared()) {
-      // The runtime's one-row LM head is this gemv too (runtime apply_linear).
-      next_logits_ = at::mv(lm_head_, hidden_[row]).to(at::kFloat);
+      // The forward's own head linear: the logits a one-row forward gives, bitwise.
+      next_logits_ = runtime::apply_linear(hidden_[row].unsqueeze(0), lm_head_)[0].to(at::kFloat);
     } else {
       follower_->append(token);
     }
