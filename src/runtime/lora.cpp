@@ -1,6 +1,7 @@
 // LoRA adapters in PEFT's format (see lora.h). Compare PEFT's tuners/lora/{config,layer,model}.py and
 // utils/save_and_load.py (tensor names: the adapter name is removed on save, so "lora_A.weight").
 #include "palign/runtime/lora.h"
+#include "palign/runtime/linear.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -473,6 +474,17 @@ LoraBatchHook::LoraBatchHook(std::vector<const LoraAdapter*> per_row) : n_rows_(
       const size_t s = static_cast<size_t>(layer * kKinds + k);
       stacked_a_[s] = sa;
       stacked_b_[s] = sb;
+      if (r_max * n_rows_ <= 256) {
+        cat_a_.resize(stacked_a_.size());
+        cat_b_.resize(stacked_a_.size());
+        // [in, R·r] contiguous viewed as [R·r, in] (input-major), and [R·r, out] viewed as [out, R·r].
+        cat_a_[s] = sa.permute({1, 0, 2}).reshape({in, n_rows_ * r_max}).contiguous().t();
+        cat_b_[s] = sb.reshape({n_rows_ * r_max, out}).contiguous().t();
+        if (!block_mask_.defined() || block_mask_.size(1) != n_rows_ * r_max) {
+          block_mask_ = at::zeros({n_rows_, n_rows_ * r_max});
+          for (int64_t row = 0; row < n_rows_; ++row) block_mask_[row].narrow(0, row * r_max, r_max).fill_(1.0f);
+        }
+      }
     }
   }
 }
@@ -495,6 +507,15 @@ void LoraBatchHook::apply(int64_t layer, LinearKind kind, const at::Tensor& x, a
   if (!a.defined()) return;
   PALIGN_CHECK(x.size(-1) == a.size(1), ErrorCode::kInvalidArgument, "[runtime.LoraBatchHook] ", linear_kind_name(kind),
                " of layer ", layer, " gets ", x.size(-1), " input features but the adapters' A has ", a.size(1));
+  if (x.numel() == n_rows_ * x.size(-1) && s < cat_a_.size() && cat_a_[s].defined() &&
+      cat_a_[s].size(0) == block_mask_.size(1)) {
+    const at::Tensor x2 = x.reshape({n_rows_, x.size(-1)});
+    if (small_batch_linear_supports(x2, cat_a_[s])) {
+      const at::Tensor z = small_batch_linear(x2, cat_a_[s]) * block_mask_;  // [R, R·r]: row i's own block
+      y = y + small_batch_linear(z, cat_b_[s]).view(y.sizes());
+      return;
+    }
+  }
   // x [R, ..., in] as [R, N, in]; y += (x A) (scaling·Bᵀ), rows independent.
   const at::Tensor x3 = x.reshape({n_rows_, -1, x.size(-1)});
   const std::vector<int64_t> y_shape = y.sizes().vec();

@@ -152,6 +152,11 @@ class LoraBatchHook : public LinearHook {
   // Per (layer, kind): A [R, in, r_max] and scaling·Bᵀ [R, r_max, out]; undefined where no row's adapter adapts the
   // linear. Empty when the hook has no stacked path.
   std::vector<at::Tensor> stacked_a_, stacked_b_;
+  // The decode-step form of the stacked path (one token per row, small_batch_linear available): every row's A side
+  // by side as one input-major [R·r, in] weight and every row's scaling·B as one [out, R·r], with a block mask
+  // keeping row i's own r columns: y += ((x A_cat) ⊙ mask) B_cat, two small-kernel calls instead of two bmm.
+  std::vector<at::Tensor> cat_a_, cat_b_;
+  at::Tensor block_mask_;
 };
 
 }  // namespace palign::runtime
