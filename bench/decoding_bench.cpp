@@ -15,6 +15,7 @@
 #include <functional>
 #include <limits>
 
+#include "bench_util.h"
 #include "palign/decoding/strategies.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/lora.h"
@@ -24,38 +25,10 @@
 
 using namespace palign;
 using namespace palign::runtime;
-using Clock = std::chrono::steady_clock;
+using namespace palign::bench_util;
 namespace fs = std::filesystem;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-template <typename F>
-double best_seconds(int repeats, F&& f) {
-  f();  // warm-up
-  double best = 1e30;
-  for (int i = 0; i < repeats; ++i) {
-    const auto t0 = Clock::now();
-    f();
-    best = std::min(best, seconds_since(t0));
-  }
-  return best;
-}
-
-// Best wall time of each case over `rounds` rounds that run every case once, after one warm-up round.
-std::vector<double> best_interleaved(int rounds, const std::vector<std::function<void()>>& cases) {
-  for (const auto& f : cases) f();
-  std::vector<double> best(cases.size(), 1e30);
-  for (int round = 0; round < rounds; ++round) {
-    for (size_t case_idx = 0; case_idx < cases.size(); ++case_idx) {
-      const auto t0 = Clock::now();
-      cases[case_idx]();
-      best[case_idx] = std::min(best[case_idx], seconds_since(t0));
-    }
-  }
-  return best;
-}
 
 GenerateOptions greedy(int64_t n) {
   GenerateOptions o;
@@ -71,15 +44,6 @@ std::unique_ptr<Model> reward_on(const Model& policy) {
   return decoding::reward_on_backbone(policy, at::randn({1, policy.config().hidden_size}) * 0.05);
 }
 
-LoraAdapter random_expert(const ModelConfig& c, uint64_t seed) {
-  LoraAdapter a =
-      LoraAdapter::init(c, {.r = 8, .alpha = 16, .target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"}}, seed);
-  at::manual_seed(static_cast<int64_t>(seed));
-  at::NoGradGuard no_grad;
-  for (auto& [name, t] : a.named_parameters())
-    if (name.find("lora_B") != std::string::npos) t.copy_(at::randn_like(t) * 0.02);
-  return a;
-}
 
 // The naive loop: next-token scores from a full recompute of the whole history.
 std::vector<int64_t> naive_greedy(const std::function<at::Tensor(const std::vector<int64_t>&)>& scores,

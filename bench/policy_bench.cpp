@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "bench_util.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
@@ -23,12 +24,10 @@
 
 using namespace palign;
 using namespace palign::runtime;
-using Clock = std::chrono::steady_clock;
+using namespace palign::bench_util;
 namespace fs = std::filesystem;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 double peak_rss_mib() {
   rusage u{};
@@ -50,15 +49,6 @@ std::vector<training::ArmPair> synthetic_pairs(int64_t n, int64_t vocab) {
   return pairs;
 }
 
-LoraAdapter random_expert(const ModelConfig& c, uint64_t seed) {
-  LoraAdapter a = LoraAdapter::init(c, {.r = 8, .alpha = 16, .target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"}},
-                                    seed);
-  at::manual_seed(static_cast<int64_t>(seed));
-  at::NoGradGuard no_grad;
-  for (auto& [name, t] : a.named_parameters())
-    if (name.find("lora_B") != std::string::npos) t.copy_(at::randn_like(t) * 0.02);
-  return a;
-}
 
 }  // namespace
 
@@ -91,15 +81,7 @@ int main(int argc, char** argv) {
               rep.train_accuracy, learned ? "yes" : "NO");
   if (!learned) return 1;
   const double rss_trained = peak_rss_mib();
-  const double ref_best = [&] {
-    double best = 1e30;
-    for (int i = 0; i < 3; ++i) {
-      const auto t0 = Clock::now();
-      (void)training::reference_log_probs(*model, pairs, 8);
-      best = std::min(best, seconds_since(t0));
-    }
-    return best;
-  }();
+  const double ref_best = best_seconds(3, [&] { (void)training::reference_log_probs(*model, pairs, 8); });
   const double train_tps = static_cast<double>(rep.trained_pairs) * 2 * 40 / rep.train_seconds;
   const double ref_tps = tokens / ref_best;
 
@@ -140,15 +122,8 @@ int main(int argc, char** argv) {
   std::printf("check: %d users' soups merged one by one and as rows of one batch give the same greedy tokens: %s\n",
               kUsers, same ? "yes" : "NO");
   if (!same) return 1;
-  double merged = 1e30, fused = 1e30;
-  for (int i = 0; i < 3; ++i) {  // interleaved rounds: load hits both sides alike
-    auto t0 = Clock::now();
-    merged_run();
-    merged = std::min(merged, seconds_since(t0));
-    t0 = Clock::now();
-    fused_run();
-    fused = std::min(fused, seconds_since(t0));
-  }
+  const std::vector<double> soups_s = best_interleaved(3, {merged_run, fused_run});
+  const double merged = soups_s[0], fused = soups_s[1];
 
   // P-DPO: one adapter, each user's tokens before the prompt; all users in one batch vs one user at a time.
   training::UserTokens user_tokens;
@@ -183,15 +158,8 @@ int main(int argc, char** argv) {
   std::printf("check: %d P-DPO users one by one and as rows of one batch give the same greedy tokens: %s\n", kUsers,
               same_pdpo ? "yes" : "NO");
   if (!same_pdpo) return 1;
-  double pdpo_one_s = 1e30, pdpo_batch_s = 1e30;
-  for (int i = 0; i < 3; ++i) {
-    auto t0 = Clock::now();
-    pdpo_one();
-    pdpo_one_s = std::min(pdpo_one_s, seconds_since(t0));
-    t0 = Clock::now();
-    pdpo_batch();
-    pdpo_batch_s = std::min(pdpo_batch_s, seconds_since(t0));
-  }
+  const std::vector<double> pdpo_s = best_interleaved(3, {pdpo_one, pdpo_batch});
+  const double pdpo_one_s = pdpo_s[0], pdpo_batch_s = pdpo_s[1];
 
   std::printf("| measure | value | baseline (same run) | ratio |\n|---|---|---|---|\n");
   std::printf("| DPO training, tokens/s (LoRA r=8 q/k/v/o, batch 8 pairs) | %.0f | %.0f (forward-only reference pass) "
