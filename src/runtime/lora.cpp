@@ -477,13 +477,11 @@ LoraBatchHook::LoraBatchHook(std::vector<const LoraAdapter*> per_row) : n_rows_(
       if (r_max * n_rows_ <= 256) {
         cat_a_.resize(stacked_a_.size());
         cat_b_.resize(stacked_a_.size());
+        cat_mask_.resize(stacked_a_.size());
         // [in, R·r] contiguous viewed as [R·r, in] (input-major), and [R·r, out] viewed as [out, R·r].
         cat_a_[s] = sa.permute({1, 0, 2}).reshape({in, n_rows_ * r_max}).contiguous().t();
         cat_b_[s] = sb.reshape({n_rows_ * r_max, out}).contiguous().t();
-        if (!block_mask_.defined() || block_mask_.size(1) != n_rows_ * r_max) {
-          block_mask_ = at::zeros({n_rows_, n_rows_ * r_max});
-          for (int64_t row = 0; row < n_rows_; ++row) block_mask_[row].narrow(0, row * r_max, r_max).fill_(1.0f);
-        }
+        cat_mask_[s] = at::eye(n_rows_).repeat_interleave(r_max, 1);  // [R, R·r]: row i's own r columns
       }
     }
   }
@@ -507,11 +505,10 @@ void LoraBatchHook::apply(int64_t layer, LinearKind kind, const at::Tensor& x, a
   if (!a.defined()) return;
   PALIGN_CHECK(x.size(-1) == a.size(1), ErrorCode::kInvalidArgument, "[runtime.LoraBatchHook] ", linear_kind_name(kind),
                " of layer ", layer, " gets ", x.size(-1), " input features but the adapters' A has ", a.size(1));
-  if (x.numel() == n_rows_ * x.size(-1) && s < cat_a_.size() && cat_a_[s].defined() &&
-      cat_a_[s].size(0) == block_mask_.size(1)) {
+  if (x.numel() == n_rows_ * x.size(-1) && s < cat_a_.size() && cat_a_[s].defined()) {
     const at::Tensor x2 = x.reshape({n_rows_, x.size(-1)});
     if (small_batch_linear_supports(x2, cat_a_[s])) {
-      const at::Tensor z = small_batch_linear(x2, cat_a_[s]) * block_mask_;  // [R, R·r]: row i's own block
+      const at::Tensor z = small_batch_linear(x2, cat_a_[s]) * cat_mask_[s];  // [R, R·r]: row i's own block
       y = y + small_batch_linear(z, cat_b_[s]).view(y.sizes());
       return;
     }

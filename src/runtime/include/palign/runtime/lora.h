@@ -155,8 +155,7 @@ class LoraBatchHook : public LinearHook {
   // The decode-step form of the stacked path (one token per row, small_batch_linear available): every row's A side
   // by side as one input-major [R·r, in] weight and every row's scaling·B as one [out, R·r], with a block mask
   // keeping row i's own r columns: y += ((x A_cat) ⊙ mask) B_cat, two small-kernel calls instead of two bmm.
-  std::vector<at::Tensor> cat_a_, cat_b_;
-  at::Tensor block_mask_;
+  std::vector<at::Tensor> cat_a_, cat_b_, cat_mask_;
 };
 
 }  // namespace palign::runtime
