@@ -3,7 +3,8 @@
 // at most 4x one sample), each beside its naive twin (the prefix recomputed every step; experts one after another)
 // to show what batching and cache sharing buy. First checks that the fast paths give their naive twins' tokens.
 // The fast strategies are timed in interleaved rounds (best of each), so a busy machine slows every ratio's two
-// sides alike. Times include the scorers' prompt prefill, amortised over the generated tokens.
+// sides alike. Times include the scorers' prompt prefill, amortised over the generated tokens. The linears run on the
+// CPU's best small-batch kernel; PALIGN_LINEAR_KERNEL=avx2 or =blas measures a lesser one (runtime/linear.h).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
@@ -18,6 +19,7 @@
 #include "bench_util.h"
 #include "palign/decoding/strategies.h"
 #include "palign/runtime/generate.h"
+#include "palign/runtime/linear.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/platform.h"
@@ -67,8 +69,8 @@ at::Tensor full_last(const Model& m, const std::vector<int64_t>& ids, const Line
 
 int main(int argc, char** argv) {
   const fs::path model_dir = argc > 1 ? fs::path(argv[1]) : fs::path(PALIGN_SOURCE_DIR) / "models" / "default";
-  std::printf("palign decoding bench: libtorch %s, %d torch threads, %s\n", TORCH_VERSION, at::get_num_threads(),
-              blas_description().c_str());
+  std::printf("palign decoding bench: libtorch %s, %d torch threads, %s, linear kernel %s\n", TORCH_VERSION,
+              at::get_num_threads(), blas_description().c_str(), std::string(linear_kernel_name(linear_kernel())).c_str());
   c10::InferenceMode guard;
   const auto policy = Model::load(model_dir);
   const auto reward = reward_on(*policy);

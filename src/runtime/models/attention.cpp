@@ -91,8 +91,8 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
 
 namespace {
 // Without grad mode, up to kSmallBatchMaxRows float32 rows against an input-major weight go through
-// small_batch_linear (small_gemm.cpp) on AVX-512 CPUs: each weight read once for all rows, a row's result independent
-// of the batch. Otherwise, OpenBLAS 0.3.21 (DYNAMIC_ARCH, SkylakeX/Cooperlake kernels) multiplies with its
+// small_batch_linear (small_gemm.cpp) on CPUs with AVX2 or AVX-512: each weight read once for all rows, a row's result
+// independent of the batch. Otherwise, OpenBLAS 0.3.21 (DYNAMIC_ARCH, SkylakeX/Cooperlake kernels) multiplies with its
 // small-matrix kernel only when M·N·K <= 1e6 and, for libtorch's transposed-weight call (TN, M = out features, N =
 // rows), M·N <= 1200; otherwise it packs both operands first, which costs 40-50 us however small the product. So a
 // linear over a few rows runs as column blocks of at most 1200 / rows output features, each one small-kernel call
@@ -102,13 +102,21 @@ namespace {
 //   256 x 704              8.5 / 9.4        13.4 / 14.3        76.7 / 39.1         93.0 / 61.7
 //   4096 x 256 (LM head) 264.4 / 65.9      332.2 / 109.5      429.5 / 289.1       514.8 / 459.8
 // One row through the LM head is faster still as a gemv (57 us).
-// The BLAS path (blocks; gemv for one row through the LM head) against small_batch_linear, weights streamed from L3
-// as in a decode step (a forward's 24 MB of weights cycled; 1 thread, us, best of 40, 2-3 runs on a busy 2-core
-// AMD EPYC Zen 4):
-//   out x in     rows:  1 BLAS/kernel     3 BLAS/kernel     10 BLAS/kernel     16 BLAS/kernel   32 BLAS/kernel
-//   704 x 256          19-21 / 13-14      34-37 / 22-23      60-68 / 38-39      81-86 / 60-61    174-180 / 118-121
-//   256 x 704          17-20 / 12-14      30-45 / 20-22      54-74 / 37-41      73-96 / 59-63    148-162 / 117-121
-//   4096 x 256 (head)  87-94 / 88-90    300-318 / 166-172  630-661 / 298-302  450-523 / 357-368  1117-1149 / 753-767
+// This BLAS path against the kernels, weights streamed from L3 as in a decode step (./build/bench/linear_bench; busy
+// 2-core AMD EPYC Zen 4, 1 thread, us, two runs):
+//   out x in, rows       BLAS          avx2          avx512
+//   704 x 256, 1         19-20         19            20
+//   704 x 256, 3         31-34         17-18         21
+//   704 x 256, 10        58-61         44-45         40
+//   704 x 256, 16        78-84         70-71         61
+//   704 x 256, 32        146-166       137-138       119-121
+//   4096 x 256, 1        48-49         96-98         88-90
+//   4096 x 256, 3        250-252       138-139       128-132
+//   4096 x 256, 10       532-537       359-366       250-254
+//   4096 x 256, 16       527-533       500-524       357-359
+//   4096 x 256, 32       1047-1051     987-1040      709-715
+// The kernels lose only to the gemv of one row through the LM head; they keep that case too, for the batch
+// independence.
 constexpr int64_t kSmallGemmMacs = 1000000;
 constexpr int64_t kSmallGemmOutRows = 1200;
 constexpr int64_t kMaxBlockedRows = 32;  // beyond this one large gemm is as fast

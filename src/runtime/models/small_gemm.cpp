@@ -1,16 +1,24 @@
 // The small-batch inference linear: y = x W^T + b for a few float32 rows against an input-major weight (W^T stored
 // [in][out], as use_transposed_layout in model.cpp keeps inference weights), reading each weight once for all rows.
-// Plain C++ over GCC/Clang vector types compiled for x86-64-v4 (AVX-512) and used when the CPU has it; elsewhere
-// small_batch_linear_supports is false and apply_linear keeps its BLAS path. Not a general GEMM (no packing, no
-// autograd). Compare the BLAS path it replaces in apply_linear (attention.cpp).
+// Plain C++ over GCC/Clang vector types, compiled twice: for x86-64-v4 (AVX-512, 16-float vectors) and x86-64-v3
+// (AVX2, 8-float vectors); the CPU's best runs. Elsewhere small_batch_linear_supports is false and apply_linear keeps
+// its BLAS path. Not a general GEMM (no packing, no autograd). Compare the BLAS path it replaces in apply_linear
+// (attention.cpp); ./build/bench/linear_bench times them against each other.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "models/internal.h"
+#include "palign/base/error.h"
 #include "palign/runtime/linear.h"
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // vector helpers are always inlined into one ISA's code
 
 namespace palign::runtime {
 
@@ -23,56 +31,97 @@ namespace palign::runtime {
 #if PALIGN_SMALL_GEMM
 namespace {
 
-// note: AVX-512 only. The same source cloned for AVX2 (x86-64-v3) ran 5-9x slower than OpenBLAS: GCC 12 lowers
-// these 64-byte vectors to pairs of ymm registers through the stack. A 32-byte variant for AVX2 is future work.
-#define PALIGN_GEMM_TARGET __attribute__((target("arch=x86-64-v4")))
+// Float vectors of one register: 16 lanes for AVX-512, 8 for AVX2 (GCC 12 lowers 64-byte vectors compiled for AVX2 to
+// pairs of ymm registers through the stack, which ran 5-9x slower than OpenBLAS). Kernels are templates over the lane
+// count L; Vec<L> is the vector of L floats.
+template <int L>
+struct VecOf;
+template <>
+struct VecOf<16> {
+  typedef float type __attribute__((vector_size(64)));
+  typedef float unaligned __attribute__((vector_size(64), aligned(4)));
+};
+template <>
+struct VecOf<8> {
+  typedef float type __attribute__((vector_size(32)));
+  typedef float unaligned __attribute__((vector_size(32), aligned(4)));
+};
+template <int L>
+using Vec = typename VecOf<L>::type;
 
-// Sixteen floats: one AVX-512 register. aligned(4): loads from any float address.
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
-constexpr int kLanes = 16;
+// Vector loads and stores at any float address (GCC's vector types alias their element type).
+template <int L>
+[[gnu::always_inline]] inline Vec<L> load(const float* p) {
+  return *reinterpret_cast<const typename VecOf<L>::unaligned*>(p);
+}
+template <int L>
+[[gnu::always_inline]] inline void store(float* p, Vec<L> v) {
+  *reinterpret_cast<typename VecOf<L>::unaligned*>(p) = v;
+}
+
 // Weight rows per pass over the column strips. Walking one strip down all rows touches a new page per row (the LM
 // head's rows are 16 KiB apart) and ran at a third of the bandwidth; a pass of kChunk rows across all strips keeps
 // kChunk pages in use. 16 measured fastest of 8..64.
 constexpr int64_t kChunk = 16;
 
-// One strip of S * 16 output columns over weight rows [k0, k1) for R rows: R x S accumulators in registers, each
-// weight vector loaded once and used for all R rows. Prefetches the same strip of the next chunk into L2 (a whole
-// pass ahead; into L1 it would evict the rows in use, which share a set when the row stride is a multiple of 4 KiB).
-// xt: [in][R] (the group's rows interleaved); wt: the strip's first weight column, row stride ldw;
-// acc: [S][R][16] partial sums, read unless first.
-template <int R, int S>
+// One strip of S vectors of output columns over weight rows [k0, k1) for rows [R0, R0 + T) of a group of R rows:
+// T x S accumulators in registers, each weight vector loaded once and used for all T rows. Prefetches the same strip
+// of the next chunk into L2 (a whole pass ahead; into L1 it would evict the rows in use, which share a set when the
+// row stride is a multiple of 4 KiB); the group's next tile reads the strip again from L1. xt: [in][R] (the group's
+// rows interleaved); wt: the strip's first weight column, row stride ldw; acc: [S][R][L] partial sums, read unless
+// first.
+template <int L, int R, int R0, int T, int S>
 [[gnu::always_inline]] inline void strip(const float* xt, int64_t k0, int64_t k1, const float* wt, int64_t ldw,
                                          float* acc, bool first) {
-  Vec16 sum[R][S];
+  Vec<L> sum[T][S];
   for (int s = 0; s < S; ++s)
-    for (int r = 0; r < R; ++r) {
-      if (first) {
-        sum[r][s] = Vec16{};
-      } else {
-        std::memcpy(&sum[r][s], acc + (s * R + r) * kLanes, sizeof(Vec16));
+    for (int r = 0; r < T; ++r) sum[r][s] = first ? Vec<L>{} : load<L>(acc + (s * R + R0 + r) * L);
+  const auto step = [&](int64_t i) [[gnu::always_inline]] {
+    const float* w_row = wt + i * ldw;
+    if constexpr (R0 == 0)
+      for (int s = 0; s < S * L; s += 16) __builtin_prefetch(w_row + kChunk * ldw + s, /*rw=*/0, /*locality=*/2);
+    if constexpr (L == 16 || S <= T) {  // the S weight vectors held, one broadcast at a time
+      Vec<L> w[S];
+      for (int s = 0; s < S; ++s) w[s] = load<L>(w_row + L * s);
+      for (int r = 0; r < T; ++r) {
+        const float xv = xt[i * R + R0 + r];
+        for (int s = 0; s < S; ++s) sum[r][s] += xv * w[s];
+      }
+    } else {  // the T broadcasts held, one weight vector at a time
+      float xv[T];
+      for (int r = 0; r < T; ++r) xv[r] = xt[i * R + R0 + r];
+      for (int s = 0; s < S; ++s) {
+        const Vec<L> w = load<L>(w_row + L * s);
+        for (int r = 0; r < T; ++r) sum[r][s] += xv[r] * w;
       }
     }
-  for (int64_t i = k0; i < k1; ++i) {
-    const float* w_row = wt + i * ldw;
-    for (int s = 0; s < S; ++s) __builtin_prefetch(w_row + kChunk * ldw + kLanes * s, /*rw=*/0, /*locality=*/2);
-    Vec16 w[S];
-    for (int s = 0; s < S; ++s) std::memcpy(&w[s], w_row + kLanes * s, sizeof(Vec16));
-    for (int r = 0; r < R; ++r) {
-      const float xv = xt[i * R + r];
-      for (int s = 0; s < S; ++s) sum[r][s] += xv * w[s];
-    }
+  };
+  if (k1 - k0 == kChunk) {  // a whole chunk, unrolled: no loop branch to mispredict every 16 rows
+#pragma GCC unroll 16
+    for (int64_t i = 0; i < kChunk; ++i) step(k0 + i);
+  } else {
+    for (int64_t i = k0; i < k1; ++i) step(i);
   }
   for (int s = 0; s < S; ++s)
-    for (int r = 0; r < R; ++r) std::memcpy(acc + (s * R + r) * kLanes, &sum[r][s], sizeof(Vec16));
+    for (int r = 0; r < T; ++r) store<L>(acc + (s * R + R0 + r) * L, sum[r][s]);
 }
 
-// The last n < 16 columns, same arithmetic per element as strip().
-template <int R>
+// Rows [R0, R) of one strip in tiles of T rows (the last may be smaller).
+template <int L, int R, int R0, int T, int S>
+[[gnu::always_inline]] inline void tiles(const float* xt, int64_t k0, int64_t k1, const float* wt, int64_t ldw,
+                                         float* acc, bool first) {
+  constexpr int rows = std::min(T, R - R0);
+  strip<L, R, R0, rows, S>(xt, k0, k1, wt, ldw, acc, first);
+  if constexpr (R0 + rows < R) tiles<L, R, R0 + rows, T, S>(xt, k0, k1, wt, ldw, acc, first);
+}
+
+// The last n < lanes columns, same arithmetic per element as strip().
+template <int L, int R>
 [[gnu::always_inline]] inline void strip_tail(const float* xt, int64_t k0, int64_t k1, const float* wt, int64_t ldw,
                                               float* acc, bool first, int64_t n) {
-  float sum[R][kLanes];
+  float sum[R][L];
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < kLanes; ++c) sum[r][c] = first ? 0.0f : acc[r * kLanes + c];
+    for (int c = 0; c < L; ++c) sum[r][c] = first ? 0.0f : acc[r * L + c];
   for (int64_t i = k0; i < k1; ++i) {
     const float* w_row = wt + i * ldw;
     for (int r = 0; r < R; ++r) {
@@ -81,71 +130,97 @@ template <int R>
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < kLanes; ++c) acc[r * kLanes + c] = sum[r][c];
+    for (int c = 0; c < L; ++c) acc[r * L + c] = sum[r][c];
 }
 
-// Columns [col, n) in strips of S vectors, then halving S for what remains. acc: [ceil(n / 16)][R][16].
-template <int R, int S>
+// Columns [col, n) in strips of S vectors, then halving S for what remains. acc: [ceil(n / lanes)][R][lanes].
+template <int L, int R, int T, int S>
 [[gnu::always_inline]] inline void columns(const float* xt, int64_t k0, int64_t k1, const float* wt, int64_t ldw,
                                            float* acc, bool first, int64_t col, int64_t n) {
-  for (; col + kLanes * S <= n; col += kLanes * S) strip<R, S>(xt, k0, k1, wt + col, ldw, acc + col * R, first);
+  for (; col + L * S <= n; col += L * S) tiles<L, R, 0, T, S>(xt, k0, k1, wt + col, ldw, acc + col * R, first);
   if constexpr (S > 1) {
-    columns<R, S / 2>(xt, k0, k1, wt, ldw, acc, first, col, n);
+    columns<L, R, T, S / 2>(xt, k0, k1, wt, ldw, acc, first, col, n);
   } else if (col < n) {
-    strip_tail<R>(xt, k0, k1, wt + col, ldw, acc + col * R, first, n - col);
+    strip_tail<L, R>(xt, k0, k1, wt + col, ldw, acc + col * R, first, n - col);
   }
 }
 
-// Strip width for R rows: the widest power of two up to 8 vectors with R * S accumulators within the register budget.
-constexpr int strip_vectors(int rows, int budget) {
+// Register tiles. AVX-512 (32 registers): up to 16 rows with T * S <= 16 accumulators, measured faster than
+// filling more. AVX2 (16 registers): tiles of up to 6 rows, whose T * S accumulators, the S weight vectors or the T
+// broadcasts in use beside them and one spare fit (6 x 2, as BLAS micro-kernels for AVX2 use).
+template <int L>
+constexpr int kMaxTileRows = L == 16 ? 16 : 6;
+
+// A group of R rows splits into equal tiles of at most kMaxTileRows (the last smaller).
+template <int L>
+constexpr int tile_rows(int rows) {
+  const int n_tiles = (rows + kMaxTileRows<L> - 1) / kMaxTileRows<L>;
+  return (rows + n_tiles - 1) / n_tiles;
+}
+
+// Strip width for a tile of T rows: the widest power of two up to 8 vectors that fits.
+template <int L>
+constexpr int strip_vectors(int t) {
   int s = 8;
-  while (s > 1 && rows * s > budget) s /= 2;
+  if constexpr (L == 16) {
+    while (s > 1 && t * s > 16) s /= 2;
+  } else {
+    while (s > 1 && t * s + std::min(t, s) + 1 > 16) s /= 2;
+  }
   return s;
 }
 
-// Accumulator vectors kept in registers: 16 of AVX-512's 32, the rest hold weights and a broadcast.
-constexpr int kRegisterBudget = 16;
-
-template <int R>
+template <int L, int R>
 [[gnu::always_inline]] inline void group(const float* xt, int64_t in, const float* wt, int64_t ldw, float* acc,
                                          int64_t n) {
+  constexpr int T = tile_rows<L>(R);
   for (int64_t k0 = 0; k0 < in; k0 += kChunk) {
     const int64_t k1 = std::min(in, k0 + kChunk);
-    columns<R, strip_vectors(R, kRegisterBudget)>(xt, k0, k1, wt, ldw, acc, k0 == 0, 0, n);
+    columns<L, R, T, strip_vectors<L>(T)>(xt, k0, k1, wt, ldw, acc, k0 == 0, 0, n);
   }
 }
 
 constexpr int kMaxGroupRows = 16;
 
-// One group of `rows` (1..16) rows over n weight columns.
-PALIGN_GEMM_TARGET
-void run_group(const float* xt, int rows, int64_t in, const float* wt, int64_t ldw, float* acc, int64_t n) {
-  switch (rows) {
-#define PALIGN_GEMM_ROWS(R)                \
-  case R:                                  \
-    group<R>(xt, in, wt, ldw, acc, n); \
-    break;
-    PALIGN_GEMM_ROWS(1) PALIGN_GEMM_ROWS(2) PALIGN_GEMM_ROWS(3) PALIGN_GEMM_ROWS(4) PALIGN_GEMM_ROWS(5)
-    PALIGN_GEMM_ROWS(6) PALIGN_GEMM_ROWS(7) PALIGN_GEMM_ROWS(8) PALIGN_GEMM_ROWS(9) PALIGN_GEMM_ROWS(10)
-    PALIGN_GEMM_ROWS(11) PALIGN_GEMM_ROWS(12) PALIGN_GEMM_ROWS(13) PALIGN_GEMM_ROWS(14) PALIGN_GEMM_ROWS(15)
-    PALIGN_GEMM_ROWS(16)
-#undef PALIGN_GEMM_ROWS
-    default:
-      break;
+// group<L, rows> for a run-time row count in [R, kMaxGroupRows].
+template <int L, int R = 1>
+[[gnu::always_inline]] inline void any_group(int rows, const float* xt, int64_t in, const float* wt, int64_t ldw,
+                                             float* acc, int64_t n) {
+  if constexpr (R <= kMaxGroupRows) {
+    if (rows == R) {
+      group<L, R>(xt, in, wt, ldw, acc, n);
+    } else {
+      any_group<L, R + 1>(rows, xt, in, wt, ldw, acc, n);
+    }
   }
 }
 
-// The features of x86-64-v4, which run_group is compiled for.
-bool cpu_has_avx512() {
+// One group of `rows` (1..16) rows over n weight columns, per ISA. acc: [ceil(n / lanes)][rows][lanes].
+__attribute__((target("arch=x86-64-v4"))) void run_group_avx512(const float* xt, int rows, int64_t in, const float* wt,
+                                                                int64_t ldw, float* acc, int64_t n) {
+  any_group<16>(rows, xt, in, wt, ldw, acc, n);
+}
+__attribute__((target("arch=x86-64-v3"))) void run_group_avx2(const float* xt, int rows, int64_t in, const float* wt,
+                                                              int64_t ldw, float* acc, int64_t n) {
+  any_group<8>(rows, xt, in, wt, ldw, acc, n);
+}
+
+// The kernel this CPU runs: x86-64-v4's features for AVX-512, x86-64-v3's (AVX2, FMA, ...) for AVX2.
+LinearKernel cpu_best_kernel() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512cd");
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd"))
+    return LinearKernel::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+      __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("movbe") && __builtin_cpu_supports("f16c"))
+    return LinearKernel::kAvx2;
+  return LinearKernel::kBlas;
 }
 
 // Columns [c0, c1) of y for all rows. x: [rows, in] contiguous; wt: [in][ldw] (W^T); y: [rows, out] contiguous.
-void small_gemm(const float* x, int64_t rows, int64_t in, const float* wt, int64_t ldw, const float* bias, float* y,
-                int64_t out, int64_t c0, int64_t c1) {
+void small_gemm(LinearKernel kernel, const float* x, int64_t rows, int64_t in, const float* wt, int64_t ldw,
+                const float* bias, float* y, int64_t out, int64_t c0, int64_t c1) {
+  const int64_t lanes = kernel == LinearKernel::kAvx512 ? 16 : 8;
   const int64_t n_groups = (rows + kMaxGroupRows - 1) / kMaxGroupRows;
   const int64_t per_group = (rows + n_groups - 1) / n_groups;
   const int64_t n = c1 - c0;
@@ -155,12 +230,16 @@ void small_gemm(const float* x, int64_t rows, int64_t in, const float* wt, int64
     xt.resize(static_cast<size_t>(in * R));
     for (int64_t i = 0; i < in; ++i)
       for (int64_t r = 0; r < R; ++r) xt[i * R + r] = x[(r0 + r) * in + i];
-    acc.resize(static_cast<size_t>((n + kLanes - 1) / kLanes * kLanes * R));
-    run_group(xt.data(), static_cast<int>(R), in, wt + c0, ldw, acc.data(), n);
-    for (int64_t v = 0; v * kLanes < n; ++v) {
-      const int64_t col = v * kLanes, width = std::min<int64_t>(kLanes, n - col);
+    acc.resize(static_cast<size_t>((n + lanes - 1) / lanes * lanes * R));
+    if (kernel == LinearKernel::kAvx512) {
+      run_group_avx512(xt.data(), static_cast<int>(R), in, wt + c0, ldw, acc.data(), n);
+    } else {
+      run_group_avx2(xt.data(), static_cast<int>(R), in, wt + c0, ldw, acc.data(), n);
+    }
+    for (int64_t v = 0; v * lanes < n; ++v) {
+      const int64_t col = v * lanes, width = std::min<int64_t>(lanes, n - col);
       for (int64_t r = 0; r < R; ++r) {
-        const float* sum = acc.data() + (v * R + r) * kLanes;
+        const float* sum = acc.data() + (v * R + r) * lanes;
         float* y_row = y + (r0 + r) * out + c0 + col;
         if (bias) {
           for (int64_t c = 0; c < width; ++c) y_row[c] = sum[c] + bias[c0 + col + c];
@@ -175,13 +254,66 @@ void small_gemm(const float* x, int64_t rows, int64_t in, const float* wt, int64
 }  // namespace
 #endif  // PALIGN_SMALL_GEMM
 
-bool small_batch_linear_supports(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+namespace {
+
+LinearKernel supported_kernel() {
 #if PALIGN_SMALL_GEMM
-  static const bool cpu_ok = cpu_has_avx512();
+  static const LinearKernel best = cpu_best_kernel();
+  return best;
 #else
-  constexpr bool cpu_ok = false;
+  return LinearKernel::kBlas;
 #endif
-  if (!cpu_ok || at::GradMode::is_enabled()) return false;
+}
+
+// The kernel in use: the CPU's best, or a lesser one PALIGN_LINEAR_KERNEL names (an unknown or unsupported name is
+// ignored with a one-line note on stderr).
+LinearKernel kernel_from_environment() {
+  const LinearKernel best = supported_kernel();
+  const char* env = std::getenv("PALIGN_LINEAR_KERNEL");
+  if (!env || !*env) return best;
+  for (const LinearKernel k : {LinearKernel::kBlas, LinearKernel::kAvx2, LinearKernel::kAvx512}) {
+    if (linear_kernel_name(k) != env) continue;
+    if (k <= best) return k;
+    std::fprintf(stderr, "palign: PALIGN_LINEAR_KERNEL=%s: this CPU does not have it, using %s\n", env,
+                 std::string(linear_kernel_name(best)).c_str());
+    return best;
+  }
+  std::fprintf(stderr, "palign: PALIGN_LINEAR_KERNEL=%s is not one of blas, avx2, avx512; using %s\n", env,
+               std::string(linear_kernel_name(best)).c_str());
+  return best;
+}
+
+std::atomic<LinearKernel>& kernel_in_use() {
+  static std::atomic<LinearKernel> kernel{kernel_from_environment()};
+  return kernel;
+}
+
+}  // namespace
+
+std::string_view linear_kernel_name(LinearKernel kernel) {
+  switch (kernel) {
+    case LinearKernel::kAvx512:
+      return "avx512";
+    case LinearKernel::kAvx2:
+      return "avx2";
+    case LinearKernel::kBlas:
+      break;
+  }
+  return "blas";
+}
+
+LinearKernel best_linear_kernel() { return supported_kernel(); }
+
+LinearKernel linear_kernel() { return kernel_in_use().load(std::memory_order_relaxed); }
+
+void set_linear_kernel(LinearKernel kernel) {
+  PALIGN_CHECK(kernel <= supported_kernel(), ErrorCode::kUnsupported, "[runtime.linear] this CPU cannot run the ",
+               linear_kernel_name(kernel), " kernel; the best it has is ", linear_kernel_name(supported_kernel()));
+  kernel_in_use().store(kernel, std::memory_order_relaxed);
+}
+
+bool small_batch_linear_supports(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (linear_kernel() == LinearKernel::kBlas || at::GradMode::is_enabled()) return false;
   if (!x.defined() || !w.defined() || w.dim() != 2 || x.dim() < 1) return false;
   if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || !x.device().is_cpu() || !w.device().is_cpu())
     return false;
@@ -191,8 +323,7 @@ bool small_batch_linear_supports(const at::Tensor& x, const at::Tensor& w, const
   if (rows < 1 || rows > kSmallBatchMaxRows) return false;
   // Input-major: w = (W^T).t() with W^T's rows contiguous.
   if (w.stride(0) != 1 || w.stride(1) < out) return false;
-  return !b.defined() ||
-         (b.dim() == 1 && b.size(0) == out && b.scalar_type() == at::kFloat && b.device().is_cpu());
+  return !b.defined() || (b.dim() == 1 && b.size(0) == out && b.scalar_type() == at::kFloat && b.device().is_cpu());
 }
 
 at::Tensor small_batch_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
@@ -213,8 +344,9 @@ at::Tensor small_batch_linear(const at::Tensor& x, const at::Tensor& w, const at
   constexpr int64_t kBlock = 256, kParallelMacs = 1 << 19;
   const int64_t n_blocks = (out + kBlock - 1) / kBlock;
   const int64_t grain = std::max<int64_t>(1, kParallelMacs / (rows * in * kBlock));
+  const LinearKernel kernel = linear_kernel();
   at::parallel_for(0, n_blocks, grain, [&](int64_t begin, int64_t end) {
-    small_gemm(x_data, rows, in, w_data, ldw, b_data, y_data, out, begin * kBlock, std::min(out, end * kBlock));
+    small_gemm(kernel, x_data, rows, in, w_data, ldw, b_data, y_data, out, begin * kBlock, std::min(out, end * kBlock));
   });
 #endif
   return y.view(shape);

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string_view>
 
 namespace palign::runtime {
 
@@ -20,7 +21,25 @@ at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tens
 // column blocks to one gemm.
 constexpr int64_t kSmallBatchMaxRows = 32;
 
-// True when small_batch_linear applies: an x86-64 CPU with AVX-512 (x86-64-v4), grad mode off, CPU float32 x
+// The instruction set small_batch_linear runs with; kBlas: none, apply_linear keeps its BLAS path.
+enum class LinearKernel { kBlas, kAvx2, kAvx512 };
+
+// "blas", "avx2" or "avx512".
+std::string_view linear_kernel_name(LinearKernel kernel);
+
+// The best this CPU runs: kAvx512 on x86-64-v4 CPUs (AVX-512 F/VL/BW/DQ/CD), kAvx2 on x86-64-v3 (AVX2, FMA), else
+// kBlas.
+LinearKernel best_linear_kernel();
+
+// The kernel in use: best_linear_kernel(), or a lesser one named by the environment variable PALIGN_LINEAR_KERNEL
+// (blas, avx2 or avx512) or by set_linear_kernel.
+LinearKernel linear_kernel();
+
+// Use `kernel` from now on, for every thread (tests and benches compare the kernels). Throws kUnsupported when the
+// CPU cannot run it. Call it between forwards, not during one.
+void set_linear_kernel(LinearKernel kernel);
+
+// True when small_batch_linear applies: linear_kernel() is not kBlas, grad mode off, CPU float32 x
 // [..., in] of 1..kSmallBatchMaxRows rows, w [out, in] input-major (w.stride(0) == 1: W^T's rows contiguous, as Model
 // keeps inference weights), b undefined or float32 [out].
 bool small_batch_linear_supports(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
