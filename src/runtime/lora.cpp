@@ -1,13 +1,13 @@
 // LoRA adapters in PEFT's format (see lora.h). Compare PEFT's tuners/lora/{config,layer,model}.py and
 // utils/save_and_load.py (tensor names: the adapter name is removed on save, so "lora_A.weight").
 #include "palign/runtime/lora.h"
-#include "palign/runtime/linear.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -428,6 +428,83 @@ std::unique_ptr<Model> unmerge_lora(const Model& merged, const LoraAdapter& adap
 
 // ---- LoraBatchHook ----
 
+namespace {
+
+// Eight floats, loaded and stored at any float address (GCC's vector types alias their element type).
+typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
+
+// y += (x A) B for one row: A [in][r] (its first K columns used), B [r][out] (first K rows), K a multiple of 8 not
+// below the rank (columns past the rank are zeros). Each output sums its K terms in order, then adds to y, as the
+// bmm path does; row_delta_any gives the same values for any K.
+template <int K>
+[[gnu::always_inline]] inline void row_delta(const float* x, const float* a, const float* b, int64_t in, int64_t r,
+                                             int64_t out, float* y) {
+  constexpr int kV = K / 8;
+  Vec8 zv[kV] = {};
+  for (int64_t i = 0; i < in; ++i)
+    for (int v = 0; v < kV; ++v) zv[v] += x[i] * *reinterpret_cast<const Vec8*>(a + i * r + 8 * v);
+  float z[K];
+  std::memcpy(z, zv, sizeof(z));
+  int64_t c = 0;
+  for (; c + 8 <= out; c += 8) {
+    Vec8 t = {};
+    for (int j = 0; j < K; ++j) t += z[j] * *reinterpret_cast<const Vec8*>(b + j * out + c);
+    *reinterpret_cast<Vec8*>(y + c) += t;
+  }
+  for (; c < out; ++c) {
+    float t = 0.0f;
+    for (int j = 0; j < K; ++j) t += z[j] * b[j * out + c];
+    y[c] += t;
+  }
+}
+
+void row_delta_any(const float* x, const float* a, const float* b, int64_t in, int64_t r, int64_t k, int64_t out,
+                   float* y) {
+  std::vector<float> z(static_cast<size_t>(k), 0.0f);
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t j = 0; j < k; ++j) z[j] += x[i] * a[i * r + j];
+  for (int64_t c = 0; c < out; ++c) {
+    float t = 0.0f;
+    for (int64_t j = 0; j < k; ++j) t += z[j] * b[j * out + c];
+    y[c] += t;
+  }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#pragma GCC diagnostic ignored "-Wpsabi"  // Vec8 stays inside one function
+#define PALIGN_LORA_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define PALIGN_LORA_CLONES
+#endif
+
+// One token per row: y[row] += (x[row] A_row) B_row over the stacked per-row A [in, r] and scaling·Bᵀ [r, out], in
+// plain loops (a decode step's LoRA is a few thousand multiply-adds per linear, less than the dispatch of the ATen
+// ops it replaces). Each row reads only its own data; rows of rank 0 are skipped. Cloned for AVX2 (no FMA: both
+// clones round alike). x: [R, in]; a: [R, in, r]; b: [R, r, out]; y: [R, out], changed in place.
+PALIGN_LORA_CLONES
+void add_row_deltas(const float* x, const float* a, const float* b, const std::vector<int64_t>& rank, int64_t in,
+                    int64_t r, int64_t out, float* y) {
+  for (size_t row = 0; row < rank.size(); ++row) {
+    if (rank[row] == 0) continue;
+    const auto n = static_cast<int64_t>(row);
+    const float *x_n = x + n * in, *a_n = a + n * in * r, *b_n = b + n * r * out;
+    float* y_n = y + n * out;
+    switch (r) {  // the padded rank, a compile-time trip count for the usual ones
+      case 8:
+        row_delta<8>(x_n, a_n, b_n, in, r, out, y_n);
+        break;
+      case 16:
+        row_delta<16>(x_n, a_n, b_n, in, r, out, y_n);
+        break;
+      default:
+        row_delta_any(x_n, a_n, b_n, in, r, rank[row], out, y_n);
+        break;
+    }
+  }
+}
+
+}  // namespace
+
 LoraBatchHook::LoraBatchHook(std::vector<const LoraAdapter*> per_row) : n_rows_(static_cast<int64_t>(per_row.size())) {
   const LoraAdapter* first = nullptr;
   for (int64_t row = 0; row < n_rows_; ++row) {
@@ -474,14 +551,11 @@ LoraBatchHook::LoraBatchHook(std::vector<const LoraAdapter*> per_row) : n_rows_(
       const size_t s = static_cast<size_t>(layer * kKinds + k);
       stacked_a_[s] = sa;
       stacked_b_[s] = sb;
-      if (r_max * n_rows_ <= 256) {
-        cat_a_.resize(stacked_a_.size());
-        cat_b_.resize(stacked_a_.size());
-        cat_mask_.resize(stacked_a_.size());
-        // [in, R·r] contiguous viewed as [R·r, in] (input-major), and [R·r, out] viewed as [out, R·r].
-        cat_a_[s] = sa.permute({1, 0, 2}).reshape({in, n_rows_ * r_max}).contiguous().t();
-        cat_b_[s] = sb.reshape({n_rows_ * r_max, out}).contiguous().t();
-        cat_mask_[s] = at::eye(n_rows_).repeat_interleave(r_max, 1);  // [R, R·r]: row i's own r columns
+      row_rank_.resize(stacked_a_.size());
+      row_rank_[s].assign(static_cast<size_t>(n_rows_), 0);
+      for (const Group& g : groups_) {
+        const at::Tensor a = g.adapter->lora_a(layer, kind);
+        for (int64_t row : g.rows) row_rank_[s][static_cast<size_t>(row)] = a.defined() ? a.size(0) : 0;
       }
     }
   }
@@ -505,13 +579,13 @@ void LoraBatchHook::apply(int64_t layer, LinearKind kind, const at::Tensor& x, a
   if (!a.defined()) return;
   PALIGN_CHECK(x.size(-1) == a.size(1), ErrorCode::kInvalidArgument, "[runtime.LoraBatchHook] ", linear_kind_name(kind),
                " of layer ", layer, " gets ", x.size(-1), " input features but the adapters' A has ", a.size(1));
-  if (x.numel() == n_rows_ * x.size(-1) && s < cat_a_.size() && cat_a_[s].defined()) {
-    const at::Tensor x2 = x.reshape({n_rows_, x.size(-1)});
-    if (small_batch_linear_supports(x2, cat_a_[s])) {
-      const at::Tensor z = small_batch_linear(x2, cat_a_[s]) * cat_mask_[s];  // [R, R·r]: row i's own block
-      y = y + small_batch_linear(z, cat_b_[s]).view(y.sizes());
-      return;
-    }
+  const int64_t in = x.size(-1), r_max = a.size(2), out = stacked_b_[s].size(2);
+  if (x.numel() == n_rows_ * in && y.numel() == n_rows_ * out && x.scalar_type() == at::kFloat &&
+      y.scalar_type() == at::kFloat && x.is_contiguous() && y.is_contiguous() && x.device().is_cpu() &&
+      y.device().is_cpu()) {
+    add_row_deltas(x.data_ptr<float>(), a.data_ptr<float>(), stacked_b_[s].data_ptr<float>(), row_rank_[s], in, r_max,
+                   out, y.data_ptr<float>());
+    return;
   }
   // x [R, ..., in] as [R, N, in]; y += (x A) (scaling·Bᵀ), rows independent.
   const at::Tensor x3 = x.reshape({n_rows_, -1, x.size(-1)});

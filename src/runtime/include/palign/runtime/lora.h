@@ -129,7 +129,9 @@ LoraAdapter lora_soup(const std::vector<const LoraAdapter*>& adapters, const std
 //    adapters, and by any adapter in training mode with dropout.
 //  - stacked: with grad mode off (e.g. under c10::InferenceMode), delta = bmm(bmm(x, A), B) per linear over per-row
 //    A [R, in, r] and scaling·Bᵀ [R, r, out] (zeros for base rows, ranks padded with zeros): 2 ops, not ~5 per group.
-//    The stacks are built in the constructor when it runs with grad mode off, and cost R adapters' memory.
+//    The stacks are built in the constructor when it runs with grad mode off, and cost R adapters' memory. With one
+//    token per row (a decode step) the same stacks are applied in plain loops, each row over its own rank: no ATen
+//    op at all, y changed in place.
 // note: the stacks are a snapshot of the adapters' weights at construction; build a new hook after changing them.
 // Borrows the adapters; they must outlive the hook. Throws kInvalidArgument when adapters have different shapes.
 class LoraBatchHook : public LinearHook {
@@ -152,10 +154,9 @@ class LoraBatchHook : public LinearHook {
   // Per (layer, kind): A [R, in, r_max] and scaling·Bᵀ [R, r_max, out]; undefined where no row's adapter adapts the
   // linear. Empty when the hook has no stacked path.
   std::vector<at::Tensor> stacked_a_, stacked_b_;
-  // The decode-step form of the stacked path (one token per row, small_batch_linear available): every row's A side
-  // by side as one input-major [R·r, in] weight and every row's scaling·B as one [out, R·r], with a block mask
-  // keeping row i's own r columns: y += ((x A_cat) ⊙ mask) B_cat, two small-kernel calls instead of two bmm.
-  std::vector<at::Tensor> cat_a_, cat_b_, cat_mask_;
+  // Per (layer, kind): each row's rank there (0: its adapter leaves the linear alone, or a base row). A decode step
+  // (one token per row) runs the stacked path as plain loops over these instead of two bmm.
+  std::vector<std::vector<int64_t>> row_rank_;
 };
 
 }  // namespace palign::runtime
