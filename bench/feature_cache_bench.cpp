@@ -11,31 +11,19 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "bench_util.h"
 #include "palign/runtime/feature_cache.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/platform.h"
 #include "palign/runtime/tokenizer.h"
 
 using namespace palign::runtime;
-using Clock = std::chrono::steady_clock;
+using palign::bench_util::best_seconds;
+using palign::bench_util::Clock;
+using palign::bench_util::seconds_since;
 namespace fs = std::filesystem;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Best of `repeats` timings after one warm-up.
-template <typename F>
-double best_seconds(int repeats, F&& f) {
-  f();
-  double best = 1e30;
-  for (int i = 0; i < repeats; ++i) {
-    const auto t0 = Clock::now();
-    f();
-    best = std::min(best, seconds_since(t0));
-  }
-  return best;
-}
 
 std::vector<TextPair> make_texts(int64_t n) {
   const char* openings[] = {"A computer", "Love is", "The politician said", "Dinner tonight", "In science,"};

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "bench_util.h"
 #include "palign/base/rng.h"
 #include "palign/runtime/platform.h"
 #include "palign/training/linear_bt.h"
@@ -17,11 +18,11 @@
 
 using namespace palign;
 using namespace palign::training;
-using Clock = std::chrono::steady_clock;
+using palign::bench_util::Clock;
+using palign::bench_util::seconds_since;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Users of 4 kinds, each with a planted weight vector over D features; labels from the Bradley–Terry model.
 struct Planted {

@@ -8,16 +8,17 @@
 #include <cmath>
 #include <cstdio>
 
+#include "bench_util.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/platform.h"
 #include "palign/training/lm_trainer.h"
 
 using namespace palign::runtime;
-using Clock = std::chrono::steady_clock;
+using palign::bench_util::Clock;
+using palign::bench_util::seconds_since;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Best-of-5 FLOP/s of an [M, K] x [K, N] matmul (the training step's dominant shape family).
 double matmul_flops(int64_t M, int64_t K, int64_t N) {
