@@ -254,9 +254,7 @@ void small_gemm(LinearKernel kernel, const float* x, int64_t rows, int64_t in, c
 }  // namespace
 #endif  // PALIGN_SMALL_GEMM
 
-namespace {
-
-LinearKernel supported_kernel() {
+LinearKernel best_linear_kernel() {
 #if PALIGN_SMALL_GEMM
   static const LinearKernel best = cpu_best_kernel();
   return best;
@@ -265,10 +263,12 @@ LinearKernel supported_kernel() {
 #endif
 }
 
+namespace {
+
 // The kernel in use: the CPU's best, or a lesser one PALIGN_LINEAR_KERNEL names (an unknown or unsupported name is
 // ignored with a one-line note on stderr).
 LinearKernel kernel_from_environment() {
-  const LinearKernel best = supported_kernel();
+  const LinearKernel best = best_linear_kernel();
   const char* env = std::getenv("PALIGN_LINEAR_KERNEL");
   if (!env || !*env) return best;
   for (const LinearKernel k : {LinearKernel::kBlas, LinearKernel::kAvx2, LinearKernel::kAvx512}) {
@@ -302,13 +302,11 @@ std::string_view linear_kernel_name(LinearKernel kernel) {
   return "blas";
 }
 
-LinearKernel best_linear_kernel() { return supported_kernel(); }
-
 LinearKernel linear_kernel() { return kernel_in_use().load(std::memory_order_relaxed); }
 
 void set_linear_kernel(LinearKernel kernel) {
-  PALIGN_CHECK(kernel <= supported_kernel(), ErrorCode::kUnsupported, "[runtime.linear] this CPU cannot run the ",
-               linear_kernel_name(kernel), " kernel; the best it has is ", linear_kernel_name(supported_kernel()));
+  PALIGN_CHECK(kernel <= best_linear_kernel(), ErrorCode::kUnsupported, "[runtime.linear] this CPU cannot run the ",
+               linear_kernel_name(kernel), " kernel; the best it has is ", linear_kernel_name(best_linear_kernel()));
   kernel_in_use().store(kernel, std::memory_order_relaxed);
 }
 
