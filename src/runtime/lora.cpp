@@ -460,7 +460,8 @@ template <int K>
 
 void row_delta_any(const float* x, const float* a, const float* b, int64_t in, int64_t r, int64_t k, int64_t out,
                    float* y) {
-  std::vector<float> z(static_cast<size_t>(k), 0.0f);
+  thread_local std::vector<float> z;
+  z.assign(static_cast<size_t>(k), 0.0f);
   for (int64_t i = 0; i < in; ++i)
     for (int64_t j = 0; j < k; ++j) z[j] += x[i] * a[i * r + j];
   for (int64_t c = 0; c < out; ++c) {
