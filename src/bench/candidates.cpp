@@ -12,7 +12,7 @@
 
 namespace palign::bench {
 
-std::vector<std::string> fortune_prompts(const std::vector<FortuneRecord>& records, const PromptOptions& o) {
+std::vector<std::string> fortune_prompts(const std::vector<scoring::FortuneRecord>& records, const PromptOptions& o) {
   PALIGN_CHECK(o.n_prompts >= 1 && o.opening_words >= 1, ErrorCode::kInvalidArgument,
                "[bench.fortune_prompts] n_prompts and opening_words must be >= 1");
   std::vector<std::string> openings;

@@ -58,7 +58,7 @@ double BenchDataset::utility(int64_t user, int64_t item) const {
   return bench::utility(population.users[user], items[item].z);
 }
 
-BenchDataset build_dataset(const GraderSet& graders, const std::vector<std::string>& prompts,
+BenchDataset build_dataset(const scoring::GraderSet& graders, const std::vector<std::string>& prompts,
                            const std::vector<std::vector<std::string>>& candidates, const DatasetOptions& options) {
   const std::string problem = options.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[bench.dataset] ", problem);
@@ -109,7 +109,7 @@ BenchDataset build_dataset(const GraderSet& graders, const std::vector<std::stri
   return d;
 }
 
-void BenchDataset::write(const fs::path& dir, const GraderSet& graders) const {
+void BenchDataset::write(const fs::path& dir, const scoring::GraderSet& graders) const {
   std::error_code ec;
   fs::create_directories(dir / "hidden", ec);
   PALIGN_CHECK(!ec, ErrorCode::kIo, "[bench.dataset] cannot create ", (dir / "hidden").string(), ": ", ec.message());

@@ -3,7 +3,7 @@
 #include <map>
 
 #include "common.h"
-#include "palign/bench/fortunes.h"
+#include "palign/scoring/fortunes.h"
 
 namespace palign::cli {
 
@@ -20,9 +20,9 @@ Command add_data(CLI::App& root) {
   app->add_option("--source", flags->source, "Folder of fortune files")->capture_default_str();
   app->add_option("--exclude", flags->exclude, "Topics to leave out")->capture_default_str();
   return {app, [flags] {
-            bench::FortunesOptions opts{.source_dir = flags->source, .exclude = flags->exclude};
-            auto records = bench::read_fortunes(opts);
-            bench::write_fortunes_corpus(flags->out, records, opts);
+            scoring::FortunesOptions opts{.source_dir = flags->source, .exclude = flags->exclude};
+            auto records = scoring::read_fortunes(opts);
+            scoring::write_fortunes_corpus(flags->out, records, opts);
             std::map<std::string, int> splits;
             for (const auto& r : records) splits[r.split]++;
             std::printf("wrote %zu fortunes (train %d, valid %d, test %d) to %s/fortunes.jsonl\n", records.size(),

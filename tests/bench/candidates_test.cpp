@@ -21,7 +21,7 @@ namespace {
 fs::path default_model_dir() { return fs::path(PALIGN_TEST_DATA_DIR) / ".." / ".." / "models" / "default"; }
 
 TEST(Candidates, PromptsAreOpeningsOfHeldOutFortunesAndReproducible) {
-  auto records = read_fortunes();
+  auto records = scoring::read_fortunes();
   auto a = fortune_prompts(records, {.n_prompts = 20, .opening_words = 4, .seed = 3});
   auto b = fortune_prompts(records, {.n_prompts = 20, .opening_words = 4, .seed = 3});
   auto c = fortune_prompts(records, {.n_prompts = 20, .opening_words = 4, .seed = 4});

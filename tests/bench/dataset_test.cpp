@@ -11,8 +11,8 @@
 #include <set>
 
 #include "palign/base/error.h"
-#include "palign/bench/fortunes.h"
 #include "palign/bench/metrics.h"
+#include "palign/scoring/fortunes.h"
 
 using namespace palign;
 using namespace palign::bench;
@@ -23,8 +23,8 @@ namespace {
 class Dataset : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const auto records = read_fortunes();
-    graders_ = new GraderSet(GraderSet::build(records));
+    const auto records = scoring::read_fortunes();
+    graders_ = new scoring::GraderSet(scoring::GraderSet::build(records));
     // 12 prompts with 6 responses each, taken from held-out fortunes (no model needed).
     prompts_ = new std::vector<std::string>();
     candidates_ = new std::vector<std::vector<std::string>>();
@@ -56,11 +56,11 @@ class Dataset : public ::testing::Test {
   }
   static BenchDataset build(const DatasetOptions& o) { return build_dataset(*graders_, *prompts_, *candidates_, o); }
 
-  static GraderSet* graders_;
+  static scoring::GraderSet* graders_;
   static std::vector<std::string>* prompts_;
   static std::vector<std::vector<std::string>>* candidates_;
 };
-GraderSet* Dataset::graders_ = nullptr;
+scoring::GraderSet* Dataset::graders_ = nullptr;
 std::vector<std::string>* Dataset::prompts_ = nullptr;
 std::vector<std::vector<std::string>>* Dataset::candidates_ = nullptr;
 

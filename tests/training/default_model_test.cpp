@@ -6,10 +6,10 @@
 #include <cmath>
 #include <map>
 
-#include "palign/bench/fortunes.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/fortunes.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -24,7 +24,7 @@ TEST(DefaultModel, BeatsAUnigramModelOnHeldOutFortunes) {
   auto tok = Tokenizer::from_dir(default_model_dir());
   ASSERT_TRUE(tok.eos_id().has_value());
   const int64_t eos = *tok.eos_id();
-  auto records = bench::read_fortunes();
+  auto records = scoring::read_fortunes();
   // Unigram model of the training split (add-one smoothed) with the same tokenizer.
   std::vector<double> counts(tok.vocab_size(), 1.0);
   double total = tok.vocab_size();

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "palign/bench/grader_set.h"
 #include "palign/bench/users.h"
+#include "palign/scoring/grader_set.h"
 
 namespace palign::bench {
 
@@ -67,7 +67,7 @@ struct BenchDataset {
   // "pair_index"}), DIR/candidates.jsonl ({"prompt", "split", "responses"}), DIR/users.json ({"seen", "unseen"}),
   // DIR/manifest.json (format, version, seeds, sizes, budgets, grader names and versions, files) and the hidden
   // ground truth in DIR/hidden/{graders,population}.json. Throws kIo when DIR cannot be written.
-  void write(const std::filesystem::path& dir, const GraderSet& graders) const;
+  void write(const std::filesystem::path& dir, const scoring::GraderSet& graders) const;
 };
 
 // Grades the candidates (z of prompt + response), draws the population and the pairs. prompts[i] has the responses
@@ -75,7 +75,7 @@ struct BenchDataset {
 // "test.<i>" of options.seed, so they do not depend on the other users; dimension k's from "dimension.<name>". A
 // pair is two distinct responses to one prompt drawn uniformly, labelled P(a ≻ b) = σ(β · (R_u(a) − R_u(b))) (for a
 // dimension pair, R = z_k). Throws kInvalidArgument on invalid options, too few prompts or candidates.
-BenchDataset build_dataset(const GraderSet& graders, const std::vector<std::string>& prompts,
+BenchDataset build_dataset(const scoring::GraderSet& graders, const std::vector<std::string>& prompts,
                            const std::vector<std::vector<std::string>>& candidates, const DatasetOptions& options);
 
 }  // namespace palign::bench

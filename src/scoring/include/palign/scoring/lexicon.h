@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-namespace palign::bench {
+namespace palign::scoring {
 
 // The lexicon's words, sorted, without duplicates; the two lists are disjoint.
 const std::vector<std::string_view>& positive_words();
@@ -19,4 +19,4 @@ bool is_negative_word(std::string_view word);
 // "a good and happy day" -> (2 − 0) / sqrt(6).
 double positivity_score(std::string_view text);
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

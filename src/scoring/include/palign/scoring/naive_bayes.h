@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace palign::bench {
+namespace palign::scoring {
 
 struct NaiveBayesOptions {
   double alpha = 1.0;  // Laplace (add-α) smoothing; > 0
@@ -63,4 +63,4 @@ class NaiveBayes {
   std::vector<double> log_prior_;
 };
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace palign::bench {
+namespace palign::scoring {
 
 // log(tokens + 1) over grader_tokens.
 double length_score(std::string_view text);
@@ -39,4 +39,4 @@ const std::vector<StyleGrader>& style_graders();
 // The entry of that name; throws kInvalidArgument (listing the names) when there is none.
 const StyleGrader& style_grader(std::string_view name);
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

@@ -1,5 +1,5 @@
 // The fortunes corpus builder: cleaning rules by hand, deterministic splits, de-duplication, and the files it writes.
-#include "palign/bench/fortunes.h"
+#include "palign/scoring/fortunes.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,19 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "palign/base/error.h"
+#include "temp_dir.h"
 
 using namespace palign;
-using namespace palign::bench;
+using namespace palign::scoring;
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("palign_bench_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using palign::test::fresh_dir;
 
 TEST(Fortunes, CleaningRemovesOverstrikesAndControlCharacters) {
   EXPECT_EQ(clean_fortune("_\bb_\bo_\bl_\bd text"), "bold text");
@@ -44,7 +40,7 @@ TEST(Fortunes, SplitIsDeterministicAndNearTheRequestedShares) {
 }
 
 TEST(Fortunes, ReadsTopicFilesDeduplicatesAndWritesJsonl) {
-  auto src = temp_dir("src");
+  auto src = fresh_dir("src");
   std::ofstream(src / "love") << "Roses are red.\n%\nLove is _\bb_\bl_\bi_\bn_\bd.\n%\nRoses are red.\n%\n";
   std::ofstream(src / "love.dat") << "x";
   std::ofstream(src / "food") << "Eat your vegetables.\n%\nRoses are red.\n";
@@ -57,7 +53,7 @@ TEST(Fortunes, ReadsTopicFilesDeduplicatesAndWritesJsonl) {
   EXPECT_EQ(records[1].text, "Roses are red.");
   EXPECT_EQ(records[1].topic, "food") << "the first occurrence in file-name order wins";
   EXPECT_EQ(records[2].text, "Love is blind.");
-  auto out = temp_dir("out");
+  auto out = fresh_dir("out");
   write_fortunes_corpus(out, records, {.source_dir = src});
   std::ifstream in(out / "fortunes.jsonl");
   std::string line;

@@ -1,15 +1,15 @@
 // Length, humour, reading-ease and question graders, and the style grader table (see style_graders.h).
-#include "palign/bench/style_graders.h"
+#include "palign/scoring/style_graders.h"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 
 #include "palign/base/error.h"
-#include "palign/bench/lexicon.h"
-#include "palign/bench/tokenize.h"
+#include "palign/scoring/lexicon.h"
+#include "palign/scoring/tokenize.h"
 
-namespace palign::bench {
+namespace palign::scoring {
 
 namespace {
 bool is_laughter(std::string_view token) {
@@ -82,7 +82,7 @@ const StyleGrader& style_grader(std::string_view name) {
     if (g.name == name) return g;
   std::string known;
   for (const auto& g : style_graders()) known += (known.empty() ? "" : ", ") + g.name;
-  PALIGN_THROW(ErrorCode::kInvalidArgument, "[bench.graders] unknown style grader '", name, "'; known: ", known);
+  PALIGN_THROW(ErrorCode::kInvalidArgument, "[scoring.graders] unknown style grader '", name, "'; known: ", known);
 }
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

@@ -1,5 +1,5 @@
 // Building the fortunes corpus (see fortunes.h).
-#include "palign/bench/fortunes.h"
+#include "palign/scoring/fortunes.h"
 
 #include <algorithm>
 #include <fstream>
@@ -11,7 +11,7 @@
 #include "palign/base/error.h"
 #include "palign/base/hash.h"
 
-namespace palign::bench {
+namespace palign::scoring {
 
 namespace fs = std::filesystem;
 
@@ -79,7 +79,7 @@ std::string split_of(std::string_view text, const FortunesOptions& options) {
 }
 
 std::vector<FortuneRecord> read_fortunes(const FortunesOptions& options) {
-  PALIGN_CHECK(fs::is_directory(options.source_dir), ErrorCode::kNotFound, "[bench.fortunes] ",
+  PALIGN_CHECK(fs::is_directory(options.source_dir), ErrorCode::kNotFound, "[scoring.fortunes] ",
                options.source_dir.string(),
                " does not exist; install Debian's fortunes package (apt-get install fortunes)");
   std::vector<fs::path> files;
@@ -92,13 +92,13 @@ std::vector<FortuneRecord> read_fortunes(const FortunesOptions& options) {
     files.push_back(p);
   }
   std::sort(files.begin(), files.end());
-  PALIGN_CHECK(!files.empty(), ErrorCode::kNotFound, "[bench.fortunes] no fortune files in ",
+  PALIGN_CHECK(!files.empty(), ErrorCode::kNotFound, "[scoring.fortunes] no fortune files in ",
                options.source_dir.string(), "; install Debian's fortunes package (apt-get install fortunes)");
   std::vector<FortuneRecord> out;
   std::set<std::string> seen;
   for (const auto& p : files) {
     std::ifstream in(p, std::ios::binary);
-    PALIGN_CHECK(in.good(), ErrorCode::kIo, "[bench.fortunes] cannot read ", p.string());
+    PALIGN_CHECK(in.good(), ErrorCode::kIo, "[scoring.fortunes] cannot read ", p.string());
     std::string line, current;
     auto flush = [&] {
       std::string text = clean_fortune(current);
@@ -122,15 +122,15 @@ void write_fortunes_corpus(const fs::path& dir, const std::vector<FortuneRecord>
                            const FortunesOptions& options) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  PALIGN_CHECK(!ec && fs::is_directory(dir), ErrorCode::kIo, "[bench.fortunes] cannot create ", dir.string(), ": ",
+  PALIGN_CHECK(!ec && fs::is_directory(dir), ErrorCode::kIo, "[scoring.fortunes] cannot create ", dir.string(), ": ",
                ec.message());
   const fs::path corpus = dir / "fortunes.jsonl";
   {
     std::ofstream out(corpus, std::ios::trunc);
-    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[bench.fortunes] cannot write ", corpus.string());
+    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[scoring.fortunes] cannot write ", corpus.string());
     for (const auto& r : records)
       out << nlohmann::json{{"text", r.text}, {"topic", r.topic}, {"split", r.split}}.dump() << "\n";
-    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[bench.fortunes] writing ", corpus.string(), " failed");
+    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[scoring.fortunes] writing ", corpus.string(), " failed");
   }
   std::map<std::string, int64_t> per_split;
   std::map<std::string, std::map<std::string, int64_t>> per_topic;
@@ -153,8 +153,8 @@ void write_fortunes_corpus(const fs::path& dir, const std::vector<FortuneRecord>
                           {"topics", per_topic},
                           {"file", "fortunes.jsonl"}};
   std::ofstream out(dir / "manifest.json", std::ios::trunc);
-  PALIGN_CHECK(out.good(), ErrorCode::kIo, "[bench.fortunes] cannot write ", (dir / "manifest.json").string());
+  PALIGN_CHECK(out.good(), ErrorCode::kIo, "[scoring.fortunes] cannot write ", (dir / "manifest.json").string());
   out << manifest.dump(2) << "\n";
 }
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

@@ -9,10 +9,10 @@
 #include <string_view>
 #include <vector>
 
-#include "palign/bench/fortunes.h"
-#include "palign/bench/naive_bayes.h"
+#include "palign/scoring/fortunes.h"
+#include "palign/scoring/naive_bayes.h"
 
-namespace palign::bench {
+namespace palign::scoring {
 
 struct GraderSetOptions {
   // Topic graders, one per fortunes topic: raw score = log P(topic|y) − log(1 − P(topic|y)) under the classifier
@@ -85,4 +85,4 @@ class GraderSet {
   std::vector<GraderDimension> dimensions_;
 };
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

@@ -1,14 +1,14 @@
 // Building, standardising and (de)serialising the bench's grader set (see grader_set.h).
-#include "palign/bench/grader_set.h"
+#include "palign/scoring/grader_set.h"
 
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "palign/base/error.h"
-#include "palign/bench/style_graders.h"
+#include "palign/scoring/style_graders.h"
 
-namespace palign::bench {
+namespace palign::scoring {
 
 namespace {
 constexpr const char* kFormat = "palign.bench.graders";
@@ -33,7 +33,7 @@ std::string GraderSetOptions::validate() const {
 
 GraderSet GraderSet::build(const std::vector<FortuneRecord>& records, const GraderSetOptions& options) {
   const std::string problem = options.validate();
-  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[bench.graders] ", problem);
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[scoring.graders] ", problem);
   std::vector<std::string> texts, labels, reference;
   for (const auto& r : records) {
     if (r.split == "train") {
@@ -43,7 +43,7 @@ GraderSet GraderSet::build(const std::vector<FortuneRecord>& records, const Grad
       reference.push_back(r.text);
     }
   }
-  PALIGN_CHECK(!texts.empty(), ErrorCode::kInvalidArgument, "[bench.graders] no records in the train split");
+  PALIGN_CHECK(!texts.empty(), ErrorCode::kInvalidArgument, "[scoring.graders] no records in the train split");
   return GraderSet(NaiveBayes::train(texts, labels, options.naive_bayes), options, reference);
 }
 
@@ -55,7 +55,7 @@ GraderSet::GraderSet(NaiveBayes model, std::vector<std::string> topics, std::vec
       topic_clip_(topic_clip),
       topic_evidence_tokens_(topic_evidence_tokens) {
   PALIGN_CHECK(topics_.empty() || model_.classes().size() >= 2, ErrorCode::kInvalidArgument,
-               "[bench.graders] topic graders need a classifier with at least two topics, got ",
+               "[scoring.graders] topic graders need a classifier with at least two topics, got ",
                model_.classes().size());
   for (const auto& topic : topics_) {
     topic_index_.push_back(model_.class_index(topic));
@@ -67,9 +67,9 @@ GraderSet::GraderSet(NaiveBayes model, std::vector<std::string> topics, std::vec
 GraderSet::GraderSet(NaiveBayes model, const GraderSetOptions& options, const std::vector<std::string>& reference)
     : GraderSet(std::move(model), options.topics, options.styles, options.topic_clip, options.topic_evidence_tokens) {
   const std::string problem = options.validate();
-  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[bench.graders] ", problem);
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[scoring.graders] ", problem);
   PALIGN_CHECK(!reference.empty(), ErrorCode::kInvalidArgument,
-               "[bench.graders] the reference sample is empty; z-scores need at least two texts");
+               "[scoring.graders] the reference sample is empty; z-scores need at least two texts");
   const size_t k = dimensions_.size();
   std::vector<double> sum(k, 0.0), sum_sq(k, 0.0);
   std::vector<std::vector<double>> raws;
@@ -87,7 +87,7 @@ GraderSet::GraderSet(NaiveBayes model, const GraderSetOptions& options, const st
     }
   for (size_t dim_idx = 0; dim_idx < k; ++dim_idx) {
     dimensions_[dim_idx].sd = std::sqrt(sum_sq[dim_idx] / n);
-    PALIGN_CHECK(dimensions_[dim_idx].sd > 0.0, ErrorCode::kInvalidArgument, "[bench.graders] grader '",
+    PALIGN_CHECK(dimensions_[dim_idx].sd > 0.0, ErrorCode::kInvalidArgument, "[scoring.graders] grader '",
                  dimensions_[dim_idx].name, "' is constant on the reference sample of ", raws.size(),
                  " texts; use a larger or more varied sample");
   }
@@ -146,40 +146,40 @@ GraderSet GraderSet::from_json(std::string_view json) {
   try {
     j = nlohmann::json::parse(json);
   } catch (const nlohmann::json::exception& e) {
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[bench.graders] malformed JSON: ", e.what());
+    PALIGN_THROW(ErrorCode::kInvalidArgument, "[scoring.graders] malformed JSON: ", e.what());
   }
   PALIGN_CHECK(j.is_object() && j.value("format", "") == kFormat, ErrorCode::kInvalidArgument,
-               "[bench.graders] expected format '", kFormat, "'", kHint);
+               "[scoring.graders] expected format '", kFormat, "'", kHint);
   PALIGN_CHECK(j.value("version", 0) >= 1 && j.value("version", 0) <= kVersion, ErrorCode::kInvalidArgument,
-               "[bench.graders] unsupported version ", j.value("version", 0), " (this build reads 1..", kVersion, ")",
+               "[scoring.graders] unsupported version ", j.value("version", 0), " (this build reads 1..", kVersion, ")",
                kHint);
   try {
     PALIGN_CHECK(j.at("topic_clip").get<double>() > 0.0 && j.at("topic_evidence_tokens").get<double>() > 0.0,
-                 ErrorCode::kInvalidArgument, "[bench.graders] topic_clip and topic_evidence_tokens must be positive",
+                 ErrorCode::kInvalidArgument, "[scoring.graders] topic_clip and topic_evidence_tokens must be positive",
                  kHint);
     GraderSet set(NaiveBayes::from_json(j.at("naive_bayes").dump()), j.at("topics").get<std::vector<std::string>>(),
                   j.at("styles").get<std::vector<std::string>>(), j.at("topic_clip").get<double>(),
                   j.at("topic_evidence_tokens").get<double>());
     const auto& dims = j.at("dimensions");
-    PALIGN_CHECK(dims.size() == set.dimensions_.size(), ErrorCode::kInvalidArgument, "[bench.graders] ", dims.size(),
+    PALIGN_CHECK(dims.size() == set.dimensions_.size(), ErrorCode::kInvalidArgument, "[scoring.graders] ", dims.size(),
                  " dimensions stored but ", set.dimensions_.size(), " graders named", kHint);
     for (size_t dim_idx = 0; dim_idx < dims.size(); ++dim_idx) {
       GraderDimension& d = set.dimensions_[dim_idx];
       const auto name = dims[dim_idx].at("name").get<std::string>();
       const auto version = dims[dim_idx].at("version").get<std::string>();
-      PALIGN_CHECK(name == d.name, ErrorCode::kInvalidArgument, "[bench.graders] dimension ", dim_idx, " is '", name,
+      PALIGN_CHECK(name == d.name, ErrorCode::kInvalidArgument, "[scoring.graders] dimension ", dim_idx, " is '", name,
                    "', expected '", d.name, "'", kHint);
-      PALIGN_CHECK(version == d.version, ErrorCode::kConflict, "[bench.graders] grader '", name, "' is version ",
+      PALIGN_CHECK(version == d.version, ErrorCode::kConflict, "[scoring.graders] grader '", name, "' is version ",
                    version, " in the file but ", d.version, " in this build", kHint);
       d.mean = dims[dim_idx].at("mean").get<double>();
       d.sd = dims[dim_idx].at("sd").get<double>();
-      PALIGN_CHECK(d.sd > 0.0, ErrorCode::kInvalidArgument, "[bench.graders] grader '", name, "' has sd ", d.sd, kHint);
+      PALIGN_CHECK(d.sd > 0.0, ErrorCode::kInvalidArgument, "[scoring.graders] grader '", name, "' has sd ", d.sd, kHint);
     }
     set.reference_size_ = j.at("reference_size").get<int64_t>();
     return set;
   } catch (const nlohmann::json::exception& e) {
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[bench.graders] malformed grader set: ", e.what(), kHint);
+    PALIGN_THROW(ErrorCode::kInvalidArgument, "[scoring.graders] malformed grader set: ", e.what(), kHint);
   }
 }
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-namespace palign::bench {
+namespace palign::scoring {
 
 // Maximal runs of ASCII letters and apostrophes (' and the UTF-8 right single quote ’, which becomes '), lowercased,
 // with leading and trailing apostrophes removed; runs that are only apostrophes are dropped. Digits, other
@@ -22,4 +22,4 @@ int count_sentences(std::string_view text);
 // "the" -> 1, "cake" -> 1, "table" -> 2, "reading" -> 2, "rhythm" -> 1.
 int count_syllables(std::string_view word);
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

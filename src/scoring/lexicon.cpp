@@ -1,12 +1,12 @@
 // The embedded sentiment lexicon and the positivity score (see lexicon.h).
-#include "palign/bench/lexicon.h"
+#include "palign/scoring/lexicon.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "palign/bench/tokenize.h"
+#include "palign/scoring/tokenize.h"
 
-namespace palign::bench {
+namespace palign::scoring {
 
 namespace {
 std::vector<std::string_view> sorted_unique(std::vector<std::string_view> words) {
@@ -74,4 +74,4 @@ double positivity_score(std::string_view text) {
   return balance / std::sqrt(static_cast<double>(tokens.size()) + 1.0);
 }
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

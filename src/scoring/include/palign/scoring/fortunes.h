@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace palign::bench {
+namespace palign::scoring {
 
 struct FortuneRecord {
   std::string text;
@@ -43,4 +43,4 @@ std::vector<FortuneRecord> read_fortunes(const FortunesOptions& options = {});
 void write_fortunes_corpus(const std::filesystem::path& dir, const std::vector<FortuneRecord>& records,
                            const FortunesOptions& options = {});
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

@@ -1,5 +1,5 @@
 // Multinomial naive Bayes: training by counting, log-space posteriors, and the JSON form (see naive_bayes.h).
-#include "palign/bench/naive_bayes.h"
+#include "palign/scoring/naive_bayes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "palign/base/error.h"
-#include "palign/bench/tokenize.h"
+#include "palign/scoring/tokenize.h"
 
-namespace palign::bench {
+namespace palign::scoring {
 
 namespace {
 constexpr const char* kFormat = "palign.bench.naive_bayes";
@@ -36,10 +36,10 @@ std::string NaiveBayesOptions::validate() const {
 NaiveBayes NaiveBayes::train(const std::vector<std::string>& texts, const std::vector<std::string>& labels,
                              const NaiveBayesOptions& options) {
   const std::string problem = options.validate();
-  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[bench.naive_bayes] ", problem);
-  PALIGN_CHECK(texts.size() == labels.size(), ErrorCode::kInvalidArgument, "[bench.naive_bayes] ", texts.size(),
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[scoring.naive_bayes] ", problem);
+  PALIGN_CHECK(texts.size() == labels.size(), ErrorCode::kInvalidArgument, "[scoring.naive_bayes] ", texts.size(),
                " texts but ", labels.size(), " labels");
-  PALIGN_CHECK(!texts.empty(), ErrorCode::kInvalidArgument, "[bench.naive_bayes] no training texts");
+  PALIGN_CHECK(!texts.empty(), ErrorCode::kInvalidArgument, "[scoring.naive_bayes] no training texts");
   std::map<std::string, ClassCounts> by_class;
   for (size_t i = 0; i < texts.size(); ++i) {
     ClassCounts& c = by_class[labels[i]];
@@ -89,7 +89,7 @@ int NaiveBayes::class_index(std::string_view name) const {
     if (classes_[i] == name) return static_cast<int>(i);
   std::string known;
   for (const auto& c : classes_) known += (known.empty() ? "" : ", ") + c;
-  PALIGN_THROW(ErrorCode::kInvalidArgument, "[bench.naive_bayes] unknown topic '", name, "'; known topics: ", known);
+  PALIGN_THROW(ErrorCode::kInvalidArgument, "[scoring.naive_bayes] unknown topic '", name, "'; known topics: ", known);
 }
 
 std::vector<double> NaiveBayes::log_posterior(std::string_view text, double max_evidence_tokens) const {
@@ -140,32 +140,32 @@ NaiveBayes NaiveBayes::from_json(std::string_view json) {
   try {
     j = nlohmann::json::parse(json);
   } catch (const nlohmann::json::exception& e) {
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[bench.naive_bayes] malformed JSON: ", e.what());
+    PALIGN_THROW(ErrorCode::kInvalidArgument, "[scoring.naive_bayes] malformed JSON: ", e.what());
   }
   PALIGN_CHECK(j.is_object() && j.value("format", "") == kFormat, ErrorCode::kInvalidArgument,
-               "[bench.naive_bayes] expected format '", kFormat, "'", kHint);
+               "[scoring.naive_bayes] expected format '", kFormat, "'", kHint);
   PALIGN_CHECK(j.value("version", 0) >= 1 && j.value("version", 0) <= kVersion, ErrorCode::kInvalidArgument,
-               "[bench.naive_bayes] unsupported version ", j.value("version", 0), " (this build reads 1..", kVersion,
+               "[scoring.naive_bayes] unsupported version ", j.value("version", 0), " (this build reads 1..", kVersion,
                ")", kHint);
   try {
     const double alpha = j.at("alpha").get<double>();
-    PALIGN_CHECK(alpha > 0.0, ErrorCode::kInvalidArgument, "[bench.naive_bayes] alpha must be positive");
+    PALIGN_CHECK(alpha > 0.0, ErrorCode::kInvalidArgument, "[scoring.naive_bayes] alpha must be positive");
     std::vector<std::string> classes;
     std::vector<ClassCounts> counts;
     for (const auto& c : j.at("classes")) {
       classes.push_back(c.at("name").get<std::string>());
       ClassCounts cc;
       cc.documents = c.at("documents").get<int64_t>();
-      PALIGN_CHECK(cc.documents >= 1, ErrorCode::kInvalidArgument, "[bench.naive_bayes] class '", classes.back(),
+      PALIGN_CHECK(cc.documents >= 1, ErrorCode::kInvalidArgument, "[scoring.naive_bayes] class '", classes.back(),
                    "' has no documents", kHint);
       for (const auto& [word, n] : c.at("counts").items()) cc.counts.emplace(word, n.get<int64_t>());
       counts.push_back(std::move(cc));
     }
-    PALIGN_CHECK(!classes.empty(), ErrorCode::kInvalidArgument, "[bench.naive_bayes] no classes", kHint);
+    PALIGN_CHECK(!classes.empty(), ErrorCode::kInvalidArgument, "[scoring.naive_bayes] no classes", kHint);
     return NaiveBayes(std::move(classes), std::move(counts), alpha);
   } catch (const nlohmann::json::exception& e) {
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[bench.naive_bayes] malformed model: ", e.what(), kHint);
+    PALIGN_THROW(ErrorCode::kInvalidArgument, "[scoring.naive_bayes] malformed model: ", e.what(), kHint);
   }
 }
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

@@ -1,7 +1,7 @@
 // The graders' tokeniser, sentence counter and syllable heuristic (see tokenize.h).
-#include "palign/bench/tokenize.h"
+#include "palign/scoring/tokenize.h"
 
-namespace palign::bench {
+namespace palign::scoring {
 
 namespace {
 bool is_letter(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'); }
@@ -72,4 +72,4 @@ int count_syllables(std::string_view word) {
   return groups < 1 ? 1 : groups;
 }
 
-}  // namespace palign::bench
+}  // namespace palign::scoring

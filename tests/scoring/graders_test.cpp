@@ -9,15 +9,15 @@
 #include <memory>
 
 #include "palign/base/error.h"
-#include "palign/bench/fortunes.h"
-#include "palign/bench/grader_set.h"
-#include "palign/bench/lexicon.h"
-#include "palign/bench/naive_bayes.h"
-#include "palign/bench/style_graders.h"
-#include "palign/bench/tokenize.h"
+#include "palign/scoring/fortunes.h"
+#include "palign/scoring/grader_set.h"
+#include "palign/scoring/lexicon.h"
+#include "palign/scoring/naive_bayes.h"
+#include "palign/scoring/style_graders.h"
+#include "palign/scoring/tokenize.h"
 
 using namespace palign;
-using namespace palign::bench;
+using namespace palign::scoring;
 
 namespace {
 
