@@ -10,15 +10,13 @@
 #include <functional>
 #include <vector>
 
+#include "palign/base/timer.h"
 #include "palign/runtime/lora.h"
 
 namespace palign::bench_util {
 
-using Clock = std::chrono::steady_clock;
-
-inline double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using palign::Clock;
+using palign::seconds_since;
 
 // Best wall time of f over repeats runs, after one warm-up run.
 template <typename F>

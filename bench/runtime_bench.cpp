@@ -11,12 +11,14 @@
 #include <thread>
 #include <vector>
 
+#include "palign/base/timer.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/platform.h"
 #include "palign/training/lm_trainer.h"
 
 using namespace palign::runtime;
-using Clock = std::chrono::steady_clock;
+using palign::Clock;
+using palign::seconds_since;
 
 namespace {
 
@@ -31,7 +33,7 @@ Stats repeat(int warmup, int reps, F&& f) {
   for (int i = 0; i < reps; ++i) {
     auto t0 = Clock::now();
     f();
-    xs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    xs.push_back(seconds_since(t0));
   }
   Stats s;
   for (double x : xs) s.mean += x / xs.size();
@@ -61,7 +63,7 @@ double measure_read_bandwidth() {
       });
     }
     for (auto& th : threads) th.join();
-    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double secs = seconds_since(t0);
     double total = 0;
     for (double p : partial) total += p;
     if (total != static_cast<double>(n)) std::printf("bandwidth probe: bad sum %.0f\n", total);

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/base/strings.h"
 #include "palign/decoding/profile.h"
 #include "palign/decoding/prompting.h"
 #include "palign/decoding/rerank.h"
@@ -67,14 +68,6 @@ struct GenerateFlags {
   bool ignore_eos = false;
   std::vector<std::string> stop;
 };
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 double parse_weight(const std::string& item) {
   try {

@@ -6,6 +6,8 @@
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/base/json.h"
+#include "palign/base/strings.h"
 #include "palign/training/policy_trainer.h"
 #include "palign/training/reward_trainer.h"
 
@@ -67,14 +69,10 @@ Command add_train_policy(CLI::App& train) {
             auto& o = f->o;
             o.loss = training::policy_loss_from_name(f->method);
             o.fit.beta = f->beta >= 0 ? f->beta : (o.loss == training::PolicyLoss::kSimpo ? 2.0 : 0.1);
-            o.fit.lora.target_modules.clear();
-            std::stringstream in(f->lora_targets);
-            for (std::string t; std::getline(in, t, ',');)
-              if (!t.empty()) o.fit.lora.target_modules.push_back(t);
+            o.fit.lora.target_modules = split_list(f->lora_targets);
             o.fit.progress = !f->no_progress;
             const auto report =
                 training::train_policy(training::read_preference_jsonl(f->data), resolve_model_dir(f->model), f->out, o);
-            auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
             print_json_line(nlohmann::json{{"out", f->out},
                                            {"method", f->method},
                                            {"beta", o.fit.beta},
@@ -83,9 +81,9 @@ Command add_train_policy(CLI::App& train) {
                                            {"steps", report.fit.steps},
                                            {"stopped", report.fit.stopped},
                                            {"resumed_at", report.fit.resumed_at},
-                                           {"train_accuracy", num(report.fit.train_accuracy)},
-                                           {"valid_accuracy", num(report.fit.valid_accuracy)},
-                                           {"pairs_per_second", num(report.fit.pairs_per_second)},
+                                           {"train_accuracy", finite_or_null(report.fit.train_accuracy)},
+                                           {"valid_accuracy", finite_or_null(report.fit.valid_accuracy)},
+                                           {"pairs_per_second", finite_or_null(report.fit.pairs_per_second)},
                                            {"reference_seconds", report.reference_seconds},
                                            {"seconds", report.seconds}}
                                 .dump());

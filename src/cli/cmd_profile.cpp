@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/base/strings.h"
 #include "palign/decoding/profile.h"
 
 namespace palign::cli {
@@ -48,9 +49,7 @@ Command add_profile(CLI::App& root) {
             if (!f->statement.empty()) p.statement = f->statement;
             if (!f->reward.empty()) p.reward = fs::absolute(f->reward);
             if (!f->history.empty()) p.history = fs::absolute(f->history);
-            std::stringstream in(f->weights);
-            for (std::string item; std::getline(in, item, ',');) {
-              if (item.empty()) continue;
+            for (const std::string& item : split_list(f->weights)) {
               const auto eq = item.find('=');
               double w = 0;
               bool ok = eq != std::string::npos && eq > 0;

@@ -6,6 +6,8 @@
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/base/json.h"
+#include "palign/base/strings.h"
 #include "palign/training/reward_trainer.h"
 
 namespace palign::cli {
@@ -88,21 +90,17 @@ Command add_train_reward(CLI::App& train) {
               if (weight_decay->count()) o.arm.weight_decay = o.fit.weight_decay;
               if (patience->count()) o.arm.patience = o.fit.patience;
               if (batch->count()) o.arm.batch = o.fit.batch;
-              o.arm.lora.target_modules.clear();
-              std::stringstream targets(f->lora_targets);
-              for (std::string t; std::getline(targets, t, ',');)
-                if (!t.empty()) o.arm.lora.target_modules.push_back(t);
+              o.arm.lora.target_modules = split_list(f->lora_targets);
             }
             const auto r = training::train_reward(o);
-            auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
             print_json_line(json{{"method", r.method},
                                  {"out", o.out.string()},
                                  {"pairs", r.n_pairs},
                                  {"skipped_pairs", r.n_skipped},
                                  {"users", r.n_users},
                                  {"dimensions", r.dimensions},
-                                 {"train_accuracy", num(r.train_accuracy)},
-                                 {"valid_accuracy", num(r.valid_accuracy)},
+                                 {"train_accuracy", finite_or_null(r.train_accuracy)},
+                                 {"valid_accuracy", finite_or_null(r.valid_accuracy)},
                                  {"feature_seconds", r.feature_seconds},
                                  {"fit_seconds", r.fit_seconds},
                                  {"fit_pairs_per_second", r.pairs_per_second}}

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/base/json.h"
 #include "palign/decoding/steering.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
@@ -102,13 +103,12 @@ Command add_train_steer(CLI::App& train) {
                 training::BipoReport rep;
                 v = training::train_bipo_vector(*model, arm_pairs[name], o, &rep);
                 stopped = stopped || rep.stopped;
-                auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
                 bipo_report[name] = {{"steps", rep.steps},
                                      {"stopped", rep.stopped},
                                      {"resumed_at", rep.resumed_at},
-                                     {"train_loss", num(rep.train_loss)},
-                                     {"valid_loss", num(rep.valid_loss)},
-                                     {"valid_accuracy", num(rep.valid_accuracy)}};
+                                     {"train_loss", finite_or_null(rep.train_loss)},
+                                     {"valid_loss", finite_or_null(rep.valid_loss)},
+                                     {"valid_accuracy", finite_or_null(rep.valid_accuracy)}};
               } else {
                 v = decoding::mean_difference_vector(*model, pairs, layer);
               }

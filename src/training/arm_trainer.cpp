@@ -16,8 +16,10 @@
 #include <tuple>
 
 #include "palign/base/error.h"
+#include "palign/base/json.h"
 #include "palign/base/progress.h"
 #include "palign/base/rng.h"
+#include "palign/base/timer.h"
 #include "palign/runtime/feature_cache.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/training/reward_trainer.h"
@@ -26,16 +28,11 @@ namespace palign::training {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr const char* kManifest = "palign_reward.json";
 constexpr const char* kArmJson = "arm.json";
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-json num(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
 
 json read_json_file(const fs::path& path) {
   std::ifstream in(path);
@@ -168,9 +165,9 @@ void save_pair_checkpoint(const fs::path& dir, const std::vector<at::Tensor>& pa
                                        {"epochs", s.epochs},
                                        {"since_best", s.since_best},
                                        {"trained_pairs", s.trained_pairs},
-                                       {"best_loss", num(s.best_loss)},
-                                       {"best_acc", num(s.best_acc)},
-                                       {"running", num(s.running)},
+                                       {"best_loss", finite_or_null(s.best_loss)},
+                                       {"best_acc", finite_or_null(s.best_acc)},
+                                       {"running", finite_or_null(s.running)},
                                        {"train_seconds", s.train_seconds},
                                        {"status", s.status},
                                        {"has_best", !best.empty()}});
@@ -538,17 +535,17 @@ ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const fs:
                                      {"beta", options.beta},
                                      {"dimension", dim},
                                      {"backbone", backbone_abs},
-                                     {"train_accuracy", num(fit.train_accuracy)},
-                                     {"valid_accuracy", num(fit.valid_accuracy)},
+                                     {"train_accuracy", finite_or_null(fit.train_accuracy)},
+                                     {"valid_accuracy", finite_or_null(fit.valid_accuracy)},
                                      {"epochs", fit.epochs},
                                      {"steps", fit.steps},
                                      {"pairs", static_cast<int64_t>(pairs.size())},
                                      {"max_tokens", max_tokens}});
     adapters[dim.empty() ? "reward" : dim] = dim.empty() ? "." : dim;
     fits[dim.empty() ? "reward" : dim] = {{"pairs", static_cast<int64_t>(pairs.size())},
-                                          {"train_accuracy", num(fit.train_accuracy)},
-                                          {"valid_accuracy", num(fit.valid_accuracy)},
-                                          {"valid_loss", num(fit.valid_loss)},
+                                          {"train_accuracy", finite_or_null(fit.train_accuracy)},
+                                          {"valid_accuracy", finite_or_null(fit.valid_accuracy)},
+                                          {"valid_loss", finite_or_null(fit.valid_loss)},
                                           {"epochs", fit.epochs},
                                           {"steps", fit.steps}};
     report.train_accuracy += fit.train_accuracy / static_cast<double>(groups.size());
@@ -572,8 +569,8 @@ ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const fs:
                                     {"report",
                                      {{"pairs", report.n_pairs},
                                       {"skipped_pairs", report.n_skipped},
-                                      {"train_accuracy", num(report.train_accuracy)},
-                                      {"valid_accuracy", num(report.valid_accuracy)},
+                                      {"train_accuracy", finite_or_null(report.train_accuracy)},
+                                      {"valid_accuracy", finite_or_null(report.valid_accuracy)},
                                       {"fit_seconds", report.seconds},
                                       {"pairs_per_second", report.pairs_per_second},
                                       {"fits", fits}}}});

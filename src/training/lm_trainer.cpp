@@ -11,6 +11,7 @@
 
 #include "palign/base/error.h"
 #include "palign/base/progress.h"
+#include "palign/base/timer.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
@@ -80,7 +81,6 @@ ModelConfig make_config(const LmTrainOptions& o, int64_t vocab, int64_t eos, std
   c.pad_token_id = pad;
   return c;
 }
-
 
 // The batch of (inputs, targets) for one micro-step: seeded by (seed, step, micro) only, so a resumed run sees
 // exactly the batches an uninterrupted one would.
@@ -279,7 +279,7 @@ LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, 
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   double last_valid = report.valid_loss.empty() ? std::nan("") : report.valid_loss.back().second;
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  auto elapsed = [&] { return seconds_since(t0); };
   bool stopped_early = false;
   const int64_t last = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
   while (step < last) {

@@ -11,7 +11,9 @@
 #include <set>
 
 #include "palign/base/error.h"
+#include "palign/base/json.h"
 #include "palign/base/rng.h"
+#include "palign/base/timer.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/training/reward_trainer.h"
 
@@ -21,12 +23,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-json num(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
 
 at::Tensor response_lengths(const std::vector<ArmPair>& pairs, bool chosen) {
   std::vector<double> n;
@@ -345,11 +341,11 @@ PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, con
                            {"skipped", report.n_skipped},
                            {"steps", f.steps},
                            {"epochs", f.epochs},
-                           {"train_accuracy", num(f.train_accuracy)},
-                           {"valid_accuracy", num(f.valid_accuracy)},
-                           {"train_loss", num(f.train_loss)},
-                           {"valid_loss", num(f.valid_loss)},
-                           {"pairs_per_second", num(f.pairs_per_second)},
+                           {"train_accuracy", finite_or_null(f.train_accuracy)},
+                           {"valid_accuracy", finite_or_null(f.valid_accuracy)},
+                           {"train_loss", finite_or_null(f.train_loss)},
+                           {"valid_loss", finite_or_null(f.valid_loss)},
+                           {"pairs_per_second", finite_or_null(f.pairs_per_second)},
                            {"reference_seconds", report.reference_seconds}}}};
   if (tokens) {
     manifest["user_tokens"] = tokens->n_tokens();

@@ -13,8 +13,10 @@
 #include <set>
 
 #include "palign/base/error.h"
+#include "palign/base/json.h"
 #include "palign/base/progress.h"
 #include "palign/base/rng.h"
+#include "palign/base/timer.h"
 #include "palign/runtime/feature_cache.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
@@ -26,14 +28,11 @@ namespace palign::training {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr const char* kManifest = "palign_reward.json";
 constexpr const char* kInputNorm = "input_norm.safetensors";
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 bool is_personalized(const std::string& method) {
   return method == "prm" || method == "pal" || method == "vpl" || method == "linear";
@@ -499,12 +498,11 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
   }
   report.fit_seconds = seconds_since(t0);
   report.pairs_per_second = static_cast<double>(report.n_pairs) / std::max(1e-9, report.fit_seconds);
-  auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
   manifest["report"] = {{"pairs", report.n_pairs},
                         {"skipped_pairs", report.n_skipped},
                         {"users", report.n_users},
-                        {"train_accuracy", num(report.train_accuracy)},
-                        {"valid_accuracy", num(report.valid_accuracy)},
+                        {"train_accuracy", finite_or_null(report.train_accuracy)},
+                        {"valid_accuracy", finite_or_null(report.valid_accuracy)},
                         {"feature_seconds", report.feature_seconds},
                         {"fit_seconds", report.fit_seconds}};
   write_text(options.out / kManifest, manifest.dump(2) + "\n");

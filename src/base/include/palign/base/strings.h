@@ -1,0 +1,23 @@
+// Small string helpers for parsing flag values and list-valued options.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace palign {
+
+// The items of a separated list ("a,b,,c" -> {"a", "b", "c"}): empty items are dropped, items are not trimmed.
+inline std::vector<std::string> split_list(std::string_view text, char separator = ',') {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(separator, begin);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > begin) out.emplace_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return out;
+}
+
+}  // namespace palign
