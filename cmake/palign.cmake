@@ -20,20 +20,38 @@ function(palign_target_defaults target)
   endif()
 endfunction()
 
-# palign_add_test(NAME [NO_TORCH] SOURCES ... LIBS ... LABELS ...): one GoogleTest binary per module.
-# Asserts stay on in tests (NDEBUG is undefined for them).
+# palign_add_test(NAME [NO_TORCH] SOURCES ... LIBS ... LABELS ... [SLOW suite...] [SHARDS Suite=N ...]): one
+# GoogleTest binary per module, registered with CTest as one test per test suite (cmake/palign_suite_tests.cmake), so
+# a suite's cases share one process. Suites named in SLOW are labelled "slow" (heavy, few assertions; `scripts/test`
+# leaves them out) instead of "unit". Asserts stay on in tests (NDEBUG is undefined for them).
 function(palign_add_test name)
-  cmake_parse_arguments(ARG "NO_TORCH" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_TORCH" "" "SOURCES;LIBS;LABELS;SLOW;SHARDS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   palign_target_defaults(${name})
   target_compile_options(${name} PRIVATE -UNDEBUG)
   target_compile_definitions(${name} PRIVATE PALIGN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data")
-  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} palign_test_support GTest::gtest GTest::gtest_main)
   if(NOT ARG_NO_TORCH)
     target_precompile_headers(${name} PRIVATE <torch/torch.h> <gtest/gtest.h>)
   endif()
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
-  gtest_discover_tests(${name} PROPERTIES LABELS "${ARG_LABELS}" DISCOVERY_TIMEOUT 60)
+  set(ctest_file "${CMAKE_CURRENT_BINARY_DIR}/${name}_suites.cmake")
+  string(REGEX REPLACE "^palign_(.*)_test$" "\\1." prefix "${name}")  # CTest names: "runtime.Suite"
+  # Lists travel comma-separated: a ";" would split the command's argument.
+  string(REPLACE ";" "," labels "${ARG_LABELS}")
+  string(REPLACE ";" "," slow "${ARG_SLOW}")
+  string(REPLACE ";" "," shards "${ARG_SHARDS}")
+  add_custom_command(
+    TARGET ${name} POST_BUILD
+    BYPRODUCTS "${ctest_file}"
+    COMMAND "${CMAKE_COMMAND}" -D "EXE=$<TARGET_FILE:${name}>" -D "CTEST_FILE=${ctest_file}" -D "PREFIX=${prefix}"
+            -D "LABELS=${labels}" -D "SLOW=${slow}" -D "SHARDS=${shards}" -D "TIMEOUT=1500"
+            -P "${PROJECT_SOURCE_DIR}/cmake/palign_suite_tests.cmake"
+    VERBATIM)
+  set(include_file "${CMAKE_CURRENT_BINARY_DIR}/${name}_include.cmake")
+  file(WRITE "${include_file}" "if(EXISTS \"${ctest_file}\")\n  include(\"${ctest_file}\")\nelse()\n"
+       "  add_test(${name}_NOT_BUILT ${name}_NOT_BUILT)\nendif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${include_file}")
 endfunction()

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -53,6 +54,39 @@ int count_lines(const std::string& s) {
   return n + (!s.empty() && s.back() != '\n');
 }
 
+std::string expand(std::string s, const fs::path& tmp) {
+  replace_all(s, "{palign}", PALIGN_BIN);
+  replace_all(s, "{data}", PALIGN_TEST_DATA_DIR);
+  replace_all(s, "{tmp}", tmp.string());
+  return s;
+}
+
+// Shared fixtures: cases with the same "setup" (e.g. training steering vectors that five cases use) run it once per
+// process, in a directory of its own; each case then starts from a copy of what it made. Removed at exit.
+class SetupCache : public ::testing::Environment {
+ public:
+  // Fills tmp with what setup makes; false when the setup fails.
+  static bool prepare(const std::string& setup, const fs::path& tmp) {
+    auto it = made_.find(setup);
+    if (it == made_.end()) {
+      const fs::path dir = root() / std::to_string(made_.size());
+      fs::create_directories(dir);
+      if (run_shell(expand(setup, dir), dir).exit != 0) return false;
+      fs::remove(dir / ".stdout");
+      fs::remove(dir / ".stderr");
+      it = made_.emplace(setup, dir).first;
+    }
+    fs::copy(it->second, tmp, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+    return true;
+  }
+  void TearDown() override { fs::remove_all(root()); }
+
+ private:
+  static fs::path root() { return fs::temp_directory_path() / ("palign_cli_setup_" + std::to_string(::getpid())); }
+  static inline std::map<std::string, fs::path> made_;
+};
+const auto* const kSetupCache = ::testing::AddGlobalTestEnvironment(new SetupCache);
+
 class CliCase : public ::testing::TestWithParam<json> {};
 
 TEST_P(CliCase, Behaves) {
@@ -60,14 +94,8 @@ TEST_P(CliCase, Behaves) {
   const fs::path tmp = fs::temp_directory_path() / ("palign_cli_" + std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  auto expand = [&](std::string s) {
-    replace_all(s, "{palign}", PALIGN_BIN);
-    replace_all(s, "{data}", PALIGN_TEST_DATA_DIR);
-    replace_all(s, "{tmp}", tmp.string());
-    return s;
-  };
-  if (c.contains("setup")) ASSERT_EQ(run_shell(expand(c["setup"]), tmp).exit, 0) << "setup failed";
-  const CmdResult r = run_shell(expand(c["cmd"]), tmp);
+  if (c.contains("setup")) ASSERT_TRUE(SetupCache::prepare(c["setup"], tmp)) << "setup failed: " << c["setup"];
+  const CmdResult r = run_shell(expand(c["cmd"], tmp), tmp);
   const std::string where = c["name"].get<std::string>() + "\nstdout: " + r.out + "\nstderr: " + r.err;
   EXPECT_LT(r.exit, 128) << "crashed (signal) " << where;
   if (c.contains("exit")) EXPECT_EQ(r.exit, c["exit"].get<int>()) << where;

@@ -9,7 +9,7 @@
 #include <limits>
 #include <map>
 
-#include "../runtime/test_util.h"
+#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"

@@ -13,6 +13,7 @@
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 #include "test_util.h"
+#include "temp_dir.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -32,11 +33,7 @@ std::vector<TextPair> some_texts() {
           {"A much longer prompt that goes on for a while, with commas, and words,", " then stops."}};
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("palign_feature_cache_" + name);
-  fs::remove_all(dir);
-  return dir;
-}
+using palign::test::fresh_dir;
 
 TEST(FeatureCache, BatchedEqualsOneByOne) {
   const auto model = Model::load(kModels / "llama");

@@ -13,6 +13,7 @@
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "test_util.h"
+#include "temp_dir.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -20,12 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("palign_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using palign::test::fresh_dir;
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary);
@@ -50,7 +46,7 @@ ErrorCode open_error(const fs::path& p, std::string* message = nullptr) {
 }
 
 TEST(Safetensors, RoundTripAllDtypes) {
-  auto dir = temp_dir("st_roundtrip");
+  auto dir = fresh_dir("st_roundtrip");
   at::Tensor f = at::randn({3, 5});
   std::vector<std::pair<std::string, at::Tensor>> tensors = {
       {"f32", f}, {"f16", f.to(at::kHalf)}, {"bf16", f.to(at::kBFloat16)}, {"i64", at::arange(7, at::kLong)},
@@ -69,7 +65,7 @@ TEST(Safetensors, RoundTripAllDtypes) {
 }
 
 TEST(Safetensors, BadFilesAreClearErrors) {
-  auto dir = temp_dir("st_bad");
+  auto dir = fresh_dir("st_bad");
   std::string msg;
   EXPECT_EQ(open_error(dir / "missing.safetensors"), ErrorCode::kNotFound);
 
@@ -138,7 +134,7 @@ TEST(Config, HubAndLibraryFormsAgree) {
 
 TEST(Config, LibraryFormLoadsTheSameLogits) {
   // A model directory whose config.json is the transformers-5 form computes the same logits.
-  auto dir = temp_dir("libform");
+  auto dir = fresh_dir("libform");
   for (const char* f : {"model.safetensors", "tokenizer.json"}) fs::copy_file(test::hf_model("llama") / f, dir / f);
   fs::copy_file(test::hf_model("llama") / "config.library.json", dir / "config.json");
   auto a = Model::load(test::hf_model("llama"));
@@ -184,7 +180,7 @@ TEST(ModelDir, MissingPiecesAreClearErrors) {
     return ErrorCode::kSentinel;
   };
   std::string msg;
-  auto dir = temp_dir("modeldir");
+  auto dir = fresh_dir("modeldir");
   EXPECT_EQ(code_of(dir / "nope"), ErrorCode::kNotFound);
   EXPECT_EQ(code_of(dir, &msg), ErrorCode::kNotFound);
   EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
@@ -207,7 +203,7 @@ TEST(ModelDir, MissingPiecesAreClearErrors) {
 
 TEST(ModelDir, ShardedWeightsLoadLikeOneFile) {
   auto src = Model::load(test::hf_model("llama_untied_noscale"));
-  auto dir = temp_dir("sharded");
+  auto dir = fresh_dir("sharded");
   fs::copy_file(test::hf_model("llama_untied_noscale") / "config.json", dir / "config.json");
   auto named = src->named_weights();
   std::vector<std::pair<std::string, at::Tensor>> a(named.begin(), named.begin() + named.size() / 2);
@@ -231,7 +227,7 @@ TEST(ModelDir, ShardedWeightsLoadLikeOneFile) {
 TEST(ModelDir, SaveThenLoadGivesIdenticalLogits) {
   for (const std::string name : {"llama", "qwen2", "qwen3", "llama_rm_multi"}) {
     auto src = Model::load(test::hf_model(name));
-    auto dir = temp_dir("save_" + name);
+    auto dir = fresh_dir("save_" + name);
     src->save(dir);
     auto back = Model::load(dir);
     at::Tensor ids = at::tensor({3, 1, 4, 1, 5, 9}, at::kLong);

@@ -21,6 +21,7 @@
 #include "palign/base/error.h"
 
 #include "test_util.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -38,24 +39,7 @@ json read_json(const fs::path& path) {
   return json::parse(in);
 }
 
-// A scratch directory under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  explicit TempDir(const std::string& name) : path_(fs::temp_directory_path() / ("palign_tok_" + name)) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  fs::path write(const std::string& file, const std::string& text) const {
-    std::ofstream out(path_ / file, std::ios::binary);
-    out << text;
-    return path_ / file;
-  }
-
- private:
-  fs::path path_;
-};
+using palign::test::TempDir;
 
 std::string ids_str(const std::vector<int32_t>& ids) {
   std::string s;

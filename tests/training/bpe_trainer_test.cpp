@@ -15,9 +15,10 @@
 #include <sstream>
 
 #include "palign/base/error.h"
-#include "palign/bench/fortunes.h"
+#include "palign/scoring/fortunes.h"
 #include "palign/runtime/pretokenize.h"
 #include "palign/runtime/tokenizer.h"
+#include "temp_dir.h"
 
 using namespace palign;
 using namespace palign::training;
@@ -26,12 +27,7 @@ using Json = nlohmann::json;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("palign_bpe_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using palign::test::fresh_dir;
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -129,7 +125,7 @@ std::vector<std::pair<std::string, std::string>> naive_bpe(const std::vector<std
 // ids: <|endoftext|> 0, <|pad|> 1, then the byte symbols by code point: '!' (U+21) is 2, so ASCII c is c - 31;
 // U+0100..U+0143 (the bytes that are not printable) are 190..257, so 'Ġ' (U+0120, the space byte) is 222.
 TEST(BpeTrainer, HandComputedMergesOnAaab) {
-  const fs::path dir = temp_dir("aaab");
+  const fs::path dir = fresh_dir("aaab");
   // One word "aaab" x3: pairs (a,a) 6, (a,b) 3 -> merge a+a (id 258): [aa a b] gives (aa,a) 3, (a,b) 3; the tie goes
   // to the smaller ids, (a,b) = (66, 67) < (258, 66) -> ab (259); then aa+ab (260); then nothing is left to merge.
   const auto report = train_bpe_tokenizer({"aaab", "aaab", "aaab"}, quiet(300), dir);
@@ -160,7 +156,7 @@ TEST(BpeTrainer, HandComputedMergesOnAaab) {
 }
 
 TEST(BpeTrainer, HandComputedMergesOnLowLowerLowest) {
-  const fs::path dir = temp_dir("low");
+  const fs::path dir = fresh_dir("low");
   // Words "low", "Ġlower", "Ġlowest" once each: (l,o) 3 and (o,w) 3 tie -> l+o (258); lo+w 3 (259); then
   // (Ġ,low) 2 and (low,e) 2 tie, (222, 259) < (259, 70) -> Ġ+low (260); Ġlow+e 2 (261); every other pair is seen
   // once, below min_frequency 2.
@@ -182,7 +178,7 @@ TEST(BpeTrainer, HandComputedMergesOnLowLowerLowest) {
 }
 
 TEST(BpeTrainer, SpecialTokensInTheTextAreCutOutBeforeCounting) {
-  const fs::path dir = temp_dir("specials");
+  const fs::path dir = fresh_dir("specials");
   // "<|endoftext|>" between the words would otherwise be counted as the pre-tokens "<|", "endoftext", "|>".
   const auto report = train_bpe_tokenizer({"aaab<|endoftext|>aaab<|pad|>aaab"}, quiet(300), dir);
   EXPECT_EQ(report.words, 3);
@@ -192,10 +188,10 @@ TEST(BpeTrainer, SpecialTokensInTheTextAreCutOutBeforeCounting) {
 }
 
 TEST(BpeTrainer, IncrementalCountsMatchANaiveTwin) {
-  const auto records = bench::read_fortunes();
+  const auto records = scoring::read_fortunes();
   std::vector<std::string> texts;
   for (size_t i = 0; i < records.size() && texts.size() < 400; i += 7) texts.push_back(records[i].text);
-  const fs::path dir = temp_dir("twin");
+  const fs::path dir = fresh_dir("twin");
   // (vocab, min_frequency): the first run stops at the vocabulary size, the others when no pair is frequent enough.
   const std::vector<std::pair<int64_t, int64_t>> runs = {{700, 1}, {6000, 4}, {6000, 12}};
   for (const auto& [vocab_size, min_frequency] : runs) {
@@ -225,7 +221,7 @@ TEST(BpeTrainer, MergesMatchHuggingFaceTokenizersBpeTrainer) {
     lines.push_back(corpus.substr(pos, end - pos));
     pos = end;
   }
-  const fs::path dir = temp_dir("hf");
+  const fs::path dir = fresh_dir("hf");
   train_bpe_tokenizer(lines, quiet(100000, /*min_frequency=*/1), dir);
   const auto ours = merges_of(read_json(dir / "tokenizer.json"));
   std::vector<std::pair<std::string, std::string>> reference;
@@ -240,14 +236,14 @@ TEST(BpeTrainer, MergesMatchHuggingFaceTokenizersBpeTrainer) {
 }
 
 TEST(BpeTrainer, FortunesRoundTripThroughTheRuntimeTokenizer) {
-  const auto records = bench::read_fortunes();
+  const auto records = scoring::read_fortunes();
   std::vector<std::string> texts;
   int64_t bytes = 0;
   for (const auto& r : records) {
     texts.push_back(r.text);
     bytes += static_cast<int64_t>(r.text.size());
   }
-  const fs::path dir = temp_dir("fortunes");
+  const fs::path dir = fresh_dir("fortunes");
   const auto report = train_bpe_tokenizer(texts, quiet(4096), dir);
   std::printf("trained on %zu fortunes (%.2f MB, %ld words, %ld unique): vocab %ld, %ld merges in %.2f s\n",
               texts.size(), bytes / 1e6, static_cast<long>(report.words), static_cast<long>(report.unique_words),
@@ -277,7 +273,7 @@ TEST(BpeTrainer, FortunesRoundTripThroughTheRuntimeTokenizer) {
 }
 
 TEST(BpeTrainer, LoadsInTheRuntimeWithEosPadAndBos) {
-  const fs::path dir = temp_dir("load");
+  const fs::path dir = fresh_dir("load");
   train_bpe_tokenizer({"the cat sat on the mat", "the dog sat on the log", "a cat and a dog"}, quiet(400), dir);
   const auto tok = runtime::Tokenizer::from_dir(dir);
   EXPECT_EQ(tok.eos_id(), 0);
@@ -331,10 +327,10 @@ TEST(BpeTrainer, LoadsInTheRuntimeWithEosPadAndBos) {
 }
 
 TEST(BpeTrainer, TwoRunsWriteByteIdenticalFiles) {
-  const auto records = bench::read_fortunes();
+  const auto records = scoring::read_fortunes();
   std::vector<std::string> texts;
   for (size_t i = 0; i < records.size() && texts.size() < 3000; i += 3) texts.push_back(records[i].text);
-  const fs::path a = temp_dir("det_a"), b = temp_dir("det_b");
+  const fs::path a = fresh_dir("det_a"), b = fresh_dir("det_b");
   train_bpe_tokenizer(texts, quiet(1500), a);
   train_bpe_tokenizer(texts, quiet(1500), b);
   const std::string ja = read_text(a / "tokenizer.json");
@@ -344,7 +340,7 @@ TEST(BpeTrainer, TwoRunsWriteByteIdenticalFiles) {
 }
 
 TEST(BpeTrainer, BadInputsAreClearErrors) {
-  const fs::path dir = temp_dir("bad");
+  const fs::path dir = fresh_dir("bad");
   EXPECT_EQ(code_of([&] { train_bpe_tokenizer({}, quiet(300), dir / "a"); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(code_of([&] { train_bpe_tokenizer({"", ""}, quiet(300), dir / "a"); }), ErrorCode::kInvalidArgument);
   try {
@@ -374,7 +370,7 @@ TEST(BpeTrainer, BadInputsAreClearErrors) {
 }
 
 TEST(BpeTrainer, ReadsTheTrainSplitOfAJsonlCorpus) {
-  const fs::path dir = temp_dir("jsonl");
+  const fs::path dir = fresh_dir("jsonl");
   {
     std::ofstream out(dir / "c.jsonl");
     out << R"({"text": "one", "split": "train"})" << "\n"

@@ -11,7 +11,7 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "../runtime/test_util.h"
+#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"

@@ -14,6 +14,7 @@
 #include <functional>
 
 #include "palign/base/error.h"
+#include "temp_dir.h"
 
 using namespace palign;
 using namespace palign::training;
@@ -21,12 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("palign_reward_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using palign::test::fresh_dir;
 
 at::Generator gen_of(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
@@ -365,7 +361,7 @@ TEST(RewardHeads, SaveLoadGivesIdenticalScores) {
   for (const std::string method : {"prm", "pal", "vpl", "linear"}) {
     auto head = make_personalized_reward(method);
     head->fit(pairs, U, o);
-    const fs::path dir = temp_dir(method);
+    const fs::path dir = fresh_dir(method);
     head->save(dir);
     auto loaded = load_personalized_reward(dir);
     ASSERT_EQ(loaded->method(), method);
@@ -394,7 +390,7 @@ TEST(RewardHeads, LoadRejectsBadDirectories) {
   const PreferencePairs pairs = planted_pairs(at::randn({2, 3}, gen, at::kFloat), 10, gen);
   auto head = make_personalized_reward("linear");
   head->fit(pairs, 2, RewardFitOptions{});
-  const fs::path dir = temp_dir("bad");
+  const fs::path dir = fresh_dir("bad");
   EXPECT_TRUE(throws_code([&] { load_personalized_reward(dir / "missing"); }, ErrorCode::kNotFound));
   head->save(dir);
   const std::string good = [&] {

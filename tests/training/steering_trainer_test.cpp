@@ -11,7 +11,7 @@
 
 #include <cstdio>
 
-#include "../runtime/test_util.h"
+#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/runtime/model.h"
 #include "palign/training/policy_trainer.h"
