@@ -74,7 +74,10 @@ std::vector<Response> MethodContext::sample_each(const std::vector<std::vector<i
 std::shared_ptr<void> MethodContext::shared(const std::string& key,
                                             const std::function<std::shared_ptr<void>()>& make) {
   auto it = shared_.find(key);
-  if (it == shared_.end()) it = shared_.emplace(key, make()).first;
+  if (it == shared_.end()) {
+    it = shared_.emplace(key, make()).first;
+    shared_made_.push_back(key);
+  }
   return it->second;
 }
 

@@ -10,28 +10,26 @@
 #include <nlohmann/json.hpp>
 
 #include "palign/base/error.h"
+#include "palign/base/json.h"
 #include "palign/base/progress.h"
+#include "palign/base/timer.h"
 #include "palign/bench/candidates.h"
-#include "palign/bench/fortunes.h"
-#include "palign/bench/grader_set.h"
 #include "palign/bench/metrics.h"
 #include "palign/bench/rng.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/fortunes.h"
+#include "palign/scoring/grader_set.h"
 
 namespace palign::bench {
 
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
 json estimate_json(const Estimate& e) {
-  auto num = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
-  return {{"value", num(e.value)}, {"lo", num(e.lo)}, {"hi", num(e.hi)}, {"n", e.n}};
+  return {{"value", finite_or_null(e.value)}, {"lo", finite_or_null(e.lo)}, {"hi", finite_or_null(e.hi)}, {"n", e.n}};
 }
 
 // The pool of a prompt: N samples drawn in one batch, with the batch's time shared equally.
@@ -132,8 +130,8 @@ std::string run_bench(const BenchOptions& options) {
   dataset_options.population.seed = derive_seed(seed, "population");
 
   // Hidden ground truth and data.
-  const auto records = read_fortunes({.source_dir = options.fortunes_dir});
-  const GraderSet graders = GraderSet::build(records);
+  const auto records = scoring::read_fortunes({.source_dir = options.fortunes_dir});
+  const scoring::GraderSet graders = scoring::GraderSet::build(records);
   const auto prompts =
       fortune_prompts(records, {.split = "test", .n_prompts = options.n_prompts, .seed = derive_seed(seed, "prompts")});
   const auto tok = runtime::Tokenizer::from_dir(options.model_dir);
@@ -243,6 +241,7 @@ std::string run_bench(const BenchOptions& options) {
   for (const auto* info : methods) {
     auto method = info->make();
     ctx.set_truth(info->oracle ? &truth : nullptr);
+    const size_t shared_before = ctx.shared_made().size();
     double fit_seconds = 0.0, predict_seconds = 0.0;
     int64_t n_predictions = 0;
     // acc[budget index][group] -> per-user accuracies
@@ -337,6 +336,9 @@ std::string run_bench(const BenchOptions& options) {
          {"predicts", method->predicts()},
          {"generates", method->generates()},
          {"fit_seconds", fit_seconds},
+         // What this method's fit made for the run's methods to share (e.g. the DPO experts, the user model).
+         {"shared_made", std::vector<std::string>(ctx.shared_made().begin() + static_cast<std::ptrdiff_t>(shared_before),
+                                                  ctx.shared_made().end())},
          {"predict_ms_per_pair",
           n_predictions ? json(1000.0 * predict_seconds / static_cast<double>(n_predictions)) : json(nullptr)}});
   }

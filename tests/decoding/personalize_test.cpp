@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "../runtime/test_util.h"
+#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/decoding/profile.h"
 #include "palign/decoding/prompting.h"
@@ -16,6 +16,7 @@
 #include "palign/runtime/model.h"
 #include "palign/runtime/sampler.h"
 #include "palign/runtime/tokenizer.h"
+#include "temp_dir.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -26,12 +27,7 @@ namespace {
 
 std::unique_ptr<Model> load(const std::string& name) { return Model::load(test::hf_model(name)); }
 
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("palign_personalize_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using palign::test::fresh_dir;
 
 GenerateOptions options(int64_t n, bool greedy, uint64_t seed = 0) {
   GenerateOptions o;
@@ -63,12 +59,16 @@ TEST(Steer, ZeroVectorsLeaveTheLogitsUnchanged) {
     ForwardOptions steered;
     steered.residual_hook = decoding::steering_hook(vectors, {0.5, -2.0, 1.0}, 3.0);
     const at::Tensor ids = at::tensor(kPrompt, at::kLong);
+    // note: within float32 tolerance, not bitwise: the hooked forward may run another linear kernel (see
+    // LoraModels.FreshAdapterLeavesLogitsUnchanged).
     const double diff = (m->forward_full(ids, steered) - m->forward_full(ids)).abs().max().item<double>();
     std::printf("[%s] zero steering vectors: max-abs-diff of the logits = %.3g\n", name, diff);
-    EXPECT_EQ(diff, 0.0);
+    EXPECT_LE(diff, test::kF32Tol);
     // Zero weights too.
     steered.residual_hook = decoding::steering_hook(random_vectors(m->config(), 2), {0, 0, 0}, 5.0);
-    EXPECT_EQ((m->forward_full(ids, steered) - m->forward_full(ids)).abs().max().item<double>(), 0.0);
+    const double zero_w = (m->forward_full(ids, steered) - m->forward_full(ids)).abs().max().item<double>();
+    std::printf("[%s] zero steering weights: max-abs-diff of the logits = %.3g\n", name, zero_w);
+    EXPECT_LE(zero_w, test::kF32Tol);
   }
 }
 
@@ -129,7 +129,7 @@ TEST(Steer, EqualsTheNaiveTwinGreedyAndSampled) {
 
 TEST(Steer, FilesRoundTripAndBadFilesFail) {
   auto m = load("llama");
-  const fs::path dir = temp_dir("steer");
+  const fs::path dir = fresh_dir("steer");
   const auto vectors = random_vectors(m->config(), 5);
   decoding::save_steering_vectors(dir / "v.safetensors", vectors);
   const auto back = decoding::load_steering_vectors(dir / "v.safetensors", m->config());
@@ -311,7 +311,7 @@ TEST(Prompt, BuildsStatementThenDocumentsNearestLastThenPrompt) {
 // ---- profiles ----
 
 TEST(Profile, RoundTripsWithNewVersionsAndRelativePaths) {
-  const fs::path dir = temp_dir("profile");
+  const fs::path dir = fresh_dir("profile");
   std::ofstream(dir / "pairs.jsonl") << "{}\n";
   decoding::UserProfile p;
   p.user_id = "alice";
@@ -342,7 +342,7 @@ TEST(Profile, RoundTripsWithNewVersionsAndRelativePaths) {
 }
 
 TEST(Profile, BadFilesFail) {
-  const fs::path dir = temp_dir("bad_profile");
+  const fs::path dir = fresh_dir("bad_profile");
   EXPECT_EQ(error_code_of([&] { decoding::UserProfile::load(dir); }), ErrorCode::kNotFound);
   for (const char* text : {"not json", R"({"version": 1})", R"({"format": "palign.user_profile"})",
                            R"({"format": "palign.user_profile", "version": 1, "weights": [1, 2]})",

@@ -11,6 +11,7 @@
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "test_util.h"
+#include "temp_dir.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -40,18 +41,7 @@ LoraAdapter random_adapter(const ModelConfig& c, uint64_t seed, std::vector<std:
   return lora;
 }
 
-class TempDir {
- public:
-  explicit TempDir(const std::string& name)
-      : path_(fs::temp_directory_path() / ("palign_lora_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using palign::test::TempDir;
 
 void write_json(const fs::path& p, const nlohmann::json& j) {
   std::ofstream out(p);
@@ -66,9 +56,11 @@ TEST_P(LoraModels, FreshAdapterLeavesLogitsUnchanged) {
   EXPECT_GT(lora.lora_a(0, LinearKind::kQ).abs().max().item<double>(), 0);
   EXPECT_EQ(lora.lora_b(0, LinearKind::kQ).abs().max().item<double>(), 0);
   at::Tensor ids = at::tensor(some_ids(12, 1000, 1), at::kLong);
+  // note: not bitwise. A hooked forward keeps autograd on and the small-batch kernel declines in grad mode, so the
+  // two sides may run different kernels (BLAS vs palign's), whose float32 sums round differently.
   const double diff = max_diff(model->forward_full(ids, {.linear_hook = &lora}), model->forward_full(ids));
   std::printf("[%s] fresh adapter vs base: max-abs-diff = %.3g\n", GetParam().c_str(), diff);
-  EXPECT_EQ(diff, 0);
+  EXPECT_LE(diff, test::kF32Tol);
 }
 
 TEST_P(LoraModels, HookedForwardEqualsMergedWeights) {

@@ -11,7 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "../runtime/test_util.h"
+#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/base/rng.h"
 #include "palign/runtime/feature_cache.h"
@@ -19,6 +19,7 @@
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
+#include "temp_dir.h"
 
 using namespace palign;
 using namespace palign::training;
@@ -30,12 +31,7 @@ namespace {
 
 const fs::path kModels = fs::path(PALIGN_TEST_DATA_DIR) / "hf" / "models";
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("palign_reward_trainer_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+using palign::test::fresh_dir;
 
 void write_lines(const fs::path& path, const std::vector<json>& lines) {
   std::ofstream out(path);
@@ -173,8 +169,29 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
                 r.train_accuracy, r.valid_accuracy, r.pairs_per_second);
     EXPECT_EQ(r.n_users, 6);
     const auto a = RewardModel::load(dir / method);
-    const auto b = RewardModel::load(dir / method);
     EXPECT_TRUE(a->personalized());
+    // The written directory is the trained model: reloaded, it orders the file's pairs as the head in memory did.
+    // The report's accuracies (computed in memory) cover the training pairs and the held-out floor(0.2 n), so the
+    // reloaded accuracy over all n pairs must be their weighted mean (ties count one half, as in the report; one
+    // pair of slack for a margin that rounds across zero). Not for vpl: its report encodes each user from the
+    // training pairs alone, while the kept user latents encode all of them.
+    if (std::string(method) != "vpl") {
+      const auto file_pairs = read_preference_jsonl(dir / "pairs.jsonl");
+      EXPECT_EQ(r.n_skipped, 0);
+      const double n = static_cast<double>(file_pairs.size());
+      const double n_valid = std::floor(n * o.fit.valid_share);
+      const double in_memory = (r.train_accuracy * (n - n_valid) + r.valid_accuracy * n_valid) / n;
+      double reloaded = 0;
+      for (const auto& p : file_pairs) {
+        const double margin =
+            a->score(p.prompt, p.chosen, p.user_id)[0] - a->score(p.prompt, p.rejected, p.user_id)[0];
+        reloaded += margin > 0 ? 1.0 : margin == 0 ? 0.5 : 0.0;
+      }
+      reloaded /= n;
+      std::printf("  accuracy over the file: in memory %.4f, reloaded directory %.4f (diff %.3g)\n", in_memory,
+                  reloaded, std::abs(reloaded - in_memory));
+      EXPECT_LE(std::abs(reloaded - in_memory), 1.5 / n);
+    }
     // Held-out pairs of the same users (fresh draws): each user's own reward orders them.
     double agree = 0;
     const auto test_pairs = planted_pairs(6, 16, 99);
@@ -186,8 +203,6 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
     std::printf("  held-out agreement with the planted users: %.3f\n", agree);
     EXPECT_GT(agree, 0.65) << method;
     const std::string longer = " cat dog sun rain code bread";
-    EXPECT_EQ(a->score("Tell me", longer, "u3"), b->score("Tell me", longer, "u3"));
-    EXPECT_EQ(a->score("Tell me", longer), b->score("Tell me", longer));
     EXPECT_EQ(error_code_of([&] { a->score("Tell me", longer, "stranger"); }), ErrorCode::kNotFound);
     EXPECT_EQ(error_code_of([&] { a->score_ids({1, 2}); }), ErrorCode::kUnsupported);
   }

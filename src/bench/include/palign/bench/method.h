@@ -106,6 +106,8 @@ class MethodContext {
   // An object the methods of a run share under key (e.g. a user model several methods personalize with), made by
   // make on first use.
   std::shared_ptr<void> shared(const std::string& key, const std::function<std::shared_ptr<void>()>& make);
+  // The keys whose objects shared() has made so far, in the order made (each at most once).
+  const std::vector<std::string>& shared_made() const { return shared_made_; }
 
   // Null unless the method being run is an oracle.
   const HiddenTruth* truth() const { return truth_; }
@@ -120,6 +122,7 @@ class MethodContext {
   std::unordered_map<std::string, std::vector<Response>> pools_;
   const HiddenTruth* truth_ = nullptr;
   std::unordered_map<std::string, std::shared_ptr<void>> shared_;
+  std::vector<std::string> shared_made_;
 };
 
 class Method {
