@@ -6,7 +6,7 @@
 #include "common.h"
 #include "palign/base/error.h"
 #include "palign/base/strings.h"
-#include "palign/decoding/profile.h"
+#include "palign/users/profile.h"
 
 namespace palign::cli {
 
@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nlohmann::json describe(const decoding::UserProfile& p) {
+nlohmann::json describe(const users::UserProfile& p) {
   return {{"version", p.version}, {"user_id", p.user_id},         {"weights", p.weights},
           {"statement", p.statement}, {"reward", p.reward.string()}, {"history", p.history.string()}};
 }
@@ -39,12 +39,12 @@ Command add_profile(CLI::App& root) {
   show->add_option("dir", f->dir, "The profile directory")->required();
   return {app, [f, create] {
             if (!create->parsed()) {
-              print_json_line(describe(decoding::UserProfile::load(f->dir)).dump());
+              print_json_line(describe(users::UserProfile::load(f->dir)).dump());
               return 0;
             }
             // Updating keeps what is not given again.
-            decoding::UserProfile p;
-            if (fs::exists(fs::path(f->dir) / "profile.json")) p = decoding::UserProfile::load(f->dir);
+            users::UserProfile p;
+            if (fs::exists(fs::path(f->dir) / "profile.json")) p = users::UserProfile::load(f->dir);
             if (!f->user.empty()) p.user_id = f->user;
             if (!f->statement.empty()) p.statement = f->statement;
             if (!f->reward.empty()) p.reward = fs::absolute(f->reward);

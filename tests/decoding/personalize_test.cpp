@@ -1,4 +1,4 @@
-// steer, prompt, best_of_n, cd_block, user profiles and folded reward heads: each fast path against a naive twin
+// steer, prompt, best_of_n, cd_block and folded reward heads: each fast path against a naive twin
 // (full recompute, samples drawn one at a time), hand-computed cases, file round trips and bad inputs.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,6 @@
 
 #include "test_util.h"
 #include "palign/base/error.h"
-#include "palign/decoding/profile.h"
 #include "palign/decoding/prompting.h"
 #include "palign/decoding/rerank.h"
 #include "palign/decoding/steering.h"
@@ -306,52 +305,6 @@ TEST(Prompt, BuildsStatementThenDocumentsNearestLastThenPrompt) {
   EXPECT_EQ(decoding::personalized_prompt(tok, "", {}, prompt, 10), prompt);
   EXPECT_EQ(error_code_of([&] { decoding::personalized_prompt(tok, "I like puns.", {}, prompt, 3); }),
             ErrorCode::kInvalidArgument);
-}
-
-// ---- profiles ----
-
-TEST(Profile, RoundTripsWithNewVersionsAndRelativePaths) {
-  const fs::path dir = fresh_dir("profile");
-  std::ofstream(dir / "pairs.jsonl") << "{}\n";
-  decoding::UserProfile p;
-  p.user_id = "alice";
-  p.weights = {{"humour", 0.8}, {"length", -0.25}};
-  p.statement = "Short and funny.";
-  p.history = dir / "pairs.jsonl";
-  p.reward = "/elsewhere/reward";
-  p.save(dir);
-  EXPECT_EQ(p.version, 1);
-  const auto j = test::read_json(dir / "profile.json");
-  EXPECT_EQ(j["history"], "pairs.jsonl");  // inside the directory: relative
-  EXPECT_EQ(j["reward"], "/elsewhere/reward");
-  auto back = decoding::UserProfile::load(dir);
-  EXPECT_EQ(back.version, 1);
-  EXPECT_EQ(back.user_id, "alice");
-  EXPECT_EQ(back.weights, p.weights);
-  EXPECT_EQ(back.statement, p.statement);
-  EXPECT_EQ(back.history, dir / "pairs.jsonl");
-  EXPECT_EQ(back.reward, fs::path("/elsewhere/reward"));
-  back.weights["humour"] = 1.0;
-  back.save(dir);
-  EXPECT_EQ(decoding::UserProfile::load(dir).version, 2);
-  EXPECT_EQ(back.weights_for({"length", "humour"}), (std::vector<double>{-0.25, 1.0}));
-  EXPECT_EQ(back.weights_for({"length", "topic"}, /*missing_zero=*/true), (std::vector<double>{-0.25, 0.0}));
-  EXPECT_EQ(error_code_of([&] { back.weights_for({"length", "topic"}); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { back.weights_for({"topic"}, true); }), ErrorCode::kInvalidArgument);
-  fs::remove_all(dir);
-}
-
-TEST(Profile, BadFilesFail) {
-  const fs::path dir = fresh_dir("bad_profile");
-  EXPECT_EQ(error_code_of([&] { decoding::UserProfile::load(dir); }), ErrorCode::kNotFound);
-  for (const char* text : {"not json", R"({"version": 1})", R"({"format": "palign.user_profile"})",
-                           R"({"format": "palign.user_profile", "version": 1, "weights": [1, 2]})",
-                           R"({"format": "palign.user_profile", "version": 1, "weights": {"a": "x"}})",
-                           R"({"format": "palign.user_profile", "version": 1, "statement": 3})"}) {
-    std::ofstream(dir / "profile.json") << text;
-    EXPECT_EQ(error_code_of([&] { decoding::UserProfile::load(dir); }), ErrorCode::kInvalidArgument) << text;
-  }
-  fs::remove_all(dir);
 }
 
 // ---- a multi-objective reward folded into one head ----

@@ -1,5 +1,5 @@
 // UserProfile's directory format (see profile.h).
-#include "palign/decoding/profile.h"
+#include "palign/users/profile.h"
 
 #include <cmath>
 #include <fstream>
@@ -7,7 +7,7 @@
 
 #include "palign/base/error.h"
 
-namespace palign::decoding {
+namespace palign::users {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -19,7 +19,7 @@ constexpr const char* kFormat = "palign.user_profile";
 
 std::string field_string(const json& j, const char* key, const fs::path& file) {
   if (!j.contains(key) || j[key].is_null()) return "";
-  PALIGN_CHECK(j[key].is_string(), ErrorCode::kInvalidArgument, "[decoding.profile] ", file.string(), ": \"", key,
+  PALIGN_CHECK(j[key].is_string(), ErrorCode::kInvalidArgument, "[users.profile] ", file.string(), ": \"", key,
                "\" must be a string");
   return j[key].get<std::string>();
 }
@@ -28,20 +28,20 @@ std::string field_string(const json& j, const char* key, const fs::path& file) {
 
 UserProfile UserProfile::load(const fs::path& dir) {
   const fs::path file = dir / kFile;
-  PALIGN_CHECK(fs::is_regular_file(file), ErrorCode::kNotFound, "[decoding.profile] ", file.string(),
+  PALIGN_CHECK(fs::is_regular_file(file), ErrorCode::kNotFound, "[users.profile] ", file.string(),
                " does not exist; make a profile with palign profile create --out ", dir.string());
   std::ifstream in(file);
   json j;
   try {
     j = json::parse(in);
   } catch (const json::exception& e) {
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[decoding.profile] ", file.string(), " is not valid JSON: ", e.what());
+    PALIGN_THROW(ErrorCode::kInvalidArgument, "[users.profile] ", file.string(), " is not valid JSON: ", e.what());
   }
-  PALIGN_CHECK(j.is_object() && j.value("format", "") == kFormat, ErrorCode::kInvalidArgument, "[decoding.profile] ",
+  PALIGN_CHECK(j.is_object() && j.value("format", "") == kFormat, ErrorCode::kInvalidArgument, "[users.profile] ",
                file.string(), " is not a user profile (\"format\" must be \"", kFormat, "\")");
   UserProfile p;
   PALIGN_CHECK(j.contains("version") && j["version"].is_number_integer(), ErrorCode::kInvalidArgument,
-               "[decoding.profile] ", file.string(), ": \"version\" must be an integer");
+               "[users.profile] ", file.string(), ": \"version\" must be an integer");
   p.version = j["version"].get<int64_t>();
   p.user_id = field_string(j, "user_id", file);
   p.statement = field_string(j, "statement", file);
@@ -50,11 +50,11 @@ UserProfile UserProfile::load(const fs::path& dir) {
     if (!s.empty()) *path = fs::path(s).is_absolute() ? fs::path(s) : dir / s;
   }
   if (j.contains("weights") && !j["weights"].is_null()) {
-    PALIGN_CHECK(j["weights"].is_object(), ErrorCode::kInvalidArgument, "[decoding.profile] ", file.string(),
+    PALIGN_CHECK(j["weights"].is_object(), ErrorCode::kInvalidArgument, "[users.profile] ", file.string(),
                  ": \"weights\" must be an object {\"dimension\": number}");
     for (const auto& [name, w] : j["weights"].items()) {
       PALIGN_CHECK(w.is_number() && std::isfinite(w.get<double>()), ErrorCode::kInvalidArgument,
-                   "[decoding.profile] ", file.string(), ": the weight of \"", name, "\" is not a finite number");
+                   "[users.profile] ", file.string(), ": the weight of \"", name, "\" is not a finite number");
       p.weights[name] = w.get<double>();
     }
   }
@@ -64,7 +64,7 @@ UserProfile UserProfile::load(const fs::path& dir) {
 void UserProfile::save(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  PALIGN_CHECK(fs::is_directory(dir), ErrorCode::kIo, "[decoding.profile] cannot create ", dir.string(), ": ",
+  PALIGN_CHECK(fs::is_directory(dir), ErrorCode::kIo, "[users.profile] cannot create ", dir.string(), ": ",
                ec.message());
   auto stored = [&](const fs::path& p) {
     if (p.empty()) return json(nullptr);
@@ -83,10 +83,10 @@ void UserProfile::save(const fs::path& dir) {
   {
     std::ofstream out(tmp);
     out << j.dump(2) << "\n";
-    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[decoding.profile] cannot write ", tmp.string());
+    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[users.profile] cannot write ", tmp.string());
   }
   fs::rename(tmp, dir / kFile, ec);
-  PALIGN_CHECK(!ec, ErrorCode::kIo, "[decoding.profile] cannot write ", (dir / kFile).string(), ": ", ec.message());
+  PALIGN_CHECK(!ec, ErrorCode::kIo, "[users.profile] cannot write ", (dir / kFile).string(), ": ", ec.message());
   ++version;
 }
 
@@ -98,16 +98,16 @@ std::vector<double> UserProfile::weights_for(const std::vector<std::string>& nam
   bool any = false;
   for (const auto& n : names) {
     const auto it = weights.find(n);
-    PALIGN_CHECK(it != weights.end() || missing_zero, ErrorCode::kInvalidArgument, "[decoding.profile] the profile of '",
+    PALIGN_CHECK(it != weights.end() || missing_zero, ErrorCode::kInvalidArgument, "[users.profile] the profile of '",
                  user_id, "' has no weight for '", n, "' (it has: ", known, "); add it or pass --weights");
     any |= it != weights.end();
     out.push_back(it != weights.end() ? it->second : 0.0);
   }
   if (!names.empty())
-    PALIGN_CHECK(any, ErrorCode::kInvalidArgument, "[decoding.profile] the profile of '", user_id,
+    PALIGN_CHECK(any, ErrorCode::kInvalidArgument, "[users.profile] the profile of '", user_id,
                  "' weighs none of ", names.front(), names.size() > 1 ? ", ..." : "", " (it has: ", known,
                  "); add weights for them or pass --weights");
   return out;
 }
 
-}  // namespace palign::decoding
+}  // namespace palign::users

@@ -1,4 +1,6 @@
-// The parts of a user profile that decoding strategies read, and its directory format (`--user-profile DIR`):
+// A user profile as decoding strategies read it, and its directory format (`--user-profile DIR`). The users module
+// is where the online learner (weights with their uncertainty, updated one feedback event at a time) and the durable
+// profile store will grow; this file is the profile's current on-disk form.
 // DIR/profile.json = {"format": "palign.user_profile", "version": N, "user_id": "...",
 //                     "weights": {"dimension": w, ...}, "statement": "...", "reward": "DIR", "history": "FILE"}
 // weights: over named preference dimensions (fusion experts, steering vectors, multi-objective reward labels, matched
@@ -14,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace palign::decoding {
+namespace palign::users {
 
 struct UserProfile {
   int64_t version = 0;
@@ -36,4 +38,4 @@ struct UserProfile {
   std::vector<double> weights_for(const std::vector<std::string>& names, bool missing_zero = false) const;
 };
 
-}  // namespace palign::decoding
+}  // namespace palign::users
