@@ -12,12 +12,13 @@
 #include <filesystem>
 
 #include "bench_util.h"
-#include "palign/runtime/feature_cache.h"
+#include "palign/scoring/feature_cache.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/platform.h"
 #include "palign/runtime/tokenizer.h"
 
 using namespace palign::runtime;
+using namespace palign::scoring;
 using palign::bench_util::best_seconds;
 using palign::bench_util::Clock;
 using palign::bench_util::seconds_since;

@@ -6,10 +6,10 @@
 
 #include "palign/base/error.h"
 #include "palign/bench/method.h"
-#include "palign/runtime/feature_cache.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/feature_cache.h"
 
 namespace palign::bench {
 
@@ -19,14 +19,14 @@ MethodContext::MethodContext(const runtime::Model& model, const runtime::Tokeniz
       tokenizer_(tokenizer),
       settings_(settings),
       seed_(seed),
-      features_(std::make_unique<runtime::FeatureCache>(model, tokenizer, feature_cache_dir)) {}
+      features_(std::make_unique<scoring::FeatureCache>(model, tokenizer, feature_cache_dir)) {}
 
 MethodContext::~MethodContext() = default;
 
 int64_t MethodContext::feature_dim() const { return features_->dim(); }
 
 void MethodContext::precompute_features(const std::vector<std::pair<std::string, std::string>>& texts) {
-  std::vector<runtime::TextPair> pairs;
+  std::vector<scoring::TextPair> pairs;
   for (const auto& [prompt, response] : texts) pairs.push_back({prompt, response});
   (void)features_->features(pairs);
 }

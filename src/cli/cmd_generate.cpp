@@ -12,7 +12,7 @@
 #include "common.h"
 #include "palign/base/error.h"
 #include "palign/base/strings.h"
-#include "palign/decoding/profile.h"
+#include "palign/users/profile.h"
 #include "palign/decoding/prompting.h"
 #include "palign/decoding/rerank.h"
 #include "palign/decoding/steering.h"
@@ -85,7 +85,7 @@ double parse_weight(const std::string& item) {
 // weights of those names (missing_zero: a dimension the profile does not weigh gets 0). what: "models in --models",
 // "vectors in FILE".
 std::vector<double> resolve_weights(const std::string& text, const std::vector<std::string>& names,
-                                    const decoding::UserProfile* profile, const std::string& what,
+                                    const users::UserProfile* profile, const std::string& what,
                                     bool missing_zero = false) {
   if (text.empty()) {
     PALIGN_CHECK(profile, ErrorCode::kInvalidArgument, "[cli.generate] give --weights (one per ", what,
@@ -124,7 +124,7 @@ std::string file_text(const fs::path& path) {
 // fusion / proxy / contrast / args: one sample at a time (seed + i), each model with its own cache.
 std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& model, const fs::path& dir,
                                          const std::vector<int64_t>& prompt, const GenerateOptions& opts,
-                                         const Tokenizer* tokenizer, const decoding::UserProfile* profile) {
+                                         const Tokenizer* tokenizer, const users::UserProfile* profile) {
   std::vector<std::unique_ptr<Model>> loaded;
   auto load = [&](const std::string& path) -> const Model& {
     if (fs::weakly_canonical(path) == fs::weakly_canonical(dir)) return model;
@@ -208,7 +208,7 @@ std::vector<GenerateResult> run_strategy(const GenerateFlags& f, const Model& mo
 // requested output (seed + i·N·1000). cd_block: K continuations of B tokens per block, the best by the reward kept.
 std::vector<GenerateResult> run_rerank(const GenerateFlags& f, const Model& model, const std::vector<int64_t>& prompt,
                                        const GenerateOptions& opts, const Tokenizer* tokenizer,
-                                       const decoding::UserProfile* profile) {
+                                       const users::UserProfile* profile) {
   const bool block = f.strategy == "cd_block";
   const fs::path reward_dir = !f.reward.empty() ? fs::path(f.reward) : profile ? profile->reward : fs::path();
   PALIGN_CHECK(!reward_dir.empty(), ErrorCode::kInvalidArgument, "[cli.generate] --strategy ", f.strategy,
@@ -225,8 +225,8 @@ std::vector<GenerateResult> run_rerank(const GenerateFlags& f, const Model& mode
     else
       pairs_file = profile->history;  // a user the reward has not seen brings their pairs
   }
-  std::vector<training::PreferenceRecord> pairs;
-  if (!pairs_file.empty()) pairs = training::read_preference_jsonl(pairs_file);
+  std::vector<scoring::PreferenceRecord> pairs;
+  if (!pairs_file.empty()) pairs = scoring::read_preference_jsonl(pairs_file);
   PALIGN_CHECK(reward->personalized() || (f.user.empty() && f.user_pairs.empty()), ErrorCode::kInvalidArgument,
                "[cli.generate] ", reward_dir.string(), " is the same for every user; drop --user/--user-pairs");
   const std::string prompt_text =
@@ -259,7 +259,7 @@ std::vector<GenerateResult> run_rerank(const GenerateFlags& f, const Model& mode
 // forward, so they keep --adapter and -n.
 std::vector<GenerateResult> run_context_or_steer(const GenerateFlags& f, const Model& model,
                                                  const std::vector<int64_t>& prompt, GenerateOptions opts,
-                                                 const Tokenizer* tokenizer, const decoding::UserProfile* profile) {
+                                                 const Tokenizer* tokenizer, const users::UserProfile* profile) {
   if (f.strategy == "steer") {
     const fs::path file = f.vectors;
     PALIGN_CHECK(!file.empty(), ErrorCode::kInvalidArgument,
@@ -283,7 +283,7 @@ std::vector<GenerateResult> run_context_or_steer(const GenerateFlags& f, const M
   std::vector<std::string> liked;
   if (!history.empty()) {
     const std::string who = profile ? profile->user_id : "";
-    for (const auto& r : training::read_preference_jsonl(history))
+    for (const auto& r : scoring::read_preference_jsonl(history))
       if (who.empty() || r.user_id.empty() || r.user_id == who) {
         const std::string doc = r.prompt + r.chosen;
         if (std::find(liked.begin(), liked.end(), doc) == liked.end()) liked.push_back(doc);
@@ -376,9 +376,9 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
                  "[cli.generate] --user with --strategy sample needs a user-conditioned --adapter (palign train "
                  "policy --method pdpo)");
   }
-  std::optional<decoding::UserProfile> profile;
-  if (!f.user_profile.empty()) profile = decoding::UserProfile::load(f.user_profile);
-  const decoding::UserProfile* prof = profile ? &*profile : nullptr;
+  std::optional<users::UserProfile> profile;
+  if (!f.user_profile.empty()) profile = users::UserProfile::load(f.user_profile);
+  const users::UserProfile* prof = profile ? &*profile : nullptr;
   const Tokenizer* tok = tokenizer ? &*tokenizer : nullptr;
   std::vector<GenerateResult> results;
   if (f.strategy == "sample") {

@@ -72,7 +72,7 @@ Command add_train_policy(CLI::App& train) {
             o.fit.lora.target_modules = split_list(f->lora_targets);
             o.fit.progress = !f->no_progress;
             const auto report =
-                training::train_policy(training::read_preference_jsonl(f->data), resolve_model_dir(f->model), f->out, o);
+                training::train_policy(scoring::read_preference_jsonl(f->data), resolve_model_dir(f->model), f->out, o);
             print_json_line(nlohmann::json{{"out", f->out},
                                            {"method", f->method},
                                            {"beta", o.fit.beta},

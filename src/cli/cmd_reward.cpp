@@ -139,8 +139,8 @@ Command add_score(CLI::App& root) {
                            " reward, the same for every user; drop --user/--user-pairs");
               PALIGN_CHECK(f->user.empty() || f->user_pairs.empty(), ErrorCode::kInvalidArgument,
                            "[cli.score] pass either --user (seen in training) or --user-pairs (a new user), not both");
-              std::vector<training::PreferenceRecord> pairs;
-              if (!f->user_pairs.empty()) pairs = training::read_preference_jsonl(f->user_pairs);
+              std::vector<scoring::PreferenceRecord> pairs;
+              if (!f->user_pairs.empty()) pairs = scoring::read_preference_jsonl(f->user_pairs);
               scores = model->score(f->prompt, f->response, f->user, pairs);
             }
             const auto labels = model->labels();

@@ -72,7 +72,7 @@ Command add_train_steer(CLI::App& train) {
             std::map<std::string, std::vector<decoding::TokenPair>> by_dimension;
             std::map<std::string, std::vector<training::ArmPair>> arm_pairs;  // bipo
             nlohmann::json bipo_report = nlohmann::json::object();
-            for (const auto& r : training::read_preference_jsonl(f->data)) {
+            for (const auto& r : scoring::read_preference_jsonl(f->data)) {
               PALIGN_CHECK(!r.dimension.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] ", f->data,
                            " has a pair without \"dimension\"; steering vectors are per dimension");
               const auto c = training::tokenize_response(tok, r.prompt, r.chosen, max_tokens);

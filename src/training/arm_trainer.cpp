@@ -20,7 +20,7 @@
 #include "palign/base/progress.h"
 #include "palign/base/rng.h"
 #include "palign/base/timer.h"
-#include "palign/runtime/feature_cache.h"
+#include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/training/reward_trainer.h"
 
@@ -464,14 +464,14 @@ ArmFitReport fit_pairs(const runtime::Model& model, runtime::LoraAdapter* adapte
 
 }  // namespace
 
-ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const fs::path& backbone, const fs::path& out,
+ArmTrainReport train_arm(const std::vector<scoring::PreferenceRecord>& records, const fs::path& backbone, const fs::path& out,
                          const ArmTrainOptions& options) {
   const std::string problem = options.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.arm] ", problem);
   PALIGN_CHECK(!records.empty(), ErrorCode::kInvalidArgument,
                "[training.arm] no preference records; pass {\"prompt\", \"chosen\", \"rejected\"} pairs");
   ArmTrainReport report;
-  std::vector<const PreferenceRecord*> kept;
+  std::vector<const scoring::PreferenceRecord*> kept;
   for (const auto& r : records)
     if (r.chosen == r.rejected)
       ++report.n_skipped;
@@ -482,7 +482,7 @@ ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const fs:
   report.n_pairs = static_cast<int64_t>(kept.size());
   std::set<std::string> dims;
   size_t with_dimension = 0;
-  for (const PreferenceRecord* r : kept)
+  for (const scoring::PreferenceRecord* r : kept)
     if (!r->dimension.empty()) {
       dims.insert(r->dimension);
       ++with_dimension;
@@ -515,7 +515,7 @@ ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const fs:
   int64_t trained = 0;
   for (const std::string& dim : groups) {
     std::vector<ArmPair> pairs;
-    for (const PreferenceRecord* r : kept)
+    for (const scoring::PreferenceRecord* r : kept)
       if (r->dimension == dim)
         pairs.push_back({tokenize_response(tok, r->prompt, r->chosen, max_tokens),
                          tokenize_response(tok, r->prompt, r->rejected, max_tokens)});
@@ -616,7 +616,7 @@ class ArmReward final : public RewardModel {
   bool personalized() const override { return false; }
   std::vector<std::string> users() const override { return {}; }
   std::vector<double> score(const std::string& prompt, const std::string& response, const std::string&,
-                            const std::vector<PreferenceRecord>&) override {
+                            const std::vector<scoring::PreferenceRecord>&) override {
     at::NoGradGuard no_grad;
     const ArmSequence seq = tokenize_response(*tok_, prompt, response, max_tokens_);
     std::vector<double> out;

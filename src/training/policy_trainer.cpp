@@ -271,7 +271,7 @@ ArmFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter
   return fit_pair_adapter(model, adapter, conditioned, o.fit, objective);
 }
 
-PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, const fs::path& model_dir,
+PolicyTrainReport train_policy(const std::vector<scoring::PreferenceRecord>& records, const fs::path& model_dir,
                                const fs::path& out, const PolicyTrainOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string problem = options.validate();
@@ -287,7 +287,7 @@ PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, con
   const int64_t max_tokens = std::min(options.fit.max_tokens, model->config().max_position);
   PolicyTrainReport report;
   const bool sft = options.loss == PolicyLoss::kSft, pdpo = options.loss == PolicyLoss::kPdpo;
-  std::vector<const PreferenceRecord*> kept;
+  std::vector<const scoring::PreferenceRecord*> kept;
   std::set<std::string> users;
   std::set<std::pair<std::string, std::string>> liked;  // sft: each (prompt, chosen) once
   for (const auto& r : records) {
@@ -310,7 +310,7 @@ PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, con
   std::vector<int64_t> slots;
   std::optional<UserTokens> tokens;
   if (pdpo) tokens = UserTokens::init(*model, {users.begin(), users.end()}, options.user_tokens, options.fit.seed);
-  for (const PreferenceRecord* r : kept) {
+  for (const scoring::PreferenceRecord* r : kept) {
     ArmSequence chosen = tokenize_response(tok, r->prompt, r->chosen, max_tokens);
     pairs.push_back({chosen, sft ? chosen : tokenize_response(tok, r->prompt, r->rejected, max_tokens)});
     if (tokens) slots.push_back(tokens->slot(r->user_id));

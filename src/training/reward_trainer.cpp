@@ -17,11 +17,11 @@
 #include "palign/base/progress.h"
 #include "palign/base/rng.h"
 #include "palign/base/timer.h"
-#include "palign/runtime/feature_cache.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/feature_cache.h"
 #include "palign/training/linear_bt.h"
 
 namespace palign::training {
@@ -56,7 +56,7 @@ void write_text(const fs::path& path, const std::string& text) {
 }
 
 // Features [N, F] of texts, computed through the cache in chunks with a progress bar.
-at::Tensor cached_features(runtime::FeatureCache& cache, const std::vector<runtime::TextPair>& texts, bool progress) {
+at::Tensor cached_features(scoring::FeatureCache& cache, const std::vector<scoring::TextPair>& texts, bool progress) {
   constexpr size_t kChunk = 256;
   ProgressBar bar("features", static_cast<int64_t>(texts.size()), progress);
   std::vector<at::Tensor> parts;
@@ -192,7 +192,7 @@ struct LoraBtResult {
 };
 
 LoraBtResult fit_bt_lora(const runtime::Model& model, const runtime::Tokenizer& tok,
-                         const std::vector<PreferenceRecord>& records, const at::Tensor& frozen_head,
+                         const std::vector<scoring::PreferenceRecord>& records, const at::Tensor& frozen_head,
                          const RewardTrainOptions& options) {
   const ArmTrainOptions& a = options.arm;  // the adapter and optimizer settings are arm's flags
   const int64_t max_tokens = std::min(a.max_tokens, model.config().max_position);
@@ -310,41 +310,6 @@ LoraBtResult fit_bt_lora(const runtime::Model& model, const runtime::Tokenizer& 
 
 }  // namespace
 
-std::vector<PreferenceRecord> read_preference_jsonl(const fs::path& path) {
-  std::ifstream in(path);
-  PALIGN_CHECK(in.good(), ErrorCode::kNotFound, "[training.preference_data] cannot read ", path.string(),
-               "; pass a JSON Lines file of {\"prompt\", \"chosen\", \"rejected\"} records");
-  std::vector<PreferenceRecord> out;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception&) {
-      PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.preference_data] ", path.string(), " line ", n,
-                   " is not valid JSON");
-    }
-    PreferenceRecord r;
-    for (auto [key, field] : {std::pair{"prompt", &r.prompt}, {"chosen", &r.chosen}, {"rejected", &r.rejected}}) {
-      PALIGN_CHECK(j.is_object() && j.contains(key) && j[key].is_string(), ErrorCode::kInvalidArgument,
-                   "[training.preference_data] ", path.string(), " line ", n, " has no string \"", key,
-                   "\"; each line needs \"prompt\", \"chosen\" and \"rejected\"");
-      *field = j[key].get<std::string>();
-    }
-    if (j.contains("user_id") && !j["user_id"].is_null())
-      r.user_id = j["user_id"].is_string() ? j["user_id"].get<std::string>() : j["user_id"].dump();
-    if (j.contains("dimension") && j["dimension"].is_string()) r.dimension = j["dimension"].get<std::string>();
-    if (j.contains("chosen_score") && j["chosen_score"].is_number()) r.chosen_score = j["chosen_score"].get<double>();
-    if (j.contains("rejected_score") && j["rejected_score"].is_number())
-      r.rejected_score = j["rejected_score"].get<double>();
-    out.push_back(std::move(r));
-  }
-  PALIGN_CHECK(!out.empty(), ErrorCode::kInvalidArgument, "[training.preference_data] ", path.string(),
-               " holds no preference records");
-  return out;
-}
-
 RewardTrainReport train_reward(const RewardTrainOptions& options) {
   const std::string& method = options.method;
   PALIGN_CHECK(method == "bt" || method == "multi" || is_personalized(method) || method == "arm",
@@ -355,7 +320,7 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
   PALIGN_CHECK(method != "linear" || !options.objectives.empty(), ErrorCode::kInvalidArgument,
                "[training.reward] linear weighs the scores of a multi-objective model; pass --objectives DIR (a "
                "directory from `palign train reward --method multi`)");
-  auto records = read_preference_jsonl(options.data);
+  auto records = scoring::read_preference_jsonl(options.data);
   RewardTrainReport report;
   report.method = method;
   if (method == "arm") {  // trains through the backbone, so no feature cache; writes its own manifest
@@ -374,7 +339,7 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
     return report;
   }
   {
-    std::vector<PreferenceRecord> kept;
+    std::vector<scoring::PreferenceRecord> kept;
     for (auto& r : records)
       if (r.chosen == r.rejected)
         ++report.n_skipped;
@@ -401,8 +366,8 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
   auto backbone = runtime::Model::load(options.backbone);
   c10::InferenceMode guard;
   const auto tok = runtime::Tokenizer::from_dir(options.backbone);
-  runtime::FeatureCache cache(*backbone, tok, options.feature_cache);
-  std::vector<runtime::TextPair> texts;
+  scoring::FeatureCache cache(*backbone, tok, options.feature_cache);
+  std::vector<scoring::TextPair> texts;
   for (const auto& r : records) texts.push_back({r.prompt, r.chosen}), texts.push_back({r.prompt, r.rejected});
   auto t0 = Clock::now();
   const at::Tensor all = cached_features(cache, texts, options.progress);
@@ -527,7 +492,7 @@ class ClassifierReward final : public RewardModel {
   bool personalized() const override { return false; }
   std::vector<std::string> users() const override { return {}; }
   std::vector<double> score(const std::string& prompt, const std::string& response, const std::string&,
-                            const std::vector<PreferenceRecord>&) override {
+                            const std::vector<scoring::PreferenceRecord>&) override {
     const auto ids = tok_.encode(prompt + response, /*add_special=*/true);
     return score_ids(std::vector<int64_t>(ids.begin(), ids.end()));
   }
@@ -579,7 +544,7 @@ class PersonalizedRewardModel final : public RewardModel {
   bool personalized() const override { return true; }
   std::vector<std::string> users() const override { return users_; }
   std::vector<double> score(const std::string& prompt, const std::string& response, const std::string& user,
-                            const std::vector<PreferenceRecord>& user_pairs) override {
+                            const std::vector<scoring::PreferenceRecord>& user_pairs) override {
     c10::InferenceMode guard;
     at::Tensor state;
     if (!user.empty()) {
@@ -590,7 +555,7 @@ class PersonalizedRewardModel final : public RewardModel {
                    "user");
       state = head_->user_state(it->second);
     } else if (!user_pairs.empty()) {
-      std::vector<runtime::TextPair> texts;
+      std::vector<scoring::TextPair> texts;
       for (const auto& r : user_pairs) texts.push_back({r.prompt, r.chosen}), texts.push_back({r.prompt, r.rejected});
       const at::Tensor f = inputs(cache_.features(texts));
       state = head_->new_user_state(f.slice(0, 0, f.size(0), 2), f.slice(0, 1, f.size(0), 2));
@@ -613,7 +578,7 @@ class PersonalizedRewardModel final : public RewardModel {
   std::string method_;
   std::unique_ptr<runtime::Model> backbone_;
   runtime::Tokenizer tok_;
-  runtime::FeatureCache cache_;
+  scoring::FeatureCache cache_;
   std::unique_ptr<PersonalizedReward> head_;
   at::Tensor objectives_, mean_, scale_;
   std::vector<std::string> users_;

@@ -98,10 +98,10 @@ std::vector<json> planted_pairs(int n, uint64_t seed, const std::string& dimensi
   return out;
 }
 
-std::vector<PreferenceRecord> records_of(const std::vector<json>& lines) {
-  std::vector<PreferenceRecord> out;
+std::vector<scoring::PreferenceRecord> records_of(const std::vector<json>& lines) {
+  std::vector<scoring::PreferenceRecord> out;
   for (const auto& j : lines) {
-    PreferenceRecord r;
+    scoring::PreferenceRecord r;
     r.prompt = j["prompt"].get<std::string>();
     r.chosen = j["chosen"].get<std::string>();
     r.rejected = j["rejected"].get<std::string>();

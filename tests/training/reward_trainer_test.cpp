@@ -14,7 +14,7 @@
 #include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/base/rng.h"
-#include "palign/runtime/feature_cache.h"
+#include "palign/scoring/feature_cache.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
@@ -76,31 +76,6 @@ RewardTrainOptions options(const std::string& method, const fs::path& data, cons
   return o;
 }
 
-TEST(PreferenceData, ReadsTheBenchFormatAndNamesBadLines) {
-  const fs::path dir = fresh_dir("read");
-  write_lines(dir / "ok.jsonl", {{{"prompt", "p"},
-                                  {"chosen", "a"},
-                                  {"rejected", "b"},
-                                  {"user_id", "u1"},
-                                  {"dimension", "length"},
-                                  {"chosen_score", 1.5}},
-                                 {{"prompt", "q"}, {"chosen", "c"}, {"rejected", "d"}, {"user_id", 7}}});
-  const auto records = read_preference_jsonl(dir / "ok.jsonl");
-  ASSERT_EQ(records.size(), 2u);
-  EXPECT_EQ(records[0].user_id, "u1");
-  EXPECT_EQ(records[0].dimension, "length");
-  EXPECT_DOUBLE_EQ(*records[0].chosen_score, 1.5);
-  EXPECT_FALSE(records[0].rejected_score.has_value());
-  EXPECT_EQ(records[1].user_id, "7");
-  write_lines(dir / "missing.jsonl", {{{"prompt", "p"}, {"chosen", "a"}}});
-  EXPECT_EQ(error_code_of([&] { read_preference_jsonl(dir / "missing.jsonl"); }), ErrorCode::kInvalidArgument);
-  std::ofstream(dir / "bad.jsonl") << "{\"prompt\": \n";
-  EXPECT_EQ(error_code_of([&] { read_preference_jsonl(dir / "bad.jsonl"); }), ErrorCode::kInvalidArgument);
-  std::ofstream(dir / "empty.jsonl") << "\n\n";
-  EXPECT_EQ(error_code_of([&] { read_preference_jsonl(dir / "empty.jsonl"); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { read_preference_jsonl(dir / "none.jsonl"); }), ErrorCode::kNotFound);
-}
-
 // bt and multi directories load through the runtime's sequence-classification path and score what the head on the
 // cached last-token features scores.
 TEST(RewardTrainer, ClassifierDirectoriesScoreThroughTheRuntime) {
@@ -117,8 +92,8 @@ TEST(RewardTrainer, ClassifierDirectoriesScoreThroughTheRuntime) {
   EXPECT_EQ(model->config().id2label, multi.dimensions);
   const auto backbone = runtime::Model::load(kModels / "llama");
   const auto tok = runtime::Tokenizer::from_dir(kModels / "llama");
-  runtime::FeatureCache cache(*backbone, tok);
-  const std::vector<runtime::TextPair> texts = {{"Tell me", " cat dog!"}, {"Tell me sun", " rain rain rain code"}};
+  scoring::FeatureCache cache(*backbone, tok);
+  const std::vector<scoring::TextPair> texts = {{"Tell me", " cat dog!"}, {"Tell me sun", " rain rain rain code"}};
   const at::Tensor last = cache.features(texts).slice(1, backbone->config().hidden_size);
   double max_diff = 0;
   for (const char* name : {"bt", "multi"}) {
@@ -176,7 +151,7 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
     // pair of slack for a margin that rounds across zero). Not for vpl: its report encodes each user from the
     // training pairs alone, while the kept user latents encode all of them.
     if (std::string(method) != "vpl") {
-      const auto file_pairs = read_preference_jsonl(dir / "pairs.jsonl");
+      const auto file_pairs = scoring::read_preference_jsonl(dir / "pairs.jsonl");
       EXPECT_EQ(r.n_skipped, 0);
       const double n = static_cast<double>(file_pairs.size());
       const double n_valid = std::floor(n * o.fit.valid_share);
@@ -208,8 +183,8 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
   }
   // A new user's pairs move the generic reward toward that user.
   const auto pal = RewardModel::load(dir / "pal");
-  auto pairs = read_preference_jsonl(dir / "pairs.jsonl");
-  std::vector<PreferenceRecord> short_pairs;
+  auto pairs = scoring::read_preference_jsonl(dir / "pairs.jsonl");
+  std::vector<scoring::PreferenceRecord> short_pairs;
   for (const auto& p : pairs)
     if (p.user_id == "u1" && short_pairs.size() < 16) short_pairs.push_back(p);
   const double adapted = pal->score("Tell me", " cat dog sun rain code bread", "", short_pairs)[0] -

@@ -18,8 +18,11 @@ class Tensor;
 namespace palign::runtime {
 class Model;
 class Tokenizer;
-class FeatureCache;
 }  // namespace palign::runtime
+
+namespace palign::scoring {
+class FeatureCache;
+}  // namespace palign::scoring
 
 namespace palign::bench {
 
@@ -84,7 +87,7 @@ class MethodContext {
 
   // The backbone's features of a response to a prompt: the final hidden states averaged over the response's tokens,
   // concatenated with the hidden state of the last token ([2·D]; an empty response uses the prompt's last token for
-  // both). Computed in batches and cached by (prompt, response) in a runtime::FeatureCache.
+  // both). Computed in batches and cached by (prompt, response) in a scoring::FeatureCache.
   const std::vector<float>& features(const std::string& prompt, const std::string& response);
   void precompute_features(const std::vector<std::pair<std::string, std::string>>& texts);
   int64_t feature_dim() const;
@@ -118,7 +121,7 @@ class MethodContext {
   const runtime::Tokenizer& tokenizer_;
   GenerationSettings settings_;
   uint64_t seed_;
-  std::unique_ptr<runtime::FeatureCache> features_;
+  std::unique_ptr<scoring::FeatureCache> features_;
   std::unordered_map<std::string, std::vector<Response>> pools_;
   const HiddenTruth* truth_ = nullptr;
   std::unordered_map<std::string, std::shared_ptr<void>> shared_;

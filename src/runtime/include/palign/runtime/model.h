@@ -124,4 +124,8 @@ class Model {
   std::string stored_dtype_;
 };
 
+// A content hash of a model: its config and every weight's name and shape, and an even sample of each weight's
+// values (at most 64 KiB per tensor). Names what a cache or a reward was computed with.
+std::string model_fingerprint(const Model& model);
+
 }  // namespace palign::runtime

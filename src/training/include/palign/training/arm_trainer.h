@@ -28,10 +28,10 @@
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/preference_data.h"
 
 namespace palign::training {
 
-struct PreferenceRecord;  // reward_trainer.h
 class RewardModel;        // reward_trainer.h
 
 struct ArmTrainOptions {
@@ -162,8 +162,9 @@ struct ArmTrainReport {
 // texts are skipped. Throws kInvalidArgument (no records, every pair identical, some records with a dimension and
 // some without, invalid options), kUnsupported (a backbone LoRA cannot adapt, e.g. GPT-2), kNotFound (no backbone),
 // kIo.
-ArmTrainReport train_arm(const std::vector<PreferenceRecord>& records, const std::filesystem::path& backbone,
-                         const std::filesystem::path& out, const ArmTrainOptions& options);
+ArmTrainReport train_arm(const std::vector<scoring::PreferenceRecord>& records,
+                         const std::filesystem::path& backbone, const std::filesystem::path& out,
+                         const ArmTrainOptions& options);
 
 // An arm directory as a RewardModel: score(prompt, response) = β · Σ log π_r(response | prompt) for each dimension
 // (labels = the dimensions, or "reward"). Throws kNotFound / kInvalidArgument for a missing or malformed directory.

@@ -116,7 +116,8 @@ ArmSequence with_prefix(const ArmSequence& s, const std::vector<int64_t>& prefix
 // continues from there when started again with the same data and options; a finished run removes it.
 // Throws kInvalidArgument (no records, every pair identical, invalid options), kUnsupported (a model LoRA cannot
 // adapt), kNotFound (no model), kIo.
-PolicyTrainReport train_policy(const std::vector<PreferenceRecord>& records, const std::filesystem::path& model_dir,
-                               const std::filesystem::path& out, const PolicyTrainOptions& options);
+PolicyTrainReport train_policy(const std::vector<scoring::PreferenceRecord>& records,
+                               const std::filesystem::path& model_dir, const std::filesystem::path& out,
+                               const PolicyTrainOptions& options);
 
 }  // namespace palign::training

@@ -1,7 +1,6 @@
 // Reward models from preference data, on a frozen backbone's cached features (`palign train reward`, `palign score`).
 //
-// Preference data is JSON Lines in TRL's conventions: {"prompt", "chosen", "rejected"} plus "user_id" and optional
-// "dimension", "chosen_score", "rejected_score" (what `palign bench` writes).
+// Preference data is read by scoring::read_preference_jsonl (scoring/preference_data.h).
 //
 // Methods and what they write into the output directory:
 //   bt     one scalar Bradley–Terry reward for everyone; multi: one head per "dimension" (K = the distinct dimensions,
@@ -25,21 +24,11 @@
 #include <string>
 #include <vector>
 
+#include "palign/scoring/preference_data.h"
 #include "palign/training/arm_trainer.h"
 #include "palign/training/reward_heads.h"
 
 namespace palign::training {
-
-struct PreferenceRecord {
-  std::string prompt, chosen, rejected;
-  std::string user_id;    // "" when absent
-  std::string dimension;  // "" when absent
-  std::optional<double> chosen_score, rejected_score;
-};
-
-// Reads a preference JSON Lines file. Throws kNotFound for a missing file, kInvalidArgument naming the line for
-// invalid JSON or a missing / non-string "prompt", "chosen" or "rejected", and for a file without records.
-std::vector<PreferenceRecord> read_preference_jsonl(const std::filesystem::path& path);
 
 struct RewardTrainOptions {
   std::string method = "bt";  // bt, multi, prm, pal, vpl, linear, arm
@@ -87,7 +76,7 @@ class RewardModel {
   // pairs (used when user is ""). Throws kNotFound for a user the model has not seen, naming what to pass instead.
   virtual std::vector<double> score(const std::string& prompt, const std::string& response,
                                     const std::string& user = "",
-                                    const std::vector<PreferenceRecord>& user_pairs = {}) = 0;
+                                    const std::vector<scoring::PreferenceRecord>& user_pairs = {}) = 0;
   // Scores of raw token ids (classification directories only; kUnsupported otherwise).
   virtual std::vector<double> score_ids(const std::vector<int64_t>& ids) = 0;
 };

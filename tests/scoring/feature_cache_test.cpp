@@ -1,7 +1,7 @@
 // The feature cache: batched features equal the one-by-one naive twin, a cache reopened from disk serves identical
 // features without touching the backbone, a different model never sees another's features, and damaged shards and
 // bad settings give clear errors.
-#include "palign/runtime/feature_cache.h"
+#include "palign/scoring/feature_cache.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -17,6 +17,7 @@
 
 using namespace palign;
 using namespace palign::runtime;
+using namespace palign::scoring;
 using palign::test::error_code_of;
 namespace fs = std::filesystem;
 

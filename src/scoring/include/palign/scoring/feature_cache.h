@@ -6,7 +6,7 @@
 // tokenized as prompt + response with the tokenizer's special tokens and cut to the model's context.
 //
 // On disk the cache is a folder with one safetensors shard per computed batch ("keys" I64 [n, 2], "features" F32
-// [n, 2·D]) under a subfolder named by the backbone's fingerprint (a content hash of its config and weights), so a
+// [n, 2·D]) under a subfolder named by the backbone's fingerprint (runtime::model_fingerprint), so a
 // cache never serves features of a different model. Keys are two independent 64-bit hashes of the text pair.
 #pragma once
 
@@ -20,9 +20,12 @@
 #include <vector>
 
 namespace palign::runtime {
-
 class Model;
 class Tokenizer;
+}  // namespace palign::scoring
+
+namespace palign::scoring {
+
 
 struct TextPair {
   std::string prompt, response;
@@ -34,14 +37,12 @@ struct FeatureCacheStats {
   int64_t loaded = 0;    // features read from disk when the cache was opened
 };
 
-// A content hash of a model: its config and every weight's name, shape and values.
-std::string model_fingerprint(const Model& model);
-
 class FeatureCache {
  public:
   // dir empty: memory only. Otherwise features are read from and appended to dir/<fingerprint>/. Throws kIo when
   // the folder cannot be created, kInvalidArgument for a damaged shard (naming it; delete the folder to rebuild).
-  FeatureCache(const Model& model, const Tokenizer& tokenizer, std::filesystem::path dir = {}, int64_t batch = 32);
+  FeatureCache(const runtime::Model& model, const runtime::Tokenizer& tokenizer, std::filesystem::path dir = {},
+               int64_t batch = 32);
   ~FeatureCache();
 
   int64_t dim() const { return dim_; }
@@ -54,7 +55,7 @@ class FeatureCache {
   const std::vector<float>& feature(const TextPair& text);
 
   // The naive twin: features computed one text at a time, nothing cached.
-  static at::Tensor compute_one_by_one(const Model& model, const Tokenizer& tokenizer,
+  static at::Tensor compute_one_by_one(const runtime::Model& model, const runtime::Tokenizer& tokenizer,
                                        const std::vector<TextPair>& texts);
 
  private:
@@ -65,8 +66,8 @@ class FeatureCache {
   static Key key_of(const TextPair& text);
   void compute(const std::vector<TextPair>& todo);
 
-  const Model& model_;
-  const Tokenizer& tokenizer_;
+  const runtime::Model& model_;
+  const runtime::Tokenizer& tokenizer_;
   std::filesystem::path dir_;  // dir/<fingerprint>, or empty
   int64_t batch_;
   int64_t dim_;
@@ -76,4 +77,4 @@ class FeatureCache {
   FeatureCacheStats stats_;
 };
 
-}  // namespace palign::runtime
+}  // namespace palign::scoring

@@ -1,5 +1,5 @@
 // Pooled backbone features with an in-memory and on-disk cache (see feature_cache.h).
-#include "palign/runtime/feature_cache.h"
+#include "palign/scoring/feature_cache.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -14,19 +14,14 @@
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
 
-namespace palign::runtime {
+namespace palign::scoring {
+
+using runtime::ForwardOptions;
+using runtime::Model;
+using runtime::SafetensorsFile;
+using runtime::Tokenizer;
 
 namespace {
-
-// At most this many bytes of each weight enter the fingerprint, evenly spread, so that a 7B model hashes in
-// milliseconds; names, shapes and sizes always enter whole.
-constexpr int64_t kFingerprintBytesPerTensor = 1 << 16;
-
-std::string hex64(uint64_t h) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
 
 // Features [n, 2·D] of one batch of texts (rows right-padded; each row's mean runs over its response tokens).
 at::Tensor compute_batch(const Model& model, const Tokenizer& tokenizer, const std::vector<TextPair>& texts) {
@@ -66,22 +61,6 @@ at::Tensor compute_batch(const Model& model, const Tokenizer& tokenizer, const s
 
 }  // namespace
 
-std::string model_fingerprint(const Model& model) {
-  const ModelConfig& c = model.config();
-  uint64_t h = fnv1a64(c.to_json());
-  for (const auto& [name, w] : model.named_weights()) {
-    h = fnv1a64(name, h);
-    for (int64_t s : w.sizes()) h = fnv1a64(std::to_string(s) + ",", h);
-    const at::Tensor flat = w.detach().to(at::kFloat).contiguous().view(-1);
-    const int64_t n = flat.numel();
-    const int64_t take = std::min<int64_t>(n, kFingerprintBytesPerTensor / 4);
-    const int64_t stride = std::max<int64_t>(1, n / std::max<int64_t>(1, take));
-    const at::Tensor sample = flat.slice(0, 0, n, stride).contiguous();
-    h = fnv1a64(std::string_view(static_cast<const char*>(sample.data_ptr()), sample.numel() * 4), h);
-  }
-  return hex64(h);
-}
-
 FeatureCache::Key FeatureCache::key_of(const TextPair& text) {
   const std::string len = std::to_string(text.prompt.size()) + ":";
   const uint64_t a = fnv1a64(text.response, fnv1a64(text.prompt, fnv1a64(len)));
@@ -91,13 +70,13 @@ FeatureCache::Key FeatureCache::key_of(const TextPair& text) {
 
 FeatureCache::FeatureCache(const Model& model, const Tokenizer& tokenizer, std::filesystem::path dir, int64_t batch)
     : model_(model), tokenizer_(tokenizer), batch_(batch), dim_(2 * model.config().hidden_size) {
-  PALIGN_CHECK(batch >= 1, ErrorCode::kInvalidArgument, "[runtime.FeatureCache] batch must be >= 1, got ", batch);
-  fingerprint_ = model_fingerprint(model);
+  PALIGN_CHECK(batch >= 1, ErrorCode::kInvalidArgument, "[scoring.FeatureCache] batch must be >= 1, got ", batch);
+  fingerprint_ = runtime::model_fingerprint(model);
   if (dir.empty()) return;
   dir_ = dir / fingerprint_;
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
-  PALIGN_CHECK(!ec, ErrorCode::kIo, "[runtime.FeatureCache] cannot create ", dir_.string(), ": ", ec.message(),
+  PALIGN_CHECK(!ec, ErrorCode::kIo, "[scoring.FeatureCache] cannot create ", dir_.string(), ": ", ec.message(),
                "; pass a writable --feature-cache folder");
   std::vector<std::filesystem::path> shards;
   for (const auto& entry : std::filesystem::directory_iterator(dir_))
@@ -106,13 +85,13 @@ FeatureCache::FeatureCache(const Model& model, const Tokenizer& tokenizer, std::
   for (const auto& path : shards) {
     const SafetensorsFile file = SafetensorsFile::open(path);
     PALIGN_CHECK(file.contains("keys") && file.contains("features"), ErrorCode::kInvalidArgument,
-                 "[runtime.FeatureCache] ", path.string(),
+                 "[scoring.FeatureCache] ", path.string(),
                  " is not a feature shard (needs 'keys' and 'features'); delete the folder to rebuild the cache");
     const at::Tensor keys = file.get("keys").to(at::kLong).contiguous();
     const at::Tensor feats = file.get_f32("features").contiguous();
     PALIGN_CHECK(keys.dim() == 2 && keys.size(1) == 2 && feats.dim() == 2 && feats.size(0) == keys.size(0) &&
                      feats.size(1) == dim_,
-                 ErrorCode::kInvalidArgument, "[runtime.FeatureCache] ", path.string(),
+                 ErrorCode::kInvalidArgument, "[scoring.FeatureCache] ", path.string(),
                  " has shapes that do not fit this model's features (", dim_,
                  " wide); delete the folder to rebuild the cache");
     const auto* k = keys.data_ptr<int64_t>();
@@ -148,7 +127,7 @@ void FeatureCache::compute(const std::vector<TextPair>& todo) {
     if (!dir_.empty()) {
       char name[32];
       std::snprintf(name, sizeof(name), "shard-%08lld.safetensors", static_cast<long long>(next_shard_++));
-      save_safetensors(dir_ / name, {{"keys", keys}, {"features", feats}});
+      runtime::save_safetensors(dir_ / name, {{"keys", keys}, {"features", feats}});
     }
   }
 }
@@ -192,4 +171,4 @@ at::Tensor FeatureCache::compute_one_by_one(const Model& model, const Tokenizer&
   return at::stack(rows);
 }
 
-}  // namespace palign::runtime
+}  // namespace palign::scoring
