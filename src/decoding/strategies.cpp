@@ -184,23 +184,12 @@ class ContrastScorer final : public NextTokenScorer {
 };
 
 // Whether the reward model is the policy's backbone plus a score head (what `palign train reward --method bt`
-// writes): the same forward configuration, and every reward weight but score.weight equal to the policy's weight of
-// that name (the same tensor, or equal values), covering every policy weight but the LM head. Returns
+// writes): the same body (runtime::same_body), and every reward weight but score.weight equal to the policy's weight
+// of that name (the same tensor, or equal values), covering every policy weight but the LM head. Returns
 // score.weight [num_labels, D] then, else an undefined tensor. Compares each weight once (at::equal: one read of
 // both models' weights unless they share storage).
 at::Tensor shared_backbone_score_head(const Model& policy, const Model& reward) {
-  const runtime::ModelConfig &p = policy.config(), &r = reward.config();
-  const bool same_forward =
-      p.arch == r.arch && p.vocab_size == r.vocab_size && p.hidden_size == r.hidden_size &&
-      p.intermediate_size == r.intermediate_size && p.n_layer == r.n_layer && p.n_head == r.n_head &&
-      p.n_kv_head == r.n_kv_head && p.head_dim == r.head_dim && p.max_position == r.max_position &&
-      p.norm_eps == r.norm_eps && p.activation == r.activation && p.rope.type == r.rope.type &&
-      p.rope.theta == r.rope.theta && p.rope.factor == r.rope.factor &&
-      p.rope.low_freq_factor == r.rope.low_freq_factor && p.rope.high_freq_factor == r.rope.high_freq_factor &&
-      p.rope.original_max_position == r.rope.original_max_position && p.attention_bias == r.attention_bias &&
-      p.attention_out_bias == r.attention_out_bias && p.mlp_bias == r.mlp_bias && p.qk_norm == r.qk_norm &&
-      p.sliding_window == r.sliding_window;
-  if (!same_forward) return {};
+  if (!runtime::same_body(policy.config(), reward.config())) return {};
   std::map<std::string, at::Tensor> body;
   for (auto& [name, t] : policy.named_weights())
     if (name != "lm_head.weight") body.emplace(name, t);

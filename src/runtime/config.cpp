@@ -319,4 +319,19 @@ std::string ModelConfig::to_json() const {
   return j.dump(2);
 }
 
+bool same_body(const ModelConfig& a, const ModelConfig& b) {
+  auto body = [](ModelConfig c) {
+    c.architecture.clear();
+    c.head = HeadKind::kCausalLm;
+    c.num_labels = 1;
+    c.id2label.clear();
+    c.tie_word_embeddings = false;
+    c.pad_token_id.reset();
+    c.bos_token_id.reset();
+    c.eos_token_ids.clear();
+    return c;
+  };
+  return body(a) == body(b);
+}
+
 }  // namespace palign::runtime

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 #include "palign/base/error.h"
@@ -142,6 +143,48 @@ TEST(Config, LibraryFormLoadsTheSameLogits) {
   at::Tensor ids = at::tensor({5, 6, 7, 8}, at::kLong);
   EXPECT_TRUE(a->forward_full(ids).equal(b->forward_full(ids)));
   fs::remove_all(dir);
+}
+
+// same_body: a sequence-classification config on a causal LM's body is the same body; a change to any field that
+// shapes the hidden states is not (each checked alone, so one missed field fails).
+TEST(Config, SameBodyIgnoresOnlyTheHead) {
+  const ModelConfig lm = ModelConfig::load(test::hf_model("llama") / "config.json");
+  ModelConfig rm = lm;
+  rm.architecture = "LlamaForSequenceClassification";
+  rm.head = HeadKind::kSequenceClassification;
+  rm.num_labels = 3;
+  rm.id2label = {"a", "b", "c"};
+  rm.tie_word_embeddings = !lm.tie_word_embeddings;
+  rm.pad_token_id = 7;
+  rm.eos_token_ids = {9};
+  EXPECT_TRUE(same_body(lm, rm));
+  EXPECT_TRUE(same_body(lm, lm));
+  const std::vector<std::pair<const char*, std::function<void(ModelConfig&)>>> changes = {
+      {"vocab_size", [](ModelConfig& c) { c.vocab_size += 1; }},
+      {"hidden_size", [](ModelConfig& c) { c.hidden_size += 1; }},
+      {"intermediate_size", [](ModelConfig& c) { c.intermediate_size += 1; }},
+      {"n_layer", [](ModelConfig& c) { c.n_layer += 1; }},
+      {"n_head", [](ModelConfig& c) { c.n_head += 1; }},
+      {"n_kv_head", [](ModelConfig& c) { c.n_kv_head += 1; }},
+      {"head_dim", [](ModelConfig& c) { c.head_dim += 1; }},
+      {"max_position", [](ModelConfig& c) { c.max_position += 1; }},
+      {"norm_eps", [](ModelConfig& c) { c.norm_eps *= 2; }},
+      {"activation", [](ModelConfig& c) { c.activation = Activation::kGelu; }},
+      {"rope.theta", [](ModelConfig& c) { c.rope.theta *= 2; }},
+      {"rope.factor", [](ModelConfig& c) { c.rope.factor *= 2; }},
+      {"rope.original_max_position", [](ModelConfig& c) { c.rope.original_max_position += 1; }},
+      {"attention_bias", [](ModelConfig& c) { c.attention_bias = !c.attention_bias; }},
+      {"attention_out_bias", [](ModelConfig& c) { c.attention_out_bias = !c.attention_out_bias; }},
+      {"mlp_bias", [](ModelConfig& c) { c.mlp_bias = !c.mlp_bias; }},
+      {"qk_norm", [](ModelConfig& c) { c.qk_norm = !c.qk_norm; }},
+      {"sliding_window", [](ModelConfig& c) { c.sliding_window = 16; }},
+      {"arch", [](ModelConfig& c) { c.arch = Arch::kQwen2; }},
+  };
+  for (const auto& [field, change] : changes) {
+    ModelConfig other = rm;
+    change(other);
+    EXPECT_FALSE(same_body(lm, other)) << field;
+  }
 }
 
 TEST(Config, BadConfigsAreClearErrors) {

@@ -27,6 +27,8 @@ struct RopeConfig {
   double low_freq_factor = 1.0;           // llama3
   double high_freq_factor = 4.0;          // llama3
   int64_t original_max_position = 8192;   // llama3
+
+  bool operator==(const RopeConfig&) const = default;
 };
 
 struct ModelConfig {
@@ -64,6 +66,14 @@ struct ModelConfig {
   static ModelConfig load(const std::filesystem::path& config_json);
   // config.json in the Hugging Face form (hub style, rope_scaling), for models palign writes.
   std::string to_json() const;
+
+  bool operator==(const ModelConfig&) const = default;  // every field, so a new one takes part by itself
 };
+
+// Whether two configs give the same hidden states from the same weights: equal in every field but those of the
+// output head (architecture name, head kind, labels, tied embeddings) and the special-token ids. Built on the
+// defaulted operator==, so a field added to ModelConfig counts here without an edit (e.g. a policy and the reward
+// model trained on its backbone compare equal).
+bool same_body(const ModelConfig& a, const ModelConfig& b);
 
 }  // namespace palign::runtime
