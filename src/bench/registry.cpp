@@ -9,94 +9,158 @@ namespace palign::bench {
 
 const std::vector<MethodInfo>& method_registry() {
   static const std::vector<MethodInfo> registry = {
-      {"random", "coin-flip predictor (the floor)", false, make_random_method},
-      {"sample", "unpersonalized sampling from the policy (the base)", false, make_sample_method},
-      {"bt",
-       "one-size-fits-all Bradley-Terry reward on backbone features, fitted on every seen user's pairs; "
-       "generates best-of-N",
-       false, make_population_bt_method},
-      {"retrieval",
-       "LaMP-style retrieval: the user's own liked responses as context (generation) and "
-       "nearest-neighbour similarity to them (prediction)",
-       false, make_retrieval_method},
-      {"prm",
-       "personalized reward (Li et al. 2024): a shared linear reward modulated by a learned user embedding, a "
-       "generic embedding for new users; best-of-N",
-       false, make_prm_method},
-      {"pal",
-       "PAL (Chen et al. 2024): prototype rewards mixed by per-user simplex weights, refitted from a new user's "
-       "pairs; best-of-N",
-       false, make_pal_method},
-      {"vpl",
-       "VPL (Poddar et al. 2024): a user's pairs encoded to a Gaussian latent that conditions the reward; best-of-N",
-       false, make_vpl_method},
-      {"multi_linear",
-       "per-user MAP weights over K named-dimension reward heads (fitted on the per-dimension pairs) with a "
-       "population prior; best-of-N",
-       false, make_multi_linear_method},
-      {"arm_linear",
-       "GenARM (Xu et al. 2024): one LoRA autoregressive reward per named dimension (trained on the per-dimension "
-       "pairs), per-user MAP weights over their K rewards; best-of-N. Opt-in (trains 10 adapters)",
-       false, make_arm_linear_method, /*in_default=*/false},
-      {"steer",
-       "decoding: mean-difference steering vectors per dimension, the user's unit weights x 4 added to the middle "
-       "layer's residual stream (every user of a prompt in one batch)",
-       false, make_steer_method, true, "decoding"},
-      {"steer_bipo",
-       "decoding: steer with BiPO-trained vectors (Cao et al. 2024), one per dimension from its pairs (trains 10 "
-       "vectors)",
-       false, make_steer_bipo_method, false, "decoding"},
-      {"prompt",
-       "decoding: a preference statement from the user's strongest weights and their liked responses most similar "
-       "to the prompt (word overlap) before the prompt",
-       false, make_prompt_method, true, "decoding"},
-      {"contrast",
-       "decoding: contrastive context steering with the user's preference statement, with + 1 x (with - without)",
-       false, make_contrast_method, false, "decoding"},
-      {"args",
-       "decoding: ARGS (Khanov et al. 2024), top-10 tokens rescored by log p + 1.5 x the user's reward on the last "
-       "token's features",
-       false, make_args_method, false, "decoding"},
-      {"cd_block",
-       "decoding: block-wise controlled decoding, 4 candidates of 8 tokens per block, the best by the user's reward",
-       false, make_cd_block_method, false, "decoding"},
-      {"fusion",
-       "decoding: GenARM / MOD logit fusion, log p_base + sum_k w_k log p_arm,k over per-dimension ARM LoRA "
-       "adapters in one batched pass (trains 10 adapters)",
-       false, make_fusion_method, false, "decoding"},
-      {"proxy",
-       "decoding: proxy-tuning toward the user's strongest dimension, base + (arm_k - base) (trains 10 adapters)",
-       false, make_proxy_method, false, "decoding"},
-      {"soups",
-       "policy: one DPO LoRA expert per dimension (per-dimension pairs), merged per user as theta_0 + sum_k w_k "
-       "delta_k (Personalized Soups) and sampled (trains 10 adapters)",
-       false, make_soups_method, false, "policy"},
-      {"mod",
-       "policy: the same DPO experts fused per user at decoding time, log p_0 + sum_k w_k (log p_k - log p_0) (MOD), "
-       "the base and K experts as K + 1 rows of one pass (trains 10 adapters)",
-       false, make_mod_method, false, "policy"},
-      {"pdpo",
-       "policy: P-DPO (Li et al. 2024), one LoRA adapter plus 4 learned tokens per seen user (a generic user for the "
-       "unseen) before the prompt, trained with DPO on every seen user's pairs",
-       false, make_pdpo_method, false, "policy"},
-      {"dpo_user",
-       "policy: one DPO LoRA adapter per user on the user's own pairs (an unseen user's trained when first served)",
-       false, make_dpo_user_method, false, "policy"},
-      {"ipo_user", "policy: one IPO LoRA adapter per user on the user's own pairs", false, make_ipo_user_method, false,
-       "policy"},
-      {"simpo_user", "policy: one SimPO LoRA adapter per user on the user's own pairs (beta 2, gamma 0.5)", false,
-       make_simpo_user_method, false, "policy"},
-      {"sft_user",
-       "policy: one LoRA adapter per user fine-tuned on the user's liked (chosen) responses (OPPU-style)",
-       false, make_sft_user_method, false, "policy"},
-      {"oracle",
-       "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
-       "best-of-N by R_u (the upper bound)",
-       true, make_oracle_method},
-      {"oracle_mean",
-       "ORACLE: the population's mean hidden utility (knows the graders, not the user): the most a "
-       "one-size-fits-all reward can reach",
-       true, make_population_oracle_method},
+      {.name = "random",
+       .description = "coin-flip predictor (the floor)",
+       .make = make_random_method},
+      {.name = "sample",
+       .description = "unpersonalized sampling from the policy (the base)",
+       .make = make_sample_method},
+      {.name = "bt",
+       .description =
+           "one-size-fits-all Bradley-Terry reward on backbone features, fitted on every seen user's pairs; "
+           "generates best-of-N",
+       .make = make_population_bt_method},
+      {.name = "retrieval",
+       .description =
+           "LaMP-style retrieval: the user's own liked responses as context (generation) and "
+           "nearest-neighbour similarity to them (prediction)",
+       .make = make_retrieval_method},
+      {.name = "prm",
+       .description =
+           "personalized reward (Li et al. 2024): a shared linear reward modulated by a learned user embedding, a "
+           "generic embedding for new users; best-of-N",
+       .make = make_prm_method},
+      {.name = "pal",
+       .description =
+           "PAL (Chen et al. 2024): prototype rewards mixed by per-user simplex weights, refitted from a new user's "
+           "pairs; best-of-N",
+       .make = make_pal_method},
+      {.name = "vpl",
+       .description =
+           "VPL (Poddar et al. 2024): a user's pairs encoded to a Gaussian latent that conditions the reward; "
+           "best-of-N",
+       .make = make_vpl_method},
+      {.name = "multi_linear",
+       .description =
+           "per-user MAP weights over K named-dimension reward heads (fitted on the per-dimension pairs) with a "
+           "population prior; best-of-N",
+       .make = make_multi_linear_method},
+      {.name = "arm_linear",
+       .description =
+           "GenARM (Xu et al. 2024): one LoRA autoregressive reward per named dimension (trained on the per-dimension "
+           "pairs), per-user MAP weights over their K rewards; best-of-N. Opt-in (trains 10 adapters)",
+       .make = make_arm_linear_method,
+       .in_default = false},
+      {.name = "steer",
+       .description =
+           "decoding: mean-difference steering vectors per dimension, the user's unit weights x 4 added to the middle "
+           "layer's residual stream (every user of a prompt in one batch)",
+       .make = make_steer_method,
+       .group = "decoding"},
+      {.name = "steer_bipo",
+       .description =
+           "decoding: steer with BiPO-trained vectors (Cao et al. 2024), one per dimension from its pairs (trains 10 "
+           "vectors)",
+       .make = make_steer_bipo_method,
+       .in_default = false,
+       .group = "decoding"},
+      {.name = "prompt",
+       .description =
+           "decoding: a preference statement from the user's strongest weights and their liked responses most similar "
+           "to the prompt (word overlap) before the prompt",
+       .make = make_prompt_method,
+       .group = "decoding"},
+      {.name = "contrast",
+       .description =
+           "decoding: contrastive context steering with the user's preference statement, with + 1 x (with - without)",
+       .make = make_contrast_method,
+       .in_default = false,
+       .group = "decoding"},
+      {.name = "args",
+       .description =
+           "decoding: ARGS (Khanov et al. 2024), top-10 tokens rescored by log p + 1.5 x the user's reward on the last "
+           "token's features",
+       .make = make_args_method,
+       .in_default = false,
+       .group = "decoding"},
+      {.name = "cd_block",
+       .description =
+           "decoding: block-wise controlled decoding, 4 candidates of 8 tokens per block, the best by the user's "
+           "reward",
+       .make = make_cd_block_method,
+       .in_default = false,
+       .group = "decoding"},
+      {.name = "fusion",
+       .description =
+           "decoding: GenARM / MOD logit fusion, log p_base + sum_k w_k log p_arm,k over per-dimension ARM LoRA "
+           "adapters in one batched pass (trains 10 adapters)",
+       .make = make_fusion_method,
+       .in_default = false,
+       .group = "decoding"},
+      {.name = "proxy",
+       .description =
+           "decoding: proxy-tuning toward the user's strongest dimension, base + (arm_k - base) (trains 10 adapters)",
+       .make = make_proxy_method,
+       .in_default = false,
+       .group = "decoding"},
+      {.name = "soups",
+       .description =
+           "policy: one DPO LoRA expert per dimension (per-dimension pairs), merged per user as theta_0 + sum_k w_k "
+           "delta_k (Personalized Soups) and sampled (trains 10 adapters)",
+       .make = make_soups_method,
+       .in_default = false,
+       .group = "policy"},
+      {.name = "mod",
+       .description =
+           "policy: the same DPO experts fused per user at decoding time, log p_0 + sum_k w_k (log p_k - log p_0) "
+           "(MOD), "
+           "the base and K experts as K + 1 rows of one pass (trains 10 adapters)",
+       .make = make_mod_method,
+       .in_default = false,
+       .group = "policy"},
+      {.name = "pdpo",
+       .description =
+           "policy: P-DPO (Li et al. 2024), one LoRA adapter plus 4 learned tokens per seen user (a generic user for "
+           "the "
+           "unseen) before the prompt, trained with DPO on every seen user's pairs",
+       .make = make_pdpo_method,
+       .in_default = false,
+       .group = "policy"},
+      {.name = "dpo_user",
+       .description =
+           "policy: one DPO LoRA adapter per user on the user's own pairs (an unseen user's trained when first served)",
+       .make = make_dpo_user_method,
+       .in_default = false,
+       .group = "policy"},
+      {.name = "ipo_user",
+       .description = "policy: one IPO LoRA adapter per user on the user's own pairs",
+       .make = make_ipo_user_method,
+       .in_default = false,
+       .group = "policy"},
+      {.name = "simpo_user",
+       .description =
+           "policy: one SimPO LoRA adapter per user on the user's own pairs (beta 2, gamma 0.5)",
+       .make = make_simpo_user_method,
+       .in_default = false,
+       .group = "policy"},
+      {.name = "sft_user",
+       .description =
+           "policy: one LoRA adapter per user fine-tuned on the user's liked (chosen) responses (OPPU-style)",
+       .make = make_sft_user_method,
+       .in_default = false,
+       .group = "policy"},
+      {.name = "oracle",
+       .description =
+           "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
+           "best-of-N by R_u (the upper bound)",
+       .oracle = true,
+       .make = make_oracle_method},
+      {.name = "oracle_mean",
+       .description =
+           "ORACLE: the population's mean hidden utility (knows the graders, not the user): the most a "
+           "one-size-fits-all reward can reach",
+       .oracle = true,
+       .make = make_population_oracle_method},
   };
   return registry;
 }
