@@ -126,12 +126,12 @@ int main(int argc, char** argv) {
   const double merged = soups_s[0], fused = soups_s[1];
 
   // P-DPO: one adapter, each user's tokens before the prompt; all users in one batch vs one user at a time.
-  training::UserTokens user_tokens;
+  runtime::UserTokens user_tokens;
   {
     c10::InferenceMode off(false);
     std::vector<std::string> users;
     for (int u = 0; u < kUsers; ++u) users.push_back("u" + std::to_string(u));
-    user_tokens = training::UserTokens::init(*model, users, 4, 0);
+    user_tokens = runtime::UserTokens::init(*model, users, 4, 0);
     user_tokens.individual = 0.05 * at::randn(user_tokens.individual.sizes());
   }
   const at::Tensor table = user_tokens.table();

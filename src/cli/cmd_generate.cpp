@@ -22,7 +22,7 @@
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
-#include "palign/training/policy_trainer.h"
+#include "palign/runtime/user_tokens.h"
 #include "palign/training/reward_trainer.h"
 
 namespace palign::cli {
@@ -358,10 +358,10 @@ int run_generate(const GenerateFlags& f, const CLI::App& app) {
   // A user-conditioned (pdpo) adapter: the user's learned tokens go before the prompt.
   const size_t prompt_tokens = prompt.size();
   at::Tensor user_table;
-  if (!f.adapter.empty() && fs::exists(fs::path(f.adapter) / training::kUserTokensFile)) {
+  if (!f.adapter.empty() && fs::exists(fs::path(f.adapter) / runtime::kUserTokensFile)) {
     PALIGN_CHECK(f.strategy == "sample", ErrorCode::kInvalidArgument, "[cli.generate] ", f.adapter,
                  " is a user-conditioned (pdpo) adapter; it works with --strategy sample");
-    const auto tokens = training::UserTokens::load(fs::path(f.adapter) / training::kUserTokensFile,
+    const auto tokens = runtime::UserTokens::load(fs::path(f.adapter) / runtime::kUserTokensFile,
                                                    model->config().hidden_size);
     const int64_t slot = tokens.slot(f.user);
     if (!f.user.empty() && slot == 0)

@@ -40,7 +40,8 @@ std::vector<ArmPair> token_pairs(int64_t good, int64_t bad, int64_t n = 12) {
 }
 
 // Mean log π(A) − log π(B) after the prompts, with the slot's user tokens before them (slot < 0: no tokens).
-double gap(const runtime::Model& model, const runtime::LinearHook* hook, const UserTokens* tokens, int64_t slot) {
+double gap(const runtime::Model& model, const runtime::LinearHook* hook, const runtime::UserTokens* tokens,
+           int64_t slot) {
   at::NoGradGuard no_grad;
   std::vector<ArmSequence> rows;
   const auto pairs = token_pairs(kA, kB);
@@ -86,7 +87,7 @@ TEST(Pdpo, LearnsOppositePreferencesOfTwoUsersFromTheirTokens) {
   o.user_tokens = 2;
   o.user_lr = 5e-2;
   auto adapter = runtime::LoraAdapter::init(model->config(), o.fit.lora, 5);
-  UserTokens tokens = UserTokens::init(*model, {"a", "b"}, o.user_tokens, 5);
+  runtime::UserTokens tokens = runtime::UserTokens::init(*model, {"a", "b"}, o.user_tokens, 5);
   const double before_a = gap(*model, nullptr, &tokens, 1), before = gap(*model, nullptr, nullptr, -1);
   const ArmFitReport rep = fit_pdpo(*model, adapter, tokens, pairs, slots, o);
   const double a = gap(*model, &adapter, &tokens, 1), b = gap(*model, &adapter, &tokens, 2),
@@ -142,9 +143,11 @@ TEST(Pdpo, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   o.fit.eval_every = 2;
   o.fit.patience = 100;
   o.fit.seed = 4;
-  auto run = [&](runtime::LoraAdapter& adapter, UserTokens& tokens) { return fit_pdpo(*model, adapter, tokens, pairs, slots, o); };
+  auto run = [&](runtime::LoraAdapter& adapter, runtime::UserTokens& tokens) {
+    return fit_pdpo(*model, adapter, tokens, pairs, slots, o);
+  };
   auto straight = runtime::LoraAdapter::init(model->config(), o.fit.lora, 4);
-  UserTokens straight_tokens = UserTokens::init(*model, {"a", "b"}, 2, 4);
+  runtime::UserTokens straight_tokens = runtime::UserTokens::init(*model, {"a", "b"}, 2, 4);
   const ArmFitReport a = run(straight, straight_tokens);
 
   const auto dir = std::filesystem::temp_directory_path() / ("palign_pdpo_ckpt_" + std::to_string(::getpid()));
@@ -152,11 +155,11 @@ TEST(Pdpo, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   o.fit.checkpoint_dir = dir;
   o.fit.stop_at = 3;
   auto first = runtime::LoraAdapter::init(model->config(), o.fit.lora, 4);
-  UserTokens first_tokens = UserTokens::init(*model, {"a", "b"}, 2, 4);
+  runtime::UserTokens first_tokens = runtime::UserTokens::init(*model, {"a", "b"}, 2, 4);
   EXPECT_TRUE(run(first, first_tokens).stopped);
   o.fit.stop_at = 0;
   auto resumed = runtime::LoraAdapter::init(model->config(), o.fit.lora, 4);
-  UserTokens resumed_tokens = UserTokens::init(*model, {"a", "b"}, 2, 4);
+  runtime::UserTokens resumed_tokens = runtime::UserTokens::init(*model, {"a", "b"}, 2, 4);
   const ArmFitReport c = run(resumed, resumed_tokens);
   EXPECT_EQ(c.resumed_at, 3);
   EXPECT_EQ(c.steps, a.steps);
@@ -173,37 +176,11 @@ TEST(Pdpo, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(UserTokensFile, RoundTripsAndRejectsBadFiles) {
-  const auto model = runtime::Model::load(test::hf_model("qwen2"));
-  const int64_t V = model->config().vocab_size, D = model->config().hidden_size;
-  UserTokens t = UserTokens::init(*model, {"ann", "bob"}, 3, 1);
-  t.individual = at::randn({2, 3, D});
-  EXPECT_EQ(t.slot("bob"), 2);
-  EXPECT_EQ(t.slot("carl"), 0);
-  EXPECT_EQ(t.slot(""), 0);
-  EXPECT_EQ(t.prefix(2, V), (std::vector<int64_t>{V + 6, V + 7, V + 8}));
-  const at::Tensor table = t.table();
-  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{9, D}));
-  const double row_diff = (table[7] - (t.generic[1] + t.individual[1][1])).abs().max().item<double>();
-  EXPECT_EQ(row_diff, 0.0);
-  const auto dir = std::filesystem::temp_directory_path() / ("palign_user_tokens_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  t.save(dir / kUserTokensFile);
-  const UserTokens back = UserTokens::load(dir / kUserTokensFile, D);
-  EXPECT_EQ(back.users, t.users);
-  EXPECT_TRUE(at::equal(back.table(), table));
-  EXPECT_EQ(error_code_of([&] { UserTokens::load(dir / "none.safetensors", D); }), ErrorCode::kNotFound);
-  EXPECT_EQ(error_code_of([&] { UserTokens::load(dir / kUserTokensFile, D + 1); }), ErrorCode::kInvalidArgument);
-  runtime::save_safetensors(dir / "other.safetensors", {{"generic", t.generic}});
-  EXPECT_EQ(error_code_of([&] { UserTokens::load(dir / "other.safetensors", D); }), ErrorCode::kInvalidArgument);
-  std::filesystem::remove_all(dir);
-}
-
 TEST(Pdpo, BadInputsFail) {
   const auto model = runtime::Model::load(test::hf_model("llama"));
   PolicyTrainOptions o;
   auto adapter = runtime::LoraAdapter::init(model->config(), o.fit.lora, 0);
-  UserTokens tokens = UserTokens::init(*model, {"a"}, 2, 0);
+  runtime::UserTokens tokens = runtime::UserTokens::init(*model, {"a"}, 2, 0);
   const auto pairs = token_pairs(kA, kB, 2);
   EXPECT_EQ(error_code_of([&] { fit_pdpo(*model, adapter, tokens, pairs, {1}, o); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([&] { fit_pdpo(*model, adapter, tokens, pairs, {1, 2}, o); }), ErrorCode::kInvalidArgument);

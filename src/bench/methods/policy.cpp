@@ -132,7 +132,7 @@ class PdpoMethod final : public UserTrainedMethod {
     o.fit.seed = ctx.seed();
     std::vector<std::string> ids;
     for (const auto& u : data.users) ids.push_back(u.id);
-    tokens_ = training::UserTokens::init(ctx.model(), ids, o.user_tokens, o.fit.seed);
+    tokens_ = runtime::UserTokens::init(ctx.model(), ids, o.user_tokens, o.fit.seed);
     adapter_ = std::make_unique<runtime::LoraAdapter>(
         runtime::LoraAdapter::init(ctx.model().config(), o.fit.lora, o.fit.seed));
     std::vector<training::ArmPair> pairs;
@@ -172,7 +172,7 @@ class PdpoMethod final : public UserTrainedMethod {
 
  private:
   static constexpr int64_t kSteps = 240;  // at most, batches of 8 of the users' pairs and their generic copies
-  training::UserTokens tokens_;
+  runtime::UserTokens tokens_;
   std::unique_ptr<runtime::LoraAdapter> adapter_;
   at::Tensor table_;
 };

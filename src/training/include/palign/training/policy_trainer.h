@@ -17,8 +17,9 @@
 // `palign train policy --method dpo|ipo|simpo` writes OUT as a PEFT adapter directory (adapter_config.json,
 // adapter_model.safetensors) plus palign_policy.json {"format": "palign.policy", "version": 1, "method", "beta",
 // "gamma", "model", "report": {...}}, so `palign generate --adapter OUT` and PEFT both load it. pdpo adds
-// OUT/user_tokens.safetensors (UserTokens) and "user_tokens", "users", "alpha" in the manifest; `palign generate
-// --adapter OUT --user ID` puts the user's tokens before the prompt (the generic user's for an unknown ID).
+// OUT/user_tokens.safetensors (runtime::UserTokens) and "user_tokens", "users", "alpha" in the manifest;
+// `palign generate --adapter OUT --user ID` puts the user's tokens before the prompt (the generic user's for an
+// unknown ID).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -28,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "palign/runtime/user_tokens.h"
 #include "palign/training/arm_trainer.h"
 
 namespace palign::training {
@@ -45,30 +47,6 @@ at::Tensor policy_difference(PolicyLoss loss, const at::Tensor& chosen_lp, const
                              const at::Tensor& chosen_len, const at::Tensor& rejected_len, double beta);
 // The per-pair loss of d: −log σ(d) (dpo, pdpo), (d − 1/(2β))² (ipo), −log σ(d − γ) (simpo), −d (sft).
 at::Tensor policy_pair_loss(PolicyLoss loss, const at::Tensor& d, double beta, double gamma);
-
-// P-DPO's user tokens: K embeddings for the generic user and an offset per seen user (see the top).
-struct UserTokens {
-  std::vector<std::string> users;  // the seen users; user i is slot i + 1 (slot 0: the generic user)
-  at::Tensor generic;              // [K, D] float32
-  at::Tensor individual;           // [N, K, D] float32: each user's offset d_u from the generic tokens
-
-  // K generic tokens initialised to the input embeddings of K distinct tokens drawn with seed (as PEFT's prompt
-  // tuning starts from vocabulary embeddings), every offset zero.
-  static UserTokens init(const runtime::Model& model, std::vector<std::string> users, int64_t n_tokens, uint64_t seed);
-  int64_t n_tokens() const { return generic.size(0); }
-  // The slot of user (0, the generic user, for an unknown or empty id).
-  int64_t slot(const std::string& user) const;
-  // [(N + 1)·K, D]: the generic user's K rows, then user i's g + d_i (differentiable in generic and individual).
-  at::Tensor table() const;
-  // The virtual ids of slot's tokens, vocab_size + slot·K + k, to put before a prompt with table() as the
-  // virtual-token table.
-  std::vector<int64_t> prefix(int64_t slot, int64_t vocab_size) const;
-  // safetensors: "generic", "individual" and the users as a JSON array in the metadata ("users").
-  void save(const std::filesystem::path& file) const;
-  // Throws kNotFound (no file), kInvalidArgument (malformed, or D differs from hidden_size).
-  static UserTokens load(const std::filesystem::path& file, int64_t hidden_size);
-};
-inline constexpr const char* kUserTokensFile = "user_tokens.safetensors";
 
 struct PolicyTrainOptions {
   PolicyLoss loss = PolicyLoss::kDpo;
@@ -105,7 +83,7 @@ ArmFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapte
 
 // P-DPO: trains adapter and tokens together on pairs, pair i by user slot slots[i] (0: no user, only the generic
 // copy). Throws kInvalidArgument for invalid options, no pairs, slots of the wrong count or out of range.
-ArmFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter, UserTokens& tokens,
+ArmFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter, runtime::UserTokens& tokens,
                       const std::vector<ArmPair>& pairs, const std::vector<int64_t>& slots,
                       const PolicyTrainOptions& options, double* reference_seconds = nullptr);
 // A sequence with the virtual ids of prefix before it (its response start moved past them).
