@@ -71,14 +71,16 @@ std::vector<Response> MethodContext::sample_each(const std::vector<std::vector<i
   return out;
 }
 
-std::shared_ptr<void> MethodContext::shared(const std::string& key,
-                                            const std::function<std::shared_ptr<void>()>& make) {
+std::shared_ptr<void> MethodContext::shared_erased(const std::string& key, std::type_index type,
+                                                   const std::function<std::shared_ptr<void>()>& make) {
   auto it = shared_.find(key);
   if (it == shared_.end()) {
-    it = shared_.emplace(key, make()).first;
+    it = shared_.emplace(key, SharedEntry{make(), type}).first;
     shared_made_.push_back(key);
   }
-  return it->second;
+  PALIGN_CHECK(it->second.type == type, ErrorCode::kInternal, "[bench.MethodContext] shared object '", key,
+               "' was made as ", it->second.type.name(), ", not ", type.name());
+  return it->second.object;
 }
 
 std::vector<Response> Method::generate_batch(const std::vector<UserData>& users, const std::string& prompt,

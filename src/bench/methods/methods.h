@@ -72,12 +72,11 @@ class DecodingMethod : public Method {
   }
   // The user model is fitted once per budget and shared by every decoding method of the run.
   void fit(const FitData& data, MethodContext& ctx) override {
-    profile_ = std::static_pointer_cast<DimensionWeights>(
-        ctx.shared("decoding.dimension_weights#" + std::to_string(data.budget), [&] {
-          std::shared_ptr<DimensionWeights> p = make_dimension_weights();
-          p->fit(data, ctx);
-          return std::static_pointer_cast<void>(p);
-        }));
+    profile_ = ctx.shared<DimensionWeights>("decoding.dimension_weights#" + std::to_string(data.budget), [&] {
+      std::shared_ptr<DimensionWeights> p = make_dimension_weights();
+      p->fit(data, ctx);
+      return p;
+    });
     dimensions_ = data.dimensions;
     fit_strategy(data, ctx);
   }

@@ -34,7 +34,7 @@ using Experts = std::vector<runtime::LoraAdapter>;
 
 // One DPO adapter per dimension, trained once per run (the dimension pairs never change).
 std::shared_ptr<Experts> dimension_experts(const FitData& data, MethodContext& ctx) {
-  return std::static_pointer_cast<Experts>(ctx.shared("policy.dpo_experts", [&] {
+  return ctx.shared<Experts>("policy.dpo_experts", [&] {
     c10::InferenceMode training_mode(false);
     training::PolicyTrainOptions o;
     o.loss = training::PolicyLoss::kDpo;
@@ -51,8 +51,8 @@ std::shared_ptr<Experts> dimension_experts(const FitData& data, MethodContext& c
       if (!token_pairs.empty()) training::fit_policy_adapter(ctx.model(), adapter, token_pairs, o);
       experts->push_back(std::move(adapter));
     }
-    return std::static_pointer_cast<void>(experts);
-  }));
+    return experts;
+  });
 }
 
 class PolicyMethod : public DecodingMethod {

@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <typeindex>
+#include <typeinfo>
 #include <unordered_map>
 #include <vector>
 
@@ -107,8 +109,11 @@ class MethodContext {
                                     const RowResidualHook& row_residual_hook = {}) const;
 
   // An object the methods of a run share under key (e.g. a user model several methods personalize with), made by
-  // make on first use.
-  std::shared_ptr<void> shared(const std::string& key, const std::function<std::shared_ptr<void>()>& make);
+  // make on first use. Asking for a key with another type T than it was made with is a bug (kInternal).
+  template <typename T>
+  std::shared_ptr<T> shared(const std::string& key, const std::function<std::shared_ptr<T>()>& make) {
+    return std::static_pointer_cast<T>(shared_erased(key, typeid(T), [&] { return std::shared_ptr<void>(make()); }));
+  }
   // The keys whose objects shared() has made so far, in the order made (each at most once).
   const std::vector<std::string>& shared_made() const { return shared_made_; }
 
@@ -124,7 +129,13 @@ class MethodContext {
   std::unique_ptr<scoring::FeatureCache> features_;
   std::unordered_map<std::string, std::vector<Response>> pools_;
   const HiddenTruth* truth_ = nullptr;
-  std::unordered_map<std::string, std::shared_ptr<void>> shared_;
+  struct SharedEntry {
+    std::shared_ptr<void> object;
+    std::type_index type;
+  };
+  std::shared_ptr<void> shared_erased(const std::string& key, std::type_index type,
+                                      const std::function<std::shared_ptr<void>()>& make);
+  std::unordered_map<std::string, SharedEntry> shared_;
   std::vector<std::string> shared_made_;
 };
 
