@@ -241,7 +241,7 @@ std::string run_bench(const BenchOptions& options) {
   for (const auto* info : methods) {
     auto method = info->make();
     ctx.set_truth(info->oracle ? &truth : nullptr);
-    const size_t shared_before = ctx.shared_made().size();
+    const auto shared_before = static_cast<std::ptrdiff_t>(ctx.shared_made().size());
     double fit_seconds = 0.0, predict_seconds = 0.0;
     int64_t n_predictions = 0;
     // acc[budget index][group] -> per-user accuracies
@@ -337,8 +337,7 @@ std::string run_bench(const BenchOptions& options) {
          {"generates", method->generates()},
          {"fit_seconds", fit_seconds},
          // What this method's fit made for the run's methods to share (e.g. the DPO experts, the user model).
-         {"shared_made", std::vector<std::string>(ctx.shared_made().begin() + static_cast<std::ptrdiff_t>(shared_before),
-                                                  ctx.shared_made().end())},
+         {"shared_made", std::vector<std::string>(ctx.shared_made().begin() + shared_before, ctx.shared_made().end())},
          {"predict_ms_per_pair",
           n_predictions ? json(1000.0 * predict_seconds / static_cast<double>(n_predictions)) : json(nullptr)}});
   }

@@ -173,7 +173,8 @@ GraderSet GraderSet::from_json(std::string_view json) {
                    version, " in the file but ", d.version, " in this build", kHint);
       d.mean = dims[dim_idx].at("mean").get<double>();
       d.sd = dims[dim_idx].at("sd").get<double>();
-      PALIGN_CHECK(d.sd > 0.0, ErrorCode::kInvalidArgument, "[scoring.graders] grader '", name, "' has sd ", d.sd, kHint);
+      PALIGN_CHECK(d.sd > 0.0, ErrorCode::kInvalidArgument, "[scoring.graders] grader '", name, "' has sd ", d.sd,
+                   kHint);
     }
     set.reference_size_ = j.at("reference_size").get<int64_t>();
     return set;

@@ -464,8 +464,8 @@ ArmFitReport fit_pairs(const runtime::Model& model, runtime::LoraAdapter* adapte
 
 }  // namespace
 
-ArmTrainReport train_arm(const std::vector<scoring::PreferenceRecord>& records, const fs::path& backbone, const fs::path& out,
-                         const ArmTrainOptions& options) {
+ArmTrainReport train_arm(const std::vector<scoring::PreferenceRecord>& records, const fs::path& backbone,
+                         const fs::path& out, const ArmTrainOptions& options) {
   const std::string problem = options.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.arm] ", problem);
   PALIGN_CHECK(!records.empty(), ErrorCode::kInvalidArgument,

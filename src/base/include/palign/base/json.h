@@ -8,6 +8,8 @@ namespace palign {
 
 // x as a JSON number, or null when x is NaN or infinite (JSON has no such numbers; nlohmann would write null
 // anyway, but silently and only when dumping).
-inline nlohmann::json finite_or_null(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
+inline nlohmann::json finite_or_null(double x) {
+  return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
+}
 
 }  // namespace palign

@@ -25,7 +25,8 @@ struct PromptOptions {
 
 // The first opening_words words of n_prompts fortunes of the split, chosen by a seeded shuffle; fortunes shorter
 // than opening_words + 2 words are skipped. Throws kInvalidArgument when the split has too few usable fortunes.
-std::vector<std::string> fortune_prompts(const std::vector<scoring::FortuneRecord>& records, const PromptOptions& options);
+std::vector<std::string> fortune_prompts(const std::vector<scoring::FortuneRecord>& records,
+                                         const PromptOptions& options);
 
 struct CandidateOptions {
   int64_t per_prompt = 8;
