@@ -19,6 +19,7 @@
 #include "bench_util.h"
 #include "palign/decoding/strategies.h"
 #include "palign/runtime/generate.h"
+#include "palign/runtime/heads.h"
 #include "palign/runtime/linear.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
@@ -43,7 +44,7 @@ GenerateOptions greedy(int64_t n) {
 // --method bt` writes).
 std::unique_ptr<Model> reward_on(const Model& policy) {
   at::manual_seed(3);
-  return decoding::reward_on_backbone(policy, at::randn({1, policy.config().hidden_size}) * 0.05);
+  return runtime::classifier_on_backbone(policy, at::randn({1, policy.config().hidden_size}) * 0.05);
 }
 
 

@@ -36,19 +36,18 @@ double peak_rss_mib() {
 }
 
 // Pairs of random token responses to random prompts: 16-token prompts, 24-token responses.
-std::vector<training::ArmPair> synthetic_pairs(int64_t n, int64_t vocab) {
+std::vector<training::SequencePair> synthetic_pairs(int64_t n, int64_t vocab) {
   at::manual_seed(7);
-  std::vector<training::ArmPair> pairs;
+  std::vector<training::SequencePair> pairs;
   for (int64_t i = 0; i < n; ++i) {
     const at::Tensor t = at::randint(2, vocab, {16 + 48}, at::kLong);
     std::vector<int64_t> ids(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
-    training::ArmSequence c{{ids.begin(), ids.begin() + 40}, 16}, r{{ids.begin(), ids.begin() + 16}, 16};
+    scoring::ResponseSequence c{{ids.begin(), ids.begin() + 40}, 16}, r{{ids.begin(), ids.begin() + 16}, 16};
     r.ids.insert(r.ids.end(), ids.begin() + 40, ids.end());
     pairs.push_back({c, r});
   }
   return pairs;
 }
-
 
 }  // namespace
 

@@ -60,7 +60,7 @@ Planted make_data(int64_t n_users, int64_t pairs_per_user, int64_t dim, uint64_t
   return p;
 }
 
-double agreement(const PersonalizedReward& head, const PreferencePairs& test) {
+double agreement(const scoring::PersonalizedReward& head, const PreferencePairs& test) {
   int64_t agree = 0;
   for (int64_t u = 0, i = 0; i < static_cast<int64_t>(test.user.size()); ++u) {
     const at::Tensor state = head.user_state(u);
@@ -106,19 +106,17 @@ int main() {
   for (const char* method : {"prm", "pal", "vpl", "linear"}) {
     RewardFitOptions o;
     o.seed = 3;
-    auto warm = make_personalized_reward(method);
     o.max_epochs = 2;
-    (void)warm->fit(data.train, data.n_users, o);  // warm-up
+    (void)fit_personalized_reward(method, data.train, data.n_users, o);  // warm-up
     o.max_epochs = 300;
     double best = 1e30, acc = 0;
     int64_t epochs = 0;
     for (int rep = 0; rep < 2; ++rep) {
-      auto head = make_personalized_reward(method);
       const auto t0 = Clock::now();
-      const FitReport r = head->fit(data.train, data.n_users, o);
+      const FittedReward fitted = fit_personalized_reward(method, data.train, data.n_users, o);
       const double s = seconds_since(t0);
-      if (s < best) best = s, epochs = r.epochs;
-      acc = agreement(*head, data.test);
+      if (s < best) best = s, epochs = fitted.report.epochs;
+      acc = agreement(*fitted.head, data.test);
     }
     ok &= acc > 0.55;
     std::printf("| %s | %.3f | %ld | %.0f | %.2f | %.2fx |\n", method, acc, static_cast<long>(epochs),

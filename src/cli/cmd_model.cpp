@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/base/strings.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"

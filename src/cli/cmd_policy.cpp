@@ -8,8 +8,8 @@
 #include "palign/base/error.h"
 #include "palign/base/json.h"
 #include "palign/base/strings.h"
+#include "palign/scoring/preference_data.h"
 #include "palign/training/policy_trainer.h"
-#include "palign/training/reward_trainer.h"
 
 namespace palign::cli {
 

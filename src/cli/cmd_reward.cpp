@@ -8,6 +8,7 @@
 #include "palign/base/error.h"
 #include "palign/base/json.h"
 #include "palign/base/strings.h"
+#include "palign/scoring/reward_model.h"
 #include "palign/training/reward_trainer.h"
 
 namespace palign::cli {
@@ -36,7 +37,7 @@ Command add_train_reward(CLI::App& train) {
   app->add_option("--out", f->out, "Output directory")->required();
   app->add_option("--feature-cache", f->cache, "Folder where backbone features persist between runs");
   app->add_option("--objectives", f->objectives, "linear: a directory from --method multi on the same backbone");
-  // arm has its own defaults for these (ArmTrainOptions); a flag given explicitly applies to arm too.
+  // arm has its own defaults for these (PairTrainOptions); a flag given explicitly applies to arm too.
   CLI::Option* epochs =
       app->add_option("--epochs", o.fit.max_epochs, "Most training epochs (arm default: 3)")->capture_default_str();
   CLI::Option* lr = app->add_option("--lr", o.fit.lr, "Learning rate (arm default: 5e-4)")->capture_default_str();
@@ -126,7 +127,7 @@ Command add_score(CLI::App& root) {
   return {app, [f] {
             PALIGN_CHECK(!f->prompt.empty() || !f->ids.empty(), ErrorCode::kInvalidArgument,
                          "[cli.score] nothing to score; pass --prompt P --response R (or --ids 1,2,3)");
-            auto model = training::RewardModel::load(f->reward);
+            auto model = scoring::RewardModel::load(f->reward);
             std::vector<double> scores;
             if (!f->ids.empty()) {
               PALIGN_CHECK(f->user.empty() && f->user_pairs.empty(), ErrorCode::kInvalidArgument,

@@ -11,8 +11,8 @@
 #include "palign/decoding/steering.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
-#include "palign/training/arm_trainer.h"
-#include "palign/training/reward_trainer.h"
+#include "palign/scoring/preference_data.h"
+#include "palign/training/pair_types.h"
 #include "palign/training/steering_trainer.h"
 
 namespace palign::cli {
@@ -70,13 +70,13 @@ Command add_train_steer(CLI::App& train) {
                          "[cli.train.steer] --max-tokens must be >= 2, got ", f->max_tokens);
             const int64_t max_tokens = std::min(f->max_tokens, model->config().max_position);
             std::map<std::string, std::vector<decoding::TokenPair>> by_dimension;
-            std::map<std::string, std::vector<training::ArmPair>> arm_pairs;  // bipo
+            std::map<std::string, std::vector<training::SequencePair>> arm_pairs;  // bipo
             nlohmann::json bipo_report = nlohmann::json::object();
             for (const auto& r : scoring::read_preference_jsonl(f->data)) {
               PALIGN_CHECK(!r.dimension.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] ", f->data,
                            " has a pair without \"dimension\"; steering vectors are per dimension");
-              const auto c = training::tokenize_response(tok, r.prompt, r.chosen, max_tokens);
-              const auto x = training::tokenize_response(tok, r.prompt, r.rejected, max_tokens);
+              const auto c = scoring::tokenize_response(tok, r.prompt, r.chosen, max_tokens);
+              const auto x = scoring::tokenize_response(tok, r.prompt, r.rejected, max_tokens);
               decoding::TokenPair p;
               p.prompt.assign(c.ids.begin(), c.ids.begin() + c.response_start);
               p.chosen.assign(c.ids.begin() + c.response_start, c.ids.end());

@@ -1,10 +1,10 @@
 // palign tokenize / detokenize: run a model directory's tokenizer.json.
-#include <nlohmann/json.hpp>
-
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/base/strings.h"
 #include "palign/runtime/tokenizer.h"
 #include "palign/training/corpus.h"
 

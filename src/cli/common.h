@@ -18,9 +18,6 @@ struct Command {
   std::function<int()> run;
 };
 
-// Parses "1,2,3" (spaces allowed) into ids. Throws palign::Error(kInvalidArgument) naming flag and bad item.
-std::vector<int64_t> parse_ids(const std::string& text, const std::string& flag);
-
 // The model directory to use: --model when given, else the shipped default model. Throws kNotFound with what to do.
 std::filesystem::path resolve_model_dir(const std::string& flag_value);
 

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "palign/base/error.h"
+#include "palign/runtime/heads.h"
 #include "palign/runtime/kv_cache.h"
 #include "palign/runtime/linear.h"
 #include "palign/runtime/lora.h"
@@ -210,14 +211,6 @@ at::Tensor shared_backbone_score_head(const Model& policy, const Model& reward) 
   return matched == body.size() ? score : at::Tensor();
 }
 
-// The policy's LM head [V, D] (the embedding when tied), as its forward applies it to the final hidden state.
-at::Tensor lm_head_of(const Model& policy) {
-  const bool tied = policy.config().tie_word_embeddings;
-  for (const auto& [name, t] : policy.named_weights())
-    if (tied ? name.ends_with("embed_tokens.weight") : name == "lm_head.weight") return t;
-  return {};
-}
-
 // ARGS (Khanov et al. 2024): score(v) = log p(v | x) + w * r(x, v) over the policy's top k tokens v.
 // The cache holds k candidate rows over one shared prefix. Each step scores the k candidates as one-token rows
 // (row j = candidate j); appending candidate j leaves row j as the new prefix, so only that one position is copied
@@ -235,7 +228,7 @@ class ArgsScorer final : public NextTokenScorer {
         k_(k),
         w_(w),
         score_head_(shared_backbone_score_head(policy, reward)),
-        lm_head_(score_head_.defined() ? lm_head_of(policy) : at::Tensor()),
+        lm_head_(score_head_.defined() ? runtime::lm_head(policy) : at::Tensor()),
         cache_((shared() ? policy : reward).make_cache(k)) {
     ForwardOptions fo;
     const Batch prefill{.ids = ids_row(prompt), .n_tokens = {}, .seq = {0}};

@@ -14,8 +14,10 @@
 #include "palign/base/json.h"
 #include "palign/base/rng.h"
 #include "palign/base/timer.h"
+#include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
-#include "palign/training/reward_trainer.h"
+#include "palign/runtime/tokenizer.h"
+#include "palign/scoring/response_log_probs.h"
 
 namespace palign::training {
 
@@ -24,10 +26,10 @@ using nlohmann::json;
 
 namespace {
 
-at::Tensor response_lengths(const std::vector<ArmPair>& pairs, bool chosen) {
+at::Tensor response_lengths(const std::vector<SequencePair>& pairs, bool chosen) {
   std::vector<double> n;
   for (const auto& p : pairs) {
-    const ArmSequence& s = chosen ? p.chosen : p.rejected;
+    const scoring::ResponseSequence& s = chosen ? p.chosen : p.rejected;
     n.push_back(static_cast<double>(static_cast<int64_t>(s.ids.size()) - std::max<int64_t>(s.response_start, 1)));
   }
   return at::tensor(n, at::kDouble);
@@ -94,25 +96,25 @@ std::string PolicyTrainOptions::validate() const {
   return fit.validate();
 }
 
-ArmSequence with_prefix(const ArmSequence& s, const std::vector<int64_t>& prefix) {
-  ArmSequence out;
+scoring::ResponseSequence with_prefix(const scoring::ResponseSequence& s, const std::vector<int64_t>& prefix) {
+  scoring::ResponseSequence out;
   out.ids = prefix;
   out.ids.insert(out.ids.end(), s.ids.begin(), s.ids.end());
   out.response_start = s.response_start + static_cast<int64_t>(prefix.size());
   return out;
 }
 
-std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& model, const std::vector<ArmPair>& pairs,
-                                                      int64_t batch) {
+std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& model,
+                                                      const std::vector<SequencePair>& pairs, int64_t batch) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> chosen, rejected;
   const auto step = static_cast<size_t>(std::max<int64_t>(1, batch));
   for (size_t start = 0; start < pairs.size(); start += step) {
     const size_t end = std::min(pairs.size(), start + step);
-    std::vector<ArmSequence> rows;
+    std::vector<scoring::ResponseSequence> rows;
     for (size_t i = start; i < end; ++i) rows.push_back(pairs[i].chosen);
     for (size_t i = start; i < end; ++i) rows.push_back(pairs[i].rejected);
-    const at::Tensor lp = response_log_probs(model, rows, nullptr);
+    const at::Tensor lp = scoring::response_log_probs(model, rows, nullptr);
     const auto k = static_cast<int64_t>(end - start);
     chosen.push_back(lp.slice(0, 0, k));
     rejected.push_back(lp.slice(0, k, 2 * k));
@@ -123,7 +125,7 @@ std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& mode
 namespace {
 
 // The loop's objective for loss o.loss over pairs, with the reference log-probs of each pair (undefined: none).
-PairObjective policy_objective(const PolicyTrainOptions& o, const std::vector<ArmPair>& pairs, at::Tensor ref_c,
+PairObjective policy_objective(const PolicyTrainOptions& o, const std::vector<SequencePair>& pairs, at::Tensor ref_c,
                                at::Tensor ref_r) {
   PairObjective objective;
   objective.name = policy_loss_name(o.loss);
@@ -146,9 +148,9 @@ PairObjective policy_objective(const PolicyTrainOptions& o, const std::vector<Ar
 
 }  // namespace
 
-ArmFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
-                                const std::vector<ArmPair>& pairs, const PolicyTrainOptions& o,
-                                double* reference_seconds) {
+PairFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
+                                 const std::vector<SequencePair>& pairs, const PolicyTrainOptions& o,
+                                 double* reference_seconds) {
   const std::string problem = o.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.policy] ", problem);
   PALIGN_CHECK(o.loss != PolicyLoss::kPdpo, ErrorCode::kInvalidArgument,
@@ -162,9 +164,9 @@ ArmFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapte
   return fit_pair_adapter(model, adapter, pairs, o.fit, policy_objective(o, pairs, ref_c, ref_r));
 }
 
-ArmFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter, runtime::UserTokens& tokens,
-                      const std::vector<ArmPair>& pairs, const std::vector<int64_t>& slots,
-                      const PolicyTrainOptions& options, double* reference_seconds) {
+PairFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter, runtime::UserTokens& tokens,
+                       const std::vector<SequencePair>& pairs, const std::vector<int64_t>& slots,
+                       const PolicyTrainOptions& options, double* reference_seconds) {
   PolicyTrainOptions o = options;
   o.loss = PolicyLoss::kPdpo;
   const std::string problem = o.validate();
@@ -182,7 +184,7 @@ ArmFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter
   // Each pair with its user's tokens (weight 1), then every pair with the generic user's (weight alpha; 1 for a
   // pair without a user, whose only copy it is).
   const int64_t V = model.config().vocab_size;
-  std::vector<ArmPair> conditioned;
+  std::vector<SequencePair> conditioned;
   std::vector<int64_t> source;
   std::vector<double> weights;
   for (size_t i = 0; i < pairs.size(); ++i) {
@@ -242,14 +244,14 @@ PolicyTrainReport train_policy(const std::vector<scoring::PreferenceRecord>& rec
                report.n_skipped, " pairs have identical chosen and rejected texts; there is nothing to learn");
   PALIGN_CHECK(!pdpo || !users.empty(), ErrorCode::kInvalidArgument,
                "[training.policy] pdpo conditions on users, but no record has a \"user_id\"; add them, or use dpo");
-  std::vector<ArmPair> pairs;
+  std::vector<SequencePair> pairs;
   std::vector<int64_t> slots;
   std::optional<runtime::UserTokens> tokens;
   if (pdpo)
     tokens = runtime::UserTokens::init(*model, {users.begin(), users.end()}, options.user_tokens, options.fit.seed);
   for (const scoring::PreferenceRecord* r : kept) {
-    ArmSequence chosen = tokenize_response(tok, r->prompt, r->chosen, max_tokens);
-    pairs.push_back({chosen, sft ? chosen : tokenize_response(tok, r->prompt, r->rejected, max_tokens)});
+    scoring::ResponseSequence chosen = scoring::tokenize_response(tok, r->prompt, r->chosen, max_tokens);
+    pairs.push_back({chosen, sft ? chosen : scoring::tokenize_response(tok, r->prompt, r->rejected, max_tokens)});
     if (tokens) slots.push_back(tokens->slot(r->user_id));
   }
   report.n_pairs = static_cast<int64_t>(pairs.size());

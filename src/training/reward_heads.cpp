@@ -1,12 +1,10 @@
-// The shared part of the personalized reward heads (see reward_heads.h): options, input validation, the held-out
-// split, the AdamW loop with early stopping, save/load plumbing and the method table. The methods themselves are in
-// reward_prm.cpp, reward_pal.cpp, reward_vpl.cpp and reward_linear.cpp.
+// The shared part of the personalized reward heads' fits (see reward_heads.h): options, input validation, the
+// held-out split, the AdamW loop with early stopping and the method table. The fits themselves are in fit_prm.cpp,
+// fit_pal.cpp, fit_vpl.cpp and fit_linear.cpp; the fitted heads in scoring.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cmath>
-#include <fstream>
 #include <limits>
 
 #include "palign/base/error.h"
@@ -15,12 +13,7 @@
 
 namespace palign::training {
 
-namespace fs = std::filesystem;
-using nlohmann::json;
-
 namespace {
-constexpr const char* kFormat = "palign.reward_head";
-constexpr int kVersion = 1;
 constexpr const char* kKnownMethods = "prm, pal, vpl, linear";
 }  // namespace
 
@@ -44,25 +37,6 @@ std::string RewardFitOptions::validate() const {
 
 namespace detail {
 
-namespace {
-
-// Checks one [K, D] feature matrix; returns it as contiguous float32.
-at::Tensor check_matrix(const at::Tensor& t, const char* what, int64_t dim, const char* fn) {
-  PALIGN_CHECK(t.defined(), ErrorCode::kInvalidArgument, "[", fn, "] ", what, " features are missing");
-  PALIGN_CHECK(t.dim() == 2, ErrorCode::kInvalidArgument, "[", fn, "] ", what, " features must be [N, D]; got ",
-               t.dim(), " dimensions");
-  PALIGN_CHECK(at::isFloatingType(t.scalar_type()), ErrorCode::kInvalidArgument, "[", fn, "] ", what,
-               " features must be floating point; got ", t.scalar_type());
-  PALIGN_CHECK(dim < 0 || t.size(1) == dim, ErrorCode::kInvalidArgument, "[", fn, "] ", what, " features have ",
-               t.size(1), " columns; the head was fitted on D = ", dim);
-  at::Tensor out = t.to(at::kFloat).contiguous();
-  PALIGN_CHECK(out.numel() == 0 || at::isfinite(out).all().item<bool>(), ErrorCode::kInvalidArgument, "[", fn, "] ",
-               what, " features contain NaN or infinite values");
-  return out;
-}
-
-}  // namespace
-
 PairData prepare_fit(const PreferencePairs& pairs, int64_t n_users, const RewardFitOptions& options, const char* fn) {
   const std::string problem = options.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[", fn, "] ", problem);
@@ -70,8 +44,8 @@ PairData prepare_fit(const PreferencePairs& pairs, int64_t n_users, const Reward
 }
 
 PairData prepare_pairs(const PreferencePairs& pairs, int64_t n_users, const char* fn) {
-  at::Tensor c = check_matrix(pairs.chosen, "chosen", -1, fn);
-  at::Tensor r = check_matrix(pairs.rejected, "rejected", -1, fn);
+  at::Tensor c = scoring::check_feature_matrix(pairs.chosen, "chosen", -1, fn);
+  at::Tensor r = scoring::check_feature_matrix(pairs.rejected, "rejected", -1, fn);
   PALIGN_CHECK(c.sizes() == r.sizes(), ErrorCode::kInvalidArgument, "[", fn, "] chosen features are ", c.sizes(),
                " but rejected are ", r.sizes());
   const int64_t n = c.size(0);
@@ -108,31 +82,6 @@ PairData prepare_pairs(const PreferencePairs& pairs, int64_t n_users, const char
   d.rejected = r;
   d.diff = c - r;
   return d;
-}
-
-std::pair<at::Tensor, at::Tensor> prepare_new_user(const at::Tensor& chosen, const at::Tensor& rejected, int64_t dim,
-                                                   const char* fn) {
-  PALIGN_CHECK(dim > 0, ErrorCode::kInvalidArgument, "[", fn, "] the head is not fitted; call fit() or load it first");
-  if (!chosen.defined() && !rejected.defined()) return {at::zeros({0, dim}), at::zeros({0, dim})};
-  at::Tensor c = check_matrix(chosen, "chosen", dim, fn);
-  at::Tensor r = check_matrix(rejected, "rejected", dim, fn);
-  PALIGN_CHECK(c.sizes() == r.sizes(), ErrorCode::kInvalidArgument, "[", fn, "] chosen features are ", c.sizes(),
-               " but rejected are ", r.sizes());
-  if (c.size(0) == 0) return {c, r};
-  const at::Tensor keep = (c != r).any(1);
-  PALIGN_CHECK(keep.any().item<bool>(), ErrorCode::kInvalidArgument, "[", fn, "] all ", c.size(0),
-               " pairs have identical chosen and rejected features; pass no pairs for the generic state");
-  const at::Tensor idx = keep.nonzero().squeeze(1);
-  return {c.index_select(0, idx), r.index_select(0, idx)};
-}
-
-at::Tensor prepare_features(const at::Tensor& x, int64_t dim, const at::Tensor& state, int64_t state_size,
-                            const char* fn) {
-  PALIGN_CHECK(dim > 0, ErrorCode::kInvalidArgument, "[", fn, "] the head is not fitted; call fit() or load it first");
-  PALIGN_CHECK(state.defined() && state.dim() == 1 && state.size(0) == state_size, ErrorCode::kInvalidArgument, "[", fn,
-               "] the user state must be a vector of ", state_size, " values; got ",
-               state.defined() ? state.sizes() : at::IntArrayRef{});
-  return check_matrix(x, "scored", dim, fn);
 }
 
 std::pair<at::Tensor, at::Tensor> split_pairs(int64_t n, double valid_share, at::Generator& gen) {
@@ -211,90 +160,21 @@ int64_t run_training(const std::vector<at::Tensor>& decay, const std::vector<at:
   return epoch;
 }
 
-void adapt(const std::vector<at::Tensor>& params, const std::function<at::Tensor()>& loss, int64_t steps, double lr) {
-  if (steps <= 0) return;
-  torch::optim::Adam opt(params, torch::optim::AdamOptions(lr));
-  for (int64_t step = 0; step < steps; ++step) {
-    opt.zero_grad();
-    loss().backward();
-    opt.step();
-  }
-}
-
 at::Generator make_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-void write_reward_head(const fs::path& dir, const std::string& method, int64_t dim, int64_t n_users, json hyper,
-                       const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
-  PALIGN_CHECK(dim > 0, ErrorCode::kInvalidArgument, "[training.reward_head.save] the ", method,
-               " head is not fitted; call fit() first");
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  PALIGN_CHECK(!ec && fs::is_directory(dir), ErrorCode::kIo, "[training.reward_head.save] cannot create ", dir.string(),
-               ": ", ec.message());
-  std::vector<std::pair<std::string, at::Tensor>> stored;
-  for (const auto& [name, t] : tensors) stored.emplace_back(name, t.detach().to(at::kFloat).contiguous());
-  runtime::save_safetensors(dir / "reward_head.safetensors", stored, {{"format", kFormat}});
-  json meta{{"format", kFormat}, {"version", kVersion}, {"method", method}, {"dim", dim}, {"n_users", n_users}};
-  meta.update(hyper);
-  const fs::path path = dir / "reward_head.json";
-  std::ofstream out(path, std::ios::trunc);
-  PALIGN_CHECK(out.good(), ErrorCode::kIo, "[training.reward_head.save] cannot write ", path.string());
-  out << meta.dump(2) << "\n";
-  PALIGN_CHECK(out.good(), ErrorCode::kIo, "[training.reward_head.save] writing ", path.string(), " failed");
-}
-
-at::Tensor load_tensor(const runtime::SafetensorsFile& file, const std::string& name,
-                       const std::vector<int64_t>& shape) {
-  PALIGN_CHECK(file.contains(name), ErrorCode::kInvalidArgument, "[training.reward_head.load] ", file.path().string(),
-               " lacks the tensor ", name);
-  at::Tensor t = file.get_f32(name);
-  PALIGN_CHECK(t.sizes() == at::IntArrayRef(shape), ErrorCode::kInvalidArgument, "[training.reward_head.load] ",
-               file.path().string(), ": ", name, " is ", t.sizes(), ", expected ", at::IntArrayRef(shape));
-  return t.clone();
-}
 
 }  // namespace detail
 
-std::unique_ptr<PersonalizedReward> make_personalized_reward(const std::string& method) {
-  if (method == "prm") return detail::make_prm();
-  if (method == "pal") return detail::make_pal();
-  if (method == "vpl") return detail::make_vpl();
-  if (method == "linear") return detail::make_linear();
+FittedReward fit_personalized_reward(const std::string& method, const PreferencePairs& pairs, int64_t n_users,
+                                     const RewardFitOptions& options) {
+  using Fit = FittedReward (*)(const detail::PairData&, const RewardFitOptions&);
+  static constexpr std::pair<std::string_view, Fit> kFits[] = {
+      {"prm", detail::fit_prm}, {"pal", detail::fit_pal}, {"vpl", detail::fit_vpl}, {"linear", detail::fit_linear}};
+  for (const auto& [name, fit] : kFits)
+    if (name == method) {
+      const std::string where = "training." + method + ".fit";
+      return fit(detail::prepare_fit(pairs, n_users, options, where.c_str()), options);
+    }
   PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.reward_head] unknown method '", method,
-               "'; known: ", kKnownMethods);
-}
-
-std::unique_ptr<PersonalizedReward> load_personalized_reward(const fs::path& dir) {
-  const fs::path meta_path = dir / "reward_head.json";
-  PALIGN_CHECK(fs::exists(meta_path), ErrorCode::kNotFound, "[training.reward_head.load] ", meta_path.string(),
-               " does not exist; save a head there with PersonalizedReward::save");
-  json meta;
-  try {
-    std::ifstream in(meta_path);
-    meta = json::parse(in);
-  } catch (const json::exception& e) {
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.reward_head.load] ", meta_path.string(),
-                 " is not valid JSON: ", e.what());
-  }
-  PALIGN_CHECK(meta.is_object() && meta.value("format", "") == kFormat, ErrorCode::kInvalidArgument,
-               "[training.reward_head.load] ", meta_path.string(), " is not a palign reward head (\"format\" is not \"",
-               kFormat, "\")");
-  PALIGN_CHECK(meta.value("version", 0) == kVersion, ErrorCode::kInvalidArgument, "[training.reward_head.load] ",
-               meta_path.string(), " has version ", meta.value("version", 0), "; this palign reads version ", kVersion);
-  const auto method = detail::json_field<std::string>(meta, "method", meta_path);
-  const fs::path weights = dir / "reward_head.safetensors";
-  PALIGN_CHECK(fs::exists(weights), ErrorCode::kNotFound, "[training.reward_head.load] ", weights.string(),
-               " does not exist next to ", meta_path.filename().string());
-  const auto file = runtime::SafetensorsFile::open(weights);
-  if (method == "prm") return detail::load_prm(meta, file, meta_path);
-  if (method == "pal") return detail::load_pal(meta, file, meta_path);
-  if (method == "vpl") return detail::load_vpl(meta, file, meta_path);
-  if (method == "linear") return detail::load_linear(meta, file, meta_path);
-  PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.reward_head.load] ", meta_path.string(), " has method '", method,
                "'; known: ", kKnownMethods);
 }
 

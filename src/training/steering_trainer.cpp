@@ -10,6 +10,7 @@
 #include "palign/base/error.h"
 #include "palign/base/progress.h"
 #include "palign/base/rng.h"
+#include "palign/scoring/response_log_probs.h"
 #include "palign/training/policy_trainer.h"
 
 namespace palign::training {
@@ -27,14 +28,14 @@ std::string BipoOptions::validate() const {
   return {};
 }
 
-at::Tensor bipo_loss(const runtime::Model& model, const std::vector<ArmPair>& pairs, const at::Tensor& ref_chosen,
+at::Tensor bipo_loss(const runtime::Model& model, const std::vector<SequencePair>& pairs, const at::Tensor& ref_chosen,
                      const at::Tensor& ref_rejected, const at::Tensor& v, int64_t layer, double direction,
                      double beta) {
-  std::vector<ArmSequence> rows;
+  std::vector<scoring::ResponseSequence> rows;
   for (const auto& p : pairs) rows.push_back(p.chosen);
   for (const auto& p : pairs) rows.push_back(p.rejected);
   const auto k = static_cast<int64_t>(pairs.size());
-  const at::Tensor lp = response_log_probs(model, rows, nullptr, [&](int64_t l, at::Tensor& x) {
+  const at::Tensor lp = scoring::response_log_probs(model, rows, nullptr, [&](int64_t l, at::Tensor& x) {
     if (l == layer) x = x + direction * v;
   });
   const at::Tensor d = direction * beta *
@@ -42,7 +43,7 @@ at::Tensor bipo_loss(const runtime::Model& model, const std::vector<ArmPair>& pa
   return (-at::log_sigmoid(d)).mean();
 }
 
-at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<ArmPair>& pairs, const BipoOptions& o,
+at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<SequencePair>& pairs, const BipoOptions& o,
                              BipoReport* report) {
   const std::string problem = o.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.bipo] ", problem);
@@ -65,7 +66,7 @@ at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<ArmP
     return *direction * beta * ((c - ref_c.index_select(0, i)) - (r - ref_r.index_select(0, i)));
   };
   objective.loss = [](const at::Tensor& d) { return -at::log_sigmoid(d); };
-  ArmTrainOptions fit;
+  PairTrainOptions fit;
   fit.lr = o.lr;
   fit.weight_decay = 0;
   fit.epochs = o.epochs;
@@ -77,7 +78,7 @@ at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<ArmP
   fit.checkpoint_dir = o.checkpoint_dir;
   fit.checkpoint_every = o.checkpoint_every;
   fit.stop_at = o.stop_at;
-  const ArmFitReport rep = fit_pair_parameters(model, pairs, fit, objective);
+  const PairFitReport rep = fit_pair_parameters(model, pairs, fit, objective);
   if (report) *report = rep;
   return v.detach().clone();
 }

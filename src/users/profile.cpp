@@ -90,24 +90,4 @@ void UserProfile::save(const fs::path& dir) {
   ++version;
 }
 
-std::vector<double> UserProfile::weights_for(const std::vector<std::string>& names, bool missing_zero) const {
-  std::string known;
-  for (const auto& [k, w] : weights) known += (known.empty() ? "" : ", ") + k;
-  if (known.empty()) known = "none";
-  std::vector<double> out;
-  bool any = false;
-  for (const auto& n : names) {
-    const auto it = weights.find(n);
-    PALIGN_CHECK(it != weights.end() || missing_zero, ErrorCode::kInvalidArgument, "[users.profile] the profile of '",
-                 user_id, "' has no weight for '", n, "' (it has: ", known, "); add it or pass --weights");
-    any |= it != weights.end();
-    out.push_back(it != weights.end() ? it->second : 0.0);
-  }
-  if (!names.empty())
-    PALIGN_CHECK(any, ErrorCode::kInvalidArgument, "[users.profile] the profile of '", user_id,
-                 "' weighs none of ", names.front(), names.size() > 1 ? ", ..." : "", " (it has: ", known,
-                 "); add weights for them or pass --weights");
-  return out;
-}
-
 }  // namespace palign::users

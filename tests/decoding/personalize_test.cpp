@@ -6,16 +6,17 @@
 #include <filesystem>
 #include <fstream>
 
-#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/decoding/prompting.h"
 #include "palign/decoding/rerank.h"
 #include "palign/decoding/steering.h"
 #include "palign/decoding/strategies.h"
+#include "palign/runtime/heads.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/sampler.h"
 #include "palign/runtime/tokenizer.h"
 #include "temp_dir.h"
+#include "test_util.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -315,7 +316,7 @@ TEST(WeightedReward, EqualsTheWeightedSumOfTheLabels) {
   ASSERT_GT(k, 1);
   std::vector<double> w;
   for (int64_t i = 0; i < k; ++i) w.push_back(0.5 - 0.75 * static_cast<double>(i));
-  const auto folded = decoding::weighted_reward_model(*rm, w);
+  const auto folded = runtime::weighted_classifier(*rm, w);
   EXPECT_EQ(folded->config().num_labels, 1);
   const std::vector<int64_t> ids = {1, 44, 9, 300, 12};
   const at::Tensor scores = rm->score(ids);
@@ -325,9 +326,8 @@ TEST(WeightedReward, EqualsTheWeightedSumOfTheLabels) {
   std::printf("folded multi-objective head vs the weighted sum of its %lld labels: abs diff = %.3g\n",
               static_cast<long long>(k), diff);
   EXPECT_LT(diff, 1e-5);
-  EXPECT_EQ(error_code_of([&] { decoding::weighted_reward_model(*rm, {1.0}); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { decoding::weighted_reward_model(*load("llama"), {1.0}); }),
-            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { runtime::weighted_classifier(*rm, {1.0}); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { runtime::weighted_classifier(*load("llama"), {1.0}); }), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

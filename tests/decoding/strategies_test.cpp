@@ -9,11 +9,12 @@
 #include <limits>
 #include <map>
 
-#include "test_util.h"
 #include "palign/base/error.h"
+#include "palign/runtime/heads.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/sampler.h"
+#include "test_util.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -168,7 +169,7 @@ TEST(Args, EqualsTheNaiveTwin) {
 // A reward model on the policy's backbone: its weights (the same tensors) plus a random score head, as
 // `palign train reward --method bt` writes.
 std::unique_ptr<Model> reward_on(const Model& policy) {
-  return decoding::reward_on_backbone(
+  return runtime::classifier_on_backbone(
       policy, at::randn({1, policy.config().hidden_size}, at::TensorOptions().dtype(at::kFloat)) * 0.5);
 }
 
@@ -177,7 +178,7 @@ TEST(RewardOnBackbone, IsThePolicysClassifierWithTheHead) {
   auto policy = load("qwen3");
   const int64_t D = policy->config().hidden_size;
   const at::Tensor head = at::randn({2, D});
-  const auto reward = decoding::reward_on_backbone(*policy, head, {"a", "b"});
+  const auto reward = runtime::classifier_on_backbone(*policy, head, {"a", "b"});
   EXPECT_EQ(reward->config().architecture, "Qwen3ForSequenceClassification");
   EXPECT_EQ(reward->config().num_labels, 2);
   const std::vector<int64_t> ids = {1, 5, 9, 14};
@@ -188,11 +189,13 @@ TEST(RewardOnBackbone, IsThePolicysClassifierWithTheHead) {
   const double diff = (reward->score(ids) - at::matmul(head, last)).abs().max().item<double>();
   std::printf("reward_on_backbone score vs head x last hidden state: max-abs-diff %.3g\n", diff);
   EXPECT_LT(diff, 1e-5);
-  EXPECT_EQ(test::error_code_of([&] { decoding::reward_on_backbone(*policy, at::randn({1, D + 1})); }),
+  EXPECT_EQ(test::error_code_of([&] {
+              runtime::classifier_on_backbone(*policy, at::randn({1, D + 1}));
+            }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(test::error_code_of([&] { decoding::reward_on_backbone(*policy, head, {"only one"}); }),
+  EXPECT_EQ(test::error_code_of([&] { runtime::classifier_on_backbone(*policy, head, {"only one"}); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(test::error_code_of([&] { decoding::reward_on_backbone(*reward, head); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::error_code_of([&] { runtime::classifier_on_backbone(*reward, head); }), ErrorCode::kInvalidArgument);
 }
 
 // The shared-backbone path (one k-row policy forward per token gives the rewards and the next policy logits) against

@@ -13,15 +13,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/base/rng.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/reward_model.h"
 #include "palign/training/reward_trainer.h"
 #include "temp_dir.h"
+#include "test_util.h"
 
 using namespace palign;
 using namespace palign::training;
@@ -62,7 +63,7 @@ LoraAdapter random_adapter(const Model& model, uint64_t seed) {
 }
 
 // log π(ids[t] | ids[<t]) summed over t >= start, one sequence at a time, without padding, accumulated in double.
-double naive_log_prob(const Model& model, const ArmSequence& s, const runtime::LinearHook* hook) {
+double naive_log_prob(const Model& model, const scoring::ResponseSequence& s, const runtime::LinearHook* hook) {
   at::NoGradGuard no_grad;
   runtime::ForwardOptions fo;
   fo.linear_hook = hook;
@@ -118,20 +119,20 @@ std::vector<scoring::PreferenceRecord> records_of(const std::vector<json>& lines
 TEST(ArmTrainer, BtLossMatchesHandComputationAndFiniteDifferences) {
   const auto model = Model::load(test::hf_model("llama"));
   const auto tok = runtime::Tokenizer::from_dir(test::hf_model("llama"));
-  const ArmSequence c0 = tokenize_response(tok, "Hello there.", " The cat sat.", 64),
-                    r0 = tokenize_response(tok, "Hello there.", " No.", 64),
-                    c1 = tokenize_response(tok, "Why?", " Because the sun is warm today", 64),
-                    r1 = tokenize_response(tok, "Why?", " Rain", 64);
+  const scoring::ResponseSequence c0 = scoring::tokenize_response(tok, "Hello there.", " The cat sat.", 64),
+                                  r0 = scoring::tokenize_response(tok, "Hello there.", " No.", 64),
+                                  c1 = scoring::tokenize_response(tok, "Why?", " Because the sun is warm today", 64),
+                                  r1 = scoring::tokenize_response(tok, "Why?", " Rain", 64);
   std::printf("prompt 'Hello there.' -> %lld tokens, + response -> %zu (first id %lld)\n",
               static_cast<long long>(c0.response_start), c0.ids.size(), static_cast<long long>(c0.ids[0]));
   ASSERT_GT(c0.ids.size(), static_cast<size_t>(c0.response_start));
   const double beta = 0.1;
   LoraAdapter lora = random_adapter(*model, 5);
 
-  const at::Tensor lp = response_log_probs(*model, {c0, c1, r0, r1}, &lora);
+  const at::Tensor lp = scoring::response_log_probs(*model, {c0, c1, r0, r1}, &lora);
   const at::Tensor loss = arm_bt_loss(lp.slice(0, 0, 2), lp.slice(0, 2, 4), beta);
   double hand = 0;
-  const ArmSequence* seqs[2][2] = {{&c0, &r0}, {&c1, &r1}};
+  const scoring::ResponseSequence* seqs[2][2] = {{&c0, &r0}, {&c1, &r1}};
   for (auto& pair : seqs) {
     const double m = beta * (naive_log_prob(*model, *pair[0], &lora) - naive_log_prob(*model, *pair[1], &lora));
     hand += std::log1p(std::exp(-m)) / 2;  // −log σ(m)
@@ -145,7 +146,7 @@ TEST(ArmTrainer, BtLossMatchesHandComputationAndFiniteDifferences) {
   LoraAdapter& a = lora;
   for (const at::Tensor& p : a.parameters()) p.requires_grad_(true);
   auto loss_of = [&] {
-    const at::Tensor l = response_log_probs(m, {c0, c1, r0, r1}, &a);
+    const at::Tensor l = scoring::response_log_probs(m, {c0, c1, r0, r1}, &a);
     return arm_bt_loss(l.slice(0, 0, 2), l.slice(0, 2, 4), beta);
   };
   loss_of().backward();
@@ -192,13 +193,13 @@ TEST(ArmTrainer, PaddedBatchEqualsOneByOne) {
   const auto tok = runtime::Tokenizer::from_dir(test::hf_model("llama"));
   const LoraAdapter lora = random_adapter(*model, 9);
   Rng rng(3);
-  std::vector<ArmSequence> seqs;
+  std::vector<scoring::ResponseSequence> seqs;
   for (int i = 0; i < 6; ++i)
-    seqs.push_back(tokenize_response(tok, "Q:" + words(rng, 1 + i % 3), words(rng, 1 + (i * 5) % 11), 256));
-  const at::Tensor batched = response_log_probs(*model, seqs, &lora);
+    seqs.push_back(scoring::tokenize_response(tok, "Q:" + words(rng, 1 + i % 3), words(rng, 1 + (i * 5) % 11), 256));
+  const at::Tensor batched = scoring::response_log_probs(*model, seqs, &lora);
   double max_diff = 0, max_naive = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    const double one = response_log_probs(*model, {seqs[i]}, &lora)[0].item<double>();
+    const double one = scoring::response_log_probs(*model, {seqs[i]}, &lora)[0].item<double>();
     const double naive = naive_log_prob(*model, seqs[i], &lora);
     max_diff = std::max(max_diff, std::abs(batched[static_cast<int64_t>(i)].item<double>() - one));
     max_naive = std::max(max_naive, std::abs(one - naive));
@@ -241,7 +242,7 @@ TEST(ArmTrainer, LearnsAPlantedPreference) {
   EXPECT_EQ(test::read_json(o.out / "arm.json")["format"], "palign.arm");
 
   // Fresh pairs: the reward (through RewardModel, as `palign score` loads it) against the base model.
-  const auto reward = RewardModel::load(o.out);
+  const auto reward = scoring::RewardModel::load(o.out);
   EXPECT_EQ(reward->method(), "arm");
   EXPECT_EQ(reward->labels(), std::vector<std::string>{"reward"});
   const auto base = Model::load(test::hf_model("llama"));
@@ -254,7 +255,8 @@ TEST(ArmTrainer, LearnsAPlantedPreference) {
       const std::string prompt = j["prompt"].get<std::string>();
       const std::string response = j[k == 0 ? "chosen" : "rejected"].get<std::string>();
       s[k] = reward->score(prompt, response)[0];
-      const double b = o.arm.beta * naive_log_prob(*base, tokenize_response(tok, prompt, response, 1024), nullptr);
+      const double b =
+          o.arm.beta * naive_log_prob(*base, scoring::tokenize_response(tok, prompt, response, 1024), nullptr);
       (k == 0 ? lift_banana : lift_other) += (s[k] - b) / static_cast<double>(fresh.size());
     }
     correct += s[0] > s[1];
@@ -305,7 +307,7 @@ TEST(ArmTrainer, OneAdapterPerDimension) {
     loaded.push_back(a);
   }
   EXPECT_FALSE(at::equal(loaded[0].lora_b(1, LinearKind::kV), loaded[1].lora_b(1, LinearKind::kV)));
-  const auto reward = RewardModel::load(o.out);
+  const auto reward = scoring::RewardModel::load(o.out);
   EXPECT_EQ(reward->labels(), (std::vector<std::string>{"helpful", "safe"}));
   EXPECT_EQ(reward->score("Tell me about cats.", " banana").size(), 2u);
 
@@ -323,7 +325,7 @@ TEST(ArmTrainer, OneAdapterPerDimension) {
 TEST(ArmTrainer, BadInputIsAClearError) {
   const fs::path dir = fresh_dir("bad");
   const fs::path llama = test::hf_model("llama");
-  ArmTrainOptions o;
+  PairTrainOptions o;
   o.steps = 1;
   EXPECT_EQ(error_code_of([&] { train_arm({}, llama, dir / "o1", o); }), ErrorCode::kInvalidArgument);
   std::ofstream(dir / "empty.jsonl") << "\n";
@@ -346,7 +348,7 @@ TEST(ArmTrainer, BadInputIsAClearError) {
   auto escaping = records;
   for (auto& r : escaping) r.dimension = "../up";
   EXPECT_EQ(error_code_of([&] { train_arm(escaping, llama, dir / "o6", o); }), ErrorCode::kInvalidArgument);
-  ArmTrainOptions bad = o;
+  PairTrainOptions bad = o;
   bad.beta = 0;
   EXPECT_EQ(error_code_of([&] { train_arm(records, llama, dir / "o7", bad); }), ErrorCode::kInvalidArgument);
   bad = o;

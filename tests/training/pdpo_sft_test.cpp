@@ -27,11 +27,11 @@ namespace {
 constexpr int64_t kA = 301, kB = 302;
 
 // Twelve prompts; the pair prefers `good` over `bad` as the one response token.
-std::vector<ArmPair> token_pairs(int64_t good, int64_t bad, int64_t n = 12) {
-  std::vector<ArmPair> pairs;
+std::vector<SequencePair> token_pairs(int64_t good, int64_t bad, int64_t n = 12) {
+  std::vector<SequencePair> pairs;
   for (int64_t i = 0; i < n; ++i) {
     std::vector<int64_t> prompt = {1, 10 + i, 50 + i};
-    ArmSequence c{prompt, 3}, r{prompt, 3};
+    scoring::ResponseSequence c{prompt, 3}, r{prompt, 3};
     c.ids.push_back(good);
     r.ids.push_back(bad);
     pairs.push_back({c, r});
@@ -43,13 +43,13 @@ std::vector<ArmPair> token_pairs(int64_t good, int64_t bad, int64_t n = 12) {
 double gap(const runtime::Model& model, const runtime::LinearHook* hook, const runtime::UserTokens* tokens,
            int64_t slot) {
   at::NoGradGuard no_grad;
-  std::vector<ArmSequence> rows;
+  std::vector<scoring::ResponseSequence> rows;
   const auto pairs = token_pairs(kA, kB);
   const std::vector<int64_t> prefix = slot >= 0 ? tokens->prefix(slot, model.config().vocab_size)
                                                 : std::vector<int64_t>{};
   for (const auto& p : pairs) rows.push_back(with_prefix(p.chosen, prefix));
   for (const auto& p : pairs) rows.push_back(with_prefix(p.rejected, prefix));
-  const at::Tensor lp = response_log_probs(model, rows, hook, {}, slot >= 0 ? tokens->table() : at::Tensor());
+  const at::Tensor lp = scoring::response_log_probs(model, rows, hook, {}, slot >= 0 ? tokens->table() : at::Tensor());
   const auto n = static_cast<int64_t>(pairs.size());
   return (lp.slice(0, 0, n) - lp.slice(0, n, 2 * n)).mean().item<double>();
 }
@@ -71,7 +71,7 @@ TEST(SftLoss, IsTheMeanTokenNegativeLogLikelihood) {
 // move each user's gap their way, and leave the generic user (trained on the contradicting union) between them.
 TEST(Pdpo, LearnsOppositePreferencesOfTwoUsersFromTheirTokens) {
   const auto model = runtime::Model::load(test::hf_model("llama"));
-  std::vector<ArmPair> pairs = token_pairs(kA, kB);
+  std::vector<SequencePair> pairs = token_pairs(kA, kB);
   std::vector<int64_t> slots(pairs.size(), 1);
   for (const auto& p : token_pairs(kB, kA)) {
     pairs.push_back(p);
@@ -89,7 +89,7 @@ TEST(Pdpo, LearnsOppositePreferencesOfTwoUsersFromTheirTokens) {
   auto adapter = runtime::LoraAdapter::init(model->config(), o.fit.lora, 5);
   runtime::UserTokens tokens = runtime::UserTokens::init(*model, {"a", "b"}, o.user_tokens, 5);
   const double before_a = gap(*model, nullptr, &tokens, 1), before = gap(*model, nullptr, nullptr, -1);
-  const ArmFitReport rep = fit_pdpo(*model, adapter, tokens, pairs, slots, o);
+  const PairFitReport rep = fit_pdpo(*model, adapter, tokens, pairs, slots, o);
   const double a = gap(*model, &adapter, &tokens, 1), b = gap(*model, &adapter, &tokens, 2),
                generic = gap(*model, &adapter, &tokens, 0);
   std::printf("pdpo: log p(A) - log p(B) without tokens %.3f, user a %.3f -> %.3f, user b -> %.3f, generic -> %.3f "
@@ -105,7 +105,7 @@ TEST(Pdpo, LearnsOppositePreferencesOfTwoUsersFromTheirTokens) {
 
 TEST(Sft, RaisesTheLikelihoodOfTheLikedResponses) {
   const auto model = runtime::Model::load(test::hf_model("llama"));
-  const std::vector<ArmPair> pairs = token_pairs(kA, kB);
+  const std::vector<SequencePair> pairs = token_pairs(kA, kB);
   PolicyTrainOptions o;
   o.loss = PolicyLoss::kSft;
   o.fit.lr = 1e-2;
@@ -116,12 +116,12 @@ TEST(Sft, RaisesTheLikelihoodOfTheLikedResponses) {
   auto adapter = runtime::LoraAdapter::init(model->config(), o.fit.lora, 2);
   auto mean_lp = [&](const runtime::LinearHook* hook) {
     at::NoGradGuard no_grad;
-    std::vector<ArmSequence> rows;
+    std::vector<scoring::ResponseSequence> rows;
     for (const auto& p : pairs) rows.push_back(p.chosen);
-    return response_log_probs(*model, rows, hook).mean().item<double>();
+    return scoring::response_log_probs(*model, rows, hook).mean().item<double>();
   };
   const double before = mean_lp(nullptr);
-  const ArmFitReport rep = fit_policy_adapter(*model, adapter, pairs, o);
+  const PairFitReport rep = fit_policy_adapter(*model, adapter, pairs, o);
   const double after = mean_lp(&adapter);
   std::printf("sft: log p(liked) %.3f -> %.3f, valid loss %.3f, accuracy %f (NaN: none for sft)\n", before, after,
               rep.valid_loss, rep.valid_accuracy);
@@ -132,7 +132,7 @@ TEST(Sft, RaisesTheLikelihoodOfTheLikedResponses) {
 
 TEST(Pdpo, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   const auto model = runtime::Model::load(test::hf_model("llama"));
-  std::vector<ArmPair> pairs = token_pairs(kA, kB, 6);
+  std::vector<SequencePair> pairs = token_pairs(kA, kB, 6);
   std::vector<int64_t> slots = {1, 1, 0, 1, 1, 0};
   for (const auto& p : token_pairs(kB, kA, 6)) pairs.push_back(p), slots.push_back(2);
   PolicyTrainOptions o;
@@ -148,7 +148,7 @@ TEST(Pdpo, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   };
   auto straight = runtime::LoraAdapter::init(model->config(), o.fit.lora, 4);
   runtime::UserTokens straight_tokens = runtime::UserTokens::init(*model, {"a", "b"}, 2, 4);
-  const ArmFitReport a = run(straight, straight_tokens);
+  const PairFitReport a = run(straight, straight_tokens);
 
   const auto dir = std::filesystem::temp_directory_path() / ("palign_pdpo_ckpt_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
@@ -160,7 +160,7 @@ TEST(Pdpo, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   o.fit.stop_at = 0;
   auto resumed = runtime::LoraAdapter::init(model->config(), o.fit.lora, 4);
   runtime::UserTokens resumed_tokens = runtime::UserTokens::init(*model, {"a", "b"}, 2, 4);
-  const ArmFitReport c = run(resumed, resumed_tokens);
+  const PairFitReport c = run(resumed, resumed_tokens);
   EXPECT_EQ(c.resumed_at, 3);
   EXPECT_EQ(c.steps, a.steps);
   double worst = 0;

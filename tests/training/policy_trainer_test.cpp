@@ -88,20 +88,20 @@ TEST(PolicyLosses, GradientsMatchFiniteDifferences) {
 TEST(PolicyTraining, LearnsAPlantedTokenPreference) {
   const auto model = runtime::Model::load(test::hf_model("llama"));
   const int64_t A = 301, B = 302;
-  std::vector<ArmPair> pairs;
+  std::vector<SequencePair> pairs;
   for (int64_t i = 0; i < 12; ++i) {
     std::vector<int64_t> prompt = {1, 10 + i, 50 + i};
-    ArmSequence c{prompt, 3}, r{prompt, 3};
+    scoring::ResponseSequence c{prompt, 3}, r{prompt, 3};
     c.ids.push_back(A);
     r.ids.push_back(B);
     pairs.push_back({c, r});
   }
   auto gap = [&](const runtime::LinearHook* hook) {
     at::NoGradGuard no_grad;
-    std::vector<ArmSequence> rows;
+    std::vector<scoring::ResponseSequence> rows;
     for (const auto& p : pairs) rows.push_back(p.chosen);
     for (const auto& p : pairs) rows.push_back(p.rejected);
-    const at::Tensor lp = response_log_probs(*model, rows, hook);
+    const at::Tensor lp = scoring::response_log_probs(*model, rows, hook);
     return (lp.slice(0, 0, 12) - lp.slice(0, 12, 24)).mean().item<double>();
   };
   const double before = gap(nullptr);
@@ -116,7 +116,7 @@ TEST(PolicyTraining, LearnsAPlantedTokenPreference) {
     o.fit.seed = 3;
     auto adapter = runtime::LoraAdapter::init(model->config(), o.fit.lora, 3);
     double ref_seconds = -1;
-    const ArmFitReport rep = fit_policy_adapter(*model, adapter, pairs, o, &ref_seconds);
+    const PairFitReport rep = fit_policy_adapter(*model, adapter, pairs, o, &ref_seconds);
     const double after = gap(&adapter);
     std::printf("%s: log p(A) - log p(B) %.3f -> %.3f after %lld steps; train accuracy %.3f, reference %.3f s\n",
                 policy_loss_name(kind).c_str(), before, after, static_cast<long long>(rep.steps), rep.train_accuracy,
@@ -131,10 +131,10 @@ TEST(PolicyTraining, LearnsAPlantedTokenPreference) {
 // the same best-by-validation choice, the same step count.
 TEST(PolicyTraining, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   const auto model = runtime::Model::load(test::hf_model("llama"));
-  std::vector<ArmPair> pairs;
+  std::vector<SequencePair> pairs;
   for (int64_t i = 0; i < 16; ++i) {
     std::vector<int64_t> prompt = {1, 10 + i, 50 + i};
-    ArmSequence c{prompt, 3}, r{prompt, 3};
+    scoring::ResponseSequence c{prompt, 3}, r{prompt, 3};
     c.ids.insert(c.ids.end(), {301, 5 + i});
     r.ids.insert(r.ids.end(), {302, 7 + i});
     pairs.push_back({c, r});
@@ -148,7 +148,7 @@ TEST(PolicyTraining, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   o.fit.patience = 100;
   o.fit.seed = 9;
   auto straight = runtime::LoraAdapter::init(model->config(), o.fit.lora, 9);
-  const ArmFitReport a = fit_policy_adapter(*model, straight, pairs, o);
+  const PairFitReport a = fit_policy_adapter(*model, straight, pairs, o);
 
   const auto dir = std::filesystem::temp_directory_path() / ("palign_policy_ckpt_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
@@ -156,12 +156,12 @@ TEST(PolicyTraining, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   o.fit.checkpoint_every = 4;
   o.fit.stop_at = 6;
   auto first = runtime::LoraAdapter::init(model->config(), o.fit.lora, 9);
-  const ArmFitReport b = fit_policy_adapter(*model, first, pairs, o);
+  const PairFitReport b = fit_policy_adapter(*model, first, pairs, o);
   EXPECT_TRUE(b.stopped);
   EXPECT_EQ(b.steps, 6);
   o.fit.stop_at = 0;
   auto resumed = runtime::LoraAdapter::init(model->config(), o.fit.lora, 9);
-  const ArmFitReport c = fit_policy_adapter(*model, resumed, pairs, o);
+  const PairFitReport c = fit_policy_adapter(*model, resumed, pairs, o);
   EXPECT_EQ(c.resumed_at, 6);
   EXPECT_FALSE(c.stopped);
   EXPECT_EQ(c.steps, a.steps);
@@ -182,7 +182,7 @@ TEST(PolicyTraining, ResumeFromACheckpointEqualsAnUninterruptedFit) {
 
 TEST(PolicyTraining, ReferenceBatchedEqualsOnePairAtATime) {
   const auto model = runtime::Model::load(test::hf_model("qwen2"));
-  std::vector<ArmPair> pairs;
+  std::vector<SequencePair> pairs;
   for (int64_t i = 0; i < 5; ++i)
     pairs.push_back({{{1, 5 + i, 9, 20 + i, 21}, 2}, {{1, 5 + i, 30, 31, 32, 33 + i}, 2}});
   const auto [c, r] = reference_log_probs(*model, pairs, 3);

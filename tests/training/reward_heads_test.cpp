@@ -14,9 +14,11 @@
 #include <functional>
 
 #include "palign/base/error.h"
+#include "palign/scoring/personalized_reward.h"
 #include "temp_dir.h"
 
 using namespace palign;
+using namespace palign::scoring;
 using namespace palign::training;
 namespace fs = std::filesystem;
 
@@ -100,9 +102,8 @@ at::Tensor two_type_weights(int64_t per_type, int64_t D) {
 }
 
 double shared_agreement(const PreferencePairs& pairs, const at::Tensor& w, at::Generator& gen) {
-  auto shared = make_personalized_reward("linear");
   PreferencePairs anonymous{pairs.chosen, pairs.rejected, {}};
-  shared->fit(anonymous, 1, RewardFitOptions{});
+  const auto shared = fit_personalized_reward("linear", anonymous, 1, RewardFitOptions{}).head;
   return agreement(*shared, shared->user_state(0), w, gen);
 }
 
@@ -179,8 +180,9 @@ TEST(RewardHeads, LinearRecoversPlantedWeightsAndFallsBackToThePopulation) {
   const at::Tensor raw = mean / mean.norm() + 0.5 * at::randn({U, D}, gen, at::kFloat);
   const at::Tensor weights = mean.norm() * raw / raw.norm(2, 1, true);
   const PreferencePairs pairs = planted_pairs(weights, 64, gen);
-  auto head = make_personalized_reward("linear");
-  const FitReport report = head->fit(pairs, U, RewardFitOptions{});
+  const FittedReward fitted = fit_personalized_reward("linear", pairs, U, RewardFitOptions{});
+  const auto& head = fitted.head;
+  const FitReport& report = fitted.report;
   double worst = 1, total = 0;
   for (int64_t u = 0; u < U; ++u) {
     const double c = cosine(head->user_state(u), weights[u]);
@@ -219,12 +221,13 @@ TEST(RewardHeads, PalRecoversPlantedPrototypes) {
   }
   const at::Tensor weights = at::stack(rows);
   const PreferencePairs pairs = planted_pairs(weights, 100, gen);
-  auto head = make_personalized_reward("pal");
   RewardFitOptions o;
   o.n_prototypes = P;
   o.lr = 0.05;
   o.weight_decay = 0.1;  // decays only the prototypes: it keeps them at the corners of the users' hull
-  const FitReport report = head->fit(pairs, weights.size(0), o);
+  const FittedReward fitted = fit_personalized_reward("pal", pairs, weights.size(0), o);
+  const auto& head = fitted.head;
+  const FitReport& report = fitted.report;
   // Learned prototype q's weights: the reward of the unit vectors under the one-hot mixture e_q.
   std::vector<at::Tensor> learned;
   for (int64_t q = 0; q < P; ++q) learned.push_back(head->score(at::eye(D), at::eye(P)[q]));
@@ -273,13 +276,14 @@ TEST(RewardHeads, VplLatentSeparatesPlantedUserTypes) {
   const int64_t per_type = 16, D = 6;
   const at::Tensor weights = two_type_weights(per_type, D);
   const PreferencePairs pairs = planted_pairs(weights, 48, gen);
-  auto head = make_personalized_reward("vpl");
   RewardFitOptions o;
   o.latent_dim = 4;
   o.hidden = 16;
   o.batch = 64;
   o.max_epochs = 200;
-  const FitReport report = head->fit(pairs, 2 * per_type, o);
+  const FittedReward fitted = fit_personalized_reward("vpl", pairs, 2 * per_type, o);
+  const auto& head = fitted.head;
+  const FitReport& report = fitted.report;
   std::vector<at::Tensor> z;
   for (int64_t u = 0; u < 2 * per_type; ++u) z.push_back(head->user_state(u));
   const at::Tensor za = at::stack(std::vector<at::Tensor>(z.begin(), z.begin() + per_type));
@@ -319,19 +323,20 @@ TEST(RewardHeads, PrmBeatsASharedModelAndItsGenericUserIsThePopulation) {
   const int64_t per_type = 16, D = 6;
   const at::Tensor weights = two_type_weights(per_type, D);
   const PreferencePairs pairs = planted_pairs(weights, 48, gen);
-  auto head = make_personalized_reward("prm");
   RewardFitOptions o;
   o.embed_dim = 4;
   o.lr = 0.03;
-  const FitReport report = head->fit(pairs, 2 * per_type, o);
+  const FittedReward fitted = fit_personalized_reward("prm", pairs, 2 * per_type, o);
+  const auto& head = fitted.head;
+  const FitReport& report = fitted.report;
   double acc = 0;
   for (int64_t u = 0; u < 2 * per_type; ++u)
     acc += agreement(*head, head->user_state(u), weights[u], gen) / static_cast<double>(2 * per_type);
   const double shared =
       0.5 * (shared_agreement(pairs, weights[0], gen) + shared_agreement(pairs, weights[per_type], gen));
   // The generic user's effective weights (rewards of the unit vectors) against the shared BT model's.
-  auto pop = make_personalized_reward("linear");
-  pop->fit(PreferencePairs{pairs.chosen, pairs.rejected, {}}, 1, RewardFitOptions{});
+  const auto pop =
+      fit_personalized_reward("linear", PreferencePairs{pairs.chosen, pairs.rejected, {}}, 1, RewardFitOptions{}).head;
   const at::Tensor generic = head->score(at::eye(D), head->new_user_state({}, {}));
   const double generic_cos = cosine(generic, pop->user_state(0));
   // New users, 4 of each type, from 16 labelled pairs each.
@@ -359,8 +364,7 @@ TEST(RewardHeads, SaveLoadGivesIdenticalScores) {
   o.max_epochs = 5;
   o.adapt_steps = 20;
   for (const std::string method : {"prm", "pal", "vpl", "linear"}) {
-    auto head = make_personalized_reward(method);
-    head->fit(pairs, U, o);
+    const auto head = fit_personalized_reward(method, pairs, U, o).head;
     const fs::path dir = fresh_dir(method);
     head->save(dir);
     auto loaded = load_personalized_reward(dir);
@@ -388,8 +392,7 @@ TEST(RewardHeads, SaveLoadGivesIdenticalScores) {
 TEST(RewardHeads, LoadRejectsBadDirectories) {
   at::Generator gen = gen_of(7);
   const PreferencePairs pairs = planted_pairs(at::randn({2, 3}, gen, at::kFloat), 10, gen);
-  auto head = make_personalized_reward("linear");
-  head->fit(pairs, 2, RewardFitOptions{});
+  const auto head = fit_personalized_reward("linear", pairs, 2, RewardFitOptions{}).head;
   const fs::path dir = fresh_dir("bad");
   EXPECT_TRUE(throws_code([&] { load_personalized_reward(dir / "missing"); }, ErrorCode::kNotFound));
   head->save(dir);
@@ -427,13 +430,11 @@ TEST(RewardHeads, FitIsDeterministicGivenTheSeed) {
   RewardFitOptions o;
   o.max_epochs = 10;
   for (const std::string method : {"prm", "pal", "vpl"}) {
-    auto a = make_personalized_reward(method), b = make_personalized_reward(method);
-    a->fit(pairs, 3, o);
-    b->fit(pairs, 3, o);
+    const auto a = fit_personalized_reward(method, pairs, 3, o).head;
+    const auto b = fit_personalized_reward(method, pairs, 3, o).head;
     EXPECT_TRUE(at::equal(a->user_state(2), b->user_state(2))) << method;
     o.seed = 1;
-    auto c = make_personalized_reward(method);
-    c->fit(pairs, 3, o);
+    const auto c = fit_personalized_reward(method, pairs, 3, o).head;
     o.seed = 0;
     EXPECT_FALSE(at::equal(a->user_state(2), c->user_state(2))) << method;
   }
@@ -443,12 +444,12 @@ TEST(RewardHeads, RejectsBadInputs) {
   at::Generator gen = gen_of(9);
   const PreferencePairs good = planted_pairs(at::randn({2, 3}, gen, at::kFloat), 10, gen);
   const auto bad = ErrorCode::kInvalidArgument;
-  EXPECT_TRUE(throws_code([] { make_personalized_reward("dpo"); }, bad));
+  EXPECT_TRUE(throws_code([&] { fit_personalized_reward("dpo", good, 2, RewardFitOptions{}); }, bad));
   for (const std::string method : {"prm", "pal", "vpl", "linear"}) {
-    auto head = make_personalized_reward(method);
     const RewardFitOptions o{.max_epochs = 2};
-    auto fit = [&](PreferencePairs p, int64_t n_users) { return [&head, p, n_users, o] { head->fit(p, n_users, o); }; };
-    EXPECT_TRUE(throws_code([&] { head->user_state(0); }, bad)) << method;
+    auto fit = [&](PreferencePairs p, int64_t n_users) {
+      return [method, p, n_users, o] { fit_personalized_reward(method, p, n_users, o); };
+    };
     PreferencePairs p = good;
     p.rejected = good.rejected.slice(1, 0, 2);
     EXPECT_TRUE(throws_code(fit(p, 2), bad)) << "shape mismatch " << method;
@@ -470,11 +471,14 @@ TEST(RewardHeads, RejectsBadInputs) {
     p.chosen = p.chosen.clone();
     p.chosen[4][1] = std::nanf("");
     EXPECT_TRUE(throws_code(fit(p, 2), bad)) << "NaN " << method;
-    EXPECT_TRUE(throws_code([&] { head->fit(good, 2, RewardFitOptions{.lr = -1}); }, bad)) << "options " << method;
+    EXPECT_TRUE(throws_code([&] { fit_personalized_reward(method, good, 2, RewardFitOptions{.lr = -1}); }, bad))
+        << "options " << method;
     p = good;
     p.rejected = p.rejected.clone();
     p.rejected.slice(0, 0, 3).copy_(p.chosen.slice(0, 0, 3));
-    const FitReport report = head->fit(p, 2, o);
+    const FittedReward fitted = fit_personalized_reward(method, p, 2, o);
+    const auto& head = fitted.head;
+    const FitReport& report = fitted.report;
     EXPECT_EQ(report.skipped_pairs, 3) << method;
     EXPECT_TRUE(throws_code([&] { head->user_state(2); }, bad)) << method;
     const at::Tensor state = head->new_user_state({}, {});

@@ -11,15 +11,16 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/base/rng.h"
-#include "palign/scoring/feature_cache.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/feature_cache.h"
+#include "palign/scoring/reward_model.h"
 #include "temp_dir.h"
+#include "test_util.h"
 
 using namespace palign;
 using namespace palign::training;
@@ -97,7 +98,7 @@ TEST(RewardTrainer, ClassifierDirectoriesScoreThroughTheRuntime) {
   const at::Tensor last = cache.features(texts).slice(1, backbone->config().hidden_size);
   double max_diff = 0;
   for (const char* name : {"bt", "multi"}) {
-    const auto reward = RewardModel::load(dir / name);
+    const auto reward = scoring::RewardModel::load(dir / name);
     const at::Tensor w = runtime::SafetensorsFile::open(dir / name / "model.safetensors").get_f32("score.weight");
     for (size_t i = 0; i < texts.size(); ++i) {
       const auto s = reward->score(texts[i].prompt, texts[i].response);
@@ -116,7 +117,7 @@ TEST(RewardTrainer, ClassifierDirectoriesScoreThroughTheRuntime) {
 // The fixture reward models score token ids exactly as transformers does.
 TEST(RewardTrainer, FixtureRewardModelsScoreAsTransformers) {
   for (const char* name : {"llama_rm", "llama_rm_multi"}) {
-    const auto reward = RewardModel::load(kModels / name);
+    const auto reward = scoring::RewardModel::load(kModels / name);
     const json ref = test::read_json(kModels / name / "reference.json");
     double max_diff = 0;
     for (const auto& c : ref.at("cases")) {
@@ -143,7 +144,7 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
     std::printf("%s: %ld users, train %.3f valid %.3f, %.0f pairs/s\n", method, static_cast<long>(r.n_users),
                 r.train_accuracy, r.valid_accuracy, r.pairs_per_second);
     EXPECT_EQ(r.n_users, 6);
-    const auto a = RewardModel::load(dir / method);
+    const auto a = scoring::RewardModel::load(dir / method);
     EXPECT_TRUE(a->personalized());
     // The written directory is the trained model: reloaded, it orders the file's pairs as the head in memory did.
     // The report's accuracies (computed in memory) cover the training pairs and the held-out floor(0.2 n), so the
@@ -182,7 +183,7 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
     EXPECT_EQ(error_code_of([&] { a->score_ids({1, 2}); }), ErrorCode::kUnsupported);
   }
   // A new user's pairs move the generic reward toward that user.
-  const auto pal = RewardModel::load(dir / "pal");
+  const auto pal = scoring::RewardModel::load(dir / "pal");
   auto pairs = scoring::read_preference_jsonl(dir / "pairs.jsonl");
   std::vector<scoring::PreferenceRecord> short_pairs;
   for (const auto& p : pairs)
@@ -195,7 +196,7 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
   json m = test::read_json(dir / "pal" / "palign_reward.json");
   m["backbone_fingerprint"] = "0000000000000000";
   std::ofstream(dir / "pal" / "palign_reward.json") << m.dump();
-  EXPECT_EQ(error_code_of([&] { RewardModel::load(dir / "pal"); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { scoring::RewardModel::load(dir / "pal"); }), ErrorCode::kInvalidArgument);
 }
 
 TEST(RewardTrainer, LinearWeighsTheObjectivesPerUser) {
@@ -207,7 +208,7 @@ TEST(RewardTrainer, LinearWeighsTheObjectivesPerUser) {
   const auto r = train_reward(o);
   std::printf("linear over %zu objectives: train %.3f valid %.3f\n", r.dimensions.size(), r.train_accuracy,
               r.valid_accuracy);
-  const auto reward = RewardModel::load(dir / "linear");
+  const auto reward = scoring::RewardModel::load(dir / "linear");
   const double u0 =
       reward->score("Tell me", " cat dog sun rain code bread", "u0")[0] - reward->score("Tell me", " cat", "u0")[0];
   const double u1 =
@@ -246,7 +247,7 @@ TEST(RewardTrainer, BtWithLoraMergesTheAdapterIntoTheClassifier) {
   const auto tok = runtime::Tokenizer::from_dir(kModels / "llama");
   const auto adapter = runtime::LoraAdapter::load(dir / "bt_lora" / "adapter", base->config());
   const at::Tensor head = runtime::SafetensorsFile::open(dir / "bt_lora" / "model.safetensors").get_f32("score.weight");
-  const auto reward = RewardModel::load(dir / "bt_lora");
+  const auto reward = scoring::RewardModel::load(dir / "bt_lora");
   double max_diff = 0;
   for (const auto& [prompt, response] :
        std::vector<std::pair<std::string, std::string>>{{"Tell me", " cat dog sun"}, {"Tell me rain", " code!"}}) {
@@ -283,8 +284,8 @@ TEST(RewardTrainer, BadDataAndSettingsAreClearErrors) {
   gpt2.backbone = kModels / "gpt2";
   EXPECT_EQ(error_code_of([&] { train_reward(gpt2); }), ErrorCode::kUnsupported);
   // A causal LM is not a reward model; a missing directory is not found.
-  EXPECT_EQ(error_code_of([&] { RewardModel::load(kModels / "llama"); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { RewardModel::load(dir / "none"); }), ErrorCode::kNotFound);
+  EXPECT_EQ(error_code_of([&] { scoring::RewardModel::load(kModels / "llama"); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { scoring::RewardModel::load(dir / "none"); }), ErrorCode::kNotFound);
 }
 
 }  // namespace

@@ -22,11 +22,11 @@ using palign::test::error_code_of;
 
 namespace {
 
-std::vector<ArmPair> planted_pairs(int64_t n) {
-  std::vector<ArmPair> pairs;
+std::vector<SequencePair> planted_pairs(int64_t n) {
+  std::vector<SequencePair> pairs;
   for (int64_t i = 0; i < n; ++i) {
     std::vector<int64_t> prompt = {1, 10 + i, 50 + i};
-    ArmSequence c{prompt, 3}, r{prompt, 3};
+    scoring::ResponseSequence c{prompt, 3}, r{prompt, 3};
     c.ids.push_back(301);
     r.ids.push_back(302);
     pairs.push_back({c, r});
@@ -69,7 +69,7 @@ TEST(Bipo, LearnsAPlantedPreferenceInBothDirections) {
   const at::Tensor v = train_bipo_vector(*model, pairs, o, &rep);
   auto gap = [&](double scale) {
     at::NoGradGuard no_grad;
-    std::vector<ArmSequence> rows;
+    std::vector<scoring::ResponseSequence> rows;
     for (const auto& p : pairs) rows.push_back(p.chosen);
     for (const auto& p : pairs) rows.push_back(p.rejected);
     const at::Tensor lp = response_log_probs(*model, rows, nullptr, [&](int64_t l, at::Tensor& x) {

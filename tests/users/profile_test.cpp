@@ -42,10 +42,6 @@ TEST(Profile, RoundTripsWithNewVersionsAndRelativePaths) {
   back.weights["humour"] = 1.0;
   back.save(dir);
   EXPECT_EQ(UserProfile::load(dir).version, 2);
-  EXPECT_EQ(back.weights_for({"length", "humour"}), (std::vector<double>{-0.25, 1.0}));
-  EXPECT_EQ(back.weights_for({"length", "topic"}, /*missing_zero=*/true), (std::vector<double>{-0.25, 0.0}));
-  EXPECT_EQ(error_code_of([&] { back.weights_for({"length", "topic"}); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { back.weights_for({"topic"}, true); }), ErrorCode::kInvalidArgument);
   fs::remove_all(dir);
 }
 

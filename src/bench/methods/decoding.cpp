@@ -27,6 +27,7 @@
 #include "palign/decoding/rerank.h"
 #include "palign/decoding/steering.h"
 #include "palign/decoding/strategies.h"
+#include "palign/runtime/heads.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 #include "palign/training/arm_trainer.h"
@@ -99,8 +100,8 @@ class SteerMethod final : public DecodingMethod {
       }
       std::vector<decoding::TokenPair> token_pairs;
       for (const auto& p : pairs) {
-        const auto c = training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, max_tokens);
-        const auto r = training::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, max_tokens);
+        const auto c = scoring::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, max_tokens);
+        const auto r = scoring::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, max_tokens);
         decoding::TokenPair t;
         t.prompt.assign(c.ids.begin(), c.ids.begin() + c.response_start);
         t.chosen.assign(c.ids.begin() + c.response_start, c.ids.end());
@@ -118,11 +119,10 @@ class SteerMethod final : public DecodingMethod {
     training::BipoOptions o;
     o.layer = layer_;
     o.seed = ctx.seed();
-    std::vector<training::ArmPair> token_pairs;
+    std::vector<training::SequencePair> token_pairs;
     for (const auto& p : pairs)
       if (p.chosen != p.rejected)
-        token_pairs.push_back({training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, 1024),
-                               training::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, 1024)});
+        token_pairs.push_back(training::tokenize_pair(ctx.tokenizer(), p.prompt, p.chosen, p.rejected, 1024));
     if (token_pairs.empty()) return at::zeros({ctx.model().config().hidden_size});
     return training::train_bipo_vector(ctx.model(), token_pairs, o).detach();
   }
@@ -201,7 +201,7 @@ class ArgsMethod final : public DecodingMethod {
     if (coef.empty()) coef.assign(static_cast<size_t>(2 * D), 0.0);
     const at::Tensor head =
         at::tensor(std::vector<float>(coef.begin() + D, coef.begin() + 2 * D), at::kFloat).unsqueeze(0);
-    return *rewards_.emplace(key, decoding::reward_on_backbone(ctx.model(), head)).first->second;
+    return *rewards_.emplace(key, runtime::classifier_on_backbone(ctx.model(), head)).first->second;
   }
 
   std::map<std::string, std::unique_ptr<runtime::Model>> rewards_;

@@ -15,6 +15,8 @@
 #include "methods.h"
 #include "palign/bench/users.h"
 #include "palign/runtime/lora.h"
+#include "palign/scoring/personalized_reward.h"
+#include "palign/scoring/response_log_probs.h"
 #include "palign/training/arm_trainer.h"
 #include "palign/training/linear_bt.h"
 #include "palign/training/reward_heads.h"
@@ -77,10 +79,9 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     scale_ = both.std(0).clamp_min(1e-6);
     pairs.chosen = (pairs.chosen - mean_) / scale_;
     pairs.rejected = (pairs.rejected - mean_) / scale_;
-    model_ = training::make_personalized_reward(head_);
     training::RewardFitOptions o;
     o.seed = ctx.seed();
-    model_->fit(pairs, static_cast<int64_t>(data.users.size()), o);
+    model_ = training::fit_personalized_reward(head_, pairs, static_cast<int64_t>(data.users.size()), o).head;
   }
 
   double predict(const UserData& user, const std::string& prompt, const std::string& a, const std::string& b,
@@ -198,11 +199,11 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     std::sort(todo.begin(), todo.end());
     todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
     if (!todo.empty()) {
-      std::vector<training::ArmSequence> seqs;
-      for (const auto& r : todo) seqs.push_back(training::tokenize_response(ctx.tokenizer(), prompt, r, 1 << 20));
+      std::vector<scoring::ResponseSequence> seqs;
+      for (const auto& r : todo) seqs.push_back(scoring::tokenize_response(ctx.tokenizer(), prompt, r, 1 << 20));
       std::vector<std::vector<float>> scores(todo.size());
       for (const auto& arm : arms_) {
-        const at::Tensor lp = training::response_log_probs(ctx.model(), seqs, &arm);
+        const at::Tensor lp = scoring::response_log_probs(ctx.model(), seqs, &arm);
         for (size_t i = 0; i < todo.size(); ++i)
           scores[i].push_back(static_cast<float>(beta_ * lp[static_cast<int64_t>(i)].item<double>()));
       }
@@ -242,7 +243,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   double beta_ = 1.0;
   std::map<std::string, std::vector<float>> arm_cache_;
   std::vector<LinearBt> objectives_;  // multi_linear: one head per named dimension
-  std::unique_ptr<training::PersonalizedReward> model_;
+  std::unique_ptr<scoring::PersonalizedReward> model_;
   std::map<std::string, int64_t> user_index_;
   std::map<std::string, at::Tensor> states_;
   at::Tensor mean_, scale_;
@@ -255,15 +256,14 @@ std::unique_ptr<Method> make_pal_method() { return std::make_unique<PersonalRewa
 std::unique_ptr<Method> make_vpl_method() { return std::make_unique<PersonalRewardMethod>("vpl", Inputs::kFeatures); }
 std::vector<runtime::LoraAdapter> fit_dimension_arms(const FitData& data, MethodContext& ctx, double* beta) {
   c10::InferenceMode training_mode(false);
-  training::ArmTrainOptions o;
+  training::PairTrainOptions o;
   o.seed = ctx.seed();
   std::vector<runtime::LoraAdapter> arms;
   for (const auto& pairs : data.dimension_pairs) {
-    std::vector<training::ArmPair> arm_pairs;
+    std::vector<training::SequencePair> arm_pairs;
     for (const auto& p : pairs)
       if (p.chosen != p.rejected)
-        arm_pairs.push_back({training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, o.max_tokens),
-                             training::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, o.max_tokens)});
+        arm_pairs.push_back(training::tokenize_pair(ctx.tokenizer(), p.prompt, p.chosen, p.rejected, o.max_tokens));
     auto adapter = runtime::LoraAdapter::init(ctx.model().config(), o.lora, o.seed);
     training::fit_arm_adapter(ctx.model(), adapter, arm_pairs, o);
     arms.push_back(std::move(adapter));

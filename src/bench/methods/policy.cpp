@@ -42,11 +42,11 @@ std::shared_ptr<Experts> dimension_experts(const FitData& data, MethodContext& c
     o.fit.seed = ctx.seed();
     auto experts = std::make_shared<Experts>();
     for (const auto& pairs : data.dimension_pairs) {
-      std::vector<training::ArmPair> token_pairs;
+      std::vector<training::SequencePair> token_pairs;
       for (const auto& p : pairs)
         if (p.chosen != p.rejected)
-          token_pairs.push_back({training::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, o.fit.max_tokens),
-                                 training::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, o.fit.max_tokens)});
+          token_pairs.push_back(
+              training::tokenize_pair(ctx.tokenizer(), p.prompt, p.chosen, p.rejected, o.fit.max_tokens));
       auto adapter = runtime::LoraAdapter::init(ctx.model().config(), o.fit.lora, o.fit.seed);
       if (!token_pairs.empty()) training::fit_policy_adapter(ctx.model(), adapter, token_pairs, o);
       experts->push_back(std::move(adapter));
@@ -101,13 +101,11 @@ class ModMethod final : public PolicyMethod {
 };
 
 // The token pairs of a user's labelled pairs (identical chosen and rejected dropped).
-std::vector<training::ArmPair> token_pairs(const std::vector<PairText>& pairs, const runtime::Tokenizer& tok,
-                                           int64_t max_tokens) {
-  std::vector<training::ArmPair> out;
+std::vector<training::SequencePair> token_pairs(const std::vector<PairText>& pairs, const runtime::Tokenizer& tok,
+                                                int64_t max_tokens) {
+  std::vector<training::SequencePair> out;
   for (const auto& p : pairs)
-    if (p.chosen != p.rejected)
-      out.push_back({training::tokenize_response(tok, p.prompt, p.chosen, max_tokens),
-                     training::tokenize_response(tok, p.prompt, p.rejected, max_tokens)});
+    if (p.chosen != p.rejected) out.push_back(training::tokenize_pair(tok, p.prompt, p.chosen, p.rejected, max_tokens));
   return out;
 }
 
@@ -135,7 +133,7 @@ class PdpoMethod final : public UserTrainedMethod {
     tokens_ = runtime::UserTokens::init(ctx.model(), ids, o.user_tokens, o.fit.seed);
     adapter_ = std::make_unique<runtime::LoraAdapter>(
         runtime::LoraAdapter::init(ctx.model().config(), o.fit.lora, o.fit.seed));
-    std::vector<training::ArmPair> pairs;
+    std::vector<training::SequencePair> pairs;
     std::vector<int64_t> slots;
     for (size_t i = 0; i < data.users.size(); ++i)
       for (auto& p : token_pairs(data.users[i].pairs, ctx.tokenizer(), o.fit.max_tokens)) {
@@ -206,7 +204,7 @@ class PerUserMethod final : public UserTrainedMethod {
     o.fit.steps = kSteps;
     o.fit.valid_share = 0;
     o.fit.seed = derive_seed(ctx.seed(), "per_user." + user.id);
-    std::vector<training::ArmPair> pairs = token_pairs(user.pairs, ctx.tokenizer(), o.fit.max_tokens);
+    std::vector<training::SequencePair> pairs = token_pairs(user.pairs, ctx.tokenizer(), o.fit.max_tokens);
     std::unique_ptr<runtime::LoraAdapter> adapter;
     if (!pairs.empty()) {
       adapter = std::make_unique<runtime::LoraAdapter>(

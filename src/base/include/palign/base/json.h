@@ -1,8 +1,10 @@
-// JSON helpers shared by every module that writes reports (nlohmann::json).
+// JSON helpers shared by every module that reads or writes JSON files and reports (nlohmann::json).
 #pragma once
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 namespace palign {
 
@@ -11,5 +13,11 @@ namespace palign {
 inline nlohmann::json finite_or_null(double x) {
   return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
 }
+
+// The JSON in a file. where names the caller in messages ("training.reward"). Throws kNotFound when the file cannot
+// be read, kInvalidArgument when it is not JSON.
+nlohmann::json read_json_file(const std::filesystem::path& path, std::string_view where);
+// Writes j (indented by 2, with a final newline). Throws kIo when it cannot.
+void write_json_file(const std::filesystem::path& path, const nlohmann::json& j, std::string_view where);
 
 }  // namespace palign

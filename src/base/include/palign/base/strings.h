@@ -1,6 +1,7 @@
 // Small string helpers for parsing flag values and list-valued options.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,5 +20,9 @@ inline std::vector<std::string> split_list(std::string_view text, char separator
   }
   return out;
 }
+
+// Token ids from "1,2,3" (spaces allowed). Throws kInvalidArgument naming what (a flag: "--prompt-ids") and the bad
+// item.
+std::vector<int64_t> parse_ids(const std::string& text, const std::string& what);
 
 }  // namespace palign

@@ -59,18 +59,6 @@ std::unique_ptr<NextTokenScorer> make_proxy(const runtime::Model& base, const ru
 // "without" the prompt alone (both append the same generated tokens). λ = 0 is plain decoding with the context.
 std::unique_ptr<NextTokenScorer> make_contrast(const runtime::Model& model, std::span<const int64_t> with_context,
                                                std::span<const int64_t> without_context, double lambda);
-// A reward model scoring Σ_k label_weights[k] · score_k: the K labels of a multi-objective classification model folded
-// into one linear score head (exact, as the heads are linear), e.g. a user's profile weights for ARGS. Throws
-// kInvalidArgument for a model that is not a classifier or weights of the wrong count.
-std::unique_ptr<runtime::Model> weighted_reward_model(const runtime::Model& reward,
-                                                      const std::vector<double>& label_weights);
-// A reward model on the policy's backbone: the policy's weights (the same tensors; no LM head) plus a linear score
-// head score_weight [K, D] on the last token's final hidden state, as the *ForSequenceClassification of the policy's
-// architecture (what `palign train reward --method bt` writes). labels: one per row (empty: "reward" or LABEL_k).
-// Sharing the tensors lets ARGS read rewards off the policy's own pass. Throws kInvalidArgument for a policy that is
-// not a *ForCausalLM or a head of the wrong shape.
-std::unique_ptr<runtime::Model> reward_on_backbone(const runtime::Model& policy, const at::Tensor& score_weight,
-                                                   std::vector<std::string> labels = {});
 // reward: a sequence-classification model over the policy's vocabulary. Throws kInvalidArgument for k < 1 or k
 // beyond the vocabulary, a reward model that is not a classifier, different vocabularies.
 std::unique_ptr<NextTokenScorer> make_args(const runtime::Model& policy, const runtime::Model& reward, int64_t k,

@@ -30,7 +30,8 @@
 #include <vector>
 
 #include "palign/runtime/user_tokens.h"
-#include "palign/training/arm_trainer.h"
+#include "palign/scoring/preference_data.h"
+#include "palign/training/pair_loop.h"
 
 namespace palign::training {
 
@@ -57,37 +58,37 @@ struct PolicyTrainOptions {
   double user_lr = 1e-2;
   // Only this user's records (their user_id); "" = every record. Not with pdpo, which learns every user at once.
   std::string user;
-  // The loop's options (ArmTrainOptions): beta (dpo 0.1, ipo 0.1, simpo 2.0 are the papers' usual values), LoRA,
+  // The loop's options (PairTrainOptions): beta (dpo 0.1, ipo 0.1, simpo 2.0 are the papers' usual values), LoRA,
   // AdamW, batches, validation, early stopping, seed.
-  ArmTrainOptions fit;
+  PairTrainOptions fit;
 
   std::string validate() const;  // "" when valid
 };
 
 struct PolicyTrainReport {
-  ArmFitReport fit;
+  PairFitReport fit;
   int64_t n_pairs = 0, n_skipped = 0;  // n_skipped: identical chosen and rejected
   double reference_seconds = 0;        // computing the reference log-probs once
   double seconds = 0;
 };
 
 // The reference log-probs of every pair under model without an adapter ([P] each, float64), in batches.
-std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& model, const std::vector<ArmPair>& pairs,
-                                                      int64_t batch);
+std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& model,
+                                                      const std::vector<SequencePair>& pairs, int64_t batch);
 
 // Trains adapter on pairs with the chosen loss (reference log-probs computed first, once; sft reads each pair's
 // chosen only). Throws kInvalidArgument for invalid options, no pairs, or pdpo (fit_pdpo).
-ArmFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
-                                const std::vector<ArmPair>& pairs, const PolicyTrainOptions& options,
-                                double* reference_seconds = nullptr);
+PairFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapter& adapter,
+                                 const std::vector<SequencePair>& pairs, const PolicyTrainOptions& options,
+                                 double* reference_seconds = nullptr);
 
 // P-DPO: trains adapter and tokens together on pairs, pair i by user slot slots[i] (0: no user, only the generic
 // copy). Throws kInvalidArgument for invalid options, no pairs, slots of the wrong count or out of range.
-ArmFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter, runtime::UserTokens& tokens,
-                      const std::vector<ArmPair>& pairs, const std::vector<int64_t>& slots,
-                      const PolicyTrainOptions& options, double* reference_seconds = nullptr);
+PairFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapter, runtime::UserTokens& tokens,
+                       const std::vector<SequencePair>& pairs, const std::vector<int64_t>& slots,
+                       const PolicyTrainOptions& options, double* reference_seconds = nullptr);
 // A sequence with the virtual ids of prefix before it (its response start moved past them).
-ArmSequence with_prefix(const ArmSequence& s, const std::vector<int64_t>& prefix);
+scoring::ResponseSequence with_prefix(const scoring::ResponseSequence& s, const std::vector<int64_t>& prefix);
 
 // Tokenizes records with the model's tokenizer, trains one adapter on all of them and writes out (see the top).
 // Checkpoints go to options.fit.checkpoint_dir (default OUT/checkpoint): a run stopped at stop_at (or killed)

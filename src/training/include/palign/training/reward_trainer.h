@@ -1,4 +1,5 @@
-// Reward models from preference data, on a frozen backbone's cached features (`palign train reward`, `palign score`).
+// Reward models from preference data, on a frozen backbone's cached features (`palign train reward`). What it writes
+// is loaded and scored by scoring::RewardModel (scoring/reward_model.h).
 //
 // Preference data is read by scoring::read_preference_jsonl (scoring/preference_data.h).
 //
@@ -19,13 +20,11 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "palign/scoring/preference_data.h"
-#include "palign/training/arm_trainer.h"
+#include "palign/training/pair_loop.h"
 #include "palign/training/reward_heads.h"
 
 namespace palign::training {
@@ -39,7 +38,7 @@ struct RewardTrainOptions {
   double l2 = -1;  // bt, multi: fixed L2 strength; < 0 picks it on the held-out pairs from {0.1, 1, 10, 100}
   bool progress = true;
   // arm: everything but valid_share, seed and progress, which come from fit and progress above.
-  ArmTrainOptions arm;
+  PairTrainOptions arm;
   // bt: also fine-tune a LoRA on the backbone with the head (arm's LoRA and optimizer settings); the adapter is merged
   // into the written classification directory and saved beside it in OUT/adapter.
   bool bt_lora = false;
@@ -59,26 +58,5 @@ struct RewardTrainReport {
 // personalized method, no dimension for multi, all pairs identical), or an objectives directory made on another
 // backbone; kNotFound for missing files.
 RewardTrainReport train_reward(const RewardTrainOptions& options);
-
-// Any directory train_reward wrote, or any Hugging Face *ForSequenceClassification directory (e.g. a downloaded
-// reward model: then it scores through the runtime's forward pass alone).
-class RewardModel {
- public:
-  static std::unique_ptr<RewardModel> load(const std::filesystem::path& dir);
-  virtual ~RewardModel() = default;
-  virtual std::string method() const = 0;
-  // Names of the scores (num_labels of a classification directory; one "reward" otherwise).
-  virtual std::vector<std::string> labels() const = 0;
-  virtual bool personalized() const = 0;
-  // Users seen in training (personalized models).
-  virtual std::vector<std::string> users() const = 0;
-  // Scores of a response. user: a seen user's id, or "" for the generic user; user_pairs: an unseen user's labelled
-  // pairs (used when user is ""). Throws kNotFound for a user the model has not seen, naming what to pass instead.
-  virtual std::vector<double> score(const std::string& prompt, const std::string& response,
-                                    const std::string& user = "",
-                                    const std::vector<scoring::PreferenceRecord>& user_pairs = {}) = 0;
-  // Scores of raw token ids (classification directories only; kUnsupported otherwise).
-  virtual std::vector<double> score_ids(const std::vector<int64_t>& ids) = 0;
-};
 
 }  // namespace palign::training

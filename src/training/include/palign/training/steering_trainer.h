@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "palign/training/arm_trainer.h"
+#include "palign/training/pair_loop.h"
 
 namespace palign::training {
 
@@ -28,7 +28,7 @@ struct BipoOptions {
   int64_t patience = 3;      // validations (once per epoch) without a lower validation loss before stopping
   uint64_t seed = 0;         // the split, batch order and the directions d
   bool progress = false;
-  // Checkpoints as the pair loop's (ArmTrainOptions): the vector, the best one, AdamW's state and the position.
+  // Checkpoints as the pair loop's (PairTrainOptions): the vector, the best one, AdamW's state and the position.
   std::filesystem::path checkpoint_dir;
   int64_t checkpoint_every = 100;
   int64_t stop_at = 0;
@@ -38,16 +38,16 @@ struct BipoOptions {
 
 // The pair loop's report (arm_trainer.h): losses and accuracies average both directions (accuracy: the +v model
 // prefers the chosen response, the −v model the rejected one). A zero vector has loss log 2.
-using BipoReport = ArmFitReport;
+using BipoReport = PairFitReport;
 
 // The BiPO loss of one batch for direction d (+1 or −1); differentiable in v. Exposed for tests.
-at::Tensor bipo_loss(const runtime::Model& model, const std::vector<ArmPair>& pairs, const at::Tensor& ref_chosen,
+at::Tensor bipo_loss(const runtime::Model& model, const std::vector<SequencePair>& pairs, const at::Tensor& ref_chosen,
                      const at::Tensor& ref_rejected, const at::Tensor& v, int64_t layer, double direction, double beta);
 
 // Trains a vector [D] (starting at zero) on pairs with the pair loop (fit_pair_parameters): a seeded direction per
 // batch, validation over both directions. Throws kInvalidArgument for invalid options, no pairs, a layer outside the
 // model.
-at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<ArmPair>& pairs,
+at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<SequencePair>& pairs,
                              const BipoOptions& options, BipoReport* report = nullptr);
 
 }  // namespace palign::training

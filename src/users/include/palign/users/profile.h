@@ -1,6 +1,6 @@
-// A user profile as decoding strategies read it, and its directory format (`--user-profile DIR`). The users module
-// is where the online learner (weights with their uncertainty, updated one feedback event at a time) and the durable
-// profile store will grow; this file is the profile's current on-disk form.
+// A user profile (decoding strategies read its fields as decoding::Personalization), and its directory format
+// (`--user-profile DIR`). The users module is where the online learner (weights with their uncertainty, updated one
+// feedback event at a time) and the durable profile store will grow; this file is the profile's current on-disk form.
 // DIR/profile.json = {"format": "palign.user_profile", "version": N, "user_id": "...",
 //                     "weights": {"dimension": w, ...}, "statement": "...", "reward": "DIR", "history": "FILE"}
 // weights: over named preference dimensions (fusion experts, steering vectors, multi-objective reward labels, matched
@@ -32,10 +32,6 @@ struct UserProfile {
   // Writes DIR/profile.json atomically with version = this->version + 1 (and updates this->version). Paths inside
   // DIR are stored relative to it. Throws kIo when DIR cannot be written.
   void save(const std::filesystem::path& dir);
-
-  // The weights of names in order. A name the profile does not weigh is an error naming it and the profile's
-  // dimensions, or (missing_zero) weight 0 — then only a profile that weighs none of the names is an error.
-  std::vector<double> weights_for(const std::vector<std::string>& names, bool missing_zero = false) const;
 };
 
 }  // namespace palign::users

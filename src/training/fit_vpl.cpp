@@ -3,7 +3,7 @@
 // pairs to q(z) = N(μ, σ²) over a latent z [Z]; the reward r(x, z) is conditioned on it (formulas in reward_heads.h).
 // Training maximises the ELBO per user: E_q[Σ log σ(r(c, z) − r(r, z))] over target pairs − β KL(q ‖ N(0, I)), with
 // context_pairs of the user's pairs as the encoder's context and the others as targets, z by reparameterisation.
-// At test time a user's latent is μ of their pairs; with no pairs it is the prior mean, z = 0.
+// The kept head (scoring) stores each seen user's latent: μ of all their pairs.
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
 
@@ -11,34 +11,15 @@
 #include <cmath>
 
 #include "palign/base/error.h"
+#include "palign/base/timer.h"
 #include "reward_heads_internal.h"
 
 namespace palign::training {
 
-using nlohmann::json;
-
-std::pair<at::Tensor, at::Tensor> vpl_encode(const VplParams& p, const at::Tensor& ctx_chosen,
-                                             const at::Tensor& ctx_rejected, const at::Tensor& ctx_mask) {
-  const at::Tensor in = at::cat({ctx_chosen - ctx_rejected, ctx_chosen + ctx_rejected}, -1);  // [G, C, 2D]
-  const at::Tensor h = at::tanh(at::matmul(in, p.enc_w1.t()) + p.enc_b1);                     // [G, C, H]
-  const at::Tensor mask = ctx_mask.to(h.scalar_type()).unsqueeze(-1);                         // [G, C, 1]
-  const at::Tensor pooled = (h * mask).sum(1) / mask.sum(1).clamp_min(1.0);                   // [G, H]
-  const at::Tensor out = pooled.matmul(p.enc_w2.t()) + p.enc_b2;                              // [G, 2Z]
-  const int64_t latent = out.size(1) / 2;
-  return {out.slice(1, 0, latent), out.slice(1, latent).clamp(-10.0, 10.0)};
-}
-
-at::Tensor vpl_reward(const VplParams& p, const at::Tensor& x, const at::Tensor& z) {
-  const at::Tensor zz = z.dim() == 1 ? z.unsqueeze(0).expand({x.size(0), z.size(0)}) : z;  // [N, Z]
-  const at::Tensor linear = ((p.w + zz.matmul(p.mix.t())) * x).sum(1);
-  const at::Tensor h = at::tanh(at::cat({x, zz}, 1).matmul(p.rew_w1.t()) + p.rew_b1);  // [N, H]
-  return linear + h.matmul(p.out);
-}
-
-at::Tensor vpl_loss(const VplParams& p, const VplBatch& b, double kl_weight) {
-  const auto [mu, logvar] = vpl_encode(p, b.ctx_chosen, b.ctx_rejected, b.ctx_mask);
+at::Tensor vpl_loss(const scoring::VplParams& p, const VplBatch& b, double kl_weight) {
+  const auto [mu, logvar] = scoring::vpl_encode(p, b.ctx_chosen, b.ctx_rejected, b.ctx_mask);
   const at::Tensor z = (mu + at::exp(0.5 * logvar) * b.eps).index_select(0, b.group);  // [M, Z]
-  const at::Tensor margin = vpl_reward(p, b.chosen, z) - vpl_reward(p, b.rejected, z);
+  const at::Tensor margin = scoring::vpl_reward(p, b.chosen, z) - scoring::vpl_reward(p, b.rejected, z);
   const at::Tensor kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean();
   return at::softplus(-margin).mean() + kl_weight * kl;
 }
@@ -47,7 +28,6 @@ namespace detail {
 
 namespace {
 
-constexpr const char* kFn = "training.vpl";
 using Groups = std::vector<std::vector<int64_t>>;  // per user: positions of their pairs
 
 Groups group_by_user(const at::Tensor& user, int64_t n_users) {
@@ -57,13 +37,11 @@ Groups group_by_user(const at::Tensor& user, int64_t n_users) {
   return groups;
 }
 
-class VplReward final : public PersonalizedReward {
+// One fit: the parameters being trained and what sampling and encoding need.
+class VplFit {
  public:
-  std::string method() const override { return "vpl"; }
-
-  FitReport fit(const PreferencePairs& pairs, int64_t n_users, const RewardFitOptions& o) override {
-    const double t0 = now_seconds();
-    const PairData data = prepare_fit(pairs, n_users, o, "training.vpl.fit");
+  FittedReward fit(const PairData& data, const RewardFitOptions& o) {
+    const auto t0 = Clock::now();
     c10::InferenceMode grad_on(false);
     at::AutoGradMode grad(true);
     FitReport report;
@@ -106,62 +84,9 @@ class VplReward final : public PersonalizedReward {
     report.valid_accuracy = bt_accuracy(m);
     report.valid_loss = bt_nll(m);
     // The kept states use all of each user's pairs, the held-out ones included.
-    user_z_ = encode_users(group_by_user(data.user, n_users_), data.chosen, data.rejected);
-    report.seconds = now_seconds() - t0;
-    return report;
-  }
-
-  at::Tensor user_state(int64_t user) const override {
-    PALIGN_CHECK(fitted(), ErrorCode::kInvalidArgument, "[", kFn, ".user_state] the head is not fitted");
-    PALIGN_CHECK(user >= 0 && user < n_users_, ErrorCode::kInvalidArgument, "[", kFn, ".user_state] user ", user,
-                 " is outside [0, ", n_users_, ")");
-    return user_z_[user].clone();
-  }
-
-  at::Tensor new_user_state(const at::Tensor& chosen, const at::Tensor& rejected) const override {
-    const auto [c, r] = prepare_new_user(chosen, rejected, dim_, "training.vpl.new_user_state");
-    at::NoGradGuard no_grad;
-    if (c.size(0) == 0) return at::zeros({latent_});
-    return vpl_encode(p_, c.unsqueeze(0), r.unsqueeze(0), at::ones({1, c.size(0)})).first[0].clone();
-  }
-
-  at::Tensor score(const at::Tensor& x, const at::Tensor& state) const override {
-    const at::Tensor f = prepare_features(x, dim_, state, latent_, "training.vpl.score");
-    at::NoGradGuard no_grad;
-    return vpl_reward(p_, f, state.to(at::kFloat));
-  }
-
-  void save(const std::filesystem::path& dir) const override {
-    std::vector<std::pair<std::string, at::Tensor>> tensors = {
-        {"enc_w1", p_.enc_w1}, {"enc_b1", p_.enc_b1}, {"enc_w2", p_.enc_w2}, {"enc_b2", p_.enc_b2},
-        {"w", p_.w},           {"mix", p_.mix},       {"rew_w1", p_.rew_w1}, {"rew_b1", p_.rew_b1},
-        {"out", p_.out},       {"user_z", user_z_}};
-    write_reward_head(
-        dir, method(), dim_, n_users_,
-        {{"latent_dim", latent_}, {"hidden", hidden_}, {"kl_weight", kl_weight_}, {"context_pairs", context_pairs_}},
-        tensors);
-  }
-
-  void load(const json& meta, const runtime::SafetensorsFile& file, const std::filesystem::path& path) {
-    dim_ = json_field<int64_t>(meta, "dim", path);
-    n_users_ = json_field<int64_t>(meta, "n_users", path);
-    latent_ = json_field<int64_t>(meta, "latent_dim", path);
-    hidden_ = json_field<int64_t>(meta, "hidden", path);
-    kl_weight_ = json_field<double>(meta, "kl_weight", path);
-    context_pairs_ = json_field<int64_t>(meta, "context_pairs", path);
-    PALIGN_CHECK(dim_ > 0 && n_users_ > 0 && latent_ > 0 && hidden_ > 0, ErrorCode::kInvalidArgument,
-                 "[training.reward_head.load] ", path.string(), " has invalid dimensions");
-    const int64_t D = dim_, Z = latent_, H = hidden_;
-    p_.enc_w1 = load_tensor(file, "enc_w1", {H, 2 * D});
-    p_.enc_b1 = load_tensor(file, "enc_b1", {H});
-    p_.enc_w2 = load_tensor(file, "enc_w2", {2 * Z, H});
-    p_.enc_b2 = load_tensor(file, "enc_b2", {2 * Z});
-    p_.w = load_tensor(file, "w", {D});
-    p_.mix = load_tensor(file, "mix", {D, Z});
-    p_.rew_w1 = load_tensor(file, "rew_w1", {H, D + Z});
-    p_.rew_b1 = load_tensor(file, "rew_b1", {H});
-    p_.out = load_tensor(file, "out", {H});
-    user_z_ = load_tensor(file, "user_z", {n_users_, Z});
+    at::Tensor user_z = encode_users(group_by_user(data.user, n_users_), data.chosen, data.rejected);
+    report.seconds = seconds_since(t0);
+    return {scoring::make_vpl_reward(std::move(p_), std::move(user_z), kl_weight_, context_pairs_), report};
   }
 
  private:
@@ -248,8 +173,8 @@ class VplReward final : public PersonalizedReward {
         }
       }
       const at::Tensor index = at::tensor(idx, at::kLong), m = at::tensor(mask).view({G, longest});
-      const at::Tensor mu = vpl_encode(p_, chosen.index_select(0, index).view({G, longest, dim_}),
-                                       rejected.index_select(0, index).view({G, longest, dim_}), m)
+      const at::Tensor mu = scoring::vpl_encode(p_, chosen.index_select(0, index).view({G, longest, dim_}),
+                                                rejected.index_select(0, index).view({G, longest, dim_}), m)
                                 .first;
       z.slice(0, begin, end).copy_(mu * (m.sum(1, /*keepdim=*/true) > 0).to(at::kFloat));
     }
@@ -260,25 +185,17 @@ class VplReward final : public PersonalizedReward {
   at::Tensor margins(const at::Tensor& chosen, const at::Tensor& rejected, const at::Tensor& user,
                      const at::Tensor& z) const {
     const at::Tensor zu = z.index_select(0, user);
-    return vpl_reward(p_, chosen, zu) - vpl_reward(p_, rejected, zu);
+    return scoring::vpl_reward(p_, chosen, zu) - scoring::vpl_reward(p_, rejected, zu);
   }
 
-  VplParams p_;
-  at::Tensor user_z_;  // [U, Z]
-  int64_t latent_ = 0, hidden_ = 0, context_pairs_ = 0;
+  scoring::VplParams p_;
+  int64_t dim_ = 0, n_users_ = 0, latent_ = 0, hidden_ = 0, context_pairs_ = 0;
   double kl_weight_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<PersonalizedReward> make_vpl() { return std::make_unique<VplReward>(); }
-
-std::unique_ptr<PersonalizedReward> load_vpl(const json& meta, const runtime::SafetensorsFile& file,
-                                             const std::filesystem::path& path) {
-  auto head = std::make_unique<VplReward>();
-  head->load(meta, file, path);
-  return head;
-}
+FittedReward fit_vpl(const PairData& data, const RewardFitOptions& o) { return VplFit().fit(data, o); }
 
 }  // namespace detail
 

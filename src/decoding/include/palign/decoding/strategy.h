@@ -1,0 +1,158 @@
+// One path from a request to tokens: a decoding strategy chosen by name from one registry, its options in one type
+// (filled from CLI flags or from JSON, which the server sends), personalized by what a user's profile says.
+//
+//   sample     the plain sampler (with a LoRA adapter; a pdpo adapter's user tokens before the prompt)
+//   prompt     the user's preference statement and liked responses before the prompt (prompting.h)
+//   best_of_n  N samples reranked by a reward model (rerank.h)
+//   cd_block   block-wise controlled decoding by a reward model (rerank.h)
+//   fusion     Σ_i w_i · log_softmax(logits_i) over models (strategies.h)
+//   proxy      proxy-tuning: base + α · (expert − anti-expert)
+//   steer      steering vectors added to the residual stream (steering.h)
+//   contrast   contrastive context steering with the user's preference prompt
+//   args       ARGS: the policy's top-k tokens rescored by a reward model
+//
+// Adding a strategy: a file strategy_<name>.cpp with its class and factory, one line in the registry table
+// (strategy.cpp), and its options as fields of StrategyOptions when it has new ones.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "palign/runtime/generate.h"
+
+namespace palign::runtime {
+class Model;
+class Tokenizer;
+}  // namespace palign::runtime
+
+namespace palign::decoding {
+
+// What a strategy reads from a user's profile (users::UserProfile's fields): weights over named dimensions (fusion
+// experts, steering vectors, multi-objective reward labels, matched by name), a free-text statement (prompt,
+// contrast), a reward directory that knows the user (best_of_n, cd_block) and the user's labelled pairs (retrieval;
+// a personalized reward's evidence for a user it has not seen).
+struct Personalization {
+  std::string user_id;
+  std::map<std::string, double> weights;
+  std::string statement;
+  std::filesystem::path reward, history;
+
+  // The weights of names in order. A name without a weight is an error naming it and the weighed dimensions, or
+  // (missing_zero) weight 0 — then only weights that cover none of the names are an error.
+  std::vector<double> weights_for(const std::vector<std::string>& names, bool missing_zero = false) const;
+};
+
+// Every strategy's options. visit_fields names each field once, for CLI flags (--name), JSON fields and help.
+struct StrategyOptions {
+  std::string models;              // fusion: comma-separated model directories
+  std::string weights;             // fusion, steer: numbers in order, or name=number pairs
+  std::string vectors;             // steer: a steering-vector file
+  std::string statement;           // prompt
+  std::string history;             // prompt: labelled pairs (JSONL)
+  int64_t retrieve = 3;            // prompt
+  std::string expert, antiexpert;  // proxy
+  double alpha = 1.0;              // proxy
+  std::string context;             // contrast
+  std::string context_ids;         // contrast
+  double lambda = 1.0;             // contrast, steer
+  int64_t best_of = 4;             // best_of_n
+  std::string reward;              // best_of_n, cd_block
+  std::string user;                // best_of_n, cd_block, sample (pdpo adapter)
+  std::string user_pairs;          // best_of_n, cd_block
+  int64_t cd_k = 4, cd_block = 8;  // cd_block
+  std::string reward_model;        // args
+  int64_t args_k = 10;             // args
+  double args_w = 1.0;             // args
+  // Append new fields here and in visit_fields.
+
+  // Calls v(name, field, help, strategies) for every field; strategies: the ones it belongs to, "a|b".
+  template <typename Visitor>
+  void visit_fields(Visitor&& v) {
+    v("models", models, "fusion: comma-separated model directories sharing a vocabulary", "fusion");
+    v("weights", weights, "fusion, steer: one weight per model / vector (any real numbers), or name=weight pairs",
+      "fusion|steer");
+    v("vectors", vectors, "steer: a steering-vector file (palign train steer)", "steer");
+    v("statement", statement, "prompt: the user's preference statement", "prompt");
+    v("history", history, "prompt: the user's labelled pairs (JSONL); liked responses are retrieved from them",
+      "prompt");
+    v("retrieve", retrieve, "prompt: most liked responses put before the prompt", "prompt");
+    v("expert", expert, "proxy: the expert model", "proxy");
+    v("antiexpert", antiexpert, "proxy: the anti-expert model", "proxy");
+    v("alpha", alpha, "proxy: base + alpha * (expert - antiexpert)", "proxy");
+    v("context", context, "contrast: the user's preference prompt, put before --prompt", "contrast");
+    v("context-ids", context_ids, "contrast: the preference prompt as token ids", "contrast");
+    v("lambda", lambda, "contrast: with + lambda * (with - without); steer: the vectors' scale", "contrast|steer");
+    v("best-of", best_of, "best_of_n: samples per output, reranked by --reward", "best_of_n");
+    v("reward", reward, "best_of_n, cd_block: a reward directory (palign train reward)", "best_of_n|cd_block");
+    v("user", user,
+      "best_of_n, cd_block: a user the personalized reward has seen; sample with a pdpo --adapter: the user whose "
+      "learned tokens condition the policy (unknown: the generic user)",
+      "best_of_n|cd_block|sample");
+    v("user-pairs", user_pairs, "best_of_n, cd_block: a new user's labelled pairs", "best_of_n|cd_block");
+    v("cd-k", cd_k, "cd_block: candidate continuations per block", "cd_block");
+    v("cd-block", cd_block, "cd_block: tokens per block", "cd_block");
+    v("reward-model", reward_model, "args: a sequence-classification reward model", "args");
+    v("args-k", args_k, "args: candidate tokens per step (top-k of the policy)", "args");
+    v("args-w", args_w, "args: reward weight w in log p + w * r", "args");
+  }
+};
+
+// What a strategy decodes with. model and tokenizer (may be null) are borrowed; adapter: a LoRA adapter directory
+// attached to the policy ("" none); profile: the user's, or null.
+struct StrategySetup {
+  const runtime::Model* model = nullptr;
+  std::filesystem::path model_dir;
+  const runtime::Tokenizer* tokenizer = nullptr;
+  std::filesystem::path adapter;
+  StrategyOptions options;
+  const Personalization* profile = nullptr;
+};
+
+// One request: the prompt's ids, and its text when it came as text (contrast puts its context before the text), the
+// generation options and the number of outputs.
+struct StrategyRequest {
+  std::vector<int64_t> prompt;
+  std::optional<std::string> prompt_text;
+  runtime::GenerateOptions options;
+  int64_t n = 1;
+};
+
+// A request's prompt given as text: encoded with special tokens, or (chat) wrapped as a user message after an optional
+// system message with the tokenizer's chat template; no text: the tokenizer's beginning-of-text token(s). Throws
+// kInvalidArgument for an empty text, chat without text, or no beginning-of-text token; kUnsupported for chat with a
+// tokenizer without a chat template.
+std::vector<int64_t> encode_prompt(const runtime::Tokenizer& tokenizer, const std::optional<std::string>& text,
+                                   bool chat, const std::string& system = "");
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  // n outputs. Output i is the output of the same request with n = 1 and sampling seed sample_seed(seed, i).
+  virtual std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) = 0;
+  virtual uint64_t sample_seed(uint64_t seed, int64_t i) const { return seed + static_cast<uint64_t>(i); }
+};
+
+struct StrategyInfo {
+  const char* name;
+  const char* summary;
+  // Loads what the strategy needs (models, rewards, vectors) and checks its options. Throws kInvalidArgument for
+  // missing or bad options naming the flag, kNotFound for missing files.
+  std::unique_ptr<Strategy> (*make)(const StrategySetup& setup);
+};
+
+// The registry, in the order --help lists it.
+std::span<const StrategyInfo> strategies();
+// The named strategy's entry. Throws kInvalidArgument listing the names.
+const StrategyInfo& find_strategy(const std::string& name);
+// find_strategy(name).make(setup), after checking that the options given (given: the fields set, by name) belong
+// to the strategy (kInvalidArgument naming the field and its strategies).
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategySetup& setup,
+                                        const std::vector<std::string>& given = {});
+
+}  // namespace palign::decoding

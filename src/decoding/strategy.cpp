@@ -1,0 +1,218 @@
+// The strategy registry, the options' membership check, and what the strategies share (see strategy.h and
+// strategy_internal.h).
+#include "palign/decoding/strategy.h"
+
+#include <algorithm>
+
+#include "palign/base/error.h"
+#include "palign/base/strings.h"
+#include "palign/runtime/chat_template.h"
+#include "palign/runtime/tokenizer.h"
+#include "palign/runtime/user_tokens.h"
+#include "strategy_internal.h"
+
+namespace palign::decoding {
+
+namespace fs = std::filesystem;
+
+// Each factory is defined in strategy_<name>.cpp.
+std::unique_ptr<Strategy> make_sample_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_prompt_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_best_of_n_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_cd_block_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_fusion_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_proxy_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_steer_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_contrast_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_args_strategy(const StrategySetup& setup);
+
+namespace {
+
+constexpr StrategyInfo kStrategies[] = {
+    {"sample", "the plain sampler (with --adapter; a pdpo adapter's user tokens before the prompt)",
+     make_sample_strategy},
+    {"prompt", "the user's statement and liked responses before the prompt", make_prompt_strategy},
+    {"best_of_n", "N samples reranked by a reward model", make_best_of_n_strategy},
+    {"cd_block", "block-wise controlled decoding by a reward model", make_cd_block_strategy},
+    {"fusion", "weighted sum of models' log-probabilities (MOD, GenARM)", make_fusion_strategy},
+    {"proxy", "proxy-tuning: base + alpha * (expert - anti-expert)", make_proxy_strategy},
+    {"steer", "steering vectors added to the residual stream", make_steer_strategy},
+    {"contrast", "contrastive steering with the user's preference prompt", make_contrast_strategy},
+    {"args", "ARGS: the policy's top-k tokens rescored by a reward model", make_args_strategy},
+};
+
+// Which strategies read the profile (--user-profile).
+constexpr const char* kProfileStrategies = "prompt|best_of_n|cd_block|fusion|steer|contrast|args";
+
+bool belongs(const std::string& name, const std::string& strategies) {
+  return ("|" + strategies + "|").find("|" + name + "|") != std::string::npos;
+}
+
+}  // namespace
+
+std::vector<double> Personalization::weights_for(const std::vector<std::string>& names, bool missing_zero) const {
+  std::string known;
+  for (const auto& [k, w] : weights) known += (known.empty() ? "" : ", ") + k;
+  if (known.empty()) known = "none";
+  std::vector<double> out;
+  bool any = false;
+  for (const auto& n : names) {
+    const auto it = weights.find(n);
+    PALIGN_CHECK(it != weights.end() || missing_zero, ErrorCode::kInvalidArgument,
+                 "[decoding.profile] the profile of '", user_id, "' has no weight for '", n, "' (it has: ", known,
+                 "); add it or pass --weights");
+    any |= it != weights.end();
+    out.push_back(it != weights.end() ? it->second : 0.0);
+  }
+  if (!names.empty())
+    PALIGN_CHECK(any, ErrorCode::kInvalidArgument, "[decoding.profile] the profile of '", user_id, "' weighs none of ",
+                 names.front(), names.size() > 1 ? ", ..." : "", " (it has: ", known,
+                 "); add weights for them or pass --weights");
+  return out;
+}
+
+std::span<const StrategyInfo> strategies() { return kStrategies; }
+
+const StrategyInfo& find_strategy(const std::string& name) {
+  std::string known;
+  for (const auto& s : kStrategies) {
+    if (name == s.name) return s;
+    known += (known.empty() ? "" : ", ") + std::string(s.name);
+  }
+  PALIGN_THROW(ErrorCode::kInvalidArgument, "[decoding.strategy] unknown strategy '", name, "'; known: ", known);
+}
+
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategySetup& setup,
+                                        const std::vector<std::string>& given) {
+  const StrategyInfo& info = find_strategy(name);
+  StrategyOptions probe;
+  probe.visit_fields([&](const char* field, auto&, const char*, const char* owners) {
+    const bool set = std::find(given.begin(), given.end(), field) != given.end();
+    PALIGN_CHECK(!set || belongs(name, owners), ErrorCode::kInvalidArgument, "[decoding.strategy] --", field,
+                 " belongs to --strategy ", owners, "; add --strategy ", owners);
+  });
+  PALIGN_CHECK(!setup.profile || belongs(name, kProfileStrategies), ErrorCode::kInvalidArgument,
+               "[decoding.strategy] --user-profile belongs to --strategy ", kProfileStrategies, "; add --strategy ",
+               kProfileStrategies);
+  PALIGN_CHECK(setup.model, ErrorCode::kInvalidArgument, "[decoding.strategy] no model to decode with");
+  return info.make(setup);
+}
+
+std::vector<int64_t> encode_prompt(const runtime::Tokenizer& tokenizer, const std::optional<std::string>& text,
+                                   bool chat, const std::string& system) {
+  PALIGN_CHECK(!text || !text->empty(), ErrorCode::kInvalidArgument,
+               "[decoding.prompt] the prompt is empty; give --prompt TEXT or --prompt-ids 1,2,3");
+  std::vector<int32_t> ids;
+  if (!text) {
+    // No prompt: start a fresh text from the tokenizer's beginning-of-text token(s).
+    PALIGN_CHECK(!chat, ErrorCode::kInvalidArgument, "[decoding.prompt] --chat needs --prompt");
+    ids = tokenizer.encode("", /*add_special=*/true);
+    if (ids.empty() && tokenizer.bos_id()) ids.push_back(*tokenizer.bos_id());
+    if (ids.empty() && tokenizer.eos_id()) ids.push_back(*tokenizer.eos_id());
+    PALIGN_CHECK(!ids.empty(), ErrorCode::kInvalidArgument,
+                 "[decoding.prompt] the tokenizer has no beginning-of-text token; give --prompt TEXT");
+  } else if (chat) {
+    PALIGN_CHECK(!tokenizer.chat_template_source().empty(), ErrorCode::kUnsupported,
+                 "[decoding.prompt] the tokenizer has no chat_template in tokenizer_config.json; drop --chat");
+    auto tmpl = runtime::ChatTemplate::detect(tokenizer.chat_template_source());
+    std::vector<runtime::ChatMessage> messages;
+    if (!system.empty()) messages.push_back({"system", system});
+    messages.push_back({"user", *text});
+    ids = tokenizer.encode(tmpl.apply(messages, /*add_generation_prompt=*/true), /*add_special=*/false);
+  } else {
+    ids = tokenizer.encode(*text, /*add_special=*/true);
+  }
+  return {ids.begin(), ids.end()};
+}
+
+namespace detail {
+
+std::optional<runtime::LoraAdapter> load_adapter(const StrategySetup& setup, const char* strategy,
+                                                 bool allow_user_tokens) {
+  if (setup.adapter.empty()) return std::nullopt;
+  auto adapter = runtime::LoraAdapter::load(setup.adapter, setup.model->config());
+  PALIGN_CHECK(allow_user_tokens || !fs::exists(setup.adapter / runtime::kUserTokensFile), ErrorCode::kInvalidArgument,
+               "[decoding.", strategy, "] ", setup.adapter.string(),
+               " is a user-conditioned (pdpo) adapter; it works with --strategy sample");
+  return adapter;
+}
+
+void refuse_adapter(const StrategySetup& setup) {
+  PALIGN_CHECK(setup.adapter.empty(), ErrorCode::kInvalidArgument,
+               "[decoding.strategy] --adapter works with --strategy sample, prompt, steer, best_of_n and cd_block");
+}
+
+const runtime::Model& ModelSet::load(const fs::path& dir) {
+  if (fs::weakly_canonical(dir) == fs::weakly_canonical(policy_dir_)) return policy_;
+  return keep(runtime::Model::load(dir));
+}
+
+runtime::Model& ModelSet::keep(std::unique_ptr<runtime::Model> model) {
+  loaded_.push_back(std::move(model));
+  return *loaded_.back();
+}
+
+namespace {
+
+double parse_weight(const std::string& item) {
+  try {
+    size_t used = 0;
+    const double w = std::stod(item, &used);
+    if (used == item.size()) return w;
+  } catch (const std::exception&) {
+  }
+  PALIGN_THROW(ErrorCode::kInvalidArgument, "[decoding.weights] --weights: '", item,
+               "' is not a number; give comma-separated numbers (--weights 0.7,0.3) or name=number pairs "
+               "(--weights humour=0.7,length=-0.2)");
+}
+
+}  // namespace
+
+std::vector<double> resolve_weights(const std::string& text, const std::vector<std::string>& names,
+                                    const Personalization* profile, const std::string& what, bool missing_zero) {
+  if (text.empty()) {
+    PALIGN_CHECK(profile, ErrorCode::kInvalidArgument, "[decoding.weights] give --weights (one per ", what,
+                 ") or --user-profile DIR");
+    return profile->weights_for(names, missing_zero);
+  }
+  const auto items = split_list(text);
+  const bool named = std::any_of(items.begin(), items.end(), [](const auto& i) { return i.find('=') != i.npos; });
+  if (!named) {
+    std::vector<double> out;
+    for (const auto& item : items) out.push_back(parse_weight(item));
+    PALIGN_CHECK(out.size() == names.size(), ErrorCode::kInvalidArgument, "[decoding.weights] --weights has ",
+                 out.size(), " numbers for ", names.size(), " ", what, "; give one weight per ",
+                 what.substr(0, what.find(' ') - 1));
+    return out;
+  }
+  std::map<std::string, double> by_name;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    PALIGN_CHECK(eq != item.npos, ErrorCode::kInvalidArgument,
+                 "[decoding.weights] --weights mixes numbers and name=number pairs ('", item, "'); use one form");
+    const std::string name = item.substr(0, eq);
+    PALIGN_CHECK(std::find(names.begin(), names.end(), name) != names.end(), ErrorCode::kInvalidArgument,
+                 "[decoding.weights] --weights names '", name, "', which is none of the ", what);
+    by_name[name] = parse_weight(item.substr(eq + 1));
+  }
+  std::vector<double> out;
+  for (const auto& n : names) out.push_back(by_name.count(n) ? by_name[n] : 0.0);  // unnamed: weight 0
+  return out;
+}
+
+std::vector<runtime::GenerateResult> decode_each(const std::function<std::unique_ptr<NextTokenScorer>()>& make,
+                                                 const std::vector<int64_t>& prompt, const StrategyRequest& request,
+                                                 const runtime::Model& model, const runtime::Tokenizer* tokenizer) {
+  std::vector<runtime::GenerateResult> results;
+  for (int64_t i = 0; i < request.n; ++i) {
+    runtime::GenerateOptions o = request.options;
+    o.sampling.seed = request.options.sampling.seed + static_cast<uint64_t>(i);
+    auto scorer = make();
+    results.push_back(decode(*scorer, prompt, o, model.config().max_position, tokenizer));
+  }
+  return results;
+}
+
+}  // namespace detail
+
+}  // namespace palign::decoding

@@ -1,0 +1,49 @@
+// Private to the strategies (strategy_*.cpp): what several of them share — the policy's adapter, other models by
+// directory, weights resolved from --weights or the profile, and the loop that decodes one scorer per output.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "palign/decoding/strategies.h"
+#include "palign/decoding/strategy.h"
+#include "palign/runtime/lora.h"
+#include "palign/runtime/model.h"
+
+namespace palign::decoding::detail {
+
+// The policy's LoRA adapter from setup.adapter (none when empty). A user-conditioned (pdpo) adapter is refused
+// unless allow_user_tokens (only the sample strategy puts its user tokens before the prompt).
+std::optional<runtime::LoraAdapter> load_adapter(const StrategySetup& setup, const char* strategy,
+                                                 bool allow_user_tokens = false);
+// Throws kInvalidArgument when setup names an adapter: the strategy decodes with its own models.
+void refuse_adapter(const StrategySetup& setup);
+
+// Models by directory: the policy itself for its own directory, else loaded once and kept.
+class ModelSet {
+ public:
+  explicit ModelSet(const StrategySetup& setup) : policy_(*setup.model), policy_dir_(setup.model_dir) {}
+  const runtime::Model& load(const std::filesystem::path& dir);
+  runtime::Model& keep(std::unique_ptr<runtime::Model> model);
+
+ private:
+  const runtime::Model& policy_;
+  std::filesystem::path policy_dir_;
+  std::vector<std::unique_ptr<runtime::Model>> loaded_;
+};
+
+// One weight per name: text as numbers in the names' order or as name=number pairs, else the profile's weights of
+// those names (missing_zero: a dimension the profile does not weigh gets 0). what: "models in --models".
+std::vector<double> resolve_weights(const std::string& text, const std::vector<std::string>& names,
+                                    const Personalization* profile, const std::string& what, bool missing_zero = false);
+
+// request.n outputs, output i from a fresh scorer make() decoded from prompt with seed + i.
+std::vector<runtime::GenerateResult> decode_each(const std::function<std::unique_ptr<NextTokenScorer>()>& make,
+                                                 const std::vector<int64_t>& prompt, const StrategyRequest& request,
+                                                 const runtime::Model& model, const runtime::Tokenizer* tokenizer);
+
+}  // namespace palign::decoding::detail

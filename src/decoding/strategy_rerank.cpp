@@ -1,0 +1,100 @@
+// best_of_n: N samples in one batch (shared prompt prefix), reranked by a reward model — any `palign train reward`
+// directory, personalized for --user / --user-pairs (or the profile's user, reward and history) — once per output
+// (seed + i·N·1000). cd_block: K continuations of B tokens per block, the best by the reward kept.
+#include <algorithm>
+
+#include "palign/base/error.h"
+#include "palign/decoding/rerank.h"
+#include "palign/runtime/tokenizer.h"
+#include "palign/scoring/reward_model.h"
+#include "strategy_internal.h"
+
+namespace palign::decoding {
+
+namespace {
+
+class RerankStrategy final : public Strategy {
+ public:
+  RerankStrategy(const StrategySetup& setup, bool block)
+      : model_(*setup.model),
+        tokenizer_(setup.tokenizer),
+        adapter_(detail::load_adapter(setup, block ? "cd_block" : "best_of_n")),
+        block_(block),
+        k_(block ? setup.options.cd_k : setup.options.best_of),
+        block_size_(setup.options.cd_block) {
+    const StrategyOptions& o = setup.options;
+    const Personalization* profile = setup.profile;
+    const char* name = block ? "cd_block" : "best_of_n";
+    const std::filesystem::path dir = !o.reward.empty() ? std::filesystem::path(o.reward)
+                                      : profile         ? profile->reward
+                                                        : std::filesystem::path();
+    PALIGN_CHECK(!dir.empty(), ErrorCode::kInvalidArgument, "[decoding.", name, "] --strategy ", name,
+                 " needs --reward DIR (from palign train reward) or a --user-profile with a reward");
+    PALIGN_CHECK(tokenizer_, ErrorCode::kInvalidArgument, "[decoding.", name,
+                 "] scores text, but the model directory has no tokenizer.json");
+    reward_ = scoring::RewardModel::load(dir);
+    user_ = o.user;
+    std::filesystem::path pairs_file = o.user_pairs;
+    if (profile && reward_->personalized() && user_.empty() && pairs_file.empty()) {
+      const auto known = reward_->users();
+      if (std::find(known.begin(), known.end(), profile->user_id) != known.end())
+        user_ = profile->user_id;
+      else
+        pairs_file = profile->history;  // a user the reward has not seen brings their pairs
+    }
+    if (!pairs_file.empty()) pairs_ = scoring::read_preference_jsonl(pairs_file);
+    PALIGN_CHECK(reward_->personalized() || (o.user.empty() && o.user_pairs.empty()), ErrorCode::kInvalidArgument,
+                 "[decoding.", name, "] ", dir.string(), " is the same for every user; drop --user/--user-pairs");
+    PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.", name, "] ", block ? "--cd-k" : "--best-of",
+                 " must be at least 1, got ", k_);
+    PALIGN_CHECK(!block || block_size_ >= 1, ErrorCode::kInvalidArgument,
+                 "[decoding.cd_block] --cd-block must be at least 1, got ", block_size_);
+  }
+
+  std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) override {
+    const std::string prompt_text =
+        tokenizer_->decode(std::vector<int32_t>(request.prompt.begin(), request.prompt.end()), /*skip_special=*/true);
+    const ContinuationScorer score = [&](const std::vector<std::vector<int64_t>>& continuations) {
+      std::vector<double> out;
+      for (const auto& ids : continuations)
+        out.push_back(reward_->score(prompt_text,
+                                     tokenizer_->decode(std::vector<int32_t>(ids.begin(), ids.end()),
+                                                        /*skip_special=*/true),
+                                     user_, pairs_)[0]);
+      return out;
+    };
+    std::vector<runtime::GenerateResult> out;
+    for (int64_t i = 0; i < request.n; ++i) {
+      runtime::GenerateOptions o = request.options;
+      if (adapter_) o.linear_hook = &*adapter_;
+      o.sampling.seed = sample_seed(request.options.sampling.seed, i);
+      out.push_back(block_ ? cd_block(model_, tokenizer_, request.prompt, o, k_, block_size_, score)
+                           : best_of_n(model_, tokenizer_, request.prompt, o, k_, score));
+    }
+    return out;
+  }
+
+  uint64_t sample_seed(uint64_t seed, int64_t i) const override { return seed + static_cast<uint64_t>(i * k_ * 1000); }
+
+ private:
+  const runtime::Model& model_;
+  const runtime::Tokenizer* tokenizer_;
+  std::optional<runtime::LoraAdapter> adapter_;
+  bool block_;
+  int64_t k_, block_size_;
+  std::unique_ptr<scoring::RewardModel> reward_;
+  std::string user_;
+  std::vector<scoring::PreferenceRecord> pairs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Strategy> make_best_of_n_strategy(const StrategySetup& setup) {
+  return std::make_unique<RerankStrategy>(setup, false);
+}
+
+std::unique_ptr<Strategy> make_cd_block_strategy(const StrategySetup& setup) {
+  return std::make_unique<RerankStrategy>(setup, true);
+}
+
+}  // namespace palign::decoding
