@@ -81,11 +81,13 @@ Command add_bench(CLI::App& root) {
             if (f->beta >= 0.0) o.dataset.population.beta = f->beta;
             const std::filesystem::path out = f->out;
             o.data_out = out / "data";
-            const std::string results = bench::run_bench(o);
+            const bench::BenchResults results = bench::run_bench(o);
+            const std::string json_text =
+                bench::to_json(results).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
             const std::string markdown = bench::render_markdown(results);
-            write_file(out / "results.json", results);
+            write_file(out / "results.json", json_text);
             write_file(out / "report.html", bench::render_html(results));
-            if (!f->json.empty()) write_file(f->json, results);
+            if (!f->json.empty()) write_file(f->json, json_text);
             std::fputs(markdown.c_str(), stdout);
             std::printf("\nresults: %s  report: %s  data: %s\n", (out / "results.json").c_str(),
                         (out / "report.html").c_str(), o.data_out.c_str());

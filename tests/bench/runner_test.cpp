@@ -49,7 +49,7 @@ const json* find_row(const json& rows, const std::string& method, int budget = -
 
 class Runner : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { results_ = new json(json::parse(run_bench(small_options()))); }
+  static void SetUpTestSuite() { results_ = new json(to_json(run_bench(small_options()))); }
   static void TearDownTestSuite() { delete results_; }
   static json* results_;
 };
@@ -83,6 +83,13 @@ TEST_F(Runner, ResultsDocumentHasEveryMethodBudgetAndGroup) {
 }
 
 // The random predictor is at chance: 0.5 lies in its interval at every budget and group.
+// results.json is one typed structure's JSON form: reading the document back and writing it again gives it unchanged.
+TEST_F(Runner, ResultsReadBackWriteTheSameDocument) {
+  const json again = to_json(results_from_json(results_->dump()));
+  EXPECT_EQ(again, *results_) << "first difference: " << json::diff(*results_, again).dump().substr(0, 300);
+  EXPECT_FALSE(results_->at("per_user").at(0).at("utility").empty());
+}
+
 TEST_F(Runner, RandomPredictorSitsAtChance) {
   for (const auto& row : results_->at("accuracy")) {
     if (row.at("method") != "random") continue;
@@ -143,7 +150,7 @@ TEST_F(Runner, OracleBeatsTheBaseAndIsTheCeiling) {
 TEST_F(Runner, SameSeedSameFigures) {
   BenchOptions o = small_options();
   o.methods = {"random", "bt"};
-  json again = json::parse(run_bench(o));
+  json again = to_json(run_bench(o));
   for (const auto& row : again.at("accuracy")) {
     const json* first = find_row(results_->at("accuracy"), row.at("method"), row.at("budget"), row.at("group"));
     ASSERT_NE(first, nullptr);
@@ -161,7 +168,7 @@ TEST_F(Runner, SameSeedSameFigures) {
 TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {
   BenchOptions o = small_options();
   o.methods = {"arm_linear"};
-  const json r = json::parse(run_bench(o));
+  const json r = to_json(run_bench(o));
   const json* seen0 = find_row(r.at("accuracy"), "arm_linear", 0, "seen");
   const json* seen16 = find_row(r.at("accuracy"), "arm_linear", 16, "seen");
   ASSERT_TRUE(seen0 && seen16);
@@ -182,7 +189,7 @@ TEST(RunnerOptIn, DecodingGroupRunsEveryStrategy) {
   BenchOptions o = small_options();
   o.methods = {"decoding"};
   o.dataset.population.n_users = 8;
-  const json r = json::parse(run_bench(o));
+  const json r = to_json(run_bench(o));
   for (const auto& m : names) EXPECT_EQ(find_row(r.at("accuracy"), m), nullptr) << m << " does not predict";
   const json& gen = r.at("generation");
   const double base = find_row(gen, "sample")->at("utility").at("value").get<double>();
@@ -205,7 +212,7 @@ TEST(RunnerOptIn, PolicyGroupMergesAndFusesTheSameExperts) {
   BenchOptions o = small_options();
   o.methods = {"policy"};
   o.dataset.population.n_users = 8;
-  const json r = json::parse(run_bench(o));
+  const json r = to_json(run_bench(o));
   double fit_soups = -1, fit_mod = -1;
   int experts_made = 0;
   for (const auto& m : r.at("methods")) {

@@ -2,7 +2,8 @@
 // and the policy's samples, runs every chosen method through fit / predict / generate, and measures held-out
 // preference accuracy per budget (seen and unseen users; mean and worst decile) and, for generation, the hidden
 // utility, the win-rate against unpersonalized sampling, the share of the oracle's gain and the cost per response.
-// The result is one JSON document (format "palign.bench.results", rendered by report.h).
+// The result is typed (results.h), written as one JSON document (format "palign.bench.results") and rendered by
+// report.h.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 
 #include "palign/bench/dataset.h"
 #include "palign/bench/method.h"
+#include "palign/bench/results.h"
 
 namespace palign::bench {
 
@@ -37,8 +39,8 @@ struct BenchOptions {
   std::string validate() const;  // "" when valid
 };
 
-// Runs the bench; returns the results JSON text. Throws kInvalidArgument for invalid options or unknown methods,
-// kNotFound when the fortunes package or the model is missing.
-std::string run_bench(const BenchOptions& options);
+// Runs the bench; returns its results (to_json gives the results.json document). Throws kInvalidArgument for invalid
+// options or unknown methods, kNotFound when the fortunes package or the model is missing.
+BenchResults run_bench(const BenchOptions& options);
 
 }  // namespace palign::bench

@@ -1,0 +1,93 @@
+// The results of a bench run, typed: what run_bench returns, what the reports render, and its one JSON form
+// (results.json: {"format": "palign.bench.results", "version": 1, "config", "wall_seconds", "methods", "accuracy",
+// "generation", "per_user"}). Reading is lenient so that older or partial documents still render: an absent, null or
+// non-numeric figure reads as NaN (printed "—"), rows without a method name are skipped.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace palign::bench {
+
+struct Estimate;  // metrics.h
+
+// A statistic with its 95% interval; absent (written as null) when n is 0 and the value NaN.
+struct Figure {
+  double value = std::numeric_limits<double>::quiet_NaN();
+  double lo = std::numeric_limits<double>::quiet_NaN();
+  double hi = std::numeric_limits<double>::quiet_NaN();
+  int64_t n = 0;
+  bool present() const { return n > 0 || std::isfinite(value); }
+};
+Figure figure_of(const Estimate& e);
+
+struct MethodRow {
+  std::string name, description;
+  bool oracle = false, predicts = false, generates = false;
+  double fit_seconds = std::numeric_limits<double>::quiet_NaN();
+  double predict_ms_per_pair = std::numeric_limits<double>::quiet_NaN();  // NaN: the method made no predictions
+  std::vector<std::string> shared_made;  // what its fit made for the run's methods to share
+};
+
+struct AccuracyRow {
+  std::string method, group;  // group: "seen" | "unseen"
+  int64_t budget = 0;
+  Figure mean, worst_decile;
+};
+
+struct GenerationRow {
+  std::string method;
+  Figure utility, win_rate;  // win_rate: absent for the base method
+  double oracle_gain_share = std::numeric_limits<double>::quiet_NaN();
+  double wall_ms = std::numeric_limits<double>::quiet_NaN();  // per response
+  double tokens = std::numeric_limits<double>::quiet_NaN();
+  double forward_passes = std::numeric_limits<double>::quiet_NaN();
+};
+
+struct UserRow {
+  std::string user, group;
+  double alignment = std::numeric_limits<double>::quiet_NaN();  // cosine with the population's mean preference
+  bool contrarian = false;
+  std::map<std::string, double> accuracy;  // method -> accuracy at the largest budget
+  std::map<std::string, double> utility;   // method -> mean utility of its generations
+};
+
+struct BenchResults {
+  nlohmann::json config = nlohmann::json::object();  // the run's settings (mode, seed, budgets, sizes, model, ...)
+  double wall_seconds = std::numeric_limits<double>::quiet_NaN();
+  std::vector<MethodRow> methods;  // registry order (reading adds methods named only by accuracy or generation rows)
+  std::vector<AccuracyRow> accuracy;
+  std::vector<GenerationRow> generation;
+  std::vector<UserRow> per_user;
+
+  // ---- Views the reports use.
+  const MethodRow* method(const std::string& name) const;
+  bool is_oracle(const std::string& name) const;
+  const AccuracyRow* find_accuracy(const std::string& name, int64_t budget, std::string_view group) const;
+  bool has_group(std::string_view group) const;
+  // Methods with at least one accuracy row, in method order.
+  std::vector<std::string> predicting() const;
+  // The config's budgets and any an accuracy row names, ascending and distinct.
+  std::vector<int64_t> budgets() const;
+  // Budgets that some accuracy row names, ascending.
+  std::vector<int64_t> measured_budgets() const;
+  int64_t max_budget() const;
+  std::string base_method() const;  // the config's, "sample" by default
+  double ceiling() const;           // the config's expected_ceiling_accuracy (NaN when absent)
+  // The non-oracle method with the highest mean accuracy of group at budget; "" when none has one.
+  std::string best_predictor(int64_t budget, std::string_view group) const;
+};
+
+// The JSON document (NaN figures as null).
+nlohmann::json to_json(const BenchResults& results);
+// Reads a document. Throws palign::Error(kInvalidArgument) when the text is not JSON or not a "palign.bench.results"
+// document or a section is not an array, kUnsupported for a version other than 1.
+BenchResults results_from_json(const std::string& text);
+
+}  // namespace palign::bench
