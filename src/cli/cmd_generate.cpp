@@ -27,7 +27,11 @@ struct GenerateFlags {
   std::string system;
   bool chat = false, json = false, ignore_eos = false;
   int64_t n = 1;
-  runtime::GenerateOptions generate{.max_new_tokens = 64};
+  runtime::GenerateOptions generate = [] {
+    runtime::GenerateOptions g;
+    g.max_new_tokens = 64;
+    return g;
+  }();
 };
 
 int run_generate(const GenerateFlags& f) {
@@ -37,7 +41,9 @@ int run_generate(const GenerateFlags& f) {
                model->config().architecture, " is a reward/classification model; generate needs a causal LM");
   std::optional<runtime::Tokenizer> tokenizer;
   if (fs::exists(dir / "tokenizer.json")) tokenizer.emplace(runtime::Tokenizer::from_dir(dir));
-  decoding::StrategyRequest request{.options = f.generate, .n = f.n};
+  decoding::StrategyRequest request;
+  request.options = f.generate;
+  request.n = f.n;
   if (f.prompt_ids) {
     PALIGN_CHECK(!f.chat, ErrorCode::kInvalidArgument, "[cli.generate] --chat needs --prompt text, not --prompt-ids");
     request.prompt = parse_ids(*f.prompt_ids, "--prompt-ids");
@@ -63,7 +69,9 @@ int run_generate(const GenerateFlags& f) {
   for (const auto& [option, name] : f.fields)
     if (option->count() > 0) given.push_back(name);
   const auto strategy = decoding::make_strategy(f.strategy, setup, given);
-  for (const auto& r : strategy->generate(request)) {
+  const auto results = strategy->generate(request);
+  for (const auto& note : strategy->notes()) std::cerr << "note: " << note << "\n";
+  for (const auto& r : results) {
     if (f.json) {
       nlohmann::json j{{"output_ids", r.ids},
                        {"text", r.text},

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   CLI::App app{"palign: personalized preference alignment for language models"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
+  app.set_version_flag("--version", std::string("palign ") + PALIGN_VERSION);
   std::vector<cli::Command> commands = {cli::add_generate(app), cli::add_tokenize(app), cli::add_detokenize(app),
                                         cli::add_forward(app),  cli::add_info(app),     cli::add_data(app),
                                         cli::add_bench(app),    cli::add_score(app),    cli::add_profile(app)};
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // One line, like every other bad-input error, with the usage exit status.

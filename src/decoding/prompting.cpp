@@ -48,7 +48,8 @@ std::vector<size_t> rank_by_overlap(const std::string& query, const std::vector<
 
 std::vector<int64_t> personalized_prompt(const runtime::Tokenizer& tokenizer, const std::string& statement,
                                          const std::vector<std::string>& ranked_docs,
-                                         const std::vector<int64_t>& prompt_ids, int64_t room, size_t max_docs) {
+                                         const std::vector<int64_t>& prompt_ids, int64_t room, size_t max_docs,
+                                         size_t* used_docs) {
   auto encode = [&](const std::string& text) {
     const auto ids32 = tokenizer.encode(text, /*add_special=*/true);
     std::vector<int64_t> ids(ids32.begin(), ids32.end());
@@ -71,6 +72,7 @@ std::vector<int64_t> personalized_prompt(const runtime::Tokenizer& tokenizer, co
   }
   head.insert(head.end(), docs.begin(), docs.end());
   head.insert(head.end(), tail.begin(), tail.end());
+  if (used_docs) *used_docs = used;
   return head;
 }
 

@@ -34,11 +34,17 @@ class PromptStrategy final : public Strategy {
                  retrieve_);
     if (!history.empty()) {
       const std::string who = profile ? profile->user_id : "";
+      size_t others = 0;
       for (const auto& r : scoring::read_preference_jsonl(history))
         if (who.empty() || r.user_id.empty() || r.user_id == who) {
           const std::string doc = r.prompt + r.chosen;
           if (std::find(liked_.begin(), liked_.end(), doc) == liked_.end()) liked_.push_back(doc);
+        } else {
+          ++others;
         }
+      if (others > 0)
+        setup_notes_.push_back(std::to_string(others) + " pairs of " + history.string() +
+                               " belong to users other than '" + who + "' and were left out");
     }
   }
 
@@ -51,8 +57,15 @@ class PromptStrategy final : public Strategy {
     for (size_t i : rank_by_overlap(prompt_text, liked_)) ranked.push_back(liked_[i]);
     const int64_t max_position = model_.config().max_position;
     const int64_t room = max_position - std::min<int64_t>(o.max_new_tokens, max_position - 1);
-    const auto context =
-        personalized_prompt(*tokenizer_, statement_, ranked, request.prompt, room, static_cast<size_t>(retrieve_));
+    size_t used = 0;
+    const auto context = personalized_prompt(*tokenizer_, statement_, ranked, request.prompt, room,
+                                             static_cast<size_t>(retrieve_), &used);
+    notes_ = setup_notes_;
+    const size_t wanted = std::min(ranked.size(), static_cast<size_t>(retrieve_));
+    if (used < wanted)
+      notes_.push_back("--retrieve " + std::to_string(retrieve_) + ": " + std::to_string(used) + " of the " +
+                       std::to_string(wanted) + " most similar liked responses fit in the context (" +
+                       std::to_string(room) + " tokens before the new ones); the rest were left out");
     return runtime::generate(model_, tokenizer_, context, o, request.n);
   }
 
@@ -63,6 +76,7 @@ class PromptStrategy final : public Strategy {
   int64_t retrieve_;
   std::string statement_;
   std::vector<std::string> liked_;
+  std::vector<std::string> setup_notes_;
 };
 
 }  // namespace

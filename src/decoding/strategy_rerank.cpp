@@ -1,6 +1,7 @@
 // best_of_n: N samples in one batch (shared prompt prefix), reranked by a reward model — any `palign train reward`
 // directory, personalized for --user / --user-pairs (or the profile's user, reward and history) — once per output
-// (seed + i·N·1000). cd_block: K continuations of B tokens per block, the best by the reward kept.
+// (seed + i·N·1000). cd_block: K continuations of B tokens per block, the best by the reward kept. A reward with
+// several labels (a multi-objective model) ranks by the profile's weighted sum of them.
 #include <algorithm>
 
 #include "palign/base/error.h"
@@ -43,6 +44,13 @@ class RerankStrategy final : public Strategy {
         pairs_file = profile->history;  // a user the reward has not seen brings their pairs
     }
     if (!pairs_file.empty()) pairs_ = scoring::read_preference_jsonl(pairs_file);
+    const std::vector<std::string> labels = reward_->labels();
+    if (labels.size() > 1) {
+      PALIGN_CHECK(profile, ErrorCode::kInvalidArgument, "[decoding.", name, "] ", dir.string(), " scores ",
+                   labels.size(), " labels (", labels.front(),
+                   ", ...); pass --user-profile DIR with weights over them");
+      label_weights_ = profile->weights_for(labels, /*missing_zero=*/true);
+    }
     PALIGN_CHECK(reward_->personalized() || (o.user.empty() && o.user_pairs.empty()), ErrorCode::kInvalidArgument,
                  "[decoding.", name, "] ", dir.string(), " is the same for every user; drop --user/--user-pairs");
     PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.", name, "] ", block ? "--cd-k" : "--best-of",
@@ -56,11 +64,14 @@ class RerankStrategy final : public Strategy {
         tokenizer_->decode(std::vector<int32_t>(request.prompt.begin(), request.prompt.end()), /*skip_special=*/true);
     const ContinuationScorer score = [&](const std::vector<std::vector<int64_t>>& continuations) {
       std::vector<double> out;
-      for (const auto& ids : continuations)
-        out.push_back(reward_->score(prompt_text,
-                                     tokenizer_->decode(std::vector<int32_t>(ids.begin(), ids.end()),
-                                                        /*skip_special=*/true),
-                                     user_, pairs_)[0]);
+      for (const auto& ids : continuations) {
+        const std::vector<double> scores = reward_->score(
+            prompt_text, tokenizer_->decode(std::vector<int32_t>(ids.begin(), ids.end()), /*skip_special=*/true), user_,
+            pairs_);
+        double total = label_weights_.empty() ? scores[0] : 0.0;
+        for (size_t k = 0; k < label_weights_.size(); ++k) total += label_weights_[k] * scores[k];
+        out.push_back(total);
+      }
       return out;
     };
     std::vector<runtime::GenerateResult> out;
@@ -85,6 +96,7 @@ class RerankStrategy final : public Strategy {
   std::unique_ptr<scoring::RewardModel> reward_;
   std::string user_;
   std::vector<scoring::PreferenceRecord> pairs_;
+  std::vector<double> label_weights_;  // a multi-label reward's weights from the profile (empty: one label)
 };
 
 }  // namespace

@@ -2,7 +2,7 @@
 // adapter's learned tokens for --user go before the prompt.
 #include <ATen/core/Tensor.h>
 
-#include <iostream>
+#include <string>
 
 #include "palign/base/error.h"
 #include "palign/runtime/user_tokens.h"
@@ -22,8 +22,8 @@ class SampleStrategy final : public Strategy {
           runtime::UserTokens::load(setup.adapter / runtime::kUserTokensFile, model_.config().hidden_size);
       const int64_t slot = tokens.slot(user);
       if (!user.empty() && slot == 0)
-        std::cerr << "note: user " << user << " is not one of the adapter's " << tokens.users.size()
-                  << " users; generating for the generic user\n";
+        notes_.push_back("user " + user + " is not one of the adapter's " + std::to_string(tokens.users.size()) +
+                         " users; generating for the generic user");
       prefix_ = tokens.prefix(slot, model_.config().vocab_size);
       user_table_ = tokens.table();
     } else {

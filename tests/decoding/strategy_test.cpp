@@ -6,13 +6,16 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "palign/base/error.h"
 #include "palign/decoding/steering.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/reward_model.h"
 #include "temp_dir.h"
 #include "test_util.h"
 
@@ -25,19 +28,44 @@ namespace {
 // Each registered strategy's options on the llama fixture (files go to dir).
 std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& dir)>> setups(
     const runtime::Model& model) {
+  using Options = decoding::StrategyOptions;
   const std::string llama = test::hf_model("llama").string(), rm = test::hf_model("llama_rm").string();
   return {
-      {"sample", [](const fs::path&) { return decoding::StrategyOptions{}; }},
-      {"prompt", [](const fs::path&) { return decoding::StrategyOptions{.statement = "I like cats."}; }},
-      {"best_of_n", [rm](const fs::path&) { return decoding::StrategyOptions{.best_of = 3, .reward = rm}; }},
-      {"cd_block", [rm](const fs::path&) { return decoding::StrategyOptions{.reward = rm, .cd_k = 2, .cd_block = 3}; }},
+      {"sample", [](const fs::path&) { return Options{}; }},
+      {"prompt",
+       [](const fs::path&) {
+         Options o;
+         o.statement = "I like cats.";
+         return o;
+       }},
+      {"best_of_n",
+       [rm](const fs::path&) {
+         Options o;
+         o.best_of = 3;
+         o.reward = rm;
+         return o;
+       }},
+      {"cd_block",
+       [rm](const fs::path&) {
+         Options o;
+         o.reward = rm;
+         o.cd_k = 2;
+         o.cd_block = 3;
+         return o;
+       }},
       {"fusion",
        [llama](const fs::path&) {
-         return decoding::StrategyOptions{.models = llama + "," + llama, .weights = "0.7,0.3"};
+         Options o;
+         o.models = llama + "," + llama;
+         o.weights = "0.7,0.3";
+         return o;
        }},
       {"proxy",
        [llama](const fs::path&) {
-         return decoding::StrategyOptions{.expert = llama, .antiexpert = llama, .alpha = 0.5};
+         Options o;
+         o.expert = o.antiexpert = llama;
+         o.alpha = 0.5;
+         return o;
        }},
       {"steer",
        [&model](const fs::path& dir) {
@@ -46,11 +74,55 @@ std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& di
          decoding::save_steering_vectors(dir / "vectors.safetensors",
                                          {{.name = "humour", .layer = 0, .vector = at::randn({d})},
                                           {.name = "length", .layer = 1, .vector = at::randn({d})}});
-         return decoding::StrategyOptions{.weights = "1,-0.5", .vectors = (dir / "vectors.safetensors").string()};
+         Options o;
+         o.weights = "1,-0.5";
+         o.vectors = (dir / "vectors.safetensors").string();
+         return o;
        }},
-      {"contrast", [](const fs::path&) { return decoding::StrategyOptions{.context = "I like cats. "}; }},
-      {"args", [rm](const fs::path&) { return decoding::StrategyOptions{.reward_model = rm, .args_k = 3}; }},
+      {"contrast",
+       [](const fs::path&) {
+         Options o;
+         o.context = "I like cats. ";
+         return o;
+       }},
+      {"args",
+       [rm](const fs::path&) {
+         Options o;
+         o.reward_model = rm;
+         o.args_k = 3;
+         return o;
+       }},
   };
+}
+
+// The setup of a strategy on model (from dir) with options and an optional profile.
+decoding::StrategySetup setup_of(const runtime::Model& model, const fs::path& dir, const runtime::Tokenizer& tok,
+                                 const decoding::StrategyOptions& options = {},
+                                 const decoding::Personalization* profile = nullptr) {
+  decoding::StrategySetup s;
+  s.model = &model;
+  s.model_dir = dir;
+  s.tokenizer = &tok;
+  s.options = options;
+  s.profile = profile;
+  return s;
+}
+
+// A request for "The cat" with n outputs.
+decoding::StrategyRequest request_of(const runtime::Tokenizer& tok, int64_t n) {
+  decoding::StrategyRequest r;
+  r.prompt = decoding::encode_prompt(tok, "The cat", false);
+  r.prompt_text = "The cat";
+  r.n = n;
+  return r;
+}
+
+decoding::Personalization profile_of(const std::map<std::string, double>& weights, const fs::path& history = {}) {
+  decoding::Personalization p;
+  p.user_id = "u1";
+  p.weights = weights;
+  p.history = history;
+  return p;
 }
 
 }  // namespace
@@ -66,11 +138,9 @@ TEST(Strategy, EveryRegisteredStrategyEqualsItsOneByOneTwin) {
     const auto it = table.find(info.name);
     ASSERT_NE(it, table.end()) << "strategy '" << info.name
                                << "' is registered but has no setup in strategy_test.cpp; add one";
-    const decoding::StrategySetup setup{
-        .model = model.get(), .model_dir = dir, .tokenizer = &tok, .options = it->second(tmp.path())};
+    const decoding::StrategySetup setup = setup_of(*model, dir, tok, it->second(tmp.path()));
     const auto strategy = decoding::make_strategy(info.name, setup);
-    decoding::StrategyRequest request{
-        .prompt = decoding::encode_prompt(tok, "The cat", false), .prompt_text = "The cat", .n = 3};
+    decoding::StrategyRequest request = request_of(tok, 3);
     request.options.max_new_tokens = 5;
     request.options.sampling.temperature = 0.9f;
     request.options.sampling.seed = 11;
@@ -102,10 +172,10 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   const fs::path dir = test::hf_model("llama");
   const auto model = runtime::Model::load(dir);
   const auto tok = runtime::Tokenizer::from_dir(dir);
-  decoding::StrategySetup setup{.model = model.get(), .model_dir = dir, .tokenizer = &tok};
+  decoding::StrategySetup setup = setup_of(*model, dir, tok);
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("sample", setup, {"models"}); }), ErrorCode::kInvalidArgument);
   EXPECT_NO_THROW(decoding::make_strategy("sample", setup, {"user"}));  // --user belongs to sample too
-  const decoding::Personalization profile{.user_id = "u1", .weights = {{"humour", 1.0}}};
+  const decoding::Personalization profile = profile_of({{"humour", 1.0}});
   setup.profile = &profile;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("sample", setup); }), ErrorCode::kInvalidArgument);
   setup.profile = nullptr;
@@ -129,9 +199,87 @@ TEST(Strategy, PromptsFromTextChatAndNothing) {
 }
 
 TEST(Strategy, ProfileWeightsByName) {
-  const decoding::Personalization p{.user_id = "u1", .weights = {{"humour", 1.0}, {"length", -0.25}}};
+  const decoding::Personalization p = profile_of({{"humour", 1.0}, {"length", -0.25}});
   EXPECT_EQ(p.weights_for({"length", "humour"}), (std::vector<double>{-0.25, 1.0}));
   EXPECT_EQ(p.weights_for({"length", "topic"}, /*missing_zero=*/true), (std::vector<double>{-0.25, 0.0}));
   EXPECT_EQ(error_code_of([&] { p.weights_for({"length", "topic"}); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([&] { p.weights_for({"topic"}, true); }), ErrorCode::kInvalidArgument);
+}
+
+// best_of_n over a multi-objective reward ranks by the profile's weighted sum of its labels, not by its first label:
+// on a seed where the first label and the weighted one pick different samples, the strategy returns the weighted pick.
+TEST(Strategy, BestOfNRanksAMultiLabelRewardByTheProfilesWeights) {
+  const fs::path dir = test::hf_model("llama"), rm = test::hf_model("llama_rm_multi");
+  const auto model = runtime::Model::load(dir);
+  const auto tok = runtime::Tokenizer::from_dir(dir);
+  const auto reward = scoring::RewardModel::load(rm);
+  ASSERT_GT(reward->labels().size(), 1u);
+  const decoding::Personalization profile = profile_of({{reward->labels()[1], 1.0}});
+  decoding::StrategyOptions options;
+  options.best_of = 4;
+  options.reward = rm.string();
+  const decoding::StrategySetup setup = setup_of(*model, dir, tok, options, &profile);
+  decoding::StrategyRequest request = request_of(tok, 1);
+  request.options.max_new_tokens = 6;
+  request.options.sampling.temperature = 1.0f;
+  const std::string prompt_text =
+      tok.decode(std::vector<int32_t>(request.prompt.begin(), request.prompt.end()), /*skip_special=*/true);
+  bool found = false;
+  for (uint64_t seed = 0; seed < 40 && !found; ++seed) {
+    request.options.sampling.seed = seed;
+    const auto samples = runtime::generate(*model, &tok, request.prompt, request.options, 4);
+    size_t by_first = 0, by_weights = 0;
+    std::vector<std::vector<double>> scores;
+    for (const auto& r : samples)
+      scores.push_back(reward->score(prompt_text, tok.decode(std::vector<int32_t>(r.ids.begin(), r.ids.end()), true)));
+    for (size_t i = 1; i < scores.size(); ++i) {
+      if (scores[i][0] > scores[by_first][0]) by_first = i;
+      if (scores[i][1] > scores[by_weights][1]) by_weights = i;
+    }
+    if (samples[by_first].ids == samples[by_weights].ids) continue;
+    found = true;
+    const auto out = decoding::make_strategy("best_of_n", setup)->generate(request);
+    std::printf("seed %llu: the first label picks sample %zu, the profile's weights sample %zu\n",
+                static_cast<unsigned long long>(seed), by_first, by_weights);
+    EXPECT_EQ(out[0].ids, samples[by_weights].ids);
+  }
+  EXPECT_TRUE(found) << "no seed where the labels disagree; widen the search";
+  decoding::StrategySetup without = setup;
+  without.profile = nullptr;
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("best_of_n", without); }), ErrorCode::kInvalidArgument);
+}
+
+// Nothing is dropped without a word: liked responses that do not fit the context and history pairs of other users
+// are named in the strategy's notes.
+TEST(Strategy, PromptNotesWhatItLeftOut) {
+  const fs::path dir = test::data_dir() / ".." / ".." / "models" / "default";  // a 128-token context
+  const auto model = runtime::Model::load(dir);
+  const auto tok = runtime::Tokenizer::from_dir(dir);
+  test::TempDir tmp("strategy_notes");
+  {
+    std::ofstream out(tmp.path() / "history.jsonl");
+    for (int i = 0; i < 4; ++i)
+      out << nlohmann::json{{"prompt", "The cat"},
+                            {"chosen", " sat on the warm mat all afternoon and purred " + std::to_string(i)},
+                            {"rejected", " ran."},
+                            {"user_id", i < 3 ? "u1" : "u2"}}
+                 .dump()
+          << "\n";
+  }
+  const decoding::Personalization profile = profile_of({}, tmp.path() / "history.jsonl");
+  decoding::StrategyOptions options;
+  options.retrieve = 3;
+  const auto strategy = decoding::make_strategy("prompt", setup_of(*model, dir, tok, options, &profile));
+  decoding::StrategyRequest request = request_of(tok, 1);
+  request.options.sampling.greedy = true;
+  request.options.max_new_tokens = model->config().max_position - 30;  // room for about one liked response
+  strategy->generate(request);
+  std::string all;
+  for (const auto& n : strategy->notes()) all += n + "\n";
+  std::printf("%s", all.c_str());
+  EXPECT_NE(all.find("belong to users other than 'u1'"), std::string::npos);
+  EXPECT_NE(all.find("fit in the context"), std::string::npos);
+  request.options.max_new_tokens = 4;  // everything fits: only the other user's pairs are noted
+  strategy->generate(request);
+  ASSERT_EQ(strategy->notes().size(), 1u);
 }

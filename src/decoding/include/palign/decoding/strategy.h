@@ -136,6 +136,12 @@ class Strategy {
   // n outputs. Output i is the output of the same request with n = 1 and sampling seed sample_seed(seed, i).
   virtual std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) = 0;
   virtual uint64_t sample_seed(uint64_t seed, int64_t i) const { return seed + static_cast<uint64_t>(i); }
+  // What the strategy left out or changed without failing (retrieved examples that did not fit, history of other
+  // users, an unknown user), for the caller to show; setup's notes first, then the last generate call's.
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ protected:
+  std::vector<std::string> notes_;
 };
 
 struct StrategyInfo {
