@@ -17,7 +17,7 @@ namespace palign::runtime {
 at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
 
 // Most rows small_batch_linear takes (groups of up to 16 rows, each reading the weights once): measured faster than
-// the BLAS path up to here (see the table above apply_linear in models/attention.cpp), where that path switches from
+// the BLAS path up to here (see the table above apply_linear in kernels/linear.cpp), where that path switches from
 // column blocks to one gemm.
 constexpr int64_t kSmallBatchMaxRows = 32;
 

@@ -3,7 +3,7 @@
 // Plain C++ over GCC/Clang vector types, compiled twice: for x86-64-v4 (AVX-512, 16-float vectors) and x86-64-v3
 // (AVX2, 8-float vectors); the CPU's best runs. Elsewhere small_batch_linear_supports is false and apply_linear keeps
 // its BLAS path. Not a general GEMM (no packing, no autograd). Compare the BLAS path it replaces in apply_linear
-// (attention.cpp); ./build/bench/linear_bench times them against each other.
+// (linear.cpp); ./build/bench/linear_bench times them against each other.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
