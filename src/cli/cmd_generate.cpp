@@ -1,5 +1,6 @@
 // palign generate: flags in, one decoding strategy (palign/decoding/strategy.h) out, personalized by --user-profile
 // DIR or by the strategy's own flags.
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -71,15 +72,26 @@ int run_generate(const GenerateFlags& f) {
   const auto strategy = decoding::make_strategy(f.strategy, setup, given);
   const auto results = strategy->generate(request);
   for (const auto& note : strategy->notes()) std::cerr << "note: " << note << "\n";
+  // What the strategy was asked (its options given on the command line) and did (the prompt it decoded from).
+  nlohmann::json options = nlohmann::json::object();
+  decoding::StrategyOptions fields = f.options;
+  fields.visit_fields([&](const char* name, const auto& value, const char*, const char*) {
+    if (std::find(given.begin(), given.end(), name) != given.end()) options[name] = value;
+  });
+  const int64_t built = strategy->built_prompt_tokens();
   for (const auto& r : results) {
     if (f.json) {
       nlohmann::json j{{"output_ids", r.ids},
                        {"text", r.text},
                        {"finish_reason", r.finish_reason},
-                       {"prompt_tokens", request.prompt.size()}};
+                       {"prompt_tokens", built >= 0 ? built : static_cast<int64_t>(request.prompt.size())},
+                       {"strategy", f.strategy},
+                       {"options", options}};
+      if (!f.user_profile.empty()) j["user_profile"] = f.user_profile;
       print_json_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
       std::cout << r.text << std::endl;
+      if (results.size() > 1 && &r != &results.back()) std::cout << "---" << std::endl;  // between samples
     }
   }
   return 0;

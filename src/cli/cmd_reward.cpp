@@ -33,7 +33,8 @@ Command add_train_reward(CLI::App& train) {
       ->capture_default_str();
   app->add_option("--data", f->data, "Preference pairs, JSON Lines {prompt, chosen, rejected, user_id, dimension}")
       ->required();
-  app->add_option("--backbone", f->backbone, "Backbone model directory (default: the shipped model)");
+  app->add_option("--model,--backbone", f->backbone,
+                  "Backbone model directory (default: the shipped model); --backbone is the same flag");
   app->add_option("--out", f->out, "Output directory")->required();
   app->add_option("--feature-cache", f->cache, "Folder where backbone features persist between runs");
   app->add_option("--objectives", f->objectives, "linear: a directory from --method multi on the same backbone");

@@ -68,7 +68,7 @@ Command add_train_lm(CLI::App& train) {
 Command add_eval_perplexity(CLI::App& eval) {
   struct Flags {
     std::string model, data, split = "test";
-    bool json = false;
+    bool json = false, no_progress = false;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* app = eval.add_subcommand("perplexity", "Token-level perplexity of a causal LM on a JSONL corpus");
@@ -76,8 +76,9 @@ Command add_eval_perplexity(CLI::App& eval) {
   app->add_option("--data", f->data, "JSON Lines with {\"text\", \"split\"}")->required();
   app->add_option("--split", f->split, "Split to score (\"\" = all records)")->capture_default_str();
   app->add_flag("--json", f->json, "Print one JSON object");
+  app->add_flag("--no-progress", f->no_progress, "No progress bar");
   return {app, [f] {
-            auto r = training::eval_perplexity(resolve_model_dir(f->model), f->data, f->split);
+            auto r = training::eval_perplexity(resolve_model_dir(f->model), f->data, f->split, !f->no_progress);
             if (f->json)
               std::printf("{\"perplexity\": %.6f, \"mean_nll\": %.6f, \"tokens\": %ld, \"records\": %ld}\n",
                           r.perplexity, r.mean_nll, static_cast<long>(r.tokens), static_cast<long>(r.records));

@@ -64,8 +64,7 @@ runtime::GenerateResult cd_block(const runtime::Model& model, const runtime::Tok
       break;
     }
   }
-  if (tokenizer)
-    out.text = tokenizer->decode(std::vector<int32_t>(out.ids.begin(), out.ids.end()), /*skip_special=*/true);
+  if (tokenizer) out.text = runtime::decode_generated(*tokenizer, out.ids);
   return out;
 }
 

@@ -334,8 +334,7 @@ runtime::GenerateResult decode(NextTokenScorer& scorer, std::span<const int64_t>
     }
     if (step + 1 < budget) scorer.append(token);
   }
-  if (tokenizer)
-    result.text = tokenizer->decode(std::vector<int32_t>(result.ids.begin(), result.ids.end()), /*skip_special=*/true);
+  if (tokenizer) result.text = runtime::decode_generated(*tokenizer, result.ids);
   return result;
 }
 

@@ -191,8 +191,12 @@ std::vector<double> resolve_weights(const std::string& text, const std::vector<s
     PALIGN_CHECK(eq != item.npos, ErrorCode::kInvalidArgument,
                  "[decoding.weights] --weights mixes numbers and name=number pairs ('", item, "'); use one form");
     const std::string name = item.substr(0, eq);
-    PALIGN_CHECK(std::find(names.begin(), names.end(), name) != names.end(), ErrorCode::kInvalidArgument,
-                 "[decoding.weights] --weights names '", name, "', which is none of the ", what);
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string valid;
+      for (const auto& n : names) valid += (valid.empty() ? "" : ", ") + n;
+      PALIGN_THROW(ErrorCode::kInvalidArgument, "[decoding.weights] --weights names '", name,
+                   "', which is none of the ", what, " (they are: ", valid, ")");
+    }
     by_name[name] = parse_weight(item.substr(eq + 1));
   }
   std::vector<double> out;

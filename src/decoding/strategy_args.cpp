@@ -26,10 +26,12 @@ class ArgsStrategy final : public Strategy {
         k_(setup.options.args_k),
         w_(setup.options.args_w) {
     detail::refuse_adapter(setup);
-    PALIGN_CHECK(!setup.options.reward_model.empty(), ErrorCode::kInvalidArgument,
-                 "[decoding.args] --strategy args needs --reward-model DIR (and --args-k K --args-w W)");
+    const std::string& given = !setup.options.reward.empty() ? setup.options.reward : setup.options.reward_model;
+    PALIGN_CHECK(!given.empty(), ErrorCode::kInvalidArgument,
+                 "[decoding.args] --strategy args needs --reward DIR, a sequence-classification reward model (and "
+                 "--args-k K --args-w W)");
     PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.args] --args-k must be at least 1, got ", k_);
-    const std::filesystem::path dir = setup.options.reward_model, policy = setup.model_dir;
+    const std::filesystem::path dir = given, policy = setup.model_dir;
     if (std::filesystem::exists(policy / "tokenizer.json") && std::filesystem::exists(dir / "tokenizer.json"))
       PALIGN_CHECK(file_text(policy / "tokenizer.json") == file_text(dir / "tokenizer.json"),
                    ErrorCode::kInvalidArgument, "[decoding.args] the reward model's tokenizer (", dir.string(),

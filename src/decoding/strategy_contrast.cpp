@@ -41,6 +41,7 @@ class ContrastStrategy final : public Strategy {
       const auto ids = tokenizer_->encode(context_ + *request.prompt_text, /*add_special=*/true);
       with_context.assign(ids.begin(), ids.end());
     }
+    built_prompt_tokens_ = static_cast<int64_t>(with_context.size());
     return detail::decode_each([&] { return make_contrast(model_, with_context, request.prompt, lambda_); },
                                with_context, request, model_, tokenizer_);
   }

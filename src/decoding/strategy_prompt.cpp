@@ -61,6 +61,7 @@ class PromptStrategy final : public Strategy {
     const auto context = personalized_prompt(*tokenizer_, statement_, ranked, request.prompt, room,
                                              static_cast<size_t>(retrieve_), &used);
     notes_ = setup_notes_;
+    built_prompt_tokens_ = static_cast<int64_t>(context.size());
     const size_t wanted = std::min(ranked.size(), static_cast<size_t>(retrieve_));
     if (used < wanted)
       notes_.push_back("--retrieve " + std::to_string(retrieve_) + ": " + std::to_string(used) + " of the " +

@@ -65,9 +65,8 @@ class RerankStrategy final : public Strategy {
     const ContinuationScorer score = [&](const std::vector<std::vector<int64_t>>& continuations) {
       std::vector<double> out;
       for (const auto& ids : continuations) {
-        const std::vector<double> scores = reward_->score(
-            prompt_text, tokenizer_->decode(std::vector<int32_t>(ids.begin(), ids.end()), /*skip_special=*/true), user_,
-            pairs_);
+        const std::vector<double> scores =
+            reward_->score(prompt_text, runtime::decode_generated(*tokenizer_, ids), user_, pairs_);
         double total = label_weights_.empty() ? scores[0] : 0.0;
         for (size_t k = 0; k < label_weights_.size(); ++k) total += label_weights_[k] * scores[k];
         out.push_back(total);

@@ -117,8 +117,7 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
       results[i].ids.push_back(next[i]);
       bool stop = std::find(options.stop_ids.begin(), options.stop_ids.end(), next[i]) != options.stop_ids.end();
       if (!stop && !options.stop_strings.empty()) {
-        const std::string text =
-            tokenizer->decode(std::vector<int32_t>(results[i].ids.begin(), results[i].ids.end()), /*skip_special=*/true);
+        const std::string text = decode_generated(*tokenizer, results[i].ids);
         stop = find_stop(text, options.stop_strings) != std::string::npos;
       }
       if (stop) results[i].finish_reason = "stop";
@@ -139,7 +138,7 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
     auto& r = results[i];
     if (r.finish_reason.empty()) r.finish_reason = "length";
     if (tokenizer) {
-      r.text = tokenizer->decode(std::vector<int32_t>(r.ids.begin(), r.ids.end()), /*skip_special=*/true);
+      r.text = decode_generated(*tokenizer, r.ids);
       const size_t cut = find_stop(r.text, options.stop_strings);
       if (cut != std::string::npos) r.text.resize(cut);
     }
@@ -160,6 +159,15 @@ std::vector<GenerateResult> generate_each(const Model& model, const Tokenizer* t
   PALIGN_CHECK(!prompts.empty(), ErrorCode::kInvalidArgument, "[runtime.generate_each] no prompts");
   std::vector<std::span<const int64_t>> spans(prompts.begin(), prompts.end());
   return generate_rows(model, tokenizer, spans, /*shared=*/false, static_cast<int64_t>(prompts.size()), options);
+}
+
+std::string decode_generated(const Tokenizer& tokenizer, std::span<const int64_t> ids) {
+  std::vector<int32_t> known;
+  known.reserve(ids.size());
+  for (int64_t id : ids)
+    if (id >= 0 && id < tokenizer.vocab_size() && tokenizer.id_to_token(static_cast<int32_t>(id)))
+      known.push_back(static_cast<int32_t>(id));
+  return tokenizer.decode(known, /*skip_special=*/true);
 }
 
 std::vector<int64_t> default_stop_ids(const std::filesystem::path& model_dir, const Model& model,

@@ -332,7 +332,8 @@ LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, 
   return report;
 }
 
-PerplexityResult eval_perplexity(const fs::path& model_dir, const fs::path& jsonl, const std::string& split) {
+PerplexityResult eval_perplexity(const fs::path& model_dir, const fs::path& jsonl, const std::string& split,
+                                 bool progress) {
   auto model = Model::load(model_dir);
   PALIGN_CHECK(model->config().head == runtime::HeadKind::kCausalLm, ErrorCode::kInvalidArgument,
                "[training.perplexity] ", model_dir.string(), " is not a causal language model");
@@ -342,7 +343,10 @@ PerplexityResult eval_perplexity(const fs::path& model_dir, const fs::path& json
   PerplexityResult r;
   double nll = 0;
   c10::InferenceMode guard;
+  ProgressBar bar("perplexity", static_cast<int64_t>(texts.size()), progress && !texts.empty());
+  int64_t seen = 0;
   for (const auto& text : texts) {
+    bar.update(++seen);
     std::vector<int32_t> ids32 = tok.encode(text, /*add_special=*/true);
     std::vector<int64_t> ids(ids32.begin(), ids32.end());
     if (tok.eos_id()) ids.push_back(*tok.eos_id());
@@ -358,6 +362,7 @@ PerplexityResult eval_perplexity(const fs::path& model_dir, const fs::path& json
       r.tokens += y.numel();
     }
   }
+  bar.finish();
   PALIGN_CHECK(r.tokens > 0, ErrorCode::kInvalidArgument, "[training.perplexity] no records",
                split.empty() ? "" : " of split '" + split + "'", " in ", jsonl.string());
   r.mean_nll = nll / static_cast<double>(r.tokens);

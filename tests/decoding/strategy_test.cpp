@@ -187,6 +187,18 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   setup.options.weights = "1";
   setup.adapter = dir;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup); }), ErrorCode::kInvalidArgument);
+  setup.adapter.clear();
+  setup.options.weights = "humour=1";  // a name that is not one of the models: the error lists the valid ones
+  try {
+    decoding::make_strategy("fusion", setup);
+    ADD_FAILURE() << "no error for a weight of an unknown name";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(they are: llama)"), std::string::npos) << e.what();
+  }
+  // One name for a reward directory: args takes --reward as best_of_n and cd_block do.
+  decoding::StrategySetup args = setup_of(*model, dir, tok);
+  args.options.reward = test::hf_model("llama_rm").string();
+  EXPECT_NO_THROW(decoding::make_strategy("args", args, {"reward"}));
 }
 
 TEST(Strategy, PromptsFromTextChatAndNothing) {

@@ -1,14 +1,16 @@
 // Hand-computed tier for sampling: each processing step on tiny distributions with answers worked out by hand,
 // plus seeded reproducibility and the generation loop's batched path against one-by-one greedy recompute.
+#include "palign/runtime/sampler.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
 
 #include "palign/base/error.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
-#include "palign/runtime/sampler.h"
 #include "palign/runtime/tokenizer.h"
 #include "test_util.h"
 
@@ -218,4 +220,38 @@ TEST(Generate, StopStringsCutTheTextAndEndGeneration) {
   EXPECT_THROW(generate(*model, &tok, prompt, opts), Error);
   opts.stop_strings = {"x"};
   EXPECT_THROW(generate(*model, nullptr, prompt, opts), Error) << "stop strings need a tokenizer";
+}
+
+// A model whose weights' vocabulary is padded past its tokenizer's (as Qwen2's is) can sample an id the tokenizer
+// lacks: generation goes on and such ids decode to nothing (HF tokenizers skips them too), instead of aborting.
+TEST(Generate, IdsPastTheTokenizersVocabularyDecodeToNothing) {
+  const auto dir = test::hf_model("llama");
+  const auto base = Model::load(dir);
+  const auto tok = Tokenizer::from_dir(dir);
+  ModelConfig c = base->config();
+  ASSERT_LE(tok.vocab_size(), c.vocab_size);
+  const int64_t pad = c.vocab_size - tok.vocab_size() + 2;  // two ids past the tokenizer
+  c.vocab_size += pad;
+  std::map<std::string, at::Tensor> named;
+  for (const auto& [name, t] : base->named_weights()) named[name] = t.detach().clone();
+  // The padded rows of the output head dominate every logit: greedy picks one of the padded ids.
+  at::manual_seed(5);
+  const at::Tensor w = at::randn({c.hidden_size}) * 1000;
+  const at::Tensor extra = at::cat({w.unsqueeze(0), -w.unsqueeze(0), at::zeros({pad - 2, c.hidden_size})});
+  for (auto& [name, t] : named)
+    if (name == "lm_head.weight" || name.ends_with("embed_tokens.weight")) t = at::cat({t, extra});
+  const auto padded = Model::from_weights(c, std::move(named));
+  GenerateOptions o;
+  o.max_new_tokens = 3;
+  o.sampling.greedy = true;
+  std::vector<GenerateResult> out;
+  ASSERT_NO_THROW(out = generate(*padded, &tok, std::vector<int64_t>{1, 17, 230}, o));
+  int64_t past = 0;
+  for (int64_t id : out[0].ids) past += id >= tok.vocab_size();
+  std::printf("generated ids past the tokenizer's %d: %lld of %zu; text \"%s\"\n", tok.vocab_size(),
+              static_cast<long long>(past), out[0].ids.size(), out[0].text.c_str());
+  EXPECT_GT(past, 0);
+  EXPECT_EQ(out[0].text, decode_generated(tok, out[0].ids));
+  EXPECT_EQ(decode_generated(tok, std::vector<int64_t>{1, tok.vocab_size() + 1, 2}),
+            tok.decode(std::vector<int32_t>{1, 2}, /*skip_special=*/true));
 }

@@ -62,11 +62,11 @@ struct StrategyOptions {
   std::string context_ids;         // contrast
   double lambda = 1.0;             // contrast, steer
   int64_t best_of = 4;             // best_of_n
-  std::string reward;              // best_of_n, cd_block
+  std::string reward;              // best_of_n, cd_block, args
   std::string user;                // best_of_n, cd_block, sample (pdpo adapter)
   std::string user_pairs;          // best_of_n, cd_block
   int64_t cd_k = 4, cd_block = 8;  // cd_block
-  std::string reward_model;        // args
+  std::string reward_model;        // args: the same as reward
   int64_t args_k = 10;             // args
   double args_w = 1.0;             // args
   // Append new fields here and in visit_fields.
@@ -89,7 +89,9 @@ struct StrategyOptions {
     v("context-ids", context_ids, "contrast: the preference prompt as token ids", "contrast");
     v("lambda", lambda, "contrast: with + lambda * (with - without); steer: the vectors' scale", "contrast|steer");
     v("best-of", best_of, "best_of_n: samples per output, reranked by --reward", "best_of_n");
-    v("reward", reward, "best_of_n, cd_block: a reward directory (palign train reward)", "best_of_n|cd_block");
+    v("reward", reward,
+      "best_of_n, cd_block: a reward directory (palign train reward); args: a sequence-classification reward model",
+      "best_of_n|cd_block|args");
     v("user", user,
       "best_of_n, cd_block: a user the personalized reward has seen; sample with a pdpo --adapter: the user whose "
       "learned tokens condition the policy (unknown: the generic user)",
@@ -97,7 +99,7 @@ struct StrategyOptions {
     v("user-pairs", user_pairs, "best_of_n, cd_block: a new user's labelled pairs", "best_of_n|cd_block");
     v("cd-k", cd_k, "cd_block: candidate continuations per block", "cd_block");
     v("cd-block", cd_block, "cd_block: tokens per block", "cd_block");
-    v("reward-model", reward_model, "args: a sequence-classification reward model", "args");
+    v("reward-model", reward_model, "args: the same as --reward (kept for older command lines)", "args");
     v("args-k", args_k, "args: candidate tokens per step (top-k of the policy)", "args");
     v("args-w", args_w, "args: reward weight w in log p + w * r", "args");
   }
@@ -139,9 +141,13 @@ class Strategy {
   // What the strategy left out or changed without failing (retrieved examples that did not fit, history of other
   // users, an unknown user), for the caller to show; setup's notes first, then the last generate call's.
   const std::vector<std::string>& notes() const { return notes_; }
+  // The length of the prompt the last generate call actually decoded from, when the strategy built one of its own
+  // (prompt: statement and liked responses before it; contrast: the preference prompt before it); -1 otherwise.
+  int64_t built_prompt_tokens() const { return built_prompt_tokens_; }
 
  protected:
   std::vector<std::string> notes_;
+  int64_t built_prompt_tokens_ = -1;
 };
 
 struct StrategyInfo {

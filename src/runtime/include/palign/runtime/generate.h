@@ -62,6 +62,11 @@ std::vector<GenerateResult> generate_each(const Model& model, const Tokenizer* t
                                           const std::vector<std::vector<int64_t>>& prompts,
                                           const GenerateOptions& options);
 
+// The text of generated ids: tokenizer.decode(ids, skip_special=true) without the ids the tokenizer lacks. A model
+// whose weights' vocabulary is padded past its tokenizer's (Qwen2's is) can sample such ids; they decode to nothing
+// instead of aborting the generation.
+std::string decode_generated(const Tokenizer& tokenizer, std::span<const int64_t> ids);
+
 // End-of-sequence ids of a model directory: generation_config.json's eos_token_id, else config.json's, plus the
 // tokenizer's eos token.
 std::vector<int64_t> default_stop_ids(const std::filesystem::path& model_dir, const Model& model,

@@ -95,7 +95,8 @@ struct PerplexityResult {
   int64_t tokens = 0;
   int64_t records = 0;
 };
+// progress: a bar over the records on stderr.
 PerplexityResult eval_perplexity(const std::filesystem::path& model_dir, const std::filesystem::path& jsonl,
-                                 const std::string& split);
+                                 const std::string& split, bool progress = false);
 
 }  // namespace palign::training
