@@ -60,31 +60,33 @@ int run_generate(const GenerateFlags& f) {
     const auto p = users::UserProfile::load(f.user_profile);
     profile = decoding::Personalization{p.user_id, p.weights, p.statement, p.reward, p.history};
   }
-  const decoding::StrategySetup setup{.model = model.get(),
-                                      .model_dir = dir,
-                                      .tokenizer = tokenizer ? &*tokenizer : nullptr,
-                                      .adapter = f.adapter,
-                                      .options = f.options,
-                                      .profile = profile ? &*profile : nullptr};
+  const decoding::StrategySetup setup{model.get(), dir,       tokenizer ? &*tokenizer : nullptr,
+                                      f.adapter,   f.options, profile ? &*profile : nullptr};
   std::vector<std::string> given;
   for (const auto& [option, name] : f.fields)
     if (option->count() > 0) given.push_back(name);
   const auto strategy = decoding::make_strategy(f.strategy, setup, given);
   const auto results = strategy->generate(request);
   for (const auto& note : strategy->notes()) std::cerr << "note: " << note << "\n";
+  const int64_t built = strategy->built_prompt_tokens(),
+                prompt_tokens = built >= 0 ? built : std::ssize(request.prompt);
+  for (size_t i = 0; i < results.size(); ++i)
+    if (results[i].finish_reason == "length" && std::ssize(results[i].ids) < f.generate.max_new_tokens)
+      std::cerr << "note: sample " << i << " stopped at the model's context of " << model->config().max_position
+                << " tokens (" << prompt_tokens << " prompt + " << results[i].ids.size()
+                << " new), before --max-new-tokens " << f.generate.max_new_tokens << "\n";
   // What the strategy was asked (its options given on the command line) and did (the prompt it decoded from).
   nlohmann::json options = nlohmann::json::object();
   decoding::StrategyOptions fields = f.options;
   fields.visit_fields([&](const char* name, const auto& value, const char*, const char*) {
     if (std::find(given.begin(), given.end(), name) != given.end()) options[name] = value;
   });
-  const int64_t built = strategy->built_prompt_tokens();
   for (const auto& r : results) {
     if (f.json) {
       nlohmann::json j{{"output_ids", r.ids},
                        {"text", r.text},
                        {"finish_reason", r.finish_reason},
-                       {"prompt_tokens", built >= 0 ? built : static_cast<int64_t>(request.prompt.size())},
+                       {"prompt_tokens", prompt_tokens},
                        {"strategy", f.strategy},
                        {"options", options}};
       if (!f.user_profile.empty()) j["user_profile"] = f.user_profile;

@@ -5,10 +5,13 @@
 #include <algorithm>
 
 #include "palign/base/error.h"
+#include "palign/base/json.h"
 #include "palign/base/strings.h"
 #include "palign/runtime/chat_template.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/tokenizer.h"
 #include "palign/runtime/user_tokens.h"
+#include "palign/scoring/reward_model.h"
 #include "strategy_internal.h"
 
 namespace palign::decoding {
@@ -137,19 +140,71 @@ std::optional<runtime::LoraAdapter> load_adapter(const StrategySetup& setup, con
   return adapter;
 }
 
-void refuse_adapter(const StrategySetup& setup) {
-  PALIGN_CHECK(setup.adapter.empty(), ErrorCode::kInvalidArgument,
-               "[decoding.strategy] --adapter works with --strategy sample, prompt, steer, best_of_n and cd_block");
+void refuse_adapter(const StrategySetup& setup, const char* strategy, const char* instead) {
+  PALIGN_CHECK(setup.adapter.empty(), ErrorCode::kInvalidArgument, "[decoding.", strategy, "] ", strategy,
+               " decodes with its own models, not one --adapter; pass adapter directories as ", instead);
 }
 
 const runtime::Model& ModelSet::load(const fs::path& dir) {
-  if (fs::weakly_canonical(dir) == fs::weakly_canonical(policy_dir_)) return policy_;
-  return keep(runtime::Model::load(dir));
+  const fs::path key = fs::weakly_canonical(dir);
+  if (key == fs::weakly_canonical(policy_dir_)) return policy_;
+  if (const auto it = by_dir_.find(key); it != by_dir_.end()) return *it->second;
+  const runtime::Model* model = nullptr;
+  if (fs::exists(dir / "config.json") || !fs::is_directory(dir)) {
+    model = &keep(runtime::Model::load(dir));
+  } else if (fs::exists(dir / "adapter_config.json")) {
+    // A LoRA adapter (a `train policy` expert, one dimension of a `train reward --method arm` directory): merged into
+    // the base it names when that directory exists, else into the policy.
+    const nlohmann::json config = read_json_file(dir / "adapter_config.json", "decoding.models");
+    const runtime::Model* base = &policy_;
+    if (const auto named = config.find("base_model_name_or_path");
+        named != config.end() && named->is_string() && fs::is_directory(named->get<std::string>()) &&
+        fs::exists(fs::path(named->get<std::string>()) / "config.json"))
+      base = &load(named->get<std::string>());
+    PALIGN_CHECK(!fs::exists(dir / runtime::kUserTokensFile), ErrorCode::kInvalidArgument, "[decoding.models] ",
+                 dir.string(), " is a user-conditioned (pdpo) adapter; use it as --adapter with --strategy sample");
+    model = &keep(runtime::merge_lora(*base, runtime::LoraAdapter::load(dir, base->config())));
+  } else {
+    std::vector<std::string> dims;
+    if (fs::exists(dir / scoring::kRewardManifest))
+      dims = read_json_file(dir / scoring::kRewardManifest, "decoding.models")
+                 .value("dimensions", std::vector<std::string>{});
+    PALIGN_CHECK(dims.empty(), ErrorCode::kInvalidArgument, "[decoding.models] ", dir.string(),
+                 " holds one adapter per dimension (", join_list(dims), "); name one, e.g. ", (dir / dims[0]).string());
+    PALIGN_THROW(ErrorCode::kNotFound, "[decoding.models] ", dir.string(),
+                 " is neither a model directory (config.json) nor a LoRA adapter (adapter_config.json)");
+  }
+  by_dir_.emplace(key, model);
+  return *model;
+}
+
+const runtime::Model& ModelSet::policy(const StrategySetup& setup, const char* strategy) {
+  if (setup.adapter.empty()) return policy_;
+  if (adapted_ == nullptr) adapted_ = &keep(runtime::merge_lora(policy_, *load_adapter(setup, strategy)));
+  return *adapted_;
 }
 
 runtime::Model& ModelSet::keep(std::unique_ptr<runtime::Model> model) {
   loaded_.push_back(std::move(model));
   return *loaded_.back();
+}
+
+RewardUser reward_user(const StrategySetup& setup, const scoring::RewardModel& reward, const std::string& reward_dir,
+                       const char* strategy) {
+  const StrategyOptions& o = setup.options;
+  PALIGN_CHECK(reward.personalized() || (o.user.empty() && o.user_pairs.empty()), ErrorCode::kInvalidArgument,
+               "[decoding.", strategy, "] ", reward_dir, " is the same for every user; drop --user/--user-pairs");
+  RewardUser who{o.user, {}};
+  fs::path pairs_file = o.user_pairs;
+  if (setup.profile && reward.personalized() && who.user.empty() && pairs_file.empty()) {
+    const auto known = reward.users();
+    if (std::find(known.begin(), known.end(), setup.profile->user_id) != known.end())
+      who.user = setup.profile->user_id;
+    else
+      pairs_file = setup.profile->history;  // a user the reward has not seen brings their pairs
+  }
+  if (!pairs_file.empty()) who.pairs = scoring::read_preference_jsonl(pairs_file);
+  return who;
 }
 
 namespace {

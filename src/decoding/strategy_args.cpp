@@ -1,6 +1,6 @@
 // args: ARGS (Khanov et al. 2024), the policy's top-k tokens v scored log p(v) + w · r(prefix + v) by a
 // sequence-classification reward model over the policy's vocabulary; a multi-objective reward is scored as the
-// profile's weighted sum of its labels.
+// profile's weighted sum of its labels, and a linear reward as its user's weights over its objectives' labels.
 #include <fstream>
 #include <iterator>
 
@@ -12,6 +12,8 @@ namespace palign::decoding {
 
 namespace {
 
+namespace fs = std::filesystem;
+
 std::string file_text(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -20,24 +22,44 @@ std::string file_text(const std::filesystem::path& path) {
 class ArgsStrategy final : public Strategy {
  public:
   explicit ArgsStrategy(const StrategySetup& setup)
-      : model_(*setup.model),
+      : models_(setup),
+        model_(models_.policy(setup, "args")),
         tokenizer_(setup.tokenizer),
-        models_(setup),
         k_(setup.options.args_k),
         w_(setup.options.args_w) {
-    detail::refuse_adapter(setup);
     const std::string& given = !setup.options.reward.empty() ? setup.options.reward : setup.options.reward_model;
     PALIGN_CHECK(!given.empty(), ErrorCode::kInvalidArgument,
                  "[decoding.args] --strategy args needs --reward DIR, a sequence-classification reward model (and "
                  "--args-k K --args-w W)");
     PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.args] --args-k must be at least 1, got ", k_);
-    const std::filesystem::path dir = given, policy = setup.model_dir;
-    if (std::filesystem::exists(policy / "tokenizer.json") && std::filesystem::exists(dir / "tokenizer.json"))
+    std::filesystem::path dir = given;
+    std::optional<std::vector<double>> label_weights;
+    if (fs::exists(dir / scoring::kRewardManifest) && !fs::exists(dir / "config.json")) {
+      // A reward over a classifier's scores (linear: the user's weights over a multi model's labels) is that
+      // classifier with those weights, up to a constant per user, which does not change ARGS's choice.
+      const auto reward = scoring::RewardModel::load(dir);
+      const auto who = detail::reward_user(setup, *reward, given, "args");
+      auto weighted = reward->label_weights(who.user, who.pairs);
+      PALIGN_CHECK(weighted.has_value(), ErrorCode::kInvalidArgument, "[decoding.args] ", given, " is a ",
+                   reward->method(),
+                   " reward, which scores whole texts; ARGS scores each candidate token with a sequence-classification "
+                   "model: pass a bt or multi directory (or a linear one over it), or use --strategy best_of_n or "
+                   "cd_block with this reward");
+      dir = weighted->classifier;
+      label_weights = std::move(weighted->weights);
+    } else {
+      PALIGN_CHECK(setup.options.user.empty() && setup.options.user_pairs.empty(), ErrorCode::kInvalidArgument,
+                   "[decoding.args] ", given, " is the same for every user; drop --user/--user-pairs");
+    }
+    const std::filesystem::path policy = setup.model_dir;
+    if (fs::exists(policy / "tokenizer.json") && fs::exists(dir / "tokenizer.json"))
       PALIGN_CHECK(file_text(policy / "tokenizer.json") == file_text(dir / "tokenizer.json"),
                    ErrorCode::kInvalidArgument, "[decoding.args] the reward model's tokenizer (", dir.string(),
                    ") differs from the policy's; ARGS scores the policy's tokens, so both must share one tokenizer");
     reward_ = &models_.load(dir);
-    if (setup.profile && reward_->config().num_labels > 1)
+    if (label_weights)
+      reward_ = &models_.keep(runtime::weighted_classifier(*reward_, *label_weights));
+    else if (setup.profile && reward_->config().num_labels > 1)
       reward_ = &models_.keep(runtime::weighted_classifier(
           *reward_, setup.profile->weights_for(reward_->config().id2label, /*missing_zero=*/true)));
   }
@@ -48,9 +70,9 @@ class ArgsStrategy final : public Strategy {
   }
 
  private:
+  detail::ModelSet models_;
   const runtime::Model& model_;
   const runtime::Tokenizer* tokenizer_;
-  detail::ModelSet models_;
   int64_t k_;
   double w_;
   const runtime::Model* reward_ = nullptr;

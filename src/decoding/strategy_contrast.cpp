@@ -13,8 +13,10 @@ namespace {
 class ContrastStrategy final : public Strategy {
  public:
   explicit ContrastStrategy(const StrategySetup& setup)
-      : model_(*setup.model), tokenizer_(setup.tokenizer), lambda_(setup.options.lambda) {
-    detail::refuse_adapter(setup);
+      : models_(setup),
+        model_(models_.policy(setup, "contrast")),
+        tokenizer_(setup.tokenizer),
+        lambda_(setup.options.lambda) {
     context_ = !setup.options.context.empty() ? setup.options.context : setup.profile ? setup.profile->statement : "";
     context_ids_ = setup.options.context_ids;
     PALIGN_CHECK(!context_.empty() || !context_ids_.empty(), ErrorCode::kInvalidArgument,
@@ -47,6 +49,7 @@ class ContrastStrategy final : public Strategy {
   }
 
  private:
+  detail::ModelSet models_;
   const runtime::Model& model_;
   const runtime::Tokenizer* tokenizer_;
   double lambda_;

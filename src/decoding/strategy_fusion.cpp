@@ -12,7 +12,7 @@ class FusionStrategy final : public Strategy {
  public:
   explicit FusionStrategy(const StrategySetup& setup)
       : model_(*setup.model), tokenizer_(setup.tokenizer), models_(setup) {
-    detail::refuse_adapter(setup);
+    detail::refuse_adapter(setup, "fusion", "--models (e.g. --models BASE,ADAPTER_DIR)");
     const auto paths = split_list(setup.options.models);
     PALIGN_CHECK(!paths.empty(), ErrorCode::kInvalidArgument,
                  "[decoding.fusion] --strategy fusion needs --models A,B[,C...] and --weights a,b[,c...]");

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "palign/decoding/strategy.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
+#include "palign/scoring/reward_model.h"
 
 namespace palign::decoding::detail {
 
@@ -20,21 +22,38 @@ namespace palign::decoding::detail {
 // unless allow_user_tokens (only the sample strategy puts its user tokens before the prompt).
 std::optional<runtime::LoraAdapter> load_adapter(const StrategySetup& setup, const char* strategy,
                                                  bool allow_user_tokens = false);
-// Throws kInvalidArgument when setup names an adapter: the strategy decodes with its own models.
-void refuse_adapter(const StrategySetup& setup);
+// Throws kInvalidArgument when setup names an adapter: the strategy decodes with its own models, which may be adapter
+// directories given as `instead` (e.g. "--models").
+void refuse_adapter(const StrategySetup& setup, const char* strategy, const char* instead);
 
-// Models by directory: the policy itself for its own directory, else loaded once and kept.
+// Models by directory: the policy itself for its own directory, else loaded once and kept. A directory may hold a
+// model (config.json) or a LoRA adapter (adapter_config.json), merged into the base it names when that exists, else
+// into the policy.
 class ModelSet {
  public:
   explicit ModelSet(const StrategySetup& setup) : policy_(*setup.model), policy_dir_(setup.model_dir) {}
   const runtime::Model& load(const std::filesystem::path& dir);
+  // The policy with setup.adapter merged into it (the policy itself without one). strategy names the caller in errors.
+  const runtime::Model& policy(const StrategySetup& setup, const char* strategy);
   runtime::Model& keep(std::unique_ptr<runtime::Model> model);
 
  private:
   const runtime::Model& policy_;
   std::filesystem::path policy_dir_;
   std::vector<std::unique_ptr<runtime::Model>> loaded_;
+  std::map<std::filesystem::path, const runtime::Model*> by_dir_;
+  const runtime::Model* adapted_ = nullptr;  // the policy with --adapter merged
 };
+
+// Whom a personalized reward scores for: --user / --user-pairs, else the profile's user when the reward has seen them,
+// else the profile's history as a new user's pairs. Throws kInvalidArgument for --user / --user-pairs with a reward
+// that is the same for every user.
+struct RewardUser {
+  std::string user;
+  std::vector<scoring::PreferenceRecord> pairs;
+};
+RewardUser reward_user(const StrategySetup& setup, const scoring::RewardModel& reward, const std::string& reward_dir,
+                       const char* strategy);
 
 // One weight per name: text as numbers in the names' order or as name=number pairs, else the profile's weights of
 // those names (missing_zero: a dimension the profile does not weigh gets 0). what: "models in --models".

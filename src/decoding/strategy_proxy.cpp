@@ -10,8 +10,10 @@ namespace {
 class ProxyStrategy final : public Strategy {
  public:
   explicit ProxyStrategy(const StrategySetup& setup)
-      : model_(*setup.model), tokenizer_(setup.tokenizer), models_(setup), alpha_(setup.options.alpha) {
-    detail::refuse_adapter(setup);
+      : models_(setup),
+        model_(models_.policy(setup, "proxy")),
+        tokenizer_(setup.tokenizer),
+        alpha_(setup.options.alpha) {
     PALIGN_CHECK(!setup.options.expert.empty() && !setup.options.antiexpert.empty(), ErrorCode::kInvalidArgument,
                  "[decoding.proxy] --strategy proxy needs --expert DIR and --antiexpert DIR (and --alpha A)");
     expert_ = &models_.load(setup.options.expert);
@@ -24,9 +26,9 @@ class ProxyStrategy final : public Strategy {
   }
 
  private:
+  detail::ModelSet models_;
   const runtime::Model& model_;
   const runtime::Tokenizer* tokenizer_;
-  detail::ModelSet models_;
   double alpha_;
   const runtime::Model* expert_ = nullptr;
   const runtime::Model* anti_ = nullptr;

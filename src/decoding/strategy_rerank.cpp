@@ -34,16 +34,9 @@ class RerankStrategy final : public Strategy {
     PALIGN_CHECK(tokenizer_, ErrorCode::kInvalidArgument, "[decoding.", name,
                  "] scores text, but the model directory has no tokenizer.json");
     reward_ = scoring::RewardModel::load(dir);
-    user_ = o.user;
-    std::filesystem::path pairs_file = o.user_pairs;
-    if (profile && reward_->personalized() && user_.empty() && pairs_file.empty()) {
-      const auto known = reward_->users();
-      if (std::find(known.begin(), known.end(), profile->user_id) != known.end())
-        user_ = profile->user_id;
-      else
-        pairs_file = profile->history;  // a user the reward has not seen brings their pairs
-    }
-    if (!pairs_file.empty()) pairs_ = scoring::read_preference_jsonl(pairs_file);
+    auto who = detail::reward_user(setup, *reward_, dir.string(), name);
+    user_ = std::move(who.user);
+    pairs_ = std::move(who.pairs);
     const std::vector<std::string> labels = reward_->labels();
     if (labels.size() > 1) {
       PALIGN_CHECK(profile, ErrorCode::kInvalidArgument, "[decoding.", name, "] ", dir.string(), " scores ",
@@ -51,8 +44,6 @@ class RerankStrategy final : public Strategy {
                    ", ...); pass --user-profile DIR with weights over them");
       label_weights_ = profile->weights_for(labels, /*missing_zero=*/true);
     }
-    PALIGN_CHECK(reward_->personalized() || (o.user.empty() && o.user_pairs.empty()), ErrorCode::kInvalidArgument,
-                 "[decoding.", name, "] ", dir.string(), " is the same for every user; drop --user/--user-pairs");
     PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.", name, "] ", block ? "--cd-k" : "--best-of",
                  " must be at least 1, got ", k_);
     PALIGN_CHECK(!block || block_size_ >= 1, ErrorCode::kInvalidArgument,

@@ -110,8 +110,10 @@ class PersonalizedRewardModel final : public RewardModel {
                  dir.string(), " was trained on; retrain the reward on it");
     users_ = manifest.value("users", std::vector<std::string>{});
     for (size_t i = 0; i < users_.size(); ++i) index_[users_[i]] = static_cast<int64_t>(i);
-    if (method_ == "linear")
-      objectives_ = load_objectives(manifest.at("objectives").get<std::string>(), cache_.fingerprint()).weight;
+    if (method_ == "linear") {
+      objectives_dir_ = manifest.at("objectives").get<std::string>();
+      objectives_ = load_objectives(objectives_dir_, cache_.fingerprint()).weight;
+    }
     PALIGN_CHECK(fs::exists(dir / kRewardInputNorm), ErrorCode::kNotFound, "[", kWhere, "] ",
                  (dir / kRewardInputNorm).string(), " is missing; retrain the reward with `palign train reward`");
     const auto norm = runtime::SafetensorsFile::open(dir / kRewardInputNorm);
@@ -125,6 +127,25 @@ class PersonalizedRewardModel final : public RewardModel {
   std::vector<double> score(const std::string& prompt, const std::string& response, const std::string& user,
                             const std::vector<PreferenceRecord>& user_pairs) override {
     c10::InferenceMode guard;
+    const at::Tensor r = head_->score(inputs(cache_.features({{prompt, response}})), state(user, user_pairs));
+    return {static_cast<double>(r[0].item<float>())};
+  }
+  std::optional<LabelWeights> label_weights(const std::string& user,
+                                            const std::vector<PreferenceRecord>& user_pairs) override {
+    if (method_ != "linear") return std::nullopt;
+    c10::InferenceMode guard;
+    // w · (s − mean) / scale = (w / scale) · s − w · mean / scale.
+    const at::Tensor w = (state(user, user_pairs).to(at::kDouble) / scale_.to(at::kDouble)).contiguous();
+    return LabelWeights{objectives_dir_, std::vector<double>(w.data_ptr<double>(), w.data_ptr<double>() + w.numel())};
+  }
+  std::vector<double> score_ids(const std::vector<int64_t>&) override {
+    PALIGN_THROW(ErrorCode::kUnsupported, "[", kWhere, "] a ", method_,
+                 " reward scores texts, not token ids; pass --prompt and --response");
+  }
+
+ private:
+  // The head's state for a seen user, a new user's pairs, or the generic user.
+  at::Tensor state(const std::string& user, const std::vector<PreferenceRecord>& user_pairs) {
     at::Tensor state;
     if (!user.empty()) {
       auto it = index_.find(user);
@@ -141,15 +162,8 @@ class PersonalizedRewardModel final : public RewardModel {
     } else {
       state = head_->new_user_state(at::Tensor(), at::Tensor());
     }
-    const at::Tensor r = head_->score(inputs(cache_.features({{prompt, response}})), state);
-    return {static_cast<double>(r[0].item<float>())};
+    return state;
   }
-  std::vector<double> score_ids(const std::vector<int64_t>&) override {
-    PALIGN_THROW(ErrorCode::kUnsupported, "[", kWhere, "] a ", method_,
-                 " reward scores texts, not token ids; pass --prompt and --response");
-  }
-
- private:
   at::Tensor inputs(const at::Tensor& features) const {
     const at::Tensor x = objectives_.defined() ? at::mm(last_half(features), objectives_.t()) : features;
     return (x - mean_) / scale_;
@@ -160,6 +174,7 @@ class PersonalizedRewardModel final : public RewardModel {
   FeatureCache cache_;
   std::unique_ptr<PersonalizedReward> head_;
   at::Tensor objectives_, mean_, scale_;
+  fs::path objectives_dir_;
   std::vector<std::string> users_;
   std::map<std::string, int64_t> index_;
 };

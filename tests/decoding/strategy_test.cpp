@@ -13,6 +13,7 @@
 
 #include "palign/base/error.h"
 #include "palign/decoding/steering.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 #include "palign/scoring/reward_model.h"
@@ -294,4 +295,75 @@ TEST(Strategy, PromptNotesWhatItLeftOut) {
   request.options.max_new_tokens = 4;  // everything fits: only the other user's pairs are noted
   strategy->generate(request);
   ASSERT_EQ(strategy->notes().size(), 1u);
+}
+
+// A strategy's model inputs take what palign trains: a LoRA adapter directory decodes as the model it merges into
+// (fusion's --models, args/contrast's --adapter give the tokens of the merged model), and directories that are neither
+// a model nor an adapter are refused with what to pass instead.
+TEST(Strategy, AdapterDirectoriesAreModelInputs) {
+  const fs::path dir = test::hf_model("llama");
+  const auto model = runtime::Model::load(dir);
+  const auto tok = runtime::Tokenizer::from_dir(dir);
+  test::TempDir tmp("strategy_adapters");
+  runtime::LoraConfig lc;
+  lc.r = 4;
+  lc.base_model = dir.string();
+  auto adapter = runtime::LoraAdapter::init(model->config(), lc, 7);
+  at::manual_seed(11);
+  for (int64_t l = 0; l < model->config().n_layer; ++l)
+    for (auto kind : {runtime::LinearKind::kQ, runtime::LinearKind::kV}) {
+      auto b = adapter.lora_b(l, kind);
+      b.copy_(at::randn(b.sizes()) * 0.5);
+    }
+  adapter.save(tmp.path() / "adapter");
+  const auto merged = runtime::merge_lora(*model, adapter);
+  decoding::StrategyRequest request = request_of(tok, 1);
+  request.options.sampling.greedy = true;
+  request.options.max_new_tokens = 6;
+  const auto base_ids = runtime::generate(*model, &tok, request.prompt, request.options, 1)[0].ids;
+  const auto merged_ids = runtime::generate(*merged, &tok, request.prompt, request.options, 1)[0].ids;
+  EXPECT_NE(base_ids, merged_ids) << "the adapter should change the greedy tokens";
+
+  decoding::StrategyOptions options;
+  options.models = (tmp.path() / "adapter").string();
+  options.weights = "1";
+  EXPECT_EQ(decoding::make_strategy("fusion", setup_of(*model, dir, tok, options))->generate(request)[0].ids,
+            merged_ids);
+
+  // --adapter with args and contrast decodes as the merged policy does.
+  const auto twins = setups(*model);
+  for (const char* name : {"args", "contrast", "proxy"}) {
+    decoding::StrategySetup with = setup_of(*model, dir, tok, twins.at(name)(tmp.path()));
+    with.adapter = tmp.path() / "adapter";
+    decoding::StrategySetup on_merged = setup_of(*merged, dir, tok, twins.at(name)(tmp.path()));
+    EXPECT_EQ(decoding::make_strategy(name, with)->generate(request)[0].ids,
+              decoding::make_strategy(name, on_merged)->generate(request)[0].ids)
+        << name;
+  }
+
+  // fusion with --adapter says to pass it among --models.
+  decoding::StrategySetup fusion = setup_of(*model, dir, tok, options);
+  fusion.adapter = tmp.path() / "adapter";
+  try {
+    decoding::make_strategy("fusion", fusion);
+    ADD_FAILURE() << "fusion took --adapter";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--models"), std::string::npos) << e.what();
+  }
+  // A reward directory of one adapter per dimension names them; an empty directory is neither kind.
+  fs::create_directories(tmp.path() / "arm");
+  std::ofstream(tmp.path() / "arm" / scoring::kRewardManifest)
+      << nlohmann::json{{"method", "arm"}, {"dimensions", {"humour", "length"}}}.dump();
+  options.models = (tmp.path() / "arm").string();
+  try {
+    decoding::make_strategy("fusion", setup_of(*model, dir, tok, options));
+    ADD_FAILURE() << "fusion took a directory of adapters";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("(humour, length)"), std::string::npos) << e.what();
+  }
+  fs::create_directories(tmp.path() / "empty");
+  options.models = (tmp.path() / "empty").string();
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup_of(*model, dir, tok, options)); }),
+            ErrorCode::kNotFound);
 }

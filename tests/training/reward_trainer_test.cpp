@@ -214,6 +214,19 @@ TEST(RewardTrainer, LinearWeighsTheObjectivesPerUser) {
   const double u1 =
       reward->score("Tell me", " cat dog sun rain code bread", "u1")[0] - reward->score("Tell me", " cat", "u1")[0];
   EXPECT_GT(u0, u1);
+  // The user's weights over the objectives' labels (what args decodes with) give the same score differences as the
+  // linear reward, computed from the objectives' classifier scores.
+  const auto weights = reward->label_weights("u0", {});
+  ASSERT_TRUE(weights.has_value());
+  const auto multi = scoring::RewardModel::load(weights->classifier);
+  ASSERT_EQ(weights->weights.size(), multi->labels().size());
+  const auto a = multi->score("Tell me", " cat dog sun rain code bread"), b = multi->score("Tell me", " cat");
+  double by_labels = 0;
+  for (size_t k = 0; k < a.size(); ++k) by_labels += weights->weights[k] * (a[k] - b[k]);
+  std::printf("u0's difference: linear %.6f, weighted labels %.6f (|diff| %.2e)\n", u0, by_labels,
+              std::abs(u0 - by_labels));
+  EXPECT_NEAR(by_labels, u0, 1e-3 * std::max(1.0, std::abs(u0)));
+  EXPECT_FALSE(scoring::RewardModel::load(dir / "multi")->label_weights("u0", {}).has_value());
   // Objectives trained on another backbone are refused.
   auto other = options("multi", dir / "pairs.jsonl", dir / "multi_qwen");
   other.backbone = kModels / "qwen2";

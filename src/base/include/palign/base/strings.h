@@ -21,6 +21,16 @@ inline std::vector<std::string> split_list(std::string_view text, char separator
   return out;
 }
 
+// The items joined by separator ({"a", "b"} -> "a, b").
+inline std::string join_list(const std::vector<std::string>& items, std::string_view separator = ", ") {
+  std::string out;
+  for (const auto& item : items) {
+    if (&item != &items.front()) out += separator;
+    out += item;
+  }
+  return out;
+}
+
 // Token ids from "1,2,3" (spaces allowed). Throws kInvalidArgument naming what (a flag: "--prompt-ids") and the bad
 // item.
 std::vector<int64_t> parse_ids(const std::string& text, const std::string& what);

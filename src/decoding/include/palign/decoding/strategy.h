@@ -50,7 +50,7 @@ struct Personalization {
 
 // Every strategy's options. visit_fields names each field once, for CLI flags (--name), JSON fields and help.
 struct StrategyOptions {
-  std::string models;              // fusion: comma-separated model directories
+  std::string models;              // fusion: comma-separated model or adapter directories
   std::string weights;             // fusion, steer: numbers in order, or name=number pairs
   std::string vectors;             // steer: a steering-vector file
   std::string statement;           // prompt
@@ -63,8 +63,8 @@ struct StrategyOptions {
   double lambda = 1.0;             // contrast, steer
   int64_t best_of = 4;             // best_of_n
   std::string reward;              // best_of_n, cd_block, args
-  std::string user;                // best_of_n, cd_block, sample (pdpo adapter)
-  std::string user_pairs;          // best_of_n, cd_block
+  std::string user;                // best_of_n, cd_block, args, sample (pdpo adapter)
+  std::string user_pairs;          // best_of_n, cd_block, args
   int64_t cd_k = 4, cd_block = 8;  // cd_block
   std::string reward_model;        // args: the same as reward
   int64_t args_k = 10;             // args
@@ -74,7 +74,10 @@ struct StrategyOptions {
   // Calls v(name, field, help, strategies) for every field; strategies: the ones it belongs to, "a|b".
   template <typename Visitor>
   void visit_fields(Visitor&& v) {
-    v("models", models, "fusion: comma-separated model directories sharing a vocabulary", "fusion");
+    v("models", models,
+      "fusion: comma-separated model directories sharing a vocabulary, or LoRA adapter directories (train policy, "
+      "train reward --method arm) on their base",
+      "fusion");
     v("weights", weights, "fusion, steer: one weight per model / vector (any real numbers), or name=weight pairs",
       "fusion|steer");
     v("vectors", vectors, "steer: a steering-vector file (palign train steer)", "steer");
@@ -82,21 +85,22 @@ struct StrategyOptions {
     v("history", history, "prompt: the user's labelled pairs (JSONL); liked responses are retrieved from them",
       "prompt");
     v("retrieve", retrieve, "prompt: most liked responses put before the prompt", "prompt");
-    v("expert", expert, "proxy: the expert model", "proxy");
-    v("antiexpert", antiexpert, "proxy: the anti-expert model", "proxy");
+    v("expert", expert, "proxy: the expert model (a model or adapter directory)", "proxy");
+    v("antiexpert", antiexpert, "proxy: the anti-expert model (a model or adapter directory)", "proxy");
     v("alpha", alpha, "proxy: base + alpha * (expert - antiexpert)", "proxy");
     v("context", context, "contrast: the user's preference prompt, put before --prompt", "contrast");
     v("context-ids", context_ids, "contrast: the preference prompt as token ids", "contrast");
     v("lambda", lambda, "contrast: with + lambda * (with - without); steer: the vectors' scale", "contrast|steer");
     v("best-of", best_of, "best_of_n: samples per output, reranked by --reward", "best_of_n");
     v("reward", reward,
-      "best_of_n, cd_block: a reward directory (palign train reward); args: a sequence-classification reward model",
+      "best_of_n, cd_block: a reward directory (palign train reward); args: a sequence-classification reward model "
+      "(bt, multi) or a linear reward over one",
       "best_of_n|cd_block|args");
     v("user", user,
-      "best_of_n, cd_block: a user the personalized reward has seen; sample with a pdpo --adapter: the user whose "
-      "learned tokens condition the policy (unknown: the generic user)",
-      "best_of_n|cd_block|sample");
-    v("user-pairs", user_pairs, "best_of_n, cd_block: a new user's labelled pairs", "best_of_n|cd_block");
+      "best_of_n, cd_block, args: a user the personalized reward has seen; sample with a pdpo --adapter: the user "
+      "whose learned tokens condition the policy (unknown: the generic user)",
+      "best_of_n|cd_block|args|sample");
+    v("user-pairs", user_pairs, "best_of_n, cd_block, args: a new user's labelled pairs", "best_of_n|cd_block|args");
     v("cd-k", cd_k, "cd_block: candidate continuations per block", "cd_block");
     v("cd-block", cd_block, "cd_block: tokens per block", "cd_block");
     v("reward-model", reward_model, "args: the same as --reward (kept for older command lines)", "args");

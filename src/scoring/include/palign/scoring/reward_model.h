@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,19 @@ class RewardModel {
                                     const std::vector<PreferenceRecord>& user_pairs = {}) = 0;
   // Scores of raw token ids (classification directories only; kUnsupported otherwise).
   virtual std::vector<double> score_ids(const std::vector<int64_t>& ids) = 0;
+
+  // A reward that is a weighted sum of a classification directory's scores (linear, over its objectives): that
+  // directory and the user's (user, user_pairs as in score) weights over its labels, so that score() = Σ_k
+  // weights[k] · s_k + a constant of the user. nullopt for every other reward.
+  struct LabelWeights {
+    std::filesystem::path classifier;
+    std::vector<double> weights;
+  };
+  virtual std::optional<LabelWeights> label_weights(const std::string& user,
+                                                    const std::vector<PreferenceRecord>& user_pairs) {
+    (void)user, (void)user_pairs;
+    return std::nullopt;
+  }
 };
 
 // ---- The directories' parts, shared with the trainer.
