@@ -1,4 +1,4 @@
-// palign forward / info: raw model outputs and a model directory's facts.
+// palign forward / info: raw model outputs and the facts of a model, reward or adapter directory.
 #include <torch/torch.h>
 
 #include <iostream>
@@ -7,11 +7,14 @@
 
 #include "common.h"
 #include "palign/base/error.h"
+#include "palign/base/json.h"
 #include "palign/base/strings.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/runtime/user_tokens.h"
+#include "palign/scoring/reward_model.h"
 
 namespace palign::cli {
 
@@ -48,23 +51,66 @@ struct InfoFlags {
   bool json = false;
 };
 
+// A LoRA adapter (PEFT's directory): its configuration, parameter count and whether it carries user tokens.
+nlohmann::json adapter_info(const fs::path& dir) {
+  const nlohmann::json c = read_json_file(dir / "adapter_config.json", "cli.info");
+  int64_t params = 0;
+  const auto weights = SafetensorsFile::open(dir / "adapter_model.safetensors");
+  for (const auto& [name, t] : weights.tensors()) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    params += n;
+  }
+  return {{"kind", "lora_adapter"},
+          {"peft_type", c.value("peft_type", "")},
+          {"base_model", c.value("base_model_name_or_path", nlohmann::json())},
+          {"r", c.value("r", 0)},
+          {"lora_alpha", c.value("lora_alpha", 0.0)},
+          {"target_modules", c.value("target_modules", nlohmann::json::array())},
+          {"parameters", params},
+          {"user_tokens", fs::exists(dir / kUserTokensFile)}};
+}
+
+// A `palign train reward` directory: its method, labels, users and the training report (multi: per dimension).
+nlohmann::json reward_info(const fs::path& dir) {
+  const auto reward = scoring::RewardModel::load(dir);
+  const nlohmann::json m = read_json_file(dir / scoring::kRewardManifest, "cli.info");
+  nlohmann::json j{{"method", reward->method()},
+                   {"labels", reward->labels()},
+                   {"personalized", reward->personalized()},
+                   {"users", reward->users()},
+                   {"backbone", m.value("backbone", "")}};
+  for (const char* key : {"objectives", "report", "by_dimension"})
+    if (m.contains(key)) j[key] = m[key];
+  return j;
+}
+
 int run_info(const InfoFlags& f) {
   const fs::path dir = resolve_model_dir(f.model);
-  auto model = Model::load(dir);
-  const ModelConfig& c = model->config();
-  nlohmann::json j{{"architecture", c.architecture},
-                   {"family", std::string(arch_name(c.arch))},
-                   {"parameters", model->n_params()},
-                   {"dtype", model->stored_dtype()},
-                   {"vocab_size", c.vocab_size},
-                   {"context_length", c.max_position},
-                   {"hidden_size", c.hidden_size},
-                   {"layers", c.n_layer},
-                   {"heads", c.n_head},
-                   {"kv_heads", c.n_kv_head},
-                   {"head_dim", c.head_dim}};
-  if (fs::exists(dir / "tokenizer.json")) j["tokenizer_vocab_size"] = Tokenizer::from_dir(dir).vocab_size();
-  if (c.head == HeadKind::kSequenceClassification) j["labels"] = c.id2label;
+  nlohmann::json j;
+  if (!fs::exists(dir / "config.json") && fs::exists(dir / "adapter_config.json")) {
+    j = adapter_info(dir);
+    if (fs::exists(dir / scoring::kRewardManifest)) j["reward"] = reward_info(dir);  // arm without dimensions
+  } else if (!fs::exists(dir / "config.json") && fs::exists(dir / scoring::kRewardManifest)) {
+    j = reward_info(dir);
+  } else {
+    auto model = Model::load(dir);
+    const ModelConfig& c = model->config();
+    j = {{"architecture", c.architecture},
+         {"family", std::string(arch_name(c.arch))},
+         {"parameters", model->n_params()},
+         {"dtype", model->stored_dtype()},
+         {"vocab_size", c.vocab_size},
+         {"context_length", c.max_position},
+         {"hidden_size", c.hidden_size},
+         {"layers", c.n_layer},
+         {"heads", c.n_head},
+         {"kv_heads", c.n_kv_head},
+         {"head_dim", c.head_dim}};
+    if (fs::exists(dir / "tokenizer.json")) j["tokenizer_vocab_size"] = Tokenizer::from_dir(dir).vocab_size();
+    if (c.head == HeadKind::kSequenceClassification) j["labels"] = c.id2label;
+    if (fs::exists(dir / scoring::kRewardManifest)) j["reward"] = reward_info(dir);  // bt, multi
+  }
   if (f.json) {
     print_json_line(j.dump());
     return 0;
@@ -89,8 +135,11 @@ Command add_forward(CLI::App& root) {
 
 Command add_info(CLI::App& root) {
   auto flags = std::make_shared<InfoFlags>();
-  CLI::App* app = root.add_subcommand("info", "Architecture, parameter count, dtype, vocabulary, context length");
-  app->add_option("--model", flags->model, "Hugging Face model directory");
+  CLI::App* app = root.add_subcommand(
+      "info",
+      "A model's architecture, parameter count, dtype, vocabulary and context length; a reward directory's method, "
+      "labels, users and training report; a LoRA adapter's configuration");
+  app->add_option("--model", flags->model, "A model, reward (palign train reward) or LoRA adapter directory");
   app->add_flag("--json", flags->json, "Print one JSON object");
   return {app, [flags] { return run_info(*flags); }};
 }

@@ -1,4 +1,4 @@
-// palign train reward / palign score: reward models from preference data, and scoring a response with one.
+// palign train reward: reward models from preference data.
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -95,61 +95,23 @@ Command add_train_reward(CLI::App& train) {
               o.arm.lora.target_modules = split_list(f->lora_targets);
             }
             const auto r = training::train_reward(o);
-            print_json_line(json{{"method", r.method},
-                                 {"out", o.out.string()},
-                                 {"pairs", r.n_pairs},
-                                 {"skipped_pairs", r.n_skipped},
-                                 {"users", r.n_users},
-                                 {"dimensions", r.dimensions},
-                                 {"train_accuracy", finite_or_null(r.train_accuracy)},
-                                 {"valid_accuracy", finite_or_null(r.valid_accuracy)},
-                                 {"feature_seconds", r.feature_seconds},
-                                 {"fit_seconds", r.fit_seconds},
-                                 {"fit_pairs_per_second", r.pairs_per_second}}
-                                .dump());
-            return 0;
-          }};
-}
-
-Command add_score(CLI::App& root) {
-  struct Flags {
-    std::string reward, user, user_pairs, prompt, response, ids;
-  };
-  auto f = std::make_shared<Flags>();
-  CLI::App* app = root.add_subcommand("score", "Score a response with a reward model (one JSON line)");
-  app->add_option("--reward", f->reward, "Reward directory (palign train reward, or a *ForSequenceClassification)")
-      ->required();
-  app->add_option("--user", f->user, "A user seen in training (personalized rewards)");
-  app->add_option("--user-pairs", f->user_pairs, "A new user's labelled pairs, JSON Lines (personalized rewards)");
-  auto* prompt = app->add_option("--prompt", f->prompt, "The prompt");
-  app->add_option("--response", f->response, "The response")->needs(prompt);
-  auto* ids = app->add_option("--ids", f->ids, "Token ids of the whole text instead (classification rewards)");
-  ids->excludes(prompt);
-  return {app, [f] {
-            PALIGN_CHECK(!f->prompt.empty() || !f->ids.empty(), ErrorCode::kInvalidArgument,
-                         "[cli.score] nothing to score; pass --prompt P --response R (or --ids 1,2,3)");
-            auto model = scoring::RewardModel::load(f->reward);
-            std::vector<double> scores;
-            if (!f->ids.empty()) {
-              PALIGN_CHECK(f->user.empty() && f->user_pairs.empty(), ErrorCode::kInvalidArgument,
-                           "[cli.score] --ids scores with a classification reward; --user and --user-pairs need "
-                           "--prompt and --response");
-              scores = model->score_ids(parse_ids(f->ids, "--ids"));
-            } else {
-              PALIGN_CHECK(model->personalized() || (f->user.empty() && f->user_pairs.empty()),
-                           ErrorCode::kInvalidArgument, "[cli.score] ", f->reward, " is a ", model->method(),
-                           " reward, the same for every user; drop --user/--user-pairs");
-              PALIGN_CHECK(f->user.empty() || f->user_pairs.empty(), ErrorCode::kInvalidArgument,
-                           "[cli.score] pass either --user (seen in training) or --user-pairs (a new user), not both");
-              std::vector<scoring::PreferenceRecord> pairs;
-              if (!f->user_pairs.empty()) pairs = scoring::read_preference_jsonl(f->user_pairs);
-              scores = model->score(f->prompt, f->response, f->user, pairs);
-            }
-            const auto labels = model->labels();
-            json out = {{"method", model->method()}, {"scores", scores}, {"labels", labels}};
-            if (scores.size() == 1) out["reward"] = scores[0];
-            if (model->personalized())
-              out["user"] = !f->user.empty() ? f->user : (!f->user_pairs.empty() ? "(from --user-pairs)" : "(generic)");
+            json by_dimension = json::object();
+            for (const auto& [dim, a] : r.by_dimension)
+              by_dimension[dim] = {{"train_accuracy", finite_or_null(a.train_accuracy)},
+                                   {"valid_accuracy", finite_or_null(a.valid_accuracy)},
+                                   {"pairs", a.pairs}};
+            json out{{"method", r.method},
+                     {"out", o.out.string()},
+                     {"pairs", r.n_pairs},
+                     {"skipped_pairs", r.n_skipped},
+                     {"users", r.n_users},
+                     {"dimensions", r.dimensions},
+                     {"train_accuracy", finite_or_null(r.train_accuracy)},
+                     {"valid_accuracy", finite_or_null(r.valid_accuracy)},
+                     {"feature_seconds", r.feature_seconds},
+                     {"fit_seconds", r.fit_seconds},
+                     {"fit_pairs_per_second", r.pairs_per_second}};
+            if (!r.by_dimension.empty()) out["by_dimension"] = by_dimension;
             print_json_line(out.dump());
             return 0;
           }};

@@ -41,5 +41,6 @@ Command add_train_steer(CLI::App& train);
 Command add_train_policy(CLI::App& train);
 // Under `palign eval`:
 Command add_eval_perplexity(CLI::App& eval);
+Command add_eval_reward(CLI::App& eval);
 
 }  // namespace palign::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   CLI::App* eval = app.add_subcommand("eval", "Evaluate models");
   eval->require_subcommand(1);
   commands.push_back(cli::add_eval_perplexity(*eval));
+  commands.push_back(cli::add_eval_reward(*eval));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -345,6 +345,12 @@ void fit_classifier(const RewardMethod& method, const RewardTrainOptions& option
     rows.push_back(head.weight);
     train_acc += head.train_accuracy / static_cast<double>(labels.size());
     valid_acc += head.valid_accuracy / static_cast<double>(labels.size());
+    if (method.per_dimension) {
+      report.by_dimension[label] = {head.train_accuracy, head.valid_accuracy, std::ssize(idx)};
+      manifest["by_dimension"][label] = {{"train_accuracy", finite_or_null(head.train_accuracy)},
+                                         {"valid_accuracy", finite_or_null(head.valid_accuracy)},
+                                         {"pairs", std::ssize(idx)}};
+    }
   }
   if (!method.per_dimension && options.bt_lora) {
     // Fine-tune a LoRA on the backbone jointly with the head (warm-started from the frozen fit), then merge it.

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,11 @@ struct RewardTrainReport {
   int64_t n_pairs = 0, n_skipped = 0, n_users = 0;
   std::vector<std::string> dimensions;
   double train_accuracy = 0, valid_accuracy = 0;  // bt/multi: mean over heads
+  struct HeadAccuracy {
+    double train_accuracy = 0, valid_accuracy = 0;  // valid: NaN without held-out pairs
+    int64_t pairs = 0;
+  };
+  std::map<std::string, HeadAccuracy> by_dimension;  // multi: each head's own
   double feature_seconds = 0, fit_seconds = 0;
   double pairs_per_second = 0;  // fit only, features cached
 };
