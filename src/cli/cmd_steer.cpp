@@ -1,18 +1,14 @@
 // palign train steer: steering vectors, one per preference dimension of the pairs — mean differences of the residual
 // stream or BiPO-trained — for `palign generate --strategy steer`.
-#include <ATen/ATen.h>
-
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common.h"
 #include "palign/base/error.h"
 #include "palign/base/json.h"
-#include "palign/decoding/steering.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 #include "palign/scoring/preference_data.h"
-#include "palign/training/pair_types.h"
+#include "palign/scoring/steering_vectors.h"
 #include "palign/training/steering_trainer.h"
 
 namespace palign::cli {
@@ -62,67 +58,31 @@ Command add_train_steer(CLI::App& train) {
             const auto model = runtime::Model::load(dir);
             PALIGN_CHECK(fs::exists(dir / "tokenizer.json"), ErrorCode::kNotFound, "[cli.train.steer] ", dir.string(),
                          " has no tokenizer.json to encode the pairs");
-            const auto tok = runtime::Tokenizer::from_dir(dir);
-            const int64_t layer = f->layer < 0 ? model->config().n_layer / 2 : f->layer;
-            PALIGN_CHECK(layer < model->config().n_layer, ErrorCode::kInvalidArgument, "[cli.train.steer] --layer ",
-                         layer, " is outside the model's ", model->config().n_layer, " layers (0-based)");
-            PALIGN_CHECK(f->max_tokens >= 2, ErrorCode::kInvalidArgument,
-                         "[cli.train.steer] --max-tokens must be >= 2, got ", f->max_tokens);
-            const int64_t max_tokens = std::min(f->max_tokens, model->config().max_position);
-            std::map<std::string, std::vector<decoding::TokenPair>> by_dimension;
-            std::map<std::string, std::vector<training::SequencePair>> arm_pairs;  // bipo
-            nlohmann::json bipo_report = nlohmann::json::object();
-            for (const auto& r : scoring::read_preference_jsonl(f->data)) {
-              PALIGN_CHECK(!r.dimension.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] ", f->data,
-                           " has a pair without \"dimension\"; steering vectors are per dimension");
-              const auto c = scoring::tokenize_response(tok, r.prompt, r.chosen, max_tokens);
-              const auto x = scoring::tokenize_response(tok, r.prompt, r.rejected, max_tokens);
-              decoding::TokenPair p;
-              p.prompt.assign(c.ids.begin(), c.ids.begin() + c.response_start);
-              p.chosen.assign(c.ids.begin() + c.response_start, c.ids.end());
-              p.rejected.assign(x.ids.begin() + x.response_start, x.ids.end());
-              if (p.chosen.empty() || p.rejected.empty()) continue;  // cut away by --max-tokens
-              // The rejected response continues its own prompt tokens (a tokenizer may merge differently).
-              if (!std::equal(p.prompt.begin(), p.prompt.end(), x.ids.begin())) continue;
-              by_dimension[r.dimension].push_back(std::move(p));
-              arm_pairs[r.dimension].push_back({c, x});
-            }
-            std::vector<decoding::SteeringVector> vectors;
+            training::SteeringTrainOptions o;
+            o.method = f->method;
+            o.layer = f->layer;
+            o.max_tokens = f->max_tokens;
+            o.bipo = f->bipo;
+            o.checkpoint_root = f->out + ".checkpoint";
+            o.progress = !f->no_progress;
+            const auto r = training::train_steering(*model, runtime::Tokenizer::from_dir(dir),
+                                                    scoring::read_preference_jsonl(f->data), o);
             nlohmann::json summary = nlohmann::json::array();
-            const fs::path checkpoints = f->out + ".checkpoint";
-            bool stopped = false;
-            for (const auto& [name, pairs] : by_dimension) {
-              PALIGN_CHECK(!pairs.empty(), ErrorCode::kInvalidArgument, "[cli.train.steer] dimension '", name,
-                           "' has no pair that fits in --max-tokens ", max_tokens);
-              at::Tensor v;
-              if (f->method == "bipo") {
-                training::BipoOptions o = f->bipo;
-                o.layer = layer;
-                o.progress = !f->no_progress;
-                o.checkpoint_dir = checkpoints / name;
-                training::BipoReport rep;
-                v = training::train_bipo_vector(*model, arm_pairs[name], o, &rep);
-                stopped = stopped || rep.stopped;
-                bipo_report[name] = {{"steps", rep.steps},
-                                     {"stopped", rep.stopped},
-                                     {"resumed_at", rep.resumed_at},
-                                     {"train_loss", finite_or_null(rep.train_loss)},
-                                     {"valid_loss", finite_or_null(rep.valid_loss)},
-                                     {"valid_accuracy", finite_or_null(rep.valid_accuracy)}};
-              } else {
-                v = decoding::mean_difference_vector(*model, pairs, layer);
-              }
-              vectors.push_back({.name = name, .layer = layer, .vector = v});
-              summary.push_back({{"dimension", name},
-                                 {"pairs", pairs.size()},
-                                 {"layer", layer},
-                                 {"norm", vectors.back().vector.norm().item<double>()}});
-              if (bipo_report.contains(name)) summary.back()["bipo"] = bipo_report[name];
+            for (const auto& d : r.dimensions) {
+              summary.push_back({{"dimension", d.name}, {"pairs", d.pairs}, {"layer", r.layer}, {"norm", d.norm}});
+              if (d.bipo)
+                summary.back()["bipo"] = {{"steps", d.bipo->steps},
+                                          {"stopped", d.bipo->stopped},
+                                          {"resumed_at", d.bipo->resumed_at},
+                                          {"train_loss", finite_or_null(d.bipo->train_loss)},
+                                          {"valid_loss", finite_or_null(d.bipo->valid_loss)},
+                                          {"valid_accuracy", finite_or_null(d.bipo->valid_accuracy)}};
             }
-            decoding::save_steering_vectors(f->out, vectors);
-            if (f->method == "bipo" && !stopped) fs::remove_all(checkpoints);  // finished: a rerun starts afresh
+            scoring::save_steering_vectors(f->out, r.vectors);
+            if (f->method == "bipo" && !r.stopped)
+              fs::remove_all(o.checkpoint_root);  // finished: a rerun starts afresh
             print_json_line(
-                nlohmann::json{{"out", f->out}, {"method", f->method}, {"stopped", stopped}, {"vectors", summary}}
+                nlohmann::json{{"out", f->out}, {"method", f->method}, {"stopped", r.stopped}, {"vectors", summary}}
                     .dump());
             return 0;
           }};

@@ -15,7 +15,7 @@ class SteerStrategy final : public Strategy {
     const std::filesystem::path file = setup.options.vectors;
     PALIGN_CHECK(!file.empty(), ErrorCode::kInvalidArgument,
                  "[decoding.steer] --strategy steer needs --vectors FILE (from palign train steer)");
-    const auto vectors = load_steering_vectors(file, model_.config());
+    const auto vectors = scoring::load_steering_vectors(file, model_.config());
     std::vector<std::string> names;
     for (const auto& v : vectors) names.push_back(v.name);
     const auto weights =

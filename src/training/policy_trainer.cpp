@@ -12,6 +12,7 @@
 
 #include "palign/base/error.h"
 #include "palign/base/json.h"
+#include "palign/base/progress.h"
 #include "palign/base/rng.h"
 #include "palign/base/timer.h"
 #include "palign/runtime/model.h"
@@ -105,8 +106,10 @@ scoring::ResponseSequence with_prefix(const scoring::ResponseSequence& s, const 
 }
 
 std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& model,
-                                                      const std::vector<SequencePair>& pairs, int64_t batch) {
+                                                      const std::vector<SequencePair>& pairs, int64_t batch,
+                                                      bool progress) {
   at::NoGradGuard no_grad;
+  ProgressBar bar("reference", std::ssize(pairs), progress);
   std::vector<at::Tensor> chosen, rejected;
   const auto step = static_cast<size_t>(std::max<int64_t>(1, batch));
   for (size_t start = 0; start < pairs.size(); start += step) {
@@ -118,7 +121,9 @@ std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& mode
     const auto k = static_cast<int64_t>(end - start);
     chosen.push_back(lp.slice(0, 0, k));
     rejected.push_back(lp.slice(0, k, 2 * k));
+    bar.update(static_cast<int64_t>(end));
   }
+  bar.finish();
   return {at::cat(chosen), at::cat(rejected)};
 }
 
@@ -159,7 +164,7 @@ PairFitReport fit_policy_adapter(const runtime::Model& model, runtime::LoraAdapt
   const auto t0 = std::chrono::steady_clock::now();
   at::Tensor ref_c, ref_r;
   if (o.loss == PolicyLoss::kDpo || o.loss == PolicyLoss::kIpo)
-    std::tie(ref_c, ref_r) = reference_log_probs(model, pairs, o.fit.batch);
+    std::tie(ref_c, ref_r) = reference_log_probs(model, pairs, o.fit.batch, o.fit.progress);
   if (reference_seconds) *reference_seconds = seconds_since(t0);
   return fit_pair_adapter(model, adapter, pairs, o.fit, policy_objective(o, pairs, ref_c, ref_r));
 }
@@ -179,7 +184,8 @@ PairFitReport fit_pdpo(const runtime::Model& model, runtime::LoraAdapter& adapte
     PALIGN_CHECK(s >= 0 && s <= n_users, ErrorCode::kInvalidArgument, "[training.pdpo] user slot ", s,
                  " is outside [0, ", n_users, "]");
   const auto t0 = std::chrono::steady_clock::now();
-  const auto [ref_c, ref_r] = reference_log_probs(model, pairs, o.fit.batch);  // no adapter, no user tokens
+  const auto [ref_c, ref_r] =
+      reference_log_probs(model, pairs, o.fit.batch, o.fit.progress);  // no adapter, no user tokens
   if (reference_seconds) *reference_seconds = seconds_since(t0);
   // Each pair with its user's tokens (weight 1), then every pair with the generic user's (weight alpha; 1 for a
   // pair without a user, whose only copy it is).

@@ -40,9 +40,9 @@ GenerateOptions options(int64_t n, bool greedy, uint64_t seed = 0) {
 
 const std::vector<int64_t> kPrompt = {1, 17, 230, 5, 99};
 
-std::vector<decoding::SteeringVector> random_vectors(const ModelConfig& c, int64_t seed) {
+std::vector<scoring::SteeringVector> random_vectors(const ModelConfig& c, int64_t seed) {
   at::manual_seed(seed);
-  std::vector<decoding::SteeringVector> v;
+  std::vector<scoring::SteeringVector> v;
   v.push_back({.name = "humour", .layer = 0, .vector = at::randn({c.hidden_size})});
   v.push_back({.name = "length", .layer = c.n_layer - 1, .vector = at::randn({c.hidden_size})});
   v.push_back({.name = "topic", .layer = 0, .vector = at::randn({c.hidden_size})});
@@ -131,8 +131,8 @@ TEST(Steer, FilesRoundTripAndBadFilesFail) {
   auto m = load("llama");
   const fs::path dir = fresh_dir("steer");
   const auto vectors = random_vectors(m->config(), 5);
-  decoding::save_steering_vectors(dir / "v.safetensors", vectors);
-  const auto back = decoding::load_steering_vectors(dir / "v.safetensors", m->config());
+  scoring::save_steering_vectors(dir / "v.safetensors", vectors);
+  const auto back = scoring::load_steering_vectors(dir / "v.safetensors", m->config());
   ASSERT_EQ(back.size(), 3u);
   for (const auto& v : vectors) {
     const auto it = std::find_if(back.begin(), back.end(), [&](const auto& b) { return b.name == v.name; });
@@ -143,29 +143,28 @@ TEST(Steer, FilesRoundTripAndBadFilesFail) {
   // Another model: another hidden size / too few layers.
   ModelConfig wider = m->config();
   wider.hidden_size *= 2;
-  EXPECT_EQ(error_code_of([&] { decoding::load_steering_vectors(dir / "v.safetensors", wider); }),
+  EXPECT_EQ(error_code_of([&] { scoring::load_steering_vectors(dir / "v.safetensors", wider); }),
             ErrorCode::kInvalidArgument);
   ModelConfig shallow = m->config();
   shallow.n_layer = 1;
-  EXPECT_EQ(error_code_of([&] { decoding::load_steering_vectors(dir / "v.safetensors", shallow); }),
+  EXPECT_EQ(error_code_of([&] { scoring::load_steering_vectors(dir / "v.safetensors", shallow); }),
             ErrorCode::kInvalidArgument);
   // A model's weights are not a steering file; a missing file is kNotFound.
-  EXPECT_EQ(error_code_of([&] {
-              decoding::load_steering_vectors(test::hf_model("llama") / "model.safetensors", m->config());
-            }),
+  EXPECT_EQ(error_code_of(
+                [&] { scoring::load_steering_vectors(test::hf_model("llama") / "model.safetensors", m->config()); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { decoding::load_steering_vectors(dir / "none.safetensors", m->config()); }),
+  EXPECT_EQ(error_code_of([&] { scoring::load_steering_vectors(dir / "none.safetensors", m->config()); }),
             ErrorCode::kNotFound);
   // Repeated names, wrong shapes, no vectors, weights of the wrong count.
   auto twice = vectors;
   twice[1].name = "humour";
-  EXPECT_EQ(error_code_of([&] { decoding::save_steering_vectors(dir / "x.safetensors", twice); }),
+  EXPECT_EQ(error_code_of([&] { scoring::save_steering_vectors(dir / "x.safetensors", twice); }),
             ErrorCode::kInvalidArgument);
   auto bad = vectors;
   bad[2].vector = at::zeros({3});
-  EXPECT_EQ(error_code_of([&] { decoding::save_steering_vectors(dir / "x.safetensors", bad); }),
+  EXPECT_EQ(error_code_of([&] { scoring::save_steering_vectors(dir / "x.safetensors", bad); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { decoding::save_steering_vectors(dir / "x.safetensors", {}); }),
+  EXPECT_EQ(error_code_of([&] { scoring::save_steering_vectors(dir / "x.safetensors", {}); }),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([&] { decoding::steering_hook(vectors, {1.0}, 1.0); }), ErrorCode::kInvalidArgument);
   fs::remove_all(dir);
@@ -175,7 +174,7 @@ TEST(Steer, FilesRoundTripAndBadFilesFail) {
 TEST(Steer, MeanDifferenceEqualsPerSequenceMeans) {
   auto m = load("llama");
   const int64_t layer = 1;
-  std::vector<decoding::TokenPair> pairs = {
+  std::vector<scoring::TokenPair> pairs = {
       {{1, 5, 9}, {40, 41, 42, 43}, {50}},
       {{1, 7}, {60, 61}, {70, 71, 72, 73, 74, 75}},
       {{1, 2, 3, 4, 5, 6}, {80}, {90, 91}},
@@ -195,13 +194,15 @@ TEST(Steer, MeanDifferenceEqualsPerSequenceMeans) {
   };
   at::Tensor chosen = at::zeros({m->config().hidden_size}), rejected = at::zeros({m->config().hidden_size});
   for (const auto& p : pairs) chosen += mean_of(p.prompt, p.chosen) / 3.0, rejected += mean_of(p.prompt, p.rejected) / 3.0;
-  const at::Tensor fast = decoding::mean_difference_vector(*m, pairs, layer);
+  const at::Tensor fast = scoring::mean_difference_vector(*m, pairs, layer);
   const double diff = (fast - (chosen - rejected)).abs().max().item<double>();
   std::printf("mean-difference vector, batched vs one by one: max-abs-diff = %.3g\n", diff);
   EXPECT_LT(diff, test::kF32Tol);
-  EXPECT_EQ(error_code_of([&] { decoding::mean_difference_vector(*m, {}, layer); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { decoding::mean_difference_vector(*m, pairs, 99); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { decoding::mean_difference_vector(*m, {{{1}, {}, {2}}}, 0); }),
+  EXPECT_EQ(error_code_of([&] { scoring::mean_difference_vector(*m, {}, layer); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] { scoring::mean_difference_vector(*m, pairs, 99); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(error_code_of([&] {
+              scoring::mean_difference_vector(*m, {{{1}, {}, {2}}}, 0);
+            }),
             ErrorCode::kInvalidArgument);
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "palign/base/error.h"
 #include "palign/decoding/steering.h"
@@ -72,9 +73,9 @@ std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& di
        [&model](const fs::path& dir) {
          at::manual_seed(3);
          const int64_t d = model.config().hidden_size;
-         decoding::save_steering_vectors(dir / "vectors.safetensors",
-                                         {{.name = "humour", .layer = 0, .vector = at::randn({d})},
-                                          {.name = "length", .layer = 1, .vector = at::randn({d})}});
+         scoring::save_steering_vectors(dir / "vectors.safetensors",
+                                        {{.name = "humour", .layer = 0, .vector = at::randn({d})},
+                                         {.name = "length", .layer = 1, .vector = at::randn({d})}});
          Options o;
          o.weights = "1,-0.5";
          o.vectors = (dir / "vectors.safetensors").string();
@@ -366,4 +367,35 @@ TEST(Strategy, AdapterDirectoriesAreModelInputs) {
   options.models = (tmp.path() / "empty").string();
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup_of(*model, dir, tok, options)); }),
             ErrorCode::kNotFound);
+}
+
+// Options from JSON (what the server sends) equal the same options set field by field; bad JSON names the problem.
+TEST(Strategy, OptionsFromJson) {
+  std::vector<std::string> given;
+  const auto o = decoding::StrategyOptions::from_json(
+      R"({"models": "a,b", "weights": "0.5,0.5", "best_of": 8, "cd-k": 2, "args_w": 1.5, "alpha": 2})", &given);
+  decoding::StrategyOptions expected;
+  expected.models = "a,b";
+  expected.weights = "0.5,0.5";
+  expected.best_of = 8;
+  expected.cd_k = 2;
+  expected.args_w = 1.5;
+  expected.alpha = 2;
+  // Every field compared by visiting both.
+  std::vector<std::string> got_values, expected_values;
+  auto collect = [](std::vector<std::string>& out) {
+    return [&out](const char* name, const auto& value, const char*, const char*) {
+      std::ostringstream s;
+      s << name << "=" << value;
+      out.push_back(s.str());
+    };
+  };
+  decoding::StrategyOptions got = o;
+  got.visit_fields(collect(got_values));
+  expected.visit_fields(collect(expected_values));
+  EXPECT_EQ(got_values, expected_values);
+  EXPECT_EQ(given, (std::vector<std::string>{"alpha", "args-w", "best-of", "cd-k", "models", "weights"}));
+  for (const char* bad : {"{", "[1, 2]", R"({"best_of": "8"})", R"({"best_of": 2.5})", R"({"alpha": "x"})",
+                          R"({"models": 3})", R"({"beam_width": 4})"})
+    EXPECT_EQ(error_code_of([&] { decoding::StrategyOptions::from_json(bad); }), ErrorCode::kInvalidArgument) << bad;
 }

@@ -7,14 +7,15 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
-#include <cstdio>
-
-#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/runtime/model.h"
+#include "palign/runtime/tokenizer.h"
+#include "palign/scoring/response_log_probs.h"
 #include "palign/training/policy_trainer.h"
+#include "test_util.h"
 
 using namespace palign;
 using namespace palign::training;
@@ -137,3 +138,59 @@ TEST(Bipo, BadOptionsFail) {
 }
 
 }  // namespace
+
+// train_steering (what `palign train steer` runs): one mean-difference vector per dimension, equal to
+// mean_difference_vector on the same pairs tokenized one by one; each bad input a clear error.
+TEST(Steering, TrainsOneVectorPerDimensionAsTheOneByOneTwin) {
+  const auto model = runtime::Model::load(test::hf_model("llama"));
+  const auto tok = runtime::Tokenizer::from_dir(test::hf_model("llama"));
+  std::vector<scoring::PreferenceRecord> records;
+  for (int i = 0; i < 6; ++i) {
+    scoring::PreferenceRecord r;
+    r.prompt = "Tell me about " + std::to_string(i);
+    r.chosen = i % 2 ? " a long and happy story" : " ha ha!";
+    r.rejected = " no";
+    r.dimension = i % 2 ? "length" : "humour";
+    records.push_back(r);
+  }
+  SteeringTrainOptions o;
+  const auto result = train_steering(*model, tok, records, o);
+  ASSERT_EQ(result.vectors.size(), 2u);
+  EXPECT_EQ(result.layer, model->config().n_layer / 2);
+  double max_diff = 0;
+  for (size_t k = 0; k < result.vectors.size(); ++k) {
+    std::vector<scoring::TokenPair> pairs;
+    for (const auto& r : records) {
+      if (r.dimension != result.vectors[k].name) continue;
+      const auto c = scoring::tokenize_response(tok, r.prompt, r.chosen, 128);
+      const auto x = scoring::tokenize_response(tok, r.prompt, r.rejected, 128);
+      scoring::TokenPair p;
+      p.prompt.assign(c.ids.begin(), c.ids.begin() + c.response_start);
+      p.chosen.assign(c.ids.begin() + c.response_start, c.ids.end());
+      p.rejected.assign(x.ids.begin() + x.response_start, x.ids.end());
+      pairs.push_back(p);
+    }
+    EXPECT_EQ(result.dimensions[k].pairs, 3);
+    const at::Tensor twin = scoring::mean_difference_vector(*model, pairs, result.layer);
+    max_diff = std::max(max_diff, (twin - result.vectors[k].vector).abs().max().item<double>());
+    EXPECT_NEAR(result.dimensions[k].norm, twin.norm().item<double>(), 1e-4);
+  }
+  std::printf("train_steering vs mean_difference_vector: max |diff| %.3g\n", max_diff);
+  EXPECT_LT(max_diff, test::kF32Tol);
+
+  auto bad = o;
+  bad.method = "pca";
+  EXPECT_EQ(error_code_of([&] { train_steering(*model, tok, records, bad); }), ErrorCode::kInvalidArgument);
+  bad = o;
+  bad.layer = model->config().n_layer;
+  EXPECT_EQ(error_code_of([&] { train_steering(*model, tok, records, bad); }), ErrorCode::kInvalidArgument);
+  bad = o;
+  bad.max_tokens = 1;
+  EXPECT_EQ(error_code_of([&] { train_steering(*model, tok, records, bad); }), ErrorCode::kInvalidArgument);
+  bad = o;
+  bad.max_tokens = 3;  // every pair is cut away: the dimension has nothing to average
+  EXPECT_EQ(error_code_of([&] { train_steering(*model, tok, records, bad); }), ErrorCode::kInvalidArgument);
+  auto no_dimension = records;
+  no_dimension[0].dimension.clear();
+  EXPECT_EQ(error_code_of([&] { train_steering(*model, tok, no_dimension, o); }), ErrorCode::kInvalidArgument);
+}

@@ -98,18 +98,19 @@ class SteerMethod final : public DecodingMethod {
         vectors_.push_back(bipo_vector(pairs, ctx));
         continue;
       }
-      std::vector<decoding::TokenPair> token_pairs;
+      std::vector<scoring::TokenPair> token_pairs;
       for (const auto& p : pairs) {
         const auto c = scoring::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, max_tokens);
         const auto r = scoring::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, max_tokens);
-        decoding::TokenPair t;
+        if (c.response_start >= std::ssize(c.ids) || r.response_start >= std::ssize(r.ids)) continue;  // no response
+        scoring::TokenPair t;
         t.prompt.assign(c.ids.begin(), c.ids.begin() + c.response_start);
         t.chosen.assign(c.ids.begin() + c.response_start, c.ids.end());
         t.rejected.assign(r.ids.begin() + r.response_start, r.ids.end());
         if (!t.chosen.empty() && !t.rejected.empty()) token_pairs.push_back(std::move(t));
       }
       vectors_.push_back(token_pairs.empty() ? at::zeros({ctx.model().config().hidden_size})
-                                             : decoding::mean_difference_vector(ctx.model(), token_pairs, layer_));
+                                             : scoring::mean_difference_vector(ctx.model(), token_pairs, layer_));
     }
   }
 

@@ -22,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "palign/runtime/generate.h"
@@ -70,6 +71,12 @@ struct StrategyOptions {
   int64_t args_k = 10;             // args
   double args_w = 1.0;             // args
   // Append new fields here and in visit_fields.
+
+  // Options from a JSON object (what the server receives): keys are the field names, with '-' or '_' (best_of or
+  // best-of), values of the field's type (a string, an integer, a number). given, when not null, receives the names
+  // set (for make_strategy's membership check). Throws kInvalidArgument for malformed JSON, a non-object, an unknown
+  // key (listing the known ones) or a value of the wrong type (naming the key and the type).
+  static StrategyOptions from_json(std::string_view json_text, std::vector<std::string>* given = nullptr);
 
   // Calls v(name, field, help, strategies) for every field; strategies: the ones it belongs to, "a|b".
   template <typename Visitor>

@@ -72,9 +72,11 @@ struct PolicyTrainReport {
   double seconds = 0;
 };
 
-// The reference log-probs of every pair under model without an adapter ([P] each, float64), in batches.
+// The reference log-probs of every pair under model without an adapter ([P] each, float64), in batches (progress: a
+// "reference" bar on stderr).
 std::pair<at::Tensor, at::Tensor> reference_log_probs(const runtime::Model& model,
-                                                      const std::vector<SequencePair>& pairs, int64_t batch);
+                                                      const std::vector<SequencePair>& pairs, int64_t batch,
+                                                      bool progress = false);
 
 // Trains adapter on pairs with the chosen loss (reference log-probs computed first, once; sft reads each pair's
 // chosen only). Throws kInvalidArgument for invalid options, no pairs, or pdpo (fit_pdpo).

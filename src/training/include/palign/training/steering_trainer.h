@@ -4,16 +4,20 @@
 // the rejected one:
 //   loss = −log σ(d · β · ([log π_{+dv}(y_c) − log π(y_c)] − [log π_{+dv}(y_r) − log π(y_r)])),  d = ±1 per batch,
 // π the frozen model, log π summed over the response tokens (reference log-probs computed once). The result goes into
-// a steering-vector file (decoding/steering.h) for `palign generate --strategy steer`.
+// a steering-vector file (scoring/steering_vectors.h) for `palign generate --strategy steer`. train_steering makes
+// one vector per preference dimension of a pair set, by mean difference or BiPO: what `palign train steer` runs.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "palign/scoring/preference_data.h"
+#include "palign/scoring/steering_vectors.h"
 #include "palign/training/pair_loop.h"
 
 namespace palign::training {
@@ -49,5 +53,35 @@ at::Tensor bipo_loss(const runtime::Model& model, const std::vector<SequencePair
 // model.
 at::Tensor train_bipo_vector(const runtime::Model& model, const std::vector<SequencePair>& pairs,
                              const BipoOptions& options, BipoReport* report = nullptr);
+
+// One vector per "dimension" of the pairs, at one layer.
+struct SteeringTrainOptions {
+  std::string method = "mean_diff";  // or "bipo"
+  int64_t layer = -1;                // the decoder layer whose output is steered; -1: the middle one
+  int64_t max_tokens = 128;          // prompt + response tokens per row (longer rows are cut; capped by the context)
+  BipoOptions bipo;                  // bipo: every option but layer, progress and checkpoint_dir
+  std::filesystem::path checkpoint_root;  // bipo: each dimension checkpoints in checkpoint_root / DIMENSION
+  bool progress = false;
+};
+
+struct SteeringDimensionReport {
+  std::string name;
+  int64_t pairs = 0;  // the pairs used (after the --max-tokens cut)
+  double norm = 0;
+  std::optional<BipoReport> bipo;
+};
+
+struct SteeringTrainResult {
+  std::vector<scoring::SteeringVector> vectors;
+  std::vector<SteeringDimensionReport> dimensions;  // in the vectors' order
+  int64_t layer = 0;
+  bool stopped = false;  // bipo: a dimension stopped at bipo.stop_at, leaving a checkpoint
+};
+
+// Throws kInvalidArgument for an unknown method, a layer outside the model, max_tokens < 2, a pair without a
+// dimension, or a dimension none of whose pairs fits in max_tokens.
+SteeringTrainResult train_steering(const runtime::Model& model, const runtime::Tokenizer& tokenizer,
+                                   const std::vector<scoring::PreferenceRecord>& records,
+                                   const SteeringTrainOptions& options);
 
 }  // namespace palign::training
