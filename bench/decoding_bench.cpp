@@ -71,7 +71,8 @@ at::Tensor full_last(const Model& m, const std::vector<int64_t>& ids, const Line
 int main(int argc, char** argv) {
   const fs::path model_dir = argc > 1 ? fs::path(argv[1]) : fs::path(PALIGN_SOURCE_DIR) / "models" / "default";
   std::printf("palign decoding bench: libtorch %s, %d torch threads, %s, linear kernel %s\n", TORCH_VERSION,
-              at::get_num_threads(), blas_description().c_str(), std::string(linear_kernel_name(linear_kernel())).c_str());
+              at::get_num_threads(), blas_description().c_str(),
+              std::string(linear_kernel_name(default_linear_kernel())).c_str());
   c10::InferenceMode guard;
   const auto policy = Model::load(model_dir);
   const auto reward = reward_on(*policy);

@@ -28,11 +28,7 @@ struct GenerateFlags {
   std::string system;
   bool chat = false, json = false, ignore_eos = false;
   int64_t n = 1;
-  runtime::GenerateOptions generate = [] {
-    runtime::GenerateOptions g;
-    g.max_new_tokens = 64;
-    return g;
-  }();
+  runtime::GenerateOptions generate;
 };
 
 int run_generate(const GenerateFlags& f) {
@@ -81,6 +77,7 @@ int run_generate(const GenerateFlags& f) {
   fields.visit_fields([&](const char* name, const auto& value, const char*, const char*) {
     if (std::find(given.begin(), given.end(), name) != given.end()) options[name] = value;
   });
+  const auto& rewards = strategy->output_rewards();
   for (const auto& r : results) {
     if (f.json) {
       nlohmann::json j{{"output_ids", r.ids},
@@ -90,6 +87,7 @@ int run_generate(const GenerateFlags& f) {
                        {"strategy", f.strategy},
                        {"options", options}};
       if (!f.user_profile.empty()) j["user_profile"] = f.user_profile;
+      if (!rewards.empty()) j["reward"] = rewards[static_cast<size_t>(&r - results.data())];
       print_json_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
       std::cout << r.text << std::endl;
@@ -112,6 +110,7 @@ Command add_generate(CLI::App& root) {
          "--prompt-ids", [f](const std::string& v) { f->prompt_ids = v; }, "Prompt as comma-separated token ids")
       ->excludes(p);
   runtime::GenerateOptions& g = f->generate;
+  g.max_new_tokens = 64;
   runtime::SamplingOptions& s = g.sampling;
   app->add_option("--max-new-tokens", g.max_new_tokens, "Most tokens to generate")->capture_default_str();
   auto* greedy = app->add_flag("--greedy", s.greedy, "Argmax decoding");

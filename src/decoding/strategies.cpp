@@ -276,7 +276,9 @@ class ArgsScorer final : public NextTokenScorer {
     ++prefix_len_;
     if (shared()) {
       // The forward's own head linear: the logits a one-row forward gives, bitwise.
-      next_logits_ = runtime::apply_linear(hidden_[row].unsqueeze(0), lm_head_)[0].to(at::kFloat);
+      next_logits_ =
+          runtime::apply_linear(hidden_[row].unsqueeze(0), lm_head_, {}, policy_.options().linear_kernel)[0].to(
+              at::kFloat);
     } else {
       follower_->append(token);
     }

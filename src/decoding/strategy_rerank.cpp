@@ -53,24 +53,32 @@ class RerankStrategy final : public Strategy {
   std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) override {
     const std::string prompt_text =
         tokenizer_->decode(std::vector<int32_t>(request.prompt.begin(), request.prompt.end()), /*skip_special=*/true);
+    std::vector<std::pair<std::vector<int64_t>, double>> last;  // the last call's continuations and scores
     const ContinuationScorer score = [&](const std::vector<std::vector<int64_t>>& continuations) {
       std::vector<double> out;
+      last.clear();
       for (const auto& ids : continuations) {
         const std::vector<double> scores =
             reward_->score(prompt_text, runtime::decode_generated(*tokenizer_, ids), user_, pairs_);
         double total = label_weights_.empty() ? scores[0] : 0.0;
         for (size_t k = 0; k < label_weights_.size(); ++k) total += label_weights_[k] * scores[k];
         out.push_back(total);
+        last.emplace_back(ids, total);
       }
       return out;
     };
     std::vector<runtime::GenerateResult> out;
+    output_rewards_.clear();
     for (int64_t i = 0; i < request.n; ++i) {
       runtime::GenerateOptions o = request.options;
       if (adapter_) o.linear_hook = &*adapter_;
       o.sampling.seed = sample_seed(request.options.sampling.seed, i);
       out.push_back(block_ ? cd_block(model_, tokenizer_, request.prompt, o, k_, block_size_, score)
                            : best_of_n(model_, tokenizer_, request.prompt, o, k_, score));
+      // The output is one of the last call's candidates: all of best_of_n's, the whole text of cd_block's last block.
+      const auto it = std::find_if(last.begin(), last.end(), [&](const auto& c) { return c.first == out.back().ids; });
+      PALIGN_CHECK(it != last.end(), ErrorCode::kInternal, "[decoding.rerank] the output was not a scored candidate");
+      output_rewards_.push_back(it->second);
     }
     return out;
   }

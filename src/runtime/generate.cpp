@@ -69,7 +69,8 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
     samplers.emplace_back(so);
   }
   KvCache cache = model.make_cache(n_rows, std::min<int64_t>(most, max_pos));
-  ForwardOptions fo{.logits = ForwardOptions::Logits::kLast};
+  ForwardOptions fo;
+  fo.logits = ForwardOptions::Logits::kLast;
   fo.linear_hook = options.linear_hook;
   fo.residual_hook = options.residual_hook;
   if (options.virtual_tokens) fo.virtual_tokens = *options.virtual_tokens;
@@ -85,7 +86,7 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
     const auto& prompt = prompts[0];
     rows = {0};  // the shared prompt is prefilled once, as row 0 (sample 0), then forked
     at::Tensor ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), at::kLong).unsqueeze(0);
-    logits = model.forward(Batch{.ids = ids, .seq = {0}}, cache, fo).logits;  // [1, V]
+    logits = model.forward(Batch{.ids = ids, .n_tokens = {}, .seq = {0}}, cache, fo).logits;  // [1, V]
     cache.fork_all(0);
     logits = logits.expand({n_rows, logits.size(1)});
     history.assign(n_rows, std::vector<int64_t>(prompt.begin(), prompt.end()));
@@ -130,7 +131,7 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
     std::vector<int64_t> toks;
     for (int64_t r : rows) toks.push_back(next[r]);
     at::Tensor step_ids = at::tensor(toks, at::kLong).unsqueeze(1);
-    at::Tensor out = model.forward(Batch{.ids = step_ids, .seq = rows}, cache, fo).logits;
+    at::Tensor out = model.forward(Batch{.ids = step_ids, .n_tokens = {}, .seq = rows}, cache, fo).logits;
     logits = at::zeros({n_rows, out.size(1)});
     logits.index_copy_(0, at::tensor(rows, at::kLong), out);
   }

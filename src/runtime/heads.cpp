@@ -55,7 +55,7 @@ std::unique_ptr<Model> classifier_on_backbone(const Model& backbone, const at::T
   for (auto& [name, t] : backbone.named_weights())
     if (name != kLmHead) named[name] = t;
   named[kScore] = score_weight.to(at::kFloat).contiguous();
-  return Model::from_weights(std::move(c), std::move(named));
+  return Model::from_weights(std::move(c), std::move(named), backbone.options());
 }
 
 std::unique_ptr<Model> weighted_classifier(const Model& classifier, const std::vector<double>& label_weights) {
@@ -74,7 +74,7 @@ std::unique_ptr<Model> weighted_classifier(const Model& classifier, const std::v
   head->second = at::matmul(w.unsqueeze(0), head->second.to(at::kFloat));  // [1, D]
   c.num_labels = 1;
   c.id2label = {"reward"};
-  return Model::from_weights(std::move(c), std::move(named));
+  return Model::from_weights(std::move(c), std::move(named), classifier.options());
 }
 
 }  // namespace palign::runtime

@@ -240,7 +240,7 @@ std::unique_ptr<Model> merge_impl(const Model& base, const LoraAdapter& adapter,
       it->second = (it->second.detach() + sign * delta).contiguous();
     }
   }
-  return Model::from_weights(base.config(), std::move(named));
+  return Model::from_weights(base.config(), std::move(named), base.options());
 }
 
 }  // namespace
@@ -264,7 +264,7 @@ LoraBatchHook::LoraBatchHook(std::vector<const LoraAdapter*> per_row) : n_rows_(
     a->check_compatible(first->model_config(), "LoraBatchHook");
     auto it = std::find_if(groups_.begin(), groups_.end(), [&](const Group& g) { return g.adapter == a; });
     if (it == groups_.end()) {
-      groups_.push_back({.adapter = a});
+      groups_.push_back({.adapter = a, .rows = {}, .index = {}});
       it = groups_.end() - 1;
     }
     it->rows.push_back(row);

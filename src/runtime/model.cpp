@@ -56,8 +56,13 @@ std::vector<std::string> WeightSource::unused(const ModelWeights& weights) const
   return out;
 }
 
-Model::Model(ModelConfig config, std::unique_ptr<ModelWeights> weights, std::string stored_dtype)
-    : config_(std::move(config)), weights_(std::move(weights)), stored_dtype_(std::move(stored_dtype)) {}
+Model::Model(ModelConfig config, std::unique_ptr<ModelWeights> weights, std::string stored_dtype, ModelOptions options)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      stored_dtype_(std::move(stored_dtype)),
+      options_(options) {
+  check_linear_kernel(options_.linear_kernel, "runtime.Model");
+}
 Model::~Model() = default;
 
 namespace {
@@ -105,7 +110,7 @@ std::unique_ptr<ModelWeights> resolve(const ModelConfig& config, const WeightSou
 }
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const fs::path& dir) {
+std::unique_ptr<Model> Model::load(const fs::path& dir, const ModelOptions& options) {
   PALIGN_CHECK(fs::is_directory(dir), ErrorCode::kNotFound, "[runtime.Model] model directory ", dir.string(),
                " does not exist; pass a Hugging Face model directory to --model");
   ModelConfig config = ModelConfig::load(dir / "config.json");
@@ -121,15 +126,16 @@ std::unique_ptr<Model> Model::load(const fs::path& dir) {
   }
   auto weights = resolve(config, WeightSource(std::move(tensors), dir.string()));
   return std::unique_ptr<Model>(
-      new Model(std::move(config), std::move(weights), std::string(dtype_name(files.dominant_dtype()))));
+      new Model(std::move(config), std::move(weights), std::string(dtype_name(files.dominant_dtype())), options));
 }
 
-std::unique_ptr<Model> Model::from_weights(ModelConfig config, std::map<std::string, at::Tensor> named) {
+std::unique_ptr<Model> Model::from_weights(ModelConfig config, std::map<std::string, at::Tensor> named,
+                                           const ModelOptions& options) {
   for (auto& [name, t] : named)
     PALIGN_CHECK(t.scalar_type() == at::kFloat, ErrorCode::kInvalidArgument, "[runtime.Model.from_weights] '", name,
                  "' must be float32");
   auto weights = resolve(config, WeightSource(std::move(named), "from_weights"));
-  return std::unique_ptr<Model>(new Model(std::move(config), std::move(weights), "F32"));
+  return std::unique_ptr<Model>(new Model(std::move(config), std::move(weights), "F32", options));
 }
 
 int64_t Model::n_params() const {
@@ -235,6 +241,8 @@ ForwardOutput Model::forward_impl(const Batch& batch, KvCache* cache, const Forw
   const ModelWeights& w = *weights_;
   const ModelConfig& c = config_;
   BatchPlan plan = make_plan(c, w, checked, cache);
+  plan.kernel = options.linear_kernel.value_or(options_.linear_kernel);
+  if (options.linear_kernel) check_linear_kernel(plan.kernel, "runtime.Model.forward");
 
   at::Tensor x;  // [B, T, D]
   if (n_virtual > 0 && checked.ids.max().item<int64_t>() >= c.vocab_size) {
@@ -261,12 +269,12 @@ ForwardOutput Model::forward_impl(const Batch& batch, KvCache* cache, const Forw
   ForwardOutput out;
   if (options.return_hidden) out.hidden = x;
   if (options.logits == ForwardOptions::Logits::kAll) {
-    out.logits = apply_linear(x, w.head);
+    out.logits = apply_linear(x, w.head, {}, plan.kernel);
   } else if (options.logits == ForwardOptions::Logits::kLast) {
     std::vector<int64_t> last(plan.B);
     for (int64_t b = 0; b < plan.B; ++b) last[b] = std::max<int64_t>(plan.n_tokens[b] - 1, 0);
     at::Tensor idx = at::tensor(last, at::kLong).view({plan.B, 1, 1}).expand({plan.B, 1, c.hidden_size});
-    out.logits = apply_linear(x.gather(1, idx).squeeze(1), w.head);  // [B, V]
+    out.logits = apply_linear(x.gather(1, idx).squeeze(1), w.head, {}, plan.kernel);  // [B, V]
   }
   if (out.logits.defined()) trace(options, -1, "logits", out.logits);
   return out;
@@ -280,7 +288,7 @@ at::Tensor Model::forward_full(const at::Tensor& ids, const ForwardOptions& opti
   PALIGN_CHECK(ids.defined() && (ids.dim() == 1 || ids.dim() == 2), ErrorCode::kInvalidArgument,
                "[runtime.Model.forward_full] ids must be [T] or [B, T]");
   const bool single = ids.dim() == 1;
-  Batch batch{.ids = single ? ids.unsqueeze(0) : ids};
+  Batch batch{.ids = single ? ids.unsqueeze(0) : ids, .n_tokens = {}, .seq = {}};
   ForwardOptions opts = options;
   opts.logits = ForwardOptions::Logits::kAll;
   at::Tensor logits = forward_impl(batch, nullptr, opts).logits;

@@ -252,10 +252,13 @@ TEST(Strategy, BestOfNRanksAMultiLabelRewardByTheProfilesWeights) {
     }
     if (samples[by_first].ids == samples[by_weights].ids) continue;
     found = true;
-    const auto out = decoding::make_strategy("best_of_n", setup)->generate(request);
+    const auto strategy = decoding::make_strategy("best_of_n", setup);
+    const auto out = strategy->generate(request);
     std::printf("seed %llu: the first label picks sample %zu, the profile's weights sample %zu\n",
                 static_cast<unsigned long long>(seed), by_first, by_weights);
     EXPECT_EQ(out[0].ids, samples[by_weights].ids);
+    ASSERT_EQ(strategy->output_rewards().size(), 1u);  // what --json reports: the weighted score it chose by
+    EXPECT_NEAR(strategy->output_rewards()[0], scores[by_weights][1], 1e-6);
   }
   EXPECT_TRUE(found) << "no seed where the labels disagree; widen the search";
   decoding::StrategySetup without = setup;
@@ -398,4 +401,39 @@ TEST(Strategy, OptionsFromJson) {
   for (const char* bad : {"{", "[1, 2]", R"({"best_of": "8"})", R"({"best_of": 2.5})", R"({"alpha": "x"})",
                           R"({"models": 3})", R"({"beam_width": 4})"})
     EXPECT_EQ(error_code_of([&] { decoding::StrategyOptions::from_json(bad); }), ErrorCode::kInvalidArgument) << bad;
+}
+
+// The reward a reranking strategy reports for each output is the reward of that output's whole text; strategies
+// without a reward report none.
+TEST(Strategy, RerankersReportTheRewardOfEachOutput) {
+  const fs::path dir = test::hf_model("llama"), rm = test::hf_model("llama_rm");
+  const auto model = runtime::Model::load(dir);
+  const auto tok = runtime::Tokenizer::from_dir(dir);
+  const auto reward = scoring::RewardModel::load(rm);
+  decoding::StrategyRequest request = request_of(tok, 2);
+  request.options.max_new_tokens = 7;
+  request.options.sampling.temperature = 1.0f;
+  const std::string prompt_text =
+      tok.decode(std::vector<int32_t>(request.prompt.begin(), request.prompt.end()), /*skip_special=*/true);
+  double worst = 0;
+  for (const char* name : {"best_of_n", "cd_block"}) {
+    decoding::StrategyOptions o;
+    o.reward = rm.string();
+    o.best_of = 3;
+    o.cd_k = 2;
+    o.cd_block = 3;
+    const auto strategy = decoding::make_strategy(name, setup_of(*model, dir, tok, o));
+    const auto out = strategy->generate(request);
+    ASSERT_EQ(strategy->output_rewards().size(), out.size()) << name;
+    for (size_t i = 0; i < out.size(); ++i) {
+      const double expected =
+          reward->score(prompt_text, tok.decode(std::vector<int32_t>(out[i].ids.begin(), out[i].ids.end()), true))[0];
+      worst = std::max(worst, std::abs(strategy->output_rewards()[i] - expected));
+      EXPECT_NEAR(strategy->output_rewards()[i], expected, 1e-6) << name << " output " << i;
+    }
+  }
+  std::printf("reported vs recomputed output rewards: max |diff| %.3g\n", worst);
+  const auto plain = decoding::make_strategy("sample", setup_of(*model, dir, tok));
+  plain->generate(request);
+  EXPECT_TRUE(plain->output_rewards().empty());
 }

@@ -11,6 +11,7 @@
 
 #include "palign/runtime/generate.h"
 #include "palign/runtime/linear.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "test_util.h"
 
@@ -29,16 +30,13 @@ std::vector<LinearKernel> kernels() {
 }
 bool kernel_available() { return !kernels().empty(); }
 
-// Runs f once per kernel with that kernel in use, then restores the one in use before.
+// Runs f once per kernel.
 template <typename F>
 void for_each_kernel(F&& f) {
-  const LinearKernel before = linear_kernel();
   for (const LinearKernel k : kernels()) {
-    set_linear_kernel(k);
     SCOPED_TRACE(std::string(linear_kernel_name(k)));
     f(k);
   }
-  set_linear_kernel(before);
 }
 
 // W [out, in] as Model keeps inference weights: a view of contiguous W^T [in, out] storage.
@@ -68,10 +66,10 @@ TEST(SmallBatchLinear, MatchesAtLinearOnOddShapes) {
         for (const bool with_bias : {false, true}) {
           const at::Tensor bias = with_bias ? b : at::Tensor();
           const at::Tensor expected = at::linear(x, w, bias);
-          const at::Tensor y = apply_linear(x, w, bias);
+          const at::Tensor y = apply_linear(x, w, bias, kernel);
           if (rows <= kSmallBatchMaxRows) {
-            ASSERT_TRUE(small_batch_linear_supports(x, w, bias)) << out << "x" << in << " rows " << rows;
-            ASSERT_TRUE(at::equal(small_batch_linear(x, w, bias), y));  // apply_linear takes the kernel
+            ASSERT_TRUE(small_batch_linear_supports(x, w, bias, kernel)) << out << "x" << in << " rows " << rows;
+            ASSERT_TRUE(at::equal(small_batch_linear(x, w, bias, kernel), y));  // apply_linear takes the kernel
           }
           ASSERT_EQ(y.sizes(), expected.sizes());
           // Sums of `in` products of unit normals: relative to sqrt(in).
@@ -91,43 +89,71 @@ TEST(SmallBatchLinear, KernelsAgreeBitwise) {
   if (kernels().size() < 2) GTEST_SKIP() << "this CPU runs one kernel at most";
   c10::InferenceMode guard;
   at::manual_seed(10);
-  const LinearKernel before = linear_kernel();
   int64_t cases = 0;
   for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{37, 29}, {300, 201}, {704, 256}, {4096, 256}})
     for (const int64_t rows : {1, 3, 7, 10, 16, 32}) {
       const at::Tensor w = input_major(out, in), b = at::randn({out}), x = at::randn({rows, in});
-      set_linear_kernel(LinearKernel::kAvx2);
-      const at::Tensor y2 = small_batch_linear(x, w, b);
-      set_linear_kernel(LinearKernel::kAvx512);
-      const at::Tensor y16 = small_batch_linear(x, w, b);
+      const at::Tensor y2 = small_batch_linear(x, w, b, LinearKernel::kAvx2);
+      const at::Tensor y16 = small_batch_linear(x, w, b, LinearKernel::kAvx512);
       EXPECT_TRUE(at::equal(y2, y16)) << out << "x" << in << " rows " << rows << ": max-abs-diff "
                                       << (y2 - y16).abs().max().item<double>();
       ++cases;
     }
-  set_linear_kernel(before);
   std::printf("small_batch_linear: avx2 and avx512 agree bitwise on %ld cases (max-abs-diff 0)\n",
               static_cast<long>(cases));
 }
 
 TEST(SmallBatchLinear, KernelChoice) {
-  const LinearKernel before = linear_kernel();
   EXPECT_EQ(linear_kernel_name(LinearKernel::kBlas), "blas");
   EXPECT_EQ(linear_kernel_name(LinearKernel::kAvx2), "avx2");
   EXPECT_EQ(linear_kernel_name(LinearKernel::kAvx512), "avx512");
-  EXPECT_LE(linear_kernel(), best_linear_kernel());
+  EXPECT_LE(default_linear_kernel(), best_linear_kernel());
   // BLAS is always there, and declines every case.
-  set_linear_kernel(LinearKernel::kBlas);
   {
     c10::InferenceMode guard;
-    EXPECT_FALSE(small_batch_linear_supports(at::zeros({1, 4}), at::zeros({4, 8}).t()));
+    EXPECT_FALSE(small_batch_linear_supports(at::zeros({1, 4}), at::zeros({4, 8}).t(), {}, LinearKernel::kBlas));
   }
-  // A kernel the CPU lacks is refused, and the one in use stays.
+  // A kernel the CPU lacks is refused.
   if (best_linear_kernel() < LinearKernel::kAvx512) {
-    EXPECT_EQ(test::error_code_of([] { set_linear_kernel(LinearKernel::kAvx512); }), ErrorCode::kUnsupported);
-    EXPECT_EQ(linear_kernel(), LinearKernel::kBlas);
+    EXPECT_EQ(test::error_code_of([] { check_linear_kernel(LinearKernel::kAvx512, "test"); }), ErrorCode::kUnsupported);
   }
-  set_linear_kernel(before);
-  EXPECT_EQ(linear_kernel(), before);
+  EXPECT_NO_THROW(check_linear_kernel(LinearKernel::kBlas, "test"));
+}
+
+// The kernel travels with the model (ModelOptions, kept by models made from it) and can be set per call
+// (ForwardOptions); two models with different kernels in one process give each its own kernel's logits.
+TEST(SmallBatchLinear, TheModelAndTheCallCarryTheKernel) {
+  const auto dir = test::hf_model("llama");
+  ModelOptions blas;
+  blas.linear_kernel = LinearKernel::kBlas;
+  const auto on_blas = Model::load(dir, blas);
+  const auto on_best = Model::load(dir);
+  EXPECT_EQ(on_blas->options().linear_kernel, LinearKernel::kBlas);
+  EXPECT_EQ(on_best->options().linear_kernel, default_linear_kernel());
+  EXPECT_EQ(merge_lora(*on_blas, LoraAdapter::init(on_blas->config(), {}, 1))->options().linear_kernel,
+            LinearKernel::kBlas);
+  const at::Tensor ids = at::tensor(std::vector<int64_t>{1, 5, 9, 2}, at::kLong).view({1, 4});
+  KvCache c1 = on_blas->make_cache(1), c2 = on_best->make_cache(1), c3 = on_best->make_cache(1);
+  ForwardOptions fo;
+  const at::Tensor a = on_blas->forward({.ids = ids, .n_tokens = {}, .seq = {}}, c1, fo).logits;
+  const at::Tensor b = on_best->forward({.ids = ids, .n_tokens = {}, .seq = {}}, c2, fo).logits;
+  fo.linear_kernel = LinearKernel::kBlas;  // this call on the BLAS path: the BLAS model's logits, bitwise
+  const at::Tensor c = on_best->forward({.ids = ids, .n_tokens = {}, .seq = {}}, c3, fo).logits;
+  const double diff = (a - b).abs().max().item<double>();
+  std::printf("llama fixture: blas vs %s logits max-abs-diff %.3g; a blas call on the %s model: bitwise\n",
+              std::string(linear_kernel_name(default_linear_kernel())).c_str(), diff,
+              std::string(linear_kernel_name(default_linear_kernel())).c_str());
+  EXPECT_LE(diff, test::kLogitsTol);
+  EXPECT_TRUE(at::equal(a, c));
+  if (best_linear_kernel() < LinearKernel::kAvx512) {
+    ModelOptions lacking;
+    lacking.linear_kernel = LinearKernel::kAvx512;
+    EXPECT_EQ(test::error_code_of([&] { Model::load(dir, lacking); }), ErrorCode::kUnsupported);
+    fo.linear_kernel = LinearKernel::kAvx512;
+    KvCache c4 = on_best->make_cache(1);
+    EXPECT_EQ(test::error_code_of([&] { on_best->forward({.ids = ids, .n_tokens = {}, .seq = {}}, c4, fo); }),
+              ErrorCode::kUnsupported);
+  }
 }
 
 TEST(SmallBatchLinear, RowsAreBitwiseIndependentOfTheBatch) {
@@ -141,13 +167,14 @@ TEST(SmallBatchLinear, RowsAreBitwiseIndependentOfTheBatch) {
       const at::Tensor b = at::randn({out});
       const at::Tensor x = at::randn({kSmallBatchMaxRows, in});
       at::Tensor alone = at::empty({kSmallBatchMaxRows, out});
-      for (int64_t r = 0; r < kSmallBatchMaxRows; ++r) alone[r] = small_batch_linear(x.narrow(0, r, 1), w, b)[0];
+      for (int64_t r = 0; r < kSmallBatchMaxRows; ++r)
+        alone[r] = small_batch_linear(x.narrow(0, r, 1), w, b, kernel)[0];
       for (int64_t rows = 1; rows <= kSmallBatchMaxRows; ++rows) {
-        const at::Tensor y = small_batch_linear(x.narrow(0, 0, rows), w, b);
+        const at::Tensor y = small_batch_linear(x.narrow(0, 0, rows), w, b, kernel);
         EXPECT_TRUE(at::equal(y, alone.narrow(0, 0, rows))) << out << "x" << in << " rows " << rows;
       }
       // Any leading shape: [2, 3, in] is six rows.
-      const at::Tensor y3 = small_batch_linear(x.narrow(0, 0, 6).view({2, 3, in}), w, b);
+      const at::Tensor y3 = small_batch_linear(x.narrow(0, 0, 6).view({2, 3, in}), w, b, kernel);
       EXPECT_TRUE(at::equal(y3.view({6, out}), alone.narrow(0, 0, 6)));
     }
     std::printf("small_batch_linear (%s): 1..%ld rows per call give each row's one-row result bitwise\n",
@@ -160,18 +187,18 @@ TEST(SmallBatchLinear, DeclinesWhatItDoesNotCover) {
   at::manual_seed(9);
   const at::Tensor w = input_major(32, 16);
   const at::Tensor x = at::randn({3, 16});
-  for_each_kernel([&](LinearKernel) {
+  for_each_kernel([&](LinearKernel k) {
     c10::InferenceMode guard;
-    EXPECT_TRUE(small_batch_linear_supports(x, w));
-    EXPECT_FALSE(small_batch_linear_supports(x, w.t().contiguous().t().contiguous()));  // output-major [out, in]
-    EXPECT_FALSE(small_batch_linear_supports(x.to(at::kDouble), w.to(at::kDouble)));
-    EXPECT_FALSE(small_batch_linear_supports(at::randn({kSmallBatchMaxRows + 1, 16}), w));
-    EXPECT_FALSE(small_batch_linear_supports(at::randn({3, 15}), w));
+    EXPECT_TRUE(small_batch_linear_supports(x, w, {}, k));
+    EXPECT_FALSE(small_batch_linear_supports(x, w.t().contiguous().t().contiguous(), {}, k));  // output-major
+    EXPECT_FALSE(small_batch_linear_supports(x.to(at::kDouble), w.to(at::kDouble), {}, k));
+    EXPECT_FALSE(small_batch_linear_supports(at::randn({kSmallBatchMaxRows + 1, 16}), w, {}, k));
+    EXPECT_FALSE(small_batch_linear_supports(at::randn({3, 15}), w, {}, k));
   });
   // Grad mode records the graph through at::linear: apply_linear still gives gradients.
-  EXPECT_FALSE(small_batch_linear_supports(x, w));
+  EXPECT_FALSE(small_batch_linear_supports(x, w, {}, best_linear_kernel()));
   const at::Tensor wg = w.detach().requires_grad_(true);
-  apply_linear(x, wg).sum().backward();
+  apply_linear(x, wg, {}, best_linear_kernel()).sum().backward();
   ASSERT_TRUE(wg.grad().defined());
   const double diff = (wg.grad() - x.sum(0).unsqueeze(0).expand({32, 16})).abs().max().item<double>();
   std::printf("grad path: max-abs-diff of dL/dW vs the closed form = %.3g\n", diff);

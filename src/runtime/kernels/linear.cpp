@@ -42,8 +42,8 @@ constexpr int64_t kSmallGemmOutRows = 1200;
 constexpr int64_t kMaxBlockedRows = 32;  // beyond this one large gemm is as fast
 }  // namespace
 
-at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  if (small_batch_linear_supports(x, w, b)) return small_batch_linear(x, w, b);
+at::Tensor apply_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, LinearKernel kernel) {
+  if (small_batch_linear_supports(x, w, b, kernel)) return small_batch_linear(x, w, b, kernel);
   const int64_t out = w.size(0), in = w.size(1), rows = x.numel() / std::max<int64_t>(in, 1);
   if (rows < 1 || rows > kMaxBlockedRows || rows * out <= kSmallGemmOutRows) return at::linear(x, w, b);
   std::vector<int64_t> shape = x.sizes().vec();

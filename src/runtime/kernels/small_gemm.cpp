@@ -7,7 +7,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -283,12 +282,17 @@ LinearKernel kernel_from_environment() {
   return best;
 }
 
-std::atomic<LinearKernel>& kernel_in_use() {
-  static std::atomic<LinearKernel> kernel{kernel_from_environment()};
+}  // namespace
+
+LinearKernel default_linear_kernel() {
+  static const LinearKernel kernel = kernel_from_environment();
   return kernel;
 }
 
-}  // namespace
+void check_linear_kernel(LinearKernel kernel, const char* where) {
+  PALIGN_CHECK(kernel <= best_linear_kernel(), ErrorCode::kUnsupported, "[", where, "] this CPU cannot run the ",
+               linear_kernel_name(kernel), " kernel; the best it has is ", linear_kernel_name(best_linear_kernel()));
+}
 
 std::string_view linear_kernel_name(LinearKernel kernel) {
   switch (kernel) {
@@ -302,16 +306,8 @@ std::string_view linear_kernel_name(LinearKernel kernel) {
   return "blas";
 }
 
-LinearKernel linear_kernel() { return kernel_in_use().load(std::memory_order_relaxed); }
-
-void set_linear_kernel(LinearKernel kernel) {
-  PALIGN_CHECK(kernel <= best_linear_kernel(), ErrorCode::kUnsupported, "[runtime.linear] this CPU cannot run the ",
-               linear_kernel_name(kernel), " kernel; the best it has is ", linear_kernel_name(best_linear_kernel()));
-  kernel_in_use().store(kernel, std::memory_order_relaxed);
-}
-
-bool small_batch_linear_supports(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  if (linear_kernel() == LinearKernel::kBlas || at::GradMode::is_enabled()) return false;
+bool small_batch_linear_supports(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, LinearKernel kernel) {
+  if (kernel == LinearKernel::kBlas || at::GradMode::is_enabled()) return false;
   if (!x.defined() || !w.defined() || w.dim() != 2 || x.dim() < 1) return false;
   if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || !x.device().is_cpu() || !w.device().is_cpu())
     return false;
@@ -324,7 +320,7 @@ bool small_batch_linear_supports(const at::Tensor& x, const at::Tensor& w, const
   return !b.defined() || (b.dim() == 1 && b.size(0) == out && b.scalar_type() == at::kFloat && b.device().is_cpu());
 }
 
-at::Tensor small_batch_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+at::Tensor small_batch_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, LinearKernel kernel) {
   const int64_t out = w.size(0), in = w.size(1), rows = x.numel() / in;
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = out;
@@ -342,7 +338,6 @@ at::Tensor small_batch_linear(const at::Tensor& x, const at::Tensor& w, const at
   constexpr int64_t kBlock = 256, kParallelMacs = 1 << 19;
   const int64_t n_blocks = (out + kBlock - 1) / kBlock;
   const int64_t grain = std::max<int64_t>(1, kParallelMacs / (rows * in * kBlock));
-  const LinearKernel kernel = linear_kernel();
   at::parallel_for(0, n_blocks, grain, [&](int64_t begin, int64_t end) {
     small_gemm(kernel, x_data, rows, in, w_data, ldw, b_data, y_data, out, begin * kBlock, std::min(out, end * kBlock));
   });

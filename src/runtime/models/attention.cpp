@@ -90,25 +90,19 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
 }
 
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t layer, LinearKind kind,
-                   const ForwardOptions& opts) {
-  at::Tensor y = apply_linear(x, w, b);
+                   const BatchPlan& plan, const ForwardOptions& opts) {
+  at::Tensor y = apply_linear(x, w, b, plan.kernel);
   if (opts.linear_hook) opts.linear_hook->apply(layer, kind, x, y);
   return y;
 }
 
 namespace {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define PALIGN_DECODE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define PALIGN_DECODE_CLONES
-#endif
-
 // One query row against keys [lo, hi] of one cached head: scaled dot products, softmax, weighted sum of values.
 // Sixteen lane-wise partial sums keep the dot product vectorisable (two AVX2 registers) without reassociating float
-// math. Cloned for AVX2 at load time: the build targets baseline x86-64.
-PALIGN_DECODE_CLONES
-void attend_one(const float* q, const float* keys, const float* values, int64_t lo, int64_t hi, int64_t hd,
-                float scale, float* scores, float* out) {
+// math. Compiled twice, for baseline x86-64 and for AVX2 (no FMA: both give the same bits), and chosen by the call's
+// linear kernel (runtime/linear.h), the one run-time dispatch of the forward.
+[[gnu::always_inline]] inline void attend_one_body(const float* q, const float* keys, const float* values, int64_t lo,
+                                                   int64_t hi, int64_t hd, float scale, float* scores, float* out) {
   for (int64_t d = 0; d < hd; ++d) out[d] = 0.0f;
   if (hi < lo) return;
   float max_score = -std::numeric_limits<float>::infinity();
@@ -134,6 +128,20 @@ void attend_one(const float* q, const float* keys, const float* values, int64_t 
   }
 }
 
+void attend_one_baseline(const float* q, const float* keys, const float* values, int64_t lo, int64_t hi, int64_t hd,
+                         float scale, float* scores, float* out) {
+  attend_one_body(q, keys, values, lo, hi, hd, scale, scores, out);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) void attend_one_avx2(const float* q, const float* keys, const float* values, int64_t lo,
+                                                     int64_t hi, int64_t hd, float scale, float* scores, float* out) {
+  attend_one_body(q, keys, values, lo, hi, hd, scale, scores, out);
+}
+#else
+constexpr auto attend_one_avx2 = attend_one_baseline;
+#endif
+
 // Decode step (T = 1, float32, no autograd): every row and head reads its keys straight from the cache, with no
 // gather of non-contiguous rows and no tiny gemm per row and head (40 of them per layer for 10 rows).
 at::Tensor attend_decode(const ModelConfig& c, const BatchPlan& plan, const at::Tensor& q, const at::Tensor& ck,
@@ -146,6 +154,7 @@ at::Tensor attend_decode(const ModelConfig& c, const BatchPlan& plan, const at::
   const float* v_data = cv.data_ptr<float>();
   float* out_data = out.data_ptr<float>();
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  const auto attend_one = plan.kernel == LinearKernel::kBlas ? attend_one_baseline : attend_one_avx2;
   at::parallel_for(0, B * H, 8, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(plan.L));
     for (int64_t idx = begin; idx < end; ++idx) {

@@ -49,20 +49,20 @@ at::Tensor gpt2_layer(const ModelConfig& c, const LayerWeights& lw, int64_t laye
   const int64_t B = plan.B, T = plan.T, hd = c.head_dim, D = c.hidden_size;
   at::Tensor h = at::layer_norm(x, {D}, lw.attn_norm, lw.attn_norm_b, c.norm_eps);
   trace(opts, layer, "attn_norm", h);
-  at::Tensor q = project(h, lw.q, lw.q_b, layer, LinearKind::kQ, opts).view({B, T, c.n_head, hd}).transpose(1, 2);
-  at::Tensor k = project(h, lw.k, lw.k_b, layer, LinearKind::kK, opts).view({B, T, c.n_head, hd}).transpose(1, 2);
-  at::Tensor v = project(h, lw.v, lw.v_b, layer, LinearKind::kV, opts).view({B, T, c.n_head, hd}).transpose(1, 2);
+  at::Tensor q = project(h, lw.q, lw.q_b, layer, LinearKind::kQ, plan, opts).view({B, T, c.n_head, hd}).transpose(1, 2);
+  at::Tensor k = project(h, lw.k, lw.k_b, layer, LinearKind::kK, plan, opts).view({B, T, c.n_head, hd}).transpose(1, 2);
+  at::Tensor v = project(h, lw.v, lw.v_b, layer, LinearKind::kV, plan, opts).view({B, T, c.n_head, hd}).transpose(1, 2);
   trace(opts, layer, "q", q);
   trace(opts, layer, "k", k);
   trace(opts, layer, "v", v);
   at::Tensor a = attend(c, plan, layer, q, k, v);
-  at::Tensor attn_out = project(a, lw.o, lw.o_b, layer, LinearKind::kO, opts);
+  at::Tensor attn_out = project(a, lw.o, lw.o_b, layer, LinearKind::kO, plan, opts);
   trace(opts, layer, "attn_out", attn_out);
   at::Tensor r = x + attn_out;
   h = at::layer_norm(r, {D}, lw.mlp_norm, lw.mlp_norm_b, c.norm_eps);
-  at::Tensor up = project(h, lw.up, lw.up_b, layer, LinearKind::kUp, opts);
+  at::Tensor up = project(h, lw.up, lw.up_b, layer, LinearKind::kUp, plan, opts);
   at::Tensor act = c.activation == Activation::kGeluTanh ? at::gelu(up, "tanh") : at::gelu(up);
-  at::Tensor ffn = project(act, lw.down, lw.down_b, layer, LinearKind::kDown, opts);
+  at::Tensor ffn = project(act, lw.down, lw.down_b, layer, LinearKind::kDown, plan, opts);
   trace(opts, layer, "ffn_out", ffn);
   return r + ffn;
 }

@@ -74,6 +74,7 @@ struct BatchPlan {
   at::Tensor positions;           // [B, T] int64
   at::Tensor mask;                // [B, 1, 1, T, L] bool, true = masked
   at::Tensor cos, sin;            // [B, 1, T, head_dim] (RoPE models)
+  LinearKernel kernel = LinearKernel::kBlas;  // the call's linear kernel (ForwardOptions, else the model's)
 };
 
 BatchPlan make_plan(const ModelConfig& c, const ModelWeights& w, const Batch& batch, KvCache* cache);
@@ -91,7 +92,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
 
 // y = x W^T + b, then the hook's delta.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t layer, LinearKind kind,
-                   const ForwardOptions& opts);
+                   const BatchPlan& plan, const ForwardOptions& opts);
 
 inline void trace(const ForwardOptions& opts, int64_t layer, std::string_view name, const at::Tensor& t) {
   if (opts.trace) opts.trace(layer, name, t);

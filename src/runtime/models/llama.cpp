@@ -59,9 +59,9 @@ at::Tensor llama_layer(const ModelConfig& c, const LayerWeights& lw, int64_t lay
   const int64_t B = plan.B, T = plan.T, hd = c.head_dim;
   at::Tensor h = rms_norm(x, lw.attn_norm, c.norm_eps);
   trace(opts, layer, "attn_norm", h);
-  at::Tensor q = project(h, lw.q, lw.q_b, layer, LinearKind::kQ, opts).view({B, T, c.n_head, hd});
-  at::Tensor k = project(h, lw.k, lw.k_b, layer, LinearKind::kK, opts).view({B, T, c.n_kv_head, hd});
-  at::Tensor v = project(h, lw.v, lw.v_b, layer, LinearKind::kV, opts).view({B, T, c.n_kv_head, hd});
+  at::Tensor q = project(h, lw.q, lw.q_b, layer, LinearKind::kQ, plan, opts).view({B, T, c.n_head, hd});
+  at::Tensor k = project(h, lw.k, lw.k_b, layer, LinearKind::kK, plan, opts).view({B, T, c.n_kv_head, hd});
+  at::Tensor v = project(h, lw.v, lw.v_b, layer, LinearKind::kV, plan, opts).view({B, T, c.n_kv_head, hd});
   if (c.qk_norm) {
     q = rms_norm(q, lw.q_norm, c.norm_eps);
     k = rms_norm(k, lw.k_norm, c.norm_eps);
@@ -73,13 +73,13 @@ at::Tensor llama_layer(const ModelConfig& c, const LayerWeights& lw, int64_t lay
   trace(opts, layer, "k", k);
   trace(opts, layer, "v", v);
   at::Tensor a = attend(c, plan, layer, q, k, v);
-  at::Tensor attn_out = project(a, lw.o, lw.o_b, layer, LinearKind::kO, opts);
+  at::Tensor attn_out = project(a, lw.o, lw.o_b, layer, LinearKind::kO, plan, opts);
   trace(opts, layer, "attn_out", attn_out);
   at::Tensor r = x + attn_out;
   h = rms_norm(r, lw.mlp_norm, c.norm_eps);
-  at::Tensor gate = project(h, lw.gate, lw.gate_b, layer, LinearKind::kGate, opts);
-  at::Tensor up = project(h, lw.up, lw.up_b, layer, LinearKind::kUp, opts);
-  at::Tensor ffn = project(at::silu(gate) * up, lw.down, lw.down_b, layer, LinearKind::kDown, opts);
+  at::Tensor gate = project(h, lw.gate, lw.gate_b, layer, LinearKind::kGate, plan, opts);
+  at::Tensor up = project(h, lw.up, lw.up_b, layer, LinearKind::kUp, plan, opts);
+  at::Tensor ffn = project(at::silu(gate) * up, lw.down, lw.down_b, layer, LinearKind::kDown, plan, opts);
   trace(opts, layer, "ffn_out", ffn);
   return r + ffn;
 }

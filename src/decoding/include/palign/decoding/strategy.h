@@ -155,10 +155,14 @@ class Strategy {
   // The length of the prompt the last generate call actually decoded from, when the strategy built one of its own
   // (prompt: statement and liked responses before it; contrast: the preference prompt before it); -1 otherwise.
   int64_t built_prompt_tokens() const { return built_prompt_tokens_; }
+  // The reward of each output of the last generate call, as the strategy scored it to choose (best_of_n, cd_block:
+  // the reward, or the profile's weighted sum of its labels); empty for a strategy that ranks by no reward.
+  const std::vector<double>& output_rewards() const { return output_rewards_; }
 
  protected:
   std::vector<std::string> notes_;
   int64_t built_prompt_tokens_ = -1;
+  std::vector<double> output_rewards_;
 };
 
 struct StrategyInfo {

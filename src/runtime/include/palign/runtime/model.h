@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,6 +21,7 @@
 
 #include "palign/runtime/config.h"
 #include "palign/runtime/kv_cache.h"
+#include "palign/runtime/linear.h"
 
 namespace palign::runtime {
 
@@ -49,6 +51,9 @@ struct ForwardOptions {
   std::function<void(int64_t layer, at::Tensor& residual)> residual_hook;
   // Borrowed for the call; may be null.
   const LinearHook* linear_hook = nullptr;
+  // The small-batch linear kernel of this call (e.g. a benchmark comparing kernels); unset: the model's
+  // (ModelOptions). Throws kUnsupported when the CPU cannot run it.
+  std::optional<LinearKernel> linear_kernel;
   // Virtual tokens (PEFT's prompt tuning; P-DPO's user tokens): an [E, D] float32 table whose row j is the input
   // embedding of id V + j, so ids in [V, V + E) are valid input (never output: logits stay [V]). GPT-2 adds position
   // embeddings to them as to any token. Gradients reach the table when it requires grad. Undefined: none.
@@ -70,16 +75,25 @@ struct ForwardOutput {
 
 struct ModelWeights;  // private: resolved per-layer tensors
 
+// How a model runs, chosen at load.
+struct ModelOptions {
+  // The small-batch linear kernel of its forwards (runtime/linear.h); a model made from another (merge_lora, the
+  // heads of heads.h) keeps the other's.
+  LinearKernel linear_kernel = default_linear_kernel();
+};
+
 // Immutable after load; forward is const and thread-compatible (each thread brings its own KvCache).
 class Model {
  public:
   // Loads config.json and the safetensors weights of a Hugging Face model directory. Throws palign::Error:
   // kNotFound (no directory / config.json / weights), kUnsupported (architecture), kInvalidArgument (a weight
   // missing or of the wrong shape, naming it).
-  static std::unique_ptr<Model> load(const std::filesystem::path& dir);
+  // Throws kUnsupported for a linear kernel the CPU cannot run.
+  static std::unique_ptr<Model> load(const std::filesystem::path& dir, const ModelOptions& options = {});
   // Builds a model from float32 tensors under their Hugging Face names (training creates models this way; tensors
   // may require grad, and forward then records the autograd graph).
-  static std::unique_ptr<Model> from_weights(ModelConfig config, std::map<std::string, at::Tensor> named);
+  static std::unique_ptr<Model> from_weights(ModelConfig config, std::map<std::string, at::Tensor> named,
+                                             const ModelOptions& options = {});
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -87,6 +101,7 @@ class Model {
   const ModelConfig& config() const { return config_; }
   // The stored dtype of the loaded files ("F32", "BF16", ...; "F32" for from_weights).
   const std::string& stored_dtype() const { return stored_dtype_; }
+  const ModelOptions& options() const { return options_; }
   int64_t n_params() const;
   // The weights under their Hugging Face names, as saved (tied embeddings appear once).
   std::vector<std::pair<std::string, at::Tensor>> named_weights() const;
@@ -116,12 +131,13 @@ class Model {
   at::Tensor score(const std::vector<int64_t>& ids) const;
 
  private:
-  Model(ModelConfig config, std::unique_ptr<ModelWeights> weights, std::string stored_dtype);
+  Model(ModelConfig config, std::unique_ptr<ModelWeights> weights, std::string stored_dtype, ModelOptions options);
   // cache == nullptr: keys are this call's tokens only (full recompute; the training path).
   ForwardOutput forward_impl(const Batch& batch, KvCache* cache, const ForwardOptions& options) const;
   ModelConfig config_;
   std::unique_ptr<ModelWeights> weights_;
   std::string stored_dtype_;
+  ModelOptions options_;
 };
 
 // A content hash of a model: its config and every weight's name and shape, and an even sample of each weight's
