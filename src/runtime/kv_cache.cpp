@@ -47,7 +47,7 @@ void KvCache::set_length(int64_t seq, int64_t len) {
 
 void KvCache::reserve(int64_t len) {
   PALIGN_CHECK(len <= max_len_, ErrorCode::kInvalidArgument, "[runtime.KvCache] a context of ", len,
-               " tokens exceeds the model's maximum of ", max_len_, "; shorten the prompt or --max-new-tokens");
+               " tokens exceeds the model's maximum of ", max_len_, "; shorten the input (the prompt, text or ids)");
   if (len <= capacity_) return;
   int64_t cap = capacity_;
   while (cap < len) cap *= 2;

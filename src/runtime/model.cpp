@@ -203,7 +203,7 @@ at::Tensor check_batch(const ModelConfig& c, const Batch& batch, const KvCache* 
     seen.push_back(seq);
     PALIGN_CHECK(start + T <= c.max_position, ErrorCode::kInvalidArgument, "[runtime.Model.forward] a context of ",
                  start + n, " tokens exceeds the model's maximum of ", c.max_position,
-                 "; shorten the prompt or --max-new-tokens");
+                 "; shorten the input (the prompt, text or ids)");
   }
   return ids;
 }
