@@ -65,8 +65,16 @@ class ArgsStrategy final : public Strategy {
   }
 
   std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) override {
-    return detail::decode_each([&] { return make_args(model_, *reward_, k_, w_, request.prompt); }, request.prompt,
-                               request, model_, tokenizer_);
+    auto out = detail::decode_each([&] { return make_args(model_, *reward_, k_, w_, request.prompt); }, request.prompt,
+                                   request, model_, tokenizer_);
+    // The reward of each whole output: what ARGS scored its last token by (r of the prompt and every new token).
+    output_rewards_.clear();
+    for (const auto& r : out) {
+      std::vector<int64_t> ids = request.prompt;
+      ids.insert(ids.end(), r.ids.begin(), r.ids.end());
+      output_rewards_.push_back(reward_->score(ids)[0].item<double>());
+    }
+    return out;
   }
 
  private:

@@ -432,6 +432,20 @@ TEST(Strategy, RerankersReportTheRewardOfEachOutput) {
       EXPECT_NEAR(strategy->output_rewards()[i], expected, 1e-6) << name << " output " << i;
     }
   }
+  // args: r of the prompt and the whole output, through the reward directory's own scoring of token ids.
+  decoding::StrategyOptions a;
+  a.reward = rm.string();
+  a.args_k = 3;
+  const auto args = decoding::make_strategy("args", setup_of(*model, dir, tok, a));
+  const auto out = args->generate(request);
+  ASSERT_EQ(args->output_rewards().size(), out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    std::vector<int64_t> ids = request.prompt;
+    ids.insert(ids.end(), out[i].ids.begin(), out[i].ids.end());
+    const double expected = reward->score_ids(ids)[0];
+    worst = std::max(worst, std::abs(args->output_rewards()[i] - expected));
+    EXPECT_NEAR(args->output_rewards()[i], expected, 1e-5) << "args output " << i;
+  }
   std::printf("reported vs recomputed output rewards: max |diff| %.3g\n", worst);
   const auto plain = decoding::make_strategy("sample", setup_of(*model, dir, tok));
   plain->generate(request);

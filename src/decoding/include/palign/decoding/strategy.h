@@ -156,7 +156,8 @@ class Strategy {
   // (prompt: statement and liked responses before it; contrast: the preference prompt before it); -1 otherwise.
   int64_t built_prompt_tokens() const { return built_prompt_tokens_; }
   // The reward of each output of the last generate call, as the strategy scored it to choose (best_of_n, cd_block:
-  // the reward, or the profile's weighted sum of its labels); empty for a strategy that ranks by no reward.
+  // the reward, or the profile's weighted sum of its labels; args: r of the prompt and the whole output, the score
+  // of its last step); empty for a strategy that ranks by no reward.
   const std::vector<double>& output_rewards() const { return output_rewards_; }
 
  protected:
