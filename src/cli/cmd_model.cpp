@@ -61,14 +61,23 @@ nlohmann::json adapter_info(const fs::path& dir) {
     for (int64_t d : t.shape) n *= d;
     params += n;
   }
-  return {{"kind", "lora_adapter"},
-          {"peft_type", c.value("peft_type", "")},
-          {"base_model", c.value("base_model_name_or_path", nlohmann::json())},
-          {"r", c.value("r", 0)},
-          {"lora_alpha", c.value("lora_alpha", 0.0)},
-          {"target_modules", c.value("target_modules", nlohmann::json::array())},
-          {"parameters", params},
-          {"user_tokens", fs::exists(dir / kUserTokensFile)}};
+  nlohmann::json j{{"kind", "lora_adapter"},
+                   {"peft_type", c.value("peft_type", "")},
+                   {"base_model", c.value("base_model_name_or_path", nlohmann::json())},
+                   {"r", c.value("r", 0)},
+                   {"lora_alpha", c.value("lora_alpha", 0.0)},
+                   {"target_modules", c.value("target_modules", nlohmann::json::array())},
+                   {"parameters", params},
+                   {"user_tokens", fs::exists(dir / kUserTokensFile)}};
+  if (fs::exists(dir / kUserTokensFile)) {  // pdpo: the users it learned tokens for
+    const auto tokens = SafetensorsFile::open(dir / kUserTokensFile);
+    const auto users = tokens.metadata().find("users");
+    const auto parsed =
+        users == tokens.metadata().end() ? nlohmann::json() : nlohmann::json::parse(users->second, nullptr, false);
+    j["users"] = parsed.is_array() ? parsed : nlohmann::json::array();
+    j["tokens_per_user"] = tokens.tensors().count("generic") ? tokens.tensors().at("generic").shape.at(0) : 0;
+  }
+  return j;
 }
 
 // A `palign train reward` directory: its method, labels, users and the training report (multi: per dimension).
