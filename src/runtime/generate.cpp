@@ -20,6 +20,16 @@ std::string GenerateOptions::validate() const {
   return sampling.validate();
 }
 
+bool GenerateOptions::equal_but_seed(const GenerateOptions& o) const {
+  const SamplingOptions &a = sampling, &b = o.sampling;
+  const bool same_sampling = a.greedy == b.greedy && a.temperature == b.temperature && a.top_k == b.top_k &&
+                             a.top_p == b.top_p && a.min_p == b.min_p && a.repetition_penalty == b.repetition_penalty;
+  const bool no_hooks = !residual_hook && !o.residual_hook && !row_residual_hook && !o.row_residual_hook &&
+                        row_seeds.empty() && o.row_seeds.empty();
+  return same_sampling && no_hooks && max_new_tokens == o.max_new_tokens && stop_ids == o.stop_ids &&
+         stop_strings == o.stop_strings && linear_hook == o.linear_hook && virtual_tokens == o.virtual_tokens;
+}
+
 namespace {
 // Position of the first stop string in text, or npos.
 size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
@@ -32,13 +42,16 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stops)
 namespace {
 
 // The decode loop over rows: row i continues prompts[i] (shared: every row continues prompts[0], prefilled once and
-// forked) with the sampler seeded options.sampling.seed + i, within its own budget.
+// forked) with the sampler seeded options.row_seeds[i] (or options.sampling.seed + i), within its own budget.
 std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* tokenizer,
                                           const std::vector<std::span<const int64_t>>& prompts, bool shared,
                                           int64_t n_rows, const GenerateOptions& options) {
   const std::string err = options.validate();
   PALIGN_CHECK(err.empty(), ErrorCode::kInvalidArgument, "[runtime.generate] ", err);
   PALIGN_CHECK(n_rows >= 1, ErrorCode::kInvalidArgument, "[runtime.generate] n_samples must be >= 1");
+  PALIGN_CHECK(options.row_seeds.empty() || (!shared && std::ssize(options.row_seeds) == n_rows),
+               ErrorCode::kInvalidArgument, "[runtime.generate] ", options.row_seeds.size(), " row seeds for ", n_rows,
+               " rows; give one seed per prompt (generate_each), or none");
   PALIGN_CHECK(options.stop_strings.empty() || tokenizer, ErrorCode::kInvalidArgument,
                "[runtime.generate] stop strings need a tokenizer");
   const int64_t max_pos = model.config().max_position;
@@ -65,7 +78,7 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
   std::vector<Sampler> samplers;
   for (int64_t i = 0; i < n_rows; ++i) {
     SamplingOptions so = options.sampling;
-    so.seed += static_cast<uint64_t>(i);
+    so.seed = options.row_seeds.empty() ? so.seed + static_cast<uint64_t>(i) : options.row_seeds[i];
     samplers.emplace_back(so);
   }
   KvCache cache = model.make_cache(n_rows, std::min<int64_t>(most, max_pos));

@@ -14,7 +14,7 @@ namespace palign::runtime {
 std::string SamplingOptions::validate() const {
   if (greedy) return {};
   if (!(temperature > 0.0f) || !std::isfinite(temperature))
-    return "temperature must be > 0 (use --greedy for argmax decoding)";
+    return "temperature must be > 0 (greedy decoding takes the argmax)";
   if (top_k < 0) return "top-k must be >= 0 (0 turns it off)";
   if (!(top_p > 0.0f && top_p <= 1.0f)) return "top-p must be in (0, 1]";
   if (!(min_p >= 0.0f && min_p < 1.0f)) return "min-p must be in [0, 1)";

@@ -137,6 +137,26 @@ TEST(Generate, EachPromptInOneBatchEqualsSeparateRuns) {
   }
 }
 
+// Rows given seeds of their own (separate requests batched together) sample what each request alone samples.
+TEST(Generate, EachRowWithItsOwnSeedEqualsSeparateRuns) {
+  auto model = Model::load(test::hf_model("llama"));
+  const std::vector<std::vector<int64_t>> prompts = {{5, 17, 99}, {5, 17, 99}, {40, 41}};
+  GenerateOptions opts;
+  opts.max_new_tokens = 8;
+  opts.row_seeds = {901, 17, 4242};
+  const auto batched = generate_each(*model, nullptr, prompts, opts);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    GenerateOptions one = opts;
+    one.row_seeds.clear();
+    one.sampling.seed = opts.row_seeds[i];
+    EXPECT_EQ(batched[i].ids, generate(*model, nullptr, prompts[i], one, 1)[0].ids) << "row " << i;
+  }
+  EXPECT_NE(batched[0].ids, batched[1].ids) << "one prompt, two seeds";
+  opts.row_seeds = {1, 2};
+  EXPECT_THROW(generate_each(*model, nullptr, prompts, opts), Error) << "two seeds for three rows";
+  EXPECT_THROW(generate(*model, nullptr, prompts[0], opts, 2), Error) << "row seeds belong to generate_each";
+}
+
 // A per-row residual hook (each row its own vector, rows leaving the batch as they stop) equals each prompt alone
 // with a plain hook adding that row's vector.
 TEST(Generate, RowResidualHookSeesEachRowsOwnIndex) {

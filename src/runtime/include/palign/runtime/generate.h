@@ -38,9 +38,15 @@ struct GenerateOptions {
   // [E, D] table, e.g. a user's learned tokens before the text (P-DPO). They do not count as history for the
   // sampler's repetition penalty.
   const at::Tensor* virtual_tokens = nullptr;
+  // generate_each: row i's sampling seed, one per prompt (empty: sampling.seed + i), for rows that are separate
+  // requests with seeds of their own.
+  std::vector<uint64_t> row_seeds;
   // Append new fields here.
 
   std::string validate() const;
+  // True when rows under these options and other's can share one generate_each call: equal in every field but the
+  // sampling seed, without hooks of either kind or row seeds (a new field must be compared here).
+  bool equal_but_seed(const GenerateOptions& other) const;
 };
 
 struct GenerateResult {
@@ -56,8 +62,9 @@ std::vector<GenerateResult> generate(const Model& model, const Tokenizer* tokeni
                                      const GenerateOptions& options, int64_t n_samples = 1);
 
 // One continuation of each prompt, all rows in one batch (a right-padded prefill, then one token per row per step):
-// many users' requests at once. Row i uses seed options.sampling.seed + i and gives the tokens generate(prompts[i])
-// with that seed gives. Throws as generate, and kInvalidArgument for no prompts.
+// many users' requests at once. Row i uses seed options.row_seeds[i] (without row_seeds: options.sampling.seed + i)
+// and gives the tokens generate(prompts[i]) with that seed gives. Throws as generate, and kInvalidArgument for no
+// prompts or row_seeds of another size than prompts.
 std::vector<GenerateResult> generate_each(const Model& model, const Tokenizer* tokenizer,
                                           const std::vector<std::vector<int64_t>>& prompts,
                                           const GenerateOptions& options);
