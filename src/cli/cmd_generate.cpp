@@ -54,10 +54,10 @@ int run_generate(const GenerateFlags& f) {
   std::optional<decoding::Personalization> profile;
   if (!f.user_profile.empty()) {
     const auto p = users::UserProfile::load(f.user_profile);
-    profile = decoding::Personalization{p.user_id, p.weights, p.statement, p.reward, p.history};
+    profile = decoding::Personalization{p.user_id, p.weights, p.statement, p.reward, p.history, {}};
   }
-  const decoding::StrategySetup setup{model.get(), dir,       tokenizer ? &*tokenizer : nullptr,
-                                      f.adapter,   f.options, profile ? &*profile : nullptr};
+  const decoding::StrategySetup setup{
+      model.get(), dir, tokenizer ? &*tokenizer : nullptr, f.adapter, f.options, profile ? &*profile : nullptr, {}};
   std::vector<std::string> given;
   for (const auto& [option, name] : f.fields)
     if (option->count() > 0) given.push_back(name);

@@ -74,6 +74,29 @@ std::vector<double> Personalization::weights_for(const std::vector<std::string>&
   return out;
 }
 
+std::vector<runtime::GenerateResult> Strategy::generate_batch(std::span<const StrategyRequest> requests) {
+  for (const auto& r : requests)
+    PALIGN_CHECK(r.n == 1, ErrorCode::kInvalidArgument, "[decoding.strategy] a batch's requests have n = 1, got ", r.n,
+                 "; give each output its own request");
+  std::vector<runtime::GenerateResult> out;
+  std::vector<std::string> notes;
+  std::vector<double> rewards;
+  StrategyCost cost;
+  for (const auto& r : requests) {
+    auto one = generate(r);
+    out.push_back(std::move(one.at(0)));
+    for (const auto& n : notes_)
+      if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(n);
+    rewards.insert(rewards.end(), output_rewards_.begin(), output_rewards_.end());
+    cost.tokens += cost_.tokens;
+    cost.passes += cost_.passes;
+  }
+  notes_ = std::move(notes);
+  output_rewards_ = std::move(rewards);
+  cost_ = cost;
+  return out;
+}
+
 std::span<const StrategyInfo> strategies() { return kStrategies; }
 
 const StrategyInfo& find_strategy(const std::string& name) {
@@ -146,6 +169,18 @@ void refuse_adapter(const StrategySetup& setup, const char* strategy, const char
 }
 
 const runtime::Model& ModelSet::load(const fs::path& dir) {
+  // Models and adapters the caller holds in memory come first, by name.
+  if (const auto it = inputs_.models.find(dir.string()); it != inputs_.models.end()) {
+    PALIGN_CHECK(it->second, ErrorCode::kInvalidArgument, "[decoding.models] the model '", it->first,
+                 "' given in memory is null");
+    return *it->second;
+  }
+  if (const auto it = inputs_.adapters.find(dir.string()); it != inputs_.adapters.end()) {
+    if (!it->second) return policy_;
+    const auto [merged, fresh] = by_name_.emplace(it->first, nullptr);
+    if (fresh) merged->second = &keep(runtime::merge_lora(policy_, *it->second));
+    return *merged->second;
+  }
   const fs::path key = fs::weakly_canonical(dir);
   if (key == fs::weakly_canonical(policy_dir_)) return policy_;
   if (const auto it = by_dir_.find(key); it != by_dir_.end()) return *it->second;
@@ -302,15 +337,46 @@ std::vector<double> resolve_weights(const std::string& text, const std::vector<s
 
 std::vector<runtime::GenerateResult> decode_each(const std::function<std::unique_ptr<NextTokenScorer>()>& make,
                                                  const std::vector<int64_t>& prompt, const StrategyRequest& request,
-                                                 const runtime::Model& model, const runtime::Tokenizer* tokenizer) {
+                                                 const runtime::Model& model, const runtime::Tokenizer* tokenizer,
+                                                 int64_t passes_per_token, StrategyCost* cost) {
   std::vector<runtime::GenerateResult> results;
+  *cost = {};
   for (int64_t i = 0; i < request.n; ++i) {
     runtime::GenerateOptions o = request.options;
     o.sampling.seed = request.options.sampling.seed + static_cast<uint64_t>(i);
     auto scorer = make();
     results.push_back(decode(*scorer, prompt, o, model.config().max_position, tokenizer));
+    const auto tokens = static_cast<int64_t>(results.back().ids.size());
+    cost->tokens += tokens;
+    cost->passes += passes_per_token * tokens;
   }
   return results;
+}
+
+const Personalization* request_profile(const StrategyRequest& request, const Personalization* fallback) {
+  return request.profile ? request.profile : fallback;
+}
+
+void refuse_request_profile(const StrategyRequest& request, const char* strategy) {
+  PALIGN_CHECK(!request.profile, ErrorCode::kInvalidArgument, "[decoding.", strategy, "] ", strategy,
+               " reads its user when it is made (setup.profile), not per request; make one strategy per user");
+}
+
+bool batchable(std::span<const StrategyRequest> requests) {
+  for (const auto& r : requests)
+    PALIGN_CHECK(r.n == 1, ErrorCode::kInvalidArgument, "[decoding.strategy] a batch's requests have n = 1, got ", r.n,
+                 "; give each output its own request");
+  return std::all_of(requests.begin(), requests.end(),
+                     [&](const StrategyRequest& r) { return r.options.equal_but_seed(requests[0].options); });
+}
+
+StrategyCost batch_cost(const std::vector<runtime::GenerateResult>& results) {
+  StrategyCost cost;
+  for (const auto& r : results) {
+    cost.tokens += static_cast<int64_t>(r.ids.size());
+    cost.passes = std::max<int64_t>(cost.passes, static_cast<int64_t>(r.ids.size()));
+  }
+  return cost;
 }
 
 }  // namespace detail

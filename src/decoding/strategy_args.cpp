@@ -28,10 +28,14 @@ class ArgsStrategy final : public Strategy {
         k_(setup.options.args_k),
         w_(setup.options.args_w) {
     const std::string& given = !setup.options.reward.empty() ? setup.options.reward : setup.options.reward_model;
+    PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.args] --args-k must be at least 1, got ", k_);
+    if (setup.inputs.reward_classifier && given.empty()) {
+      reward_ = setup.inputs.reward_classifier;  // the user's reward, held in memory
+      return;
+    }
     PALIGN_CHECK(!given.empty(), ErrorCode::kInvalidArgument,
                  "[decoding.args] --strategy args needs --reward DIR, a sequence-classification reward model (and "
                  "--args-k K --args-w W)");
-    PALIGN_CHECK(k_ >= 1, ErrorCode::kInvalidArgument, "[decoding.args] --args-k must be at least 1, got ", k_);
     std::filesystem::path dir = given;
     std::optional<std::vector<double>> label_weights;
     if (fs::exists(dir / scoring::kRewardManifest) && !fs::exists(dir / "config.json")) {
@@ -65,8 +69,10 @@ class ArgsStrategy final : public Strategy {
   }
 
   std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) override {
+    detail::refuse_request_profile(request, "args");
+    // Per token: the policy's pass and one batched pass of the reward over the k candidates.
     auto out = detail::decode_each([&] { return make_args(model_, *reward_, k_, w_, request.prompt); }, request.prompt,
-                                   request, model_, tokenizer_);
+                                   request, model_, tokenizer_, /*passes_per_token=*/2, &cost_);
     // The reward of each whole output: what ARGS scored its last token by (r of the prompt and every new token).
     output_rewards_.clear();
     for (const auto& r : out) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,9 @@ void refuse_adapter(const StrategySetup& setup, const char* strategy, const char
 // into the policy.
 class ModelSet {
  public:
-  explicit ModelSet(const StrategySetup& setup) : policy_(*setup.model), policy_dir_(setup.model_dir) {}
+  explicit ModelSet(const StrategySetup& setup)
+      : policy_(*setup.model), policy_dir_(setup.model_dir), inputs_(setup.inputs) {}
+  // dir: a name of setup.inputs.models or .adapters (an adapter merged into the policy once), else a directory.
   const runtime::Model& load(const std::filesystem::path& dir);
   // The policy with setup.adapter merged into it (the policy itself without one). strategy names the caller in errors.
   const runtime::Model& policy(const StrategySetup& setup, const char* strategy);
@@ -41,7 +44,9 @@ class ModelSet {
   const runtime::Model& policy_;
   std::filesystem::path policy_dir_;
   std::vector<std::unique_ptr<runtime::Model>> loaded_;
+  StrategyInputs inputs_;
   std::map<std::filesystem::path, const runtime::Model*> by_dir_;
+  std::map<std::string, const runtime::Model*> by_name_;  // in-memory adapters merged into the policy
   const runtime::Model* adapted_ = nullptr;  // the policy with --adapter merged
 };
 
@@ -60,9 +65,21 @@ RewardUser reward_user(const StrategySetup& setup, const scoring::RewardModel& r
 std::vector<double> resolve_weights(const std::string& text, const std::vector<std::string>& names,
                                     const Personalization* profile, const std::string& what, bool missing_zero = false);
 
-// request.n outputs, output i from a fresh scorer make() decoded from prompt with seed + i.
+// request.n outputs, output i from a fresh scorer make() decoded from prompt with seed + i; *cost: their tokens, and
+// passes_per_token forward passes per token (the models the scorer runs per step).
 std::vector<runtime::GenerateResult> decode_each(const std::function<std::unique_ptr<NextTokenScorer>()>& make,
                                                  const std::vector<int64_t>& prompt, const StrategyRequest& request,
-                                                 const runtime::Model& model, const runtime::Tokenizer* tokenizer);
+                                                 const runtime::Model& model, const runtime::Tokenizer* tokenizer,
+                                                 int64_t passes_per_token, StrategyCost* cost);
+
+// The request's own profile, else fallback (the setup's).
+const Personalization* request_profile(const StrategyRequest& request, const Personalization* fallback);
+// Throws kInvalidArgument for a request that brings a profile to a strategy whose user is fixed at setup.
+void refuse_request_profile(const StrategyRequest& request, const char* strategy);
+// Whether requests can be decoded in one generate_each call (their options equal but for the seed). Throws
+// kInvalidArgument for a request with n != 1.
+bool batchable(std::span<const StrategyRequest> requests);
+// A batch's cost: every row's tokens, one pass per step of the longest row.
+StrategyCost batch_cost(const std::vector<runtime::GenerateResult>& results);
 
 }  // namespace palign::decoding::detail

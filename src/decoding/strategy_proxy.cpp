@@ -21,8 +21,9 @@ class ProxyStrategy final : public Strategy {
   }
 
   std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) override {
+    detail::refuse_request_profile(request, "proxy");
     return detail::decode_each([&] { return make_proxy(model_, *expert_, *anti_, alpha_, request.prompt); },
-                               request.prompt, request, model_, tokenizer_);
+                               request.prompt, request, model_, tokenizer_, /*passes_per_token=*/3, &cost_);
   }
 
  private:

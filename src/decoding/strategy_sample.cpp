@@ -34,17 +34,42 @@ class SampleStrategy final : public Strategy {
   }
 
   std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) override {
-    runtime::GenerateOptions o = request.options;
-    if (adapter_) o.linear_hook = &*adapter_;
-    std::vector<int64_t> prompt = request.prompt;
-    if (user_table_.defined()) {
-      prompt.insert(prompt.begin(), prefix_.begin(), prefix_.end());
-      o.virtual_tokens = &user_table_;
+    detail::refuse_request_profile(request, "sample");
+    runtime::GenerateOptions o = options(request);
+    auto out = runtime::generate(model_, tokenizer_, prompt(request), o, request.n);
+    cost_ = detail::batch_cost(out);
+    return out;
+  }
+
+  // Every request a row of one batch, each with its own prompt and seed.
+  std::vector<runtime::GenerateResult> generate_batch(std::span<const StrategyRequest> requests) override {
+    if (requests.empty() || !detail::batchable(requests)) return Strategy::generate_batch(requests);
+    std::vector<std::vector<int64_t>> prompts;
+    runtime::GenerateOptions o = options(requests[0]);
+    for (const auto& r : requests) {
+      detail::refuse_request_profile(r, "sample");
+      prompts.push_back(prompt(r));
+      o.row_seeds.push_back(r.options.sampling.seed);
     }
-    return runtime::generate(model_, tokenizer_, prompt, o, request.n);
+    auto out = runtime::generate_each(model_, tokenizer_, prompts, o);
+    cost_ = detail::batch_cost(out);
+    return out;
   }
 
  private:
+  runtime::GenerateOptions options(const StrategyRequest& request) const {
+    runtime::GenerateOptions o = request.options;
+    if (adapter_) o.linear_hook = &*adapter_;
+    if (user_table_.defined()) o.virtual_tokens = &user_table_;
+    return o;
+  }
+  // The prompt after the user's learned tokens (a pdpo adapter's).
+  std::vector<int64_t> prompt(const StrategyRequest& request) const {
+    std::vector<int64_t> ids = prefix_;
+    ids.insert(ids.end(), request.prompt.begin(), request.prompt.end());
+    return ids;
+  }
+
   const runtime::Model& model_;
   const runtime::Tokenizer* tokenizer_;
   std::optional<runtime::LoraAdapter> adapter_;

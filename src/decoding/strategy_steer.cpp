@@ -1,5 +1,8 @@
-// steer: Σ_k w_k · λ · v_k added to the residual stream (steering vectors from `palign train steer`, weights from
-// --weights or the profile), then the batched plain sampler (with the policy's adapter).
+// steer: Σ_k w_k · λ · v_k added to the residual stream (steering vectors from `palign train steer` or held in memory,
+// weights from --weights or the profile, the request's own when it brings one), then the batched plain sampler (with
+// the policy's adapter). A batch of requests is one batch of rows, each with its own vectors' sum.
+#include <ATen/ATen.h>
+
 #include "palign/base/error.h"
 #include "palign/decoding/steering.h"
 #include "strategy_internal.h"
@@ -11,30 +14,74 @@ namespace {
 class SteerStrategy final : public Strategy {
  public:
   explicit SteerStrategy(const StrategySetup& setup)
-      : model_(*setup.model), tokenizer_(setup.tokenizer), adapter_(detail::load_adapter(setup, "steer")) {
+      : model_(*setup.model),
+        tokenizer_(setup.tokenizer),
+        adapter_(detail::load_adapter(setup, "steer")),
+        weights_text_(setup.options.weights),
+        lambda_(setup.options.lambda),
+        profile_(setup.profile) {
     const std::filesystem::path file = setup.options.vectors;
-    PALIGN_CHECK(!file.empty(), ErrorCode::kInvalidArgument,
+    PALIGN_CHECK(!file.empty() || setup.inputs.vectors, ErrorCode::kInvalidArgument,
                  "[decoding.steer] --strategy steer needs --vectors FILE (from palign train steer)");
-    const auto vectors = scoring::load_steering_vectors(file, model_.config());
-    std::vector<std::string> names;
-    for (const auto& v : vectors) names.push_back(v.name);
-    const auto weights =
-        detail::resolve_weights(setup.options.weights, names, setup.profile, "vectors in " + file.string(), true);
-    hook_ = steering_hook(vectors, weights, setup.options.lambda);
+    vectors_ = file.empty() ? *setup.inputs.vectors : scoring::load_steering_vectors(file, model_.config());
+    what_ = "vectors in " + (file.empty() ? std::string("memory") : file.string());
+    for (const auto& v : vectors_) names_.push_back(v.name);
+    // Weights known now are checked now (the command line's, the setup's profile).
+    if (!weights_text_.empty() || profile_) (void)weights(nullptr);
   }
 
   std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) override {
     runtime::GenerateOptions o = request.options;
     if (adapter_) o.linear_hook = &*adapter_;
-    o.residual_hook = hook_;
-    return runtime::generate(model_, tokenizer_, request.prompt, o, request.n);
+    o.residual_hook = steering_hook(vectors_, weights(request.profile), lambda_);
+    auto out = runtime::generate(model_, tokenizer_, request.prompt, o, request.n);
+    cost_ = detail::batch_cost(out);
+    return out;
+  }
+
+  // Every request a row of one batch, its own Σ_k w_k · λ · v_k added to its rows.
+  std::vector<runtime::GenerateResult> generate_batch(std::span<const StrategyRequest> requests) override {
+    if (requests.empty() || !detail::batchable(requests)) return Strategy::generate_batch(requests);
+    const auto B = static_cast<int64_t>(requests.size());
+    std::map<int64_t, at::Tensor> deltas;  // layer -> [B, 1, D]
+    std::vector<std::vector<int64_t>> prompts;
+    runtime::GenerateOptions o = requests[0].options;
+    for (int64_t b = 0; b < B; ++b) {
+      const StrategyRequest& r = requests[b];
+      for (const auto& [layer, add] : steering_deltas(vectors_, weights(r.profile), lambda_)) {
+        auto [it, fresh] = deltas.emplace(layer, at::Tensor());
+        if (fresh) it->second = at::zeros({B, 1, add.size(0)});
+        it->second[b][0] += add;
+      }
+      prompts.push_back(r.prompt);
+      o.row_seeds.push_back(r.options.sampling.seed);
+    }
+    if (adapter_) o.linear_hook = &*adapter_;
+    o.row_residual_hook = [&](int64_t layer, at::Tensor& x, const std::vector<int64_t>& rows) {
+      const auto it = deltas.find(layer);
+      if (it != deltas.end()) x = x + it->second.index_select(0, at::tensor(rows, at::kLong));
+    };
+    auto out = runtime::generate_each(model_, tokenizer_, prompts, o);
+    cost_ = detail::batch_cost(out);
+    return out;
   }
 
  private:
+  // One weight per vector: --weights, else the request's profile, else the setup's.
+  std::vector<double> weights(const Personalization* request_profile) const {
+    if (!weights_text_.empty()) return detail::resolve_weights(weights_text_, names_, nullptr, what_, true);
+    return detail::resolve_weights("", names_, request_profile ? request_profile : profile_, what_, true);
+  }
+
   const runtime::Model& model_;
   const runtime::Tokenizer* tokenizer_;
   std::optional<runtime::LoraAdapter> adapter_;
-  std::function<void(int64_t, at::Tensor&)> hook_;
+  std::string weights_text_;
+  double lambda_;
+  const Personalization* profile_;
+  std::vector<scoring::SteeringVector> vectors_;
+  std::vector<std::string> names_;
+  std::string what_;
 };
 
 }  // namespace

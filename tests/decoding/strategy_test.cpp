@@ -1,5 +1,6 @@
-// The strategy registry: every registered strategy against its naive twin (n outputs in one call vs one call per
-// output with that output's seed), the options' membership check, prompts from text, and the profile's weights.
+// The strategy registry: every registered strategy against its naive twins (n outputs in one call vs one call per
+// output with that output's seed; a batch of requests vs each request alone), the options' membership check, prompts
+// from text, and the profile's weights.
 // A strategy is tested by being registered: the twin test fails for a registered strategy without a setup here.
 #include "palign/decoding/strategy.h"
 
@@ -160,6 +161,32 @@ TEST(Strategy, EveryRegisteredStrategyEqualsItsOneByOneTwin) {
     }
     std::printf("%-10s 3 outputs in one call vs one call each: %zu of 3 differ\n", info.name, differing);
     EXPECT_EQ(differing, 0u) << info.name;
+
+    // generate_batch: three requests (two prompts, seeds of their own) against each request alone.
+    std::vector<decoding::StrategyRequest> requests(3, request);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      requests[i].n = 1;
+      requests[i].options.sampling.seed = 100 + 7 * i;
+    }
+    requests[1].prompt = decoding::encode_prompt(tok, "A small dog", false);
+    requests[1].prompt_text = "A small dog";
+    const auto batched = strategy->generate_batch(requests);
+    ASSERT_EQ(batched.size(), requests.size()) << info.name;
+    const int64_t batch_tokens = strategy->cost().tokens;
+    size_t batch_differing = 0;
+    int64_t tokens = 0;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const auto alone = decoding::make_strategy(info.name, setup);
+      batch_differing += alone->generate(requests[i])[0].ids != batched[i].ids;
+      tokens += alone->cost().tokens;
+    }
+    std::printf("%-10s 3 requests in one batch vs each alone: %zu of 3 differ; tokens %lld vs %lld\n", info.name,
+                batch_differing, static_cast<long long>(batch_tokens), static_cast<long long>(tokens));
+    EXPECT_EQ(batch_differing, 0u) << info.name;
+    EXPECT_EQ(batch_tokens, tokens) << info.name;
+    EXPECT_GT(tokens, 0) << info.name;
+    requests[0].n = 2;
+    EXPECT_EQ(error_code_of([&] { strategy->generate_batch(requests); }), ErrorCode::kInvalidArgument) << info.name;
   }
 }
 
@@ -181,8 +208,13 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   setup.profile = &profile;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("sample", setup); }), ErrorCode::kInvalidArgument);
   setup.profile = nullptr;
-  for (const char* name : {"prompt", "best_of_n", "cd_block", "fusion", "proxy", "steer", "contrast", "args"})
+  for (const char* name : {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args"})
     EXPECT_EQ(error_code_of([&] { decoding::make_strategy(name, setup); }), ErrorCode::kInvalidArgument) << name;
+  // prompt and contrast can serve requests that bring their users' profiles: without one, the request is refused.
+  for (const char* name : {"prompt", "contrast"})
+    EXPECT_EQ(error_code_of([&] { decoding::make_strategy(name, setup)->generate(request_of(tok, 1)); }),
+              ErrorCode::kInvalidArgument)
+        << name;
   setup.options.models = dir.string();
   setup.options.weights = "1,2";
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup); }), ErrorCode::kInvalidArgument);

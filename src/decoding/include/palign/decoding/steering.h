@@ -7,11 +7,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <vector>
 
 #include "palign/scoring/steering_vectors.h"
 
 namespace palign::decoding {
+
+// layer -> Σ_k weights[k] · lambda · vectors[k].vector over the vectors at that layer ([D] float32, summed in the
+// vectors' order). Throws kInvalidArgument when the weights are not one per vector.
+std::map<int64_t, at::Tensor> steering_deltas(const std::vector<scoring::SteeringVector>& vectors,
+                                              const std::vector<double>& weights, double lambda);
 
 // The residual hook adding Σ_k weights[k] · lambda · vectors[k].vector at each vector's layer (vectors at one layer
 // are summed once, here). Throws kInvalidArgument when the weights are not one per vector.

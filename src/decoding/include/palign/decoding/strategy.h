@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,23 +27,30 @@
 #include <vector>
 
 #include "palign/runtime/generate.h"
+#include "palign/scoring/preference_data.h"
 
 namespace palign::runtime {
+class LoraAdapter;
 class Model;
 class Tokenizer;
 }  // namespace palign::runtime
+
+namespace palign::scoring {
+struct SteeringVector;
+}
 
 namespace palign::decoding {
 
 // What a strategy reads from a user's profile (users::UserProfile's fields): weights over named dimensions (fusion
 // experts, steering vectors, multi-objective reward labels, matched by name), a free-text statement (prompt,
 // contrast), a reward directory that knows the user (best_of_n, cd_block) and the user's labelled pairs (retrieval;
-// a personalized reward's evidence for a user it has not seen).
+// a personalized reward's evidence for a user it has not seen), from a file (history) or in memory (pairs).
 struct Personalization {
   std::string user_id;
   std::map<std::string, double> weights;
   std::string statement;
   std::filesystem::path reward, history;
+  std::vector<scoring::PreferenceRecord> pairs;  // with history's: retrieval reads both
 
   // The weights of names in order. A name without a weight is an error naming it and the weighed dimensions, or
   // (missing_zero) weight 0 — then only weights that cover none of the names are an error.
@@ -116,8 +124,25 @@ struct StrategyOptions {
   }
 };
 
+// What a caller holds in memory (the bench's fitted models, a server's loaded ones), used instead of files. Every
+// pointer is borrowed and outlives the strategy.
+struct StrategyInputs {
+  // fusion's --models, proxy's --expert / --antiexpert: models by name, looked up before directories.
+  std::map<std::string, const runtime::Model*> models;
+  // fusion's --models: LoRA adapters on the policy by name (null: the policy itself). A fusion whose models are all
+  // adapters runs them as rows of one batched pass instead of merged copies.
+  std::map<std::string, const runtime::LoraAdapter*> adapters;
+  // steer: the vectors, instead of --vectors.
+  const std::vector<scoring::SteeringVector>* vectors = nullptr;
+  // args: a sequence-classification model over the policy's vocabulary (e.g. runtime::classifier_on_backbone), the
+  // user's reward, instead of --reward.
+  const runtime::Model* reward_classifier = nullptr;
+  // best_of_n, cd_block: the user's reward of responses (texts) to a prompt (its text), instead of --reward.
+  std::function<std::vector<double>(const std::string& prompt, const std::vector<std::string>& responses)> reward;
+};
+
 // What a strategy decodes with. model and tokenizer (may be null) are borrowed; adapter: a LoRA adapter directory
-// attached to the policy ("" none); profile: the user's, or null.
+// attached to the policy ("" none); profile: the user's, or null (a request may bring its own, see StrategyRequest).
 struct StrategySetup {
   const runtime::Model* model = nullptr;
   std::filesystem::path model_dir;
@@ -125,15 +150,27 @@ struct StrategySetup {
   std::filesystem::path adapter;
   StrategyOptions options;
   const Personalization* profile = nullptr;
+  StrategyInputs inputs;
 };
 
 // One request: the prompt's ids, and its text when it came as text (contrast puts its context before the text), the
-// generation options and the number of outputs.
+// generation options and the number of outputs. profile: the user this request is for when one strategy serves many
+// users (a server's batch, the bench), read instead of setup.profile by the strategies whose personalization is the
+// profile's weights, statement or pairs (prompt, fusion, steer, contrast); the others refuse it (kInvalidArgument),
+// their user is fixed when they are made.
 struct StrategyRequest {
   std::vector<int64_t> prompt;
   std::optional<std::string> prompt_text;
   runtime::GenerateOptions options;
   int64_t n = 1;
+  const Personalization* profile = nullptr;
+};
+
+// The work of a strategy's last generate call: tokens sampled (candidates it discarded included) and forward passes
+// (a batched pass counts once; a strategy that runs several models per token counts each model).
+struct StrategyCost {
+  int64_t tokens = 0;
+  int64_t passes = 0;
 };
 
 // A request's prompt given as text: encoded with special tokens, or (chat) wrapped as a user message after an optional
@@ -148,6 +185,12 @@ class Strategy {
   virtual ~Strategy() = default;
   // n outputs. Output i is the output of the same request with n = 1 and sampling seed sample_seed(seed, i).
   virtual std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) = 0;
+  // One output per request (each with n = 1): output i is generate(requests[i])'s. Strategies that can decode
+  // several requests in one batched pass (sample, prompt, steer: each row its own prompt, seed, weights) override it
+  // for requests that differ only in prompt, seed and profile; the default decodes them one after another. notes(),
+  // output_rewards() and cost() then cover the whole batch; built_prompt_tokens() the last request. Throws
+  // kInvalidArgument for a request with n != 1.
+  virtual std::vector<runtime::GenerateResult> generate_batch(std::span<const StrategyRequest> requests);
   virtual uint64_t sample_seed(uint64_t seed, int64_t i) const { return seed + static_cast<uint64_t>(i); }
   // What the strategy left out or changed without failing (retrieved examples that did not fit, history of other
   // users, an unknown user), for the caller to show; setup's notes first, then the last generate call's.
@@ -159,11 +202,13 @@ class Strategy {
   // the reward, or the profile's weighted sum of its labels; args: r of the prompt and the whole output, the score
   // of its last step); empty for a strategy that ranks by no reward.
   const std::vector<double>& output_rewards() const { return output_rewards_; }
+  const StrategyCost& cost() const { return cost_; }
 
  protected:
   std::vector<std::string> notes_;
   int64_t built_prompt_tokens_ = -1;
   std::vector<double> output_rewards_;
+  StrategyCost cost_;
 };
 
 struct StrategyInfo {
