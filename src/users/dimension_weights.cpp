@@ -46,12 +46,11 @@ DimensionWeights prior_dimension_weights(const std::vector<std::string>& names, 
   return w;
 }
 
-DimensionWeights fit_dimension_weights(const std::vector<std::string>& names,
-                                       const std::vector<std::vector<double>>& differences,
-                                       const std::vector<double>& prior_mean, double prior_precision) {
-  DimensionWeights w = prior_dimension_weights(names, prior_mean, prior_precision);
-  if (differences.empty()) return w;
-  const auto k = static_cast<int64_t>(names.size()), n = static_cast<int64_t>(differences.size());
+namespace {
+
+// differences as an [N, K] double tensor, checked.
+at::Tensor difference_matrix(const std::vector<std::vector<double>>& differences, int64_t k) {
+  const auto n = static_cast<int64_t>(differences.size());
   at::Tensor d = at::empty({n, k}, at::kDouble);
   double* p = d.data_ptr<double>();
   for (int64_t i = 0; i < n; ++i) {
@@ -64,15 +63,41 @@ DimensionWeights fit_dimension_weights(const std::vector<std::string>& names,
       p[i * k + j] = row[static_cast<size_t>(j)];
     }
   }
-  const at::Tensor prior = at::tensor(prior_mean, at::kDouble);
-  const at::Tensor mean = scoring::linear_map_fit(d, prior, prior_precision);
-  // The Hessian of Σ softplus(−w·d_i) + λ/2 ‖w − m‖² at the MAP: Σ σ(m_i) σ(−m_i) d_i d_iᵀ + λ I.
+  return d;
+}
+
+// w with the covariance at mean: the inverse of the Hessian of Σ softplus(−w·d_i) + λ/2 ‖w − m‖² there,
+// Σ σ(m_i) σ(−m_i) d_i d_iᵀ + λ I.
+void set_posterior_at(DimensionWeights& w, const at::Tensor& d, const at::Tensor& mean, double prior_precision) {
+  const int64_t k = mean.size(0);
   const at::Tensor margins = d.matmul(mean);
   const at::Tensor h = at::sigmoid(margins) * at::sigmoid(-margins);
   const at::Tensor hess = (d.t() * h).matmul(d) + prior_precision * at::eye(k, at::kDouble);
   const at::Tensor cov = at::linalg_inv(hess).contiguous();
-  w.mean.assign(mean.data_ptr<double>(), mean.data_ptr<double>() + k);
+  const at::Tensor m = mean.contiguous();
+  w.mean.assign(m.data_ptr<double>(), m.data_ptr<double>() + k);
   w.covariance.assign(cov.data_ptr<double>(), cov.data_ptr<double>() + k * k);
+}
+
+}  // namespace
+
+DimensionWeights fit_dimension_weights(const std::vector<std::string>& names,
+                                       const std::vector<std::vector<double>>& differences,
+                                       const std::vector<double>& prior_mean, double prior_precision) {
+  DimensionWeights w = prior_dimension_weights(names, prior_mean, prior_precision);
+  if (differences.empty()) return w;
+  const at::Tensor d = difference_matrix(differences, static_cast<int64_t>(names.size()));
+  const at::Tensor mean = scoring::linear_map_fit(d, at::tensor(prior_mean, at::kDouble), prior_precision);
+  set_posterior_at(w, d, mean, prior_precision);
+  return w;
+}
+
+DimensionWeights dimension_weights_at(const std::vector<std::string>& names,
+                                      const std::vector<std::vector<double>>& differences,
+                                      const std::vector<double>& mean, double prior_precision) {
+  DimensionWeights w = prior_dimension_weights(names, mean, prior_precision);
+  const at::Tensor d = difference_matrix(differences, static_cast<int64_t>(names.size()));
+  set_posterior_at(w, d, at::tensor(mean, at::kDouble), prior_precision);
   return w;
 }
 

@@ -111,6 +111,35 @@ TEST(DimensionWeights, CovarianceIsTheInverseHessianAtTheMode) {
   EXPECT_LT(worst, 1e-5);
 }
 
+// The Gaussian at a given mean: at the fit's own MAP it is the fit (one computation, so exactly); at another point the
+// covariance is the inverse Hessian there, which the hand-written Hessian of one dimension confirms.
+TEST(DimensionWeights, AtAGivenMeanTheInverseHessianThere) {
+  const auto d = planted(20, 6);
+  const std::vector<double> m = {0.0, 0.3, -0.1};
+  const auto fitted = fit_dimension_weights({"a", "b", "c"}, d, m, 1.5);
+  const auto at_map = dimension_weights_at({"a", "b", "c"}, d, fitted.mean, 1.5);
+  EXPECT_EQ(at_map.mean, fitted.mean);
+  EXPECT_EQ(at_map.covariance, fitted.covariance);
+  // One dimension, w = 0.5, pairs d = 1 and d = -2, λ = 1: H = Σ σ(w d)σ(−w d) d² + λ.
+  auto s = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  const double h = s(0.5) * s(-0.5) * 1.0 + s(-1.0) * s(1.0) * 4.0 + 1.0;
+  const auto one = dimension_weights_at({"a"}, {{1.0}, {-2.0}}, {0.5}, 1.0);
+  std::printf("one dimension: covariance %.12f vs 1/H %.12f\n", one.covariance[0], 1.0 / h);
+  EXPECT_NEAR(one.covariance[0], 1.0 / h, 1e-12);
+  EXPECT_EQ(one.mean, (std::vector<double>{0.5}));
+  // Without pairs: the prior's covariance around the given mean.
+  const auto none = dimension_weights_at({"a", "b"}, {}, {1.0, -1.0}, 4.0);
+  EXPECT_EQ(none.covariance, (std::vector<double>{0.25, 0.0, 0.0, 0.25}));
+  EXPECT_EQ(test::error_code_of([] {
+              dimension_weights_at({"a"}, {{1.0, 2.0}}, {0.5}, 1.0);
+            }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::error_code_of([] {
+              dimension_weights_at({"a"}, {{1.0}}, {0.5, 1.0}, 1.0);
+            }),
+            ErrorCode::kInvalidArgument);
+}
+
 TEST(DimensionWeights, MorePairsNarrowTheWeights) {
   const auto few = fit_dimension_weights({"a", "b", "c"}, planted(8, 5), {0, 0, 0}, 1.0);
   const auto many = fit_dimension_weights({"a", "b", "c"}, planted(400, 5), {0, 0, 0}, 1.0);

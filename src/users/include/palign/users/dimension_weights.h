@@ -41,6 +41,13 @@ DimensionWeights fit_dimension_weights(const std::vector<std::string>& names,
                                        const std::vector<std::vector<double>>& differences,
                                        const std::vector<double>& prior_mean, double prior_precision);
 
+// The posterior's Gaussian at a given mean (the MAP of a fit done elsewhere, e.g. the `linear` reward's user state):
+// mean as given, covariance the inverse Hessian of the negative log posterior at it. fit_dimension_weights is this at
+// its own MAP. Throws as fit_dimension_weights, and for a mean of another size than names or not finite.
+DimensionWeights dimension_weights_at(const std::vector<std::string>& names,
+                                      const std::vector<std::vector<double>>& differences,
+                                      const std::vector<double>& mean, double prior_precision);
+
 // A user's weights over a reward's labels (a multi-objective classifier, an arm directory's dimensions) from their
 // labelled pairs: each pair's label scores, chosen minus rejected, fitted with the prior N(0, I / prior_precision).
 // Throws kInvalidArgument for a personalized reward (it scores users itself), no pairs, and as fit_dimension_weights.
