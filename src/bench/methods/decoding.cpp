@@ -1,6 +1,8 @@
-// The decoding-time strategies (palign/decoding) as bench methods. Each personalizes with the user model of
-// `multi_linear` (DimensionWeights): per-dimension linear heads on the backbone's features and the user's weights over
-// them, fitted on the same data as every other method. The policy is never trained.
+// The decoding-time strategies as bench methods: each is a caller of decoding::Strategy (the path `palign generate`
+// and the server take), handing it what the bench fits in memory (StrategyInputs) and each user as a request's
+// Personalization. Each personalizes with the user model of `multi_linear` (DimensionWeights): per-dimension linear
+// heads on the backbone's features and the user's weights over them, fitted on the same data as every other method.
+// The policy is never trained.
 //   steer     mean-difference steering vectors per dimension (from the per-dimension pairs), Σ_k w̃_uk · λ · v_k added
 //             to the middle layer's residual stream; every user of a prompt in one batch (per-row vectors).
 //   steer_bipo  the same with BiPO-trained vectors (training/steering_trainer.h; opt-in: trains 10 vectors).
@@ -23,13 +25,12 @@
 
 #include "methods.h"
 #include "palign/bench/rng.h"
-#include "palign/decoding/prompting.h"
-#include "palign/decoding/rerank.h"
-#include "palign/decoding/steering.h"
-#include "palign/decoding/strategies.h"
+#include "palign/decoding/strategy.h"
 #include "palign/runtime/heads.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/steering_vectors.h"
+#include "palign/scoring/tokenize.h"
 #include "palign/training/arm_trainer.h"
 #include "palign/training/steering_trainer.h"
 
@@ -69,56 +70,115 @@ std::string statement_of(const std::vector<std::string>& dimensions, const std::
   return text;
 }
 
+// The strategy's setup on the bench's policy, with options and in-memory inputs to fill in.
+decoding::StrategySetup setup_of(MethodContext& ctx) {
+  decoding::StrategySetup s;
+  s.model = &ctx.model();
+  s.tokenizer = &ctx.tokenizer();
+  return s;
+}
+
+decoding::StrategyRequest request_of(MethodContext& ctx, const std::string& prompt, uint64_t seed,
+                                     const decoding::Personalization* profile = nullptr) {
+  decoding::StrategyRequest r;
+  r.prompt = encode_prompt(ctx.tokenizer(), prompt);
+  r.options = sampling_options(ctx, seed);
+  r.profile = profile;
+  return r;
+}
+
+// One output of a strategy, charged with the strategy's cost of the call.
+Response response_of(const runtime::GenerateResult& r, const decoding::StrategyCost& cost) {
+  return {r.text, cost.tokens, std::max<int64_t>(1, cost.passes), 0.0};
+}
+
+// A batch's outputs, each charged with its own tokens and the batch's steps (as MethodContext::sample_each).
+std::vector<Response> batch_responses(const std::vector<runtime::GenerateResult>& results) {
+  int64_t steps = 1;
+  for (const auto& r : results) steps = std::max<int64_t>(steps, static_cast<int64_t>(r.ids.size()));
+  std::vector<Response> out;
+  for (const auto& r : results) out.push_back({r.text, static_cast<int64_t>(r.ids.size()), steps, 0.0});
+  return out;
+}
+
+// The user as the strategies read them: weights by dimension name, a statement, their pairs.
+decoding::Personalization personalization(const UserData& user, const std::vector<std::string>& dimensions,
+                                          const std::vector<double>& weights, std::string statement = "") {
+  decoding::Personalization p;
+  p.user_id = user.id;
+  for (size_t k = 0; k < dimensions.size() && k < weights.size(); ++k) p.weights[dimensions[k]] = weights[k];
+  p.statement = std::move(statement);
+  for (const auto& pair : user.pairs) {
+    scoring::PreferenceRecord r;
+    r.prompt = pair.prompt;
+    r.chosen = pair.chosen;
+    r.rejected = pair.rejected;
+    r.user_id = user.id;
+    p.pairs.push_back(std::move(r));
+  }
+  return p;
+}
+
+// Every user of a prompt as one batch of the strategy: request b seeded seed + b.
+std::vector<Response> generate_users(decoding::Strategy& strategy,
+                                     const std::vector<decoding::Personalization>& profiles, const std::string& prompt,
+                                     uint64_t seed, MethodContext& ctx) {
+  std::vector<decoding::StrategyRequest> requests;
+  for (size_t b = 0; b < profiles.size(); ++b) requests.push_back(request_of(ctx, prompt, seed + b, &profiles[b]));
+  return batch_responses(strategy.generate_batch(requests));
+}
+
 class SteerMethod final : public DecodingMethod {
  public:
   explicit SteerMethod(bool bipo) : bipo_(bipo) {}
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
                                        MethodContext& ctx) override {
-    const auto B = static_cast<int64_t>(users.size());
-    at::Tensor deltas = at::zeros({B, 1, ctx.model().config().hidden_size});
-    for (int64_t b = 0; b < B; ++b) {
-      const auto w = unit_weights(users[b], ctx);
-      for (size_t k = 0; k < vectors_.size(); ++k) deltas[b][0] += (w[k] * kSteerLambda) * vectors_[k];
-    }
-    const std::vector<std::vector<int64_t>> prompts(users.size(), encode_prompt(ctx.tokenizer(), prompt));
-    return ctx.sample_each(prompts, seed_of(ctx, bipo_ ? "steer_bipo" : "steer", prompt),
-                           [&](int64_t layer, at::Tensor& x, const std::vector<int64_t>& rows) {
-                             if (layer == layer_) x = x + deltas.index_select(0, at::tensor(rows, at::kLong));
-                           });
+    std::vector<decoding::Personalization> profiles;
+    for (const auto& user : users) profiles.push_back(personalization(user, dimensions_, unit_weights(user, ctx)));
+    return generate_users(*strategy_, profiles, prompt, seed_of(ctx, bipo_ ? "steer_bipo" : "steer", prompt), ctx);
   }
 
  private:
   // The dimension pairs never change between budgets: the vectors are computed once.
   void fit_strategy(const FitData& data, MethodContext& ctx) override {
     if (!vectors_.empty()) return;
-    layer_ = ctx.model().config().n_layer / 2;
+    const int64_t layer = ctx.model().config().n_layer / 2;
     const int64_t max_tokens = ctx.model().config().max_position;
-    for (const auto& pairs : data.dimension_pairs) {
+    for (size_t k = 0; k < data.dimension_pairs.size(); ++k) {
+      const auto& pairs = data.dimension_pairs[k];
+      scoring::SteeringVector v;
+      v.name = data.dimensions[k];
+      v.layer = layer;
       if (bipo_) {
-        vectors_.push_back(bipo_vector(pairs, ctx));
-        continue;
+        v.vector = bipo_vector(pairs, layer, ctx);
+      } else {
+        std::vector<scoring::TokenPair> token_pairs;
+        for (const auto& p : pairs) {
+          const auto c = scoring::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, max_tokens);
+          const auto r = scoring::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, max_tokens);
+          if (c.response_start >= std::ssize(c.ids) || r.response_start >= std::ssize(r.ids)) continue;  // no response
+          scoring::TokenPair t;
+          t.prompt.assign(c.ids.begin(), c.ids.begin() + c.response_start);
+          t.chosen.assign(c.ids.begin() + c.response_start, c.ids.end());
+          t.rejected.assign(r.ids.begin() + r.response_start, r.ids.end());
+          if (!t.chosen.empty() && !t.rejected.empty()) token_pairs.push_back(std::move(t));
+        }
+        v.vector = token_pairs.empty() ? at::zeros({ctx.model().config().hidden_size})
+                                       : scoring::mean_difference_vector(ctx.model(), token_pairs, layer);
       }
-      std::vector<scoring::TokenPair> token_pairs;
-      for (const auto& p : pairs) {
-        const auto c = scoring::tokenize_response(ctx.tokenizer(), p.prompt, p.chosen, max_tokens);
-        const auto r = scoring::tokenize_response(ctx.tokenizer(), p.prompt, p.rejected, max_tokens);
-        if (c.response_start >= std::ssize(c.ids) || r.response_start >= std::ssize(r.ids)) continue;  // no response
-        scoring::TokenPair t;
-        t.prompt.assign(c.ids.begin(), c.ids.begin() + c.response_start);
-        t.chosen.assign(c.ids.begin() + c.response_start, c.ids.end());
-        t.rejected.assign(r.ids.begin() + r.response_start, r.ids.end());
-        if (!t.chosen.empty() && !t.rejected.empty()) token_pairs.push_back(std::move(t));
-      }
-      vectors_.push_back(token_pairs.empty() ? at::zeros({ctx.model().config().hidden_size})
-                                             : scoring::mean_difference_vector(ctx.model(), token_pairs, layer_));
+      vectors_.push_back(std::move(v));
     }
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.lambda = kSteerLambda;
+    setup.inputs.vectors = &vectors_;
+    strategy_ = decoding::make_strategy("steer", setup);
   }
 
-  // A BiPO vector at layer_ trained on one dimension's pairs (zero without pairs).
-  at::Tensor bipo_vector(const std::vector<PairText>& pairs, MethodContext& ctx) const {
+  // A BiPO vector at layer trained on one dimension's pairs (zero without pairs).
+  static at::Tensor bipo_vector(const std::vector<PairText>& pairs, int64_t layer, MethodContext& ctx) {
     c10::InferenceMode training_mode(false);
     training::BipoOptions o;
-    o.layer = layer_;
+    o.layer = layer;
     o.seed = ctx.seed();
     std::vector<training::SequencePair> token_pairs;
     for (const auto& p : pairs)
@@ -129,59 +189,63 @@ class SteerMethod final : public DecodingMethod {
   }
 
   bool bipo_ = false;
-  int64_t layer_ = 0;
-  std::vector<at::Tensor> vectors_;
+  std::vector<scoring::SteeringVector> vectors_;
+  std::unique_ptr<decoding::Strategy> strategy_;
 };
 
 class PromptMethod final : public DecodingMethod {
  public:
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
                                        MethodContext& ctx) override {
-    const int64_t room = ctx.model().config().max_position - ctx.settings().max_new_tokens;
-    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
-    std::vector<std::vector<int64_t>> contexts;
+    std::vector<decoding::Personalization> profiles;
     for (const auto& user : users) {
-      std::vector<std::string> liked;
-      for (const auto& p : user.pairs)
-        if (std::find(liked.begin(), liked.end(), p.prompt + p.chosen) == liked.end())
-          liked.push_back(p.prompt + p.chosen);
-      std::vector<std::string> ranked;
-      for (size_t i : decoding::rank_by_overlap(prompt, liked)) ranked.push_back(liked[i]);
-      std::string statement = statement_of(dimensions_, profile_->weights(user, ctx));
-      if (static_cast<int64_t>(encode_prompt(ctx.tokenizer(), statement).size() + prompt_ids.size()) + 1 > room)
-        statement.clear();
-      contexts.push_back(decoding::personalized_prompt(ctx.tokenizer(), statement, ranked, prompt_ids, room, kMaxDocs));
+      const auto w = profile_->weights(user, ctx).mean;
+      profiles.push_back(personalization(user, dimensions_, w, statement_of(dimensions_, w)));
     }
-    return ctx.sample_each(contexts, seed_of(ctx, "prompt", prompt));
+    return generate_users(*strategy_, profiles, prompt, seed_of(ctx, "prompt", prompt), ctx);
   }
+
+ private:
+  void fit_strategy(const FitData&, MethodContext& ctx) override {
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.retrieve = kMaxDocs;
+    strategy_ = decoding::make_strategy("prompt", setup);
+  }
+  std::unique_ptr<decoding::Strategy> strategy_;
 };
 
 class ContrastMethod final : public DecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
-    const std::string statement = statement_of(dimensions_, profile_->weights(user, ctx));
-    const auto with = decoding::personalized_prompt(ctx.tokenizer(), statement, {}, prompt_ids,
-                                                    ctx.model().config().max_position);
-    auto scorer = decoding::make_contrast(ctx.model(), with, prompt_ids, kContrastLambda);
-    const auto r = decoding::decode(*scorer, with, sampling_options(ctx, seed_of(ctx, "contrast", user.id + prompt)),
-                                    ctx.model().config().max_position, &ctx.tokenizer());
-    return response_of(r, 2 * static_cast<int64_t>(r.ids.size()));  // the text with and without the context
+    const auto w = profile_->weights(user, ctx).mean;
+    const auto profile = personalization(user, dimensions_, w, statement_of(dimensions_, w));
+    const auto r = strategy_->generate(request_of(ctx, prompt, seed_of(ctx, "contrast", user.id + prompt), &profile));
+    return response_of(r.at(0), strategy_->cost());  // the text with and without the context per token
   }
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
                                        MethodContext& ctx) override {
     return Method::generate_batch(users, prompt, ctx);
   }
+
+ private:
+  void fit_strategy(const FitData&, MethodContext& ctx) override {
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.lambda = kContrastLambda;
+    strategy_ = decoding::make_strategy("contrast", setup);
+  }
+  std::unique_ptr<decoding::Strategy> strategy_;
 };
 
 class ArgsMethod final : public DecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
-    auto scorer = decoding::make_args(ctx.model(), reward_model(user, ctx), kArgsK, kArgsW, prompt_ids);
-    const auto r = decoding::decode(*scorer, prompt_ids, sampling_options(ctx, seed_of(ctx, "args", user.id + prompt)),
-                                    ctx.model().config().max_position, &ctx.tokenizer());
-    return response_of(r, 2 * static_cast<int64_t>(r.ids.size()));  // the policy's and the reward's pass per token
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.args_k = kArgsK;
+    setup.options.args_w = kArgsW;
+    setup.inputs.reward_classifier = &reward_model(user, ctx);
+    auto strategy = decoding::make_strategy("args", setup);
+    const auto r = strategy->generate(request_of(ctx, prompt, seed_of(ctx, "args", user.id + prompt)));
+    return response_of(r.at(0), strategy->cost());  // the policy's and the reward's pass per token
   }
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
                                        MethodContext& ctx) override {
@@ -211,21 +275,15 @@ class ArgsMethod final : public DecodingMethod {
 class CdBlockMethod final : public DecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
-    const auto& tok = ctx.tokenizer();
-    decoding::RerankCost cost;
-    const auto r = decoding::cd_block(
-        ctx.model(), &tok, prompt_ids, sampling_options(ctx, seed_of(ctx, "cd_block", user.id + prompt)), kCdK,
-        kCdBlock,
-        [&](const std::vector<std::vector<int64_t>>& continuations) {
-          std::vector<std::string> texts;
-          for (const auto& ids : continuations)
-            texts.push_back(tok.decode(std::vector<int32_t>(ids.begin(), ids.end()), /*skip_special=*/true));
-          return profile_->rewards(user, prompt, texts, ctx);
-        },
-        &cost);
-    // Each block: its tokens' batched passes plus one batched scoring pass.
-    return {r.text, cost.tokens, static_cast<int64_t>(r.ids.size()) + cost.batches, 0.0};
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.cd_k = kCdK;
+    setup.options.cd_block = kCdBlock;
+    setup.inputs.reward = [&](const std::string& prompt_text, const std::vector<std::string>& responses) {
+      return profile_->rewards(user, prompt_text, responses, ctx);
+    };
+    auto strategy = decoding::make_strategy("cd_block", setup);
+    const auto r = strategy->generate(request_of(ctx, prompt, seed_of(ctx, "cd_block", user.id + prompt)));
+    return response_of(r.at(0), strategy->cost());  // each block: its tokens' batched passes and one scoring pass
   }
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
                                        MethodContext& ctx) override {
@@ -245,43 +303,56 @@ class ArmDecodingMethod : public DecodingMethod {
   void fit_strategy(const FitData& data, MethodContext& ctx) override {
     if (arms_.empty()) arms_ = fit_dimension_arms(data, ctx, &beta_);
   }
-  runtime::GenerateResult run(decoding::NextTokenScorer& scorer, const std::vector<int64_t>& prompt_ids,
-                              MethodContext& ctx, uint64_t seed) const {
-    return decoding::decode(scorer, prompt_ids, sampling_options(ctx, seed), ctx.model().config().max_position,
-                            &ctx.tokenizer());
-  }
   std::vector<runtime::LoraAdapter> arms_;
   double beta_ = 1.0;
 };
 
+// The policy's name among a strategy's in-memory models (no dimension is named so).
+constexpr const char* kBase = "base";
+
 class FusionMethod final : public ArmDecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     const auto w = unit_weights(user, ctx);
-    std::vector<const runtime::LoraAdapter*> experts = {nullptr};  // the base
-    std::vector<double> weights = {1.0};
-    for (size_t k = 0; k < arms_.size(); ++k) experts.push_back(&arms_[k]), weights.push_back(w[k] / beta_);
-    auto scorer = decoding::make_lora_fusion(ctx.model(), experts, weights, prompt_ids);
-    const auto r = run(*scorer, prompt_ids, ctx, seed_of(ctx, "fusion", user.id + prompt));
-    return response_of(r, static_cast<int64_t>(r.ids.size()));
+    decoding::Personalization profile = personalization(user, {}, {});
+    profile.weights[kBase] = 1.0;
+    for (size_t k = 0; k < arms_.size(); ++k) profile.weights[dimensions_[k]] = w[k] / beta_;
+    const auto r = strategy_->generate(request_of(ctx, prompt, seed_of(ctx, "fusion", user.id + prompt), &profile));
+    return response_of(r.at(0), strategy_->cost());  // the base and the K adapters as rows of one pass per token
   }
+
+ private:
+  void fit_strategy(const FitData& data, MethodContext& ctx) override {
+    if (!arms_.empty()) return;
+    ArmDecodingMethod::fit_strategy(data, ctx);
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.models = kBase;
+    setup.inputs.adapters[kBase] = nullptr;
+    for (size_t k = 0; k < arms_.size(); ++k) {
+      setup.options.models += "," + data.dimensions[k];
+      setup.inputs.adapters[data.dimensions[k]] = &arms_[k];
+    }
+    strategy_ = decoding::make_strategy("fusion", setup);
+  }
+  std::unique_ptr<decoding::Strategy> strategy_;
 };
 
 class ProxyMethod final : public ArmDecodingMethod {
  public:
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
-    const auto prompt_ids = encode_prompt(ctx.tokenizer(), prompt);
     const auto w = unit_weights(user, ctx);
     size_t top = 0;
     for (size_t k = 1; k < w.size(); ++k)
       if (std::abs(w[k]) > std::abs(w[top])) top = k;
-    const runtime::Model& arm = merged(top, ctx);
     const bool toward = w.empty() || w[top] >= 0;
-    auto scorer = decoding::make_proxy(ctx.model(), toward ? arm : ctx.model(), toward ? ctx.model() : arm,
-                                       kProxyAlpha, prompt_ids);
-    const auto r = run(*scorer, prompt_ids, ctx, seed_of(ctx, "proxy", user.id + prompt));
-    return response_of(r, 3 * static_cast<int64_t>(r.ids.size()));
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.alpha = kProxyAlpha;
+    setup.options.expert = toward ? "arm" : kBase;
+    setup.options.antiexpert = toward ? kBase : "arm";
+    setup.inputs.models = {{kBase, &ctx.model()}, {"arm", &merged(top, ctx)}};
+    auto strategy = decoding::make_strategy("proxy", setup);
+    const auto r = strategy->generate(request_of(ctx, prompt, seed_of(ctx, "proxy", user.id + prompt)));
+    return response_of(r.at(0), strategy->cost());  // the base, the expert and the anti-expert per token
   }
 
  private:

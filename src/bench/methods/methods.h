@@ -11,6 +11,7 @@
 #include "palign/bench/rng.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/lora.h"
+#include "palign/users/dimension_weights.h"
 
 namespace palign::bench {
 
@@ -49,8 +50,13 @@ class DimensionWeights {
  public:
   virtual ~DimensionWeights() = default;
   virtual void fit(const FitData& data, MethodContext& ctx) = 0;
-  // [K] weights over FitData::dimensions; empty before a fit with pairs.
-  virtual std::vector<double> weights(const UserData& user, MethodContext& ctx) = 0;
+  // The user's weights over FitData::dimensions with their uncertainty: the mean the strategies personalize with (the
+  // linear reward's user state: the MAP under the population prior) and the Laplace covariance at it given the
+  // user's pairs. names only (mean and covariance empty) before a fit with pairs.
+  virtual users::DimensionWeights weights(const UserData& user, MethodContext& ctx) = 0;
+  // The user's pairs as per-dimension differences of the standardised head scores (chosen − rejected): what the
+  // weights are fitted on, and what an online update of them takes. Empty before a fit with pairs.
+  virtual std::vector<std::vector<double>> differences(const UserData& user, MethodContext& ctx) = 0;
   // The user's reward of each response to prompt (features computed in one batch).
   virtual std::vector<double> rewards(const UserData& user, const std::string& prompt,
                                       const std::vector<std::string>& responses, MethodContext& ctx) = 0;
@@ -90,7 +96,7 @@ class DecodingMethod : public Method {
   // The user's weights scaled to unit length (zeros before a fit with pairs), so that a strategy's strength means the
   // same for every user.
   std::vector<double> unit_weights(const UserData& user, MethodContext& ctx) {
-    auto w = profile_->weights(user, ctx);
+    auto w = profile_->weights(user, ctx).mean;
     double n = 0;
     for (double x : w) n += x * x;
     n = std::sqrt(n);

@@ -48,6 +48,8 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
 
   void fit(const FitData& data, MethodContext& ctx) override {
     model_.reset();
+    weights_.clear();
+    dimensions_ = data.dimensions;
     states_.clear();
     user_index_.clear();
     if (inputs_ == Inputs::kLinearHeads) fit_objectives(data, ctx);
@@ -81,6 +83,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     pairs.rejected = (pairs.rejected - mean_) / scale_;
     training::RewardFitOptions o;
     o.seed = ctx.seed();
+    prior_weight_ = o.prior_weight;
     model_ = training::fit_personalized_reward(head_, pairs, static_cast<int64_t>(data.users.size()), o).head;
   }
 
@@ -93,10 +96,29 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     return sigmoid(static_cast<double>(r[0].item<float>() - r[1].item<float>()));
   }
 
-  std::vector<double> weights(const UserData& user, MethodContext& ctx) override {
-    if (!model_) return {};
-    const at::Tensor w = state(user, ctx).to(at::kDouble).contiguous();
-    return std::vector<double>(w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
+  users::DimensionWeights weights(const UserData& user, MethodContext& ctx) override {
+    users::DimensionWeights out;
+    out.names = dimensions_;
+    if (!model_) return out;
+    // Cached per user and budget, as the state is.
+    const std::string key = user.id + "#" + std::to_string(user.pairs.size());
+    if (const auto it = weights_.find(key); it != weights_.end()) return it->second;
+    return weights_[key] = users::dimension_weights_at(dimensions_, differences(user, ctx), state_weights(user, ctx),
+                                                       prior_weight_);
+  }
+
+  std::vector<std::vector<double>> differences(const UserData& user, MethodContext& ctx) override {
+    if (!model_ || user.pairs.empty()) return {};
+    std::vector<std::vector<float>> chosen, rejected;
+    for (const auto& p : user.pairs) {
+      chosen.push_back(input(p.prompt, p.chosen, ctx));
+      rejected.push_back(input(p.prompt, p.rejected, ctx));
+    }
+    const at::Tensor d = (to_tensor_rows(chosen) - to_tensor_rows(rejected)).to(at::kDouble).contiguous();
+    std::vector<std::vector<double>> out;
+    const double* row = d.data_ptr<double>();
+    for (int64_t i = 0; i < d.size(0); ++i, row += d.size(1)) out.emplace_back(row, row + d.size(1));
+    return out;
   }
 
   std::vector<double> rewards(const UserData& user, const std::string& prompt,
@@ -115,7 +137,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   // Σ_k (w_k / scale_k) · a_kj / σ_kj.
   std::vector<double> feature_coefficients(const UserData& user, MethodContext& ctx) override {
     if (!model_ || inputs_ != Inputs::kLinearHeads) return {};
-    const std::vector<double> w = weights(user, ctx);
+    const std::vector<double> w = state_weights(user, ctx);
     std::vector<double> c(static_cast<size_t>(ctx.feature_dim()), 0.0);
     for (size_t k = 0; k < objectives_.size(); ++k) {
       const LinearBt& head = objectives_[k];
@@ -148,6 +170,12 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   }
 
  private:
+  // The user's state as weights (multi_linear: over the dimensions).
+  std::vector<double> state_weights(const UserData& user, MethodContext& ctx) {
+    const at::Tensor w = state(user, ctx).to(at::kDouble).contiguous();
+    return std::vector<double>(w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
+  }
+
   // Standardised head inputs of rows.
   at::Tensor to_tensor_rows(const std::vector<std::vector<float>>& rows) const {
     std::vector<const std::vector<float>*> ptrs;
@@ -247,6 +275,9 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   std::map<std::string, int64_t> user_index_;
   std::map<std::string, at::Tensor> states_;
   at::Tensor mean_, scale_;
+  std::vector<std::string> dimensions_;
+  std::map<std::string, users::DimensionWeights> weights_;
+  double prior_weight_ = 1.0;  // linear: the MAP prior's strength (the covariance's prior precision)
 };
 
 }  // namespace
