@@ -103,6 +103,12 @@ Command add_score(CLI::App& root) {
                          " reward, the same for every user; drop --user/--user-pairs");
             PALIGN_CHECK(f->user.empty() || f->user_pairs.empty(), ErrorCode::kInvalidArgument,
                          "[cli.score] pass either --user (seen in training) or --user-pairs (a new user), not both");
+            const auto known = model->users();
+            PALIGN_CHECK(f->user.empty() || std::find(known.begin(), known.end(), f->user) != known.end(),
+                         ErrorCode::kNotFound, "[cli.score] user '", f->user, "' was not in the training data (",
+                         known.size(),
+                         " users); pass --user-pairs FILE with their labelled pairs, or leave out "
+                         "--user for the generic user");
             std::vector<scoring::PreferenceRecord> pairs;
             if (!f->user_pairs.empty()) pairs = scoring::read_preference_jsonl(f->user_pairs);
             const auto scores = model->score(f->prompt, f->response, f->user, pairs);

@@ -67,8 +67,8 @@ class ArmReward final : public RewardModel {
   }
   std::vector<double> score_ids(const std::vector<int64_t>&) override {
     PALIGN_THROW(ErrorCode::kUnsupported, "[", kWhere,
-                 "] an arm reward scores a response given its prompt, not raw token ids; pass --prompt "
-                 "and --response (during decoding it scores tokens through the fusion strategy)");
+                 "] an arm reward scores a response given its prompt, not raw token ids; give the prompt and the "
+                 "response as text (during decoding it scores tokens through the fusion strategy)");
   }
 
  private:

@@ -38,7 +38,7 @@ RewardObjectives load_objectives(const fs::path& dir, const std::string& backbon
   const json m = read_json_file(dir / kRewardManifest, kWhere);
   PALIGN_CHECK(m.value("method", "") == "multi" || m.value("method", "") == "bt", ErrorCode::kInvalidArgument, "[",
                kWhere, "] ", dir.string(), " is a '", m.value("method", ""),
-               "' reward; --objectives needs a multi (or bt) reward directory");
+               "' reward; the objectives must be a multi (or bt) reward directory");
   PALIGN_CHECK(m.value("backbone_fingerprint", "") == backbone_fingerprint, ErrorCode::kInvalidArgument, "[", kWhere,
                "] the objectives in ", dir.string(), " were trained on another backbone; train them on the same one");
   const auto weights = runtime::SafetensorsFile::open(dir / "model.safetensors");
@@ -140,7 +140,7 @@ class PersonalizedRewardModel final : public RewardModel {
   }
   std::vector<double> score_ids(const std::vector<int64_t>&) override {
     PALIGN_THROW(ErrorCode::kUnsupported, "[", kWhere, "] a ", method_,
-                 " reward scores texts, not token ids; pass --prompt and --response");
+                 " reward scores texts, not token ids; give the prompt and the response as text");
   }
 
  private:
@@ -151,8 +151,7 @@ class PersonalizedRewardModel final : public RewardModel {
       auto it = index_.find(user);
       PALIGN_CHECK(it != index_.end(), ErrorCode::kNotFound, "[", kWhere, "] user '", user,
                    "' was not in the training data (", users_.size(),
-                   " users); pass --user-pairs FILE with their labelled pairs, or leave out --user for the generic "
-                   "user");
+                   " users); give the user's labelled pairs instead, or no user for the generic user");
       state = head_->user_state(it->second);
     } else if (!user_pairs.empty()) {
       std::vector<TextPair> texts;
