@@ -1,6 +1,7 @@
 // Building and writing the bench's preference data (see dataset.h).
 #include "palign/bench/dataset.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -83,8 +84,21 @@ BenchDataset build_dataset(const scoring::GraderSet& graders, const std::vector<
   }
   d.population = make_population(graders.size(), options.population);
   const int64_t n_users = options.population.n_users;
-  const auto n_unseen = static_cast<int64_t>(std::llround(static_cast<double>(n_users) * options.unseen_share));
-  for (int64_t u = 0; u < n_users; ++u) (u < n_users - n_unseen ? d.seen : d.unseen).push_back(u);
+  // The unseen users, stratified by persona and contrarian status: users ordered by stratum, every 1/share-th of
+  // that order unseen (systematic sampling), so each stratum is split in about the shared proportion.
+  std::vector<int64_t> order(static_cast<size_t>(n_users));
+  for (int64_t u = 0; u < n_users; ++u) order[static_cast<size_t>(u)] = u;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    const auto& ua = d.population.users[static_cast<size_t>(a)];
+    const auto& ub = d.population.users[static_cast<size_t>(b)];
+    return std::pair(ua.contrarian, ua.persona) < std::pair(ub.contrarian, ub.persona);
+  });
+  std::vector<bool> unseen(static_cast<size_t>(n_users), false);
+  for (int64_t i = 0; i < n_users; ++i)
+    unseen[static_cast<size_t>(order[static_cast<size_t>(i)])] =
+        std::floor(static_cast<double>(i + 1) * options.unseen_share + 0.5) >
+        std::floor(static_cast<double>(i) * options.unseen_share + 0.5);
+  for (int64_t u = 0; u < n_users; ++u) (unseen[static_cast<size_t>(u)] ? d.unseen : d.seen).push_back(u);
 
   const double beta = options.population.beta;
   const auto n_prompts = static_cast<int64_t>(prompts.size());

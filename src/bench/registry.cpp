@@ -9,21 +9,17 @@ namespace palign::bench {
 
 const std::vector<MethodInfo>& method_registry() {
   static const std::vector<MethodInfo> registry = {
-      {.name = "random",
-       .description = "coin-flip predictor (the floor)",
-       .make = make_random_method},
+      {.name = "random", .description = "coin-flip predictor (the floor)", .make = make_random_method},
       {.name = "sample",
        .description = "unpersonalized sampling from the policy (the base)",
        .make = make_sample_method},
       {.name = "bt",
-       .description =
-           "one-size-fits-all Bradley-Terry reward on backbone features, fitted on every seen user's pairs; "
-           "generates best-of-N",
+       .description = "one-size-fits-all Bradley-Terry reward on backbone features, fitted on every seen user's pairs; "
+                      "generates best-of-N",
        .make = make_population_bt_method},
       {.name = "retrieval",
-       .description =
-           "LaMP-style retrieval: the user's own liked responses as context (generation) and "
-           "nearest-neighbour similarity to them (prediction)",
+       .description = "LaMP-style retrieval: the user's own liked responses as context (generation) and "
+                      "nearest-neighbour similarity to them (prediction)",
        .make = make_retrieval_method},
       {.name = "prm",
        .description =
@@ -138,8 +134,7 @@ const std::vector<MethodInfo>& method_registry() {
        .in_default = false,
        .group = "policy"},
       {.name = "simpo_user",
-       .description =
-           "policy: one SimPO LoRA adapter per user on the user's own pairs (beta 2, gamma 0.5)",
+       .description = "policy: one SimPO LoRA adapter per user on the user's own pairs (beta 2, gamma 0.5)",
        .make = make_simpo_user_method,
        .in_default = false,
        .group = "policy"},
@@ -150,15 +145,19 @@ const std::vector<MethodInfo>& method_registry() {
        .in_default = false,
        .group = "policy"},
       {.name = "oracle",
-       .description =
-           "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
-           "best-of-N by R_u (the upper bound)",
+       .description = "ORACLE: reads the hidden utility R_u; predicts with the true label probability and generates "
+                      "best-of-N by R_u (the upper bound)",
        .oracle = true,
        .make = make_oracle_method},
-      {.name = "oracle_mean",
+      {.name = "oracle_features",
        .description =
-           "ORACLE: the population's mean hidden utility (knows the graders, not the user): the most a "
-           "one-size-fits-all reward can reach",
+           "DIAGNOSTIC (reads the graders): multi_linear's per-user estimator on the TRUE grader z-scores instead of "
+           "learned heads; separates a weak user model from weak features",
+       .oracle = true,
+       .make = make_oracle_features_method},
+      {.name = "oracle_mean",
+       .description = "ORACLE: the population's mean hidden utility (knows the graders, not the user): the most a "
+                      "one-size-fits-all reward can reach",
        .oracle = true,
        .make = make_population_oracle_method},
   };

@@ -49,6 +49,13 @@ std::string figure_text(const Figure& f, Digits d) {
   return s;
 }
 
+std::string difference_text(const Figure& f, Digits d) {
+  if (!std::isfinite(f.value)) return kDash;
+  std::string s = (f.value > 0 ? "+" : "") + figure_text(f, d);
+  if (std::isfinite(f.lo) && std::isfinite(f.hi) && (f.lo > 0 || f.hi < 0)) s += " *";
+  return s;
+}
+
 // Config values: integers as integers, other numbers with 4 significant digits, arrays joined with ", ".
 std::string config_value(const json& v) {
   if (v.is_null()) return kDash;
@@ -115,7 +122,7 @@ std::vector<std::string> headline(const BenchResults& r) {
   if (best_gen)
     lines.push_back("Best non-oracle generator: " + best_gen->method + ", utility " +
                     figure_text(best_gen->utility, kUtilityDigits) + ", oracle-gain share " +
-                    fixed(best_gen->oracle_gain_share, 2));
+                    figure_text(best_gen->oracle_gain_share, kShareDigits));
   return lines;
 }
 

@@ -69,17 +69,27 @@ std::string html_method(const BenchResults& r, const std::string& name, bool mar
   return s;
 }
 
-// Accuracy per method × budget for one group (`worst`: the worst decile instead of the mean). The best non-oracle
-// mean of each column is highlighted.
-void html_accuracy_table(std::ostringstream& out, const BenchResults& r, std::string_view group, bool worst) {
+// One figure (field: the mean, the expected accuracy, an older document's worst decile) per method × budget for one
+// group; with `summary`, the difference from the baseline and the minority's figures at the largest budget follow.
+// The best non-oracle mean of each column is highlighted.
+void html_accuracy_table(std::ostringstream& out, const BenchResults& r, std::string_view group,
+                         Figure AccuracyRow::*field, bool summary) {
+  const bool worst = !summary;
   const std::vector<int64_t> budgets = r.measured_budgets();
   // More than 4 budgets: intervals go under their values, so that the table fits the page.
   out << (budgets.size() > 4 ? "<table class=\"stack\">" : "<table>") << "\n<tr><th>method</th>";
   for (int64_t b : budgets) out << "<th class=\"num\">b=" << b << "</th>";
-  if (!worst) out << "<th class=\"num\">worst decile, b=" << r.max_budget() << "</th>";
+  const std::string minority = std::string(group) + ".minority";
+  const bool has_minority = r.has_group(minority);
+  if (!worst && has_minority)
+    out << "<th class=\"num\">vs " << escape_html(r.baseline_predictor()) << ", b=" << r.max_budget()
+        << " (exp.)</th><th class=\"num\">minority, b=" << r.max_budget()
+        << " (exp.)</th><th class=\"num\">minority vs " << escape_html(r.baseline_predictor()) << "</th>";
+  else if (!worst)
+    out << "<th class=\"num\">worst decile, b=" << r.max_budget() << "</th>";
   out << "</tr>\n";
   std::vector<std::string> best;
-  for (int64_t b : budgets) best.push_back(worst ? "" : r.best_predictor(b, group));
+  for (int64_t b : budgets) best.push_back(field == &AccuracyRow::mean ? r.best_predictor(b, group) : "");
   for (const auto& name : r.predicting()) {
     std::ostringstream row;
     bool any = false;
@@ -88,12 +98,18 @@ void html_accuracy_table(std::ostringstream& out, const BenchResults& r, std::st
       const AccuracyRow* a = r.find_accuracy(name, budgets[bi], group);
       any |= a != nullptr;
       row << "<td class=\"num" << (best[bi] == name ? " best" : "") << "\"";
-      if (a) row << " title=\"n = " << (worst ? a->worst_decile.n : a->mean.n) << "\"";
-      row << '>' << (a ? html_figure(worst ? a->worst_decile : a->mean, kAccuracyDigits) : kDash) << "</td>";
+      if (a) row << " title=\"n = " << (a->*field).n << "\"";
+      row << '>' << (a ? html_figure(a->*field, kAccuracyDigits) : kDash) << "</td>";
     }
-    if (!worst) {
-      const AccuracyRow* a = r.find_accuracy(name, r.max_budget(), group);
-      row << "<td class=\"num\">" << (a ? html_figure(a->worst_decile, kAccuracyDigits) : kDash) << "</td>";
+    const AccuracyRow* last = r.find_accuracy(name, r.max_budget(), group);
+    if (!worst && has_minority) {
+      const AccuracyRow* m = r.find_accuracy(name, r.max_budget(), minority);
+      row << "<td class=\"num\">" << escape_html(last ? difference_text(last->vs_base, kAccuracyDigits) : kDash)
+          << "</td><td class=\"num\">" << (m ? html_figure(m->expected, kAccuracyDigits) : kDash)
+          << "</td><td class=\"num\">" << escape_html(m ? difference_text(m->vs_base, kAccuracyDigits) : kDash)
+          << "</td>";
+    } else if (!worst) {
+      row << "<td class=\"num\">" << (last ? html_figure(last->worst_decile, kAccuracyDigits) : kDash) << "</td>";
     }
     row << "</tr>\n";
     if (any) out << row.str();
@@ -102,16 +118,18 @@ void html_accuracy_table(std::ostringstream& out, const BenchResults& r, std::st
 }
 
 void html_generation_table(std::ostringstream& out, const BenchResults& r) {
-  out << "<table>\n<tr><th>method</th><th class=\"num\">utility</th><th class=\"num\">win rate vs "
-      << escape_html(r.base_method())
+  out << "<table>\n<tr><th>method</th><th class=\"num\">utility</th><th class=\"num\">vs "
+      << escape_html(r.base_method()) << "</th><th class=\"num\">win rate vs " << escape_html(r.base_method())
       << "</th><th class=\"num\">oracle-gain share</th><th class=\"num\">ms/response</th>"
          "<th class=\"num\">tokens/response</th><th class=\"num\">forward passes/response</th></tr>\n";
   for (const auto& g : r.generation)
     out << "<tr><td>" << html_method(r, g.method, /*mark_base=*/true) << "</td><td class=\"num\">"
         << html_figure(g.utility, kUtilityDigits) << "</td><td class=\"num\">"
-        << html_figure(g.win_rate, kAccuracyDigits) << "</td><td class=\"num\">" << fixed(g.oracle_gain_share, 2)
-        << "</td><td class=\"num\">" << fixed(g.wall_ms, 1) << "</td><td class=\"num\">" << fixed(g.tokens, 1)
-        << "</td><td class=\"num\">" << fixed(g.forward_passes, 1) << "</td></tr>\n";
+        << escape_html(difference_text(g.vs_base, kUtilityDigits)) << "</td><td class=\"num\">"
+        << html_figure(g.win_rate, kAccuracyDigits) << "</td><td class=\"num\">"
+        << html_figure(g.oracle_gain_share, kShareDigits) << "</td><td class=\"num\">" << fixed(g.wall_ms, 1)
+        << "</td><td class=\"num\">" << fixed(g.tokens, 1) << "</td><td class=\"num\">" << fixed(g.forward_passes, 1)
+        << "</td></tr>\n";
   out << "</table>\n";
 }
 
@@ -179,30 +197,45 @@ std::string html(const BenchResults& r) {
 
   out << "<h2>Preference accuracy</h2>\n";
   if (!r.accuracy.empty()) {
-    out << "<p class=\"note\">Held-out pairwise accuracy: mean over users with a 95% bootstrap interval; the worst "
-           "decile is the mean of the lowest 10% of users. Expected ceiling accuracy (true label probabilities on "
-           "these noisy labels): <b>"
-        << fixed(r.ceiling(), 3)
+    out << "<p class=\"note\">Held-out pairwise accuracy on noisy labels: mean over users with a 95% interval "
+           "resampling users and test prompts. &ldquo;exp.&rdquo;: expected accuracy, each prediction credited with "
+           "the true probability of its order; &ldquo;vs "
+        << escape_html(r.baseline_predictor())
+        << "&rdquo;: the paired difference in expected accuracy on the same users and items (* the interval "
+           "excludes 0). Minority: "
+        << escape_html(text(r.config, "minority"))
+        << ". Expected ceiling accuracy (true label probabilities on these noisy labels): <b>" << fixed(r.ceiling(), 3)
         << "</b>; chance: 0.500. The best non-oracle mean of each column is highlighted.</p>\n";
   }
   out << "<figure>\n" << plot_accuracy(r) << "</figure>\n";
   if (!r.accuracy.empty()) {
     if (r.has_group("seen")) {
       out << "<h3>Seen users <span class=\"ci\">model fitted on b pairs per user</span></h3>\n";
-      html_accuracy_table(out, r, "seen", /*worst=*/false);
+      html_accuracy_table(out, r, "seen", &AccuracyRow::mean, /*summary=*/true);
     }
     if (r.has_group("unseen")) {
       out << "<h3>Unseen users <span class=\"ci\">model fitted on the seen users at " << max_b
           << "; b = the new user's own pairs</span></h3>\n";
-      html_accuracy_table(out, r, "unseen", /*worst=*/false);
+      html_accuracy_table(out, r, "unseen", &AccuracyRow::mean, /*summary=*/true);
     }
-    out << "<details>\n<summary>Worst-decile accuracy at every budget</summary>\n";
-    for (const char* group : {"seen", "unseen"})
-      if (r.has_group(group)) {
-        out << "<h3>" << (std::string_view(group) == "seen" ? "Seen" : "Unseen") << " users, worst decile</h3>\n";
-        html_accuracy_table(out, r, group, /*worst=*/true);
-      }
-    out << "</details>\n";
+    if (r.has_group("seen.minority") || r.has_group("unseen.minority")) {
+      out << "<details>\n<summary>The minority's expected accuracy at every budget</summary>\n";
+      for (const char* group : {"seen.minority", "unseen.minority"})
+        if (r.has_group(group)) {
+          out << "<h3>" << (std::string_view(group) == "seen.minority" ? "Seen" : "Unseen")
+              << " users of the minority, expected accuracy</h3>\n";
+          html_accuracy_table(out, r, group, &AccuracyRow::expected, /*summary=*/false);
+        }
+      out << "</details>\n";
+    } else {
+      out << "<details>\n<summary>Worst-decile accuracy at every budget</summary>\n";
+      for (const char* group : {"seen", "unseen"})
+        if (r.has_group(group)) {
+          out << "<h3>" << (std::string_view(group) == "seen" ? "Seen" : "Unseen") << " users, worst decile</h3>\n";
+          html_accuracy_table(out, r, group, &AccuracyRow::worst_decile, /*summary=*/false);
+        }
+      out << "</details>\n";
+    }
   }
 
   out << "<h2>Per-user accuracy</h2>\n";
@@ -219,11 +252,28 @@ std::string html(const BenchResults& r) {
   out << "<h2>Generation</h2>\n";
   if (!r.generation.empty()) {
     out << "<p class=\"note\">Hidden utility per response at " << max_b
-        << " (mean over users &times; test prompts, 95% interval). Win rate and oracle-gain share are against "
-        << escape_html(r.base_method()) << " (the base): share = (method &minus; base) / (oracle &minus; base).</p>\n";
+        << " (mean over users &times; test prompts, 95% interval resampling both). The difference, win rate and "
+           "oracle-gain share are against "
+        << escape_html(r.base_method())
+        << " (the base) on the same users and prompts, paired (* the interval excludes 0): share = (method &minus; "
+           "base) / (oracle &minus; base).</p>\n";
   }
   out << "<figure>\n" << plot_gain_share(r) << "</figure>\n";
   if (!r.generation.empty()) html_generation_table(out, r);
+
+  if (!r.dimensions.empty()) {
+    out << "<h2>Per-dimension heads</h2>\n<p class=\"note\">Each learned head on the pairs of candidates at the "
+           "test prompts, labelled by its grader (95% Wilson interval), its correlation with the grader's z-score, "
+           "and the pairs it was trained on.</p>\n<table>\n<tr><th>method</th><th>dimension</th><th "
+           "class=\"num\">train pairs</th><th class=\"num\">held-out accuracy</th><th class=\"num\">correlation "
+           "with grader</th></tr>\n";
+    for (const auto& d : r.dimensions)
+      out << "<tr><td>" << html_method(r, d.method) << "</td><td>" << escape_html(d.dimension)
+          << "</td><td class=\"num\">" << d.train_pairs << "</td><td class=\"num\">"
+          << html_figure(d.accuracy, kAccuracyDigits) << "</td><td class=\"num\">" << fixed(d.correlation, 2)
+          << "</td></tr>\n";
+    out << "</table>\n";
+  }
 
   if (!r.methods.empty()) {
     out << "<h2>Methods</h2>\n";

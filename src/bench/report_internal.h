@@ -26,6 +26,7 @@ struct Digits {
 };
 constexpr Digits kAccuracyDigits{3, 2};  // "0.734 [0.70, 0.76]"
 constexpr Digits kUtilityDigits{3, 3};   // utilities have no fixed scale
+constexpr Digits kShareDigits{2, 2};     // the oracle-gain share
 
 // Tableau 10 plus two darker tones: 12 colours that stay apart on white. Method i (in "methods" order) gets
 // kPalette[i % 12] in every plot.
@@ -43,6 +44,8 @@ std::string text(const json& j, const char* key);
 int method_index(const BenchResults& r, const std::string& name);  // -1 when absent
 std::string fixed(double x, int digits);                           // "—" for NaN; never "-0.00"
 std::string figure_text(const Figure& f, Digits d);
+// A paired difference: signed, its interval, and "*" when the interval excludes 0 (outside the noise).
+std::string difference_text(const Figure& f, Digits d);
 std::string config_value(const json& v);
 std::string significant(double x);
 std::string duration(double seconds);

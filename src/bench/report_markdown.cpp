@@ -61,12 +61,22 @@ void md_table(std::ostringstream& out, const std::vector<std::string>& header,
   out << '\n';
 }
 
+// Accuracy per method × budget for one group, then at the largest budget the paired difference from the baseline
+// predictor and the group's minority; older documents (no minority rows) show their worst decile instead.
 void md_accuracy_table(std::ostringstream& out, const BenchResults& r, std::string_view group) {
   const std::vector<int64_t> budgets = r.measured_budgets();
   const std::string max_b = std::to_string(r.max_budget());
+  const std::string minority = std::string(group) + ".minority";
+  const bool has_minority = r.has_group(minority);
   std::vector<std::string> header{"method"};
   for (int64_t b : budgets) header.push_back("b=" + std::to_string(b));
-  header.push_back("worst decile, b=" + max_b);
+  if (has_minority) {
+    header.push_back("vs " + r.baseline_predictor() + ", b=" + max_b + " (exp.)");
+    header.push_back("minority, b=" + max_b + " (exp.)");
+    header.push_back("minority vs " + r.baseline_predictor());
+  } else {
+    header.push_back("worst decile, b=" + max_b);
+  }
   std::vector<std::vector<std::string>> rows;
   for (const auto& name : r.predicting()) {
     std::vector<std::string> row{method_label(r, name)};
@@ -76,8 +86,15 @@ void md_accuracy_table(std::ostringstream& out, const BenchResults& r, std::stri
       any |= a != nullptr;
       row.push_back(a ? figure_text(a->mean, kAccuracyDigits) : kDash);
     }
-    const AccuracyRow* worst = r.find_accuracy(name, r.max_budget(), group);
-    row.push_back(worst ? figure_text(worst->worst_decile, kAccuracyDigits) : kDash);
+    const AccuracyRow* last = r.find_accuracy(name, r.max_budget(), group);
+    if (has_minority) {
+      const AccuracyRow* m = r.find_accuracy(name, r.max_budget(), minority);
+      row.push_back(last ? difference_text(last->vs_base, kAccuracyDigits) : kDash);
+      row.push_back(m ? figure_text(m->expected, kAccuracyDigits) : kDash);
+      row.push_back(m ? difference_text(m->vs_base, kAccuracyDigits) : kDash);
+    } else {
+      row.push_back(last ? figure_text(last->worst_decile, kAccuracyDigits) : kDash);
+    }
     if (any) rows.push_back(std::move(row));
   }
   md_table(out, header, rows);
@@ -99,9 +116,15 @@ std::string markdown(const BenchResults& r) {
   if (r.accuracy.empty()) {
     out << "No predicting method ran.\n\n";
   } else {
-    out << "Held-out pairwise accuracy: mean over users [95% bootstrap interval]; the worst decile is the mean of the "
-           "lowest 10% of users.\nExpected ceiling accuracy (true label probabilities on these noisy labels): "
-        << fixed(r.ceiling(), 3) << "; chance: 0.500.\n\n";
+    out << "Held-out pairwise accuracy on noisy labels: mean over users [95% interval resampling users and test "
+           "prompts]. \"exp.\": expected accuracy, each prediction credited with the true probability of its order; "
+           "\"vs "
+        << r.baseline_predictor()
+        << "\": the paired difference in expected accuracy from it on the same users and items (* the interval "
+           "excludes 0). Minority: "
+        << text(r.config, "minority")
+        << ".\nExpected ceiling accuracy (true label probabilities on these noisy labels): " << fixed(r.ceiling(), 3)
+        << "; chance: 0.500.\n\n";
     if (r.has_group("seen")) {
       out << "### Seen users (model fitted on b pairs per user)\n\n";
       md_accuracy_table(out, r, "seen");
@@ -117,17 +140,32 @@ std::string markdown(const BenchResults& r) {
     out << "No generating method ran.\n\n";
   } else {
     out << "Hidden utility per response at " << max_b
-        << " (mean over users x test prompts [95% interval]). Win rate and oracle-gain share are against "
-        << r.base_method() << " (the base); share = (method - base) / (oracle - base).\n\n";
+        << " (mean over users x test prompts [95% interval resampling both]). The difference, win rate and "
+           "oracle-gain share are against "
+        << r.base_method()
+        << " (the base) on the same users and prompts, paired (* the interval excludes 0); share = (method - base) / "
+           "(oracle - base).\n\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& g : r.generation)
       rows.push_back({method_label(r, g.method, /*mark_base=*/true), figure_text(g.utility, kUtilityDigits),
-                      figure_text(g.win_rate, kAccuracyDigits), fixed(g.oracle_gain_share, 2), fixed(g.wall_ms, 1),
-                      fixed(g.tokens, 1), fixed(g.forward_passes, 1)});
+                      difference_text(g.vs_base, kUtilityDigits), figure_text(g.win_rate, kAccuracyDigits),
+                      figure_text(g.oracle_gain_share, kShareDigits), fixed(g.wall_ms, 1), fixed(g.tokens, 1),
+                      fixed(g.forward_passes, 1)});
     md_table(out,
-             {"method", "utility", "win rate vs " + r.base_method(), "oracle-gain share", "ms/response",
-              "tokens/response", "forward passes/response"},
+             {"method", "utility", "vs " + r.base_method(), "win rate vs " + r.base_method(), "oracle-gain share",
+              "ms/response", "tokens/response", "forward passes/response"},
              rows);
+  }
+
+  if (!r.dimensions.empty()) {
+    out << "## Per-dimension heads\n\nEach learned head on the pairs of candidates at the test prompts, labelled by "
+           "its grader [95% Wilson interval], its correlation with the grader's z-score on those candidates, and the "
+           "pairs it was trained on.\n\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& d : r.dimensions)
+      rows.push_back({method_label(r, d.method), d.dimension, std::to_string(d.train_pairs),
+                      figure_text(d.accuracy, kAccuracyDigits), fixed(d.correlation, 2)});
+    md_table(out, {"method", "dimension", "train pairs", "held-out accuracy", "correlation with grader"}, rows);
   }
 
   if (!r.methods.empty()) {

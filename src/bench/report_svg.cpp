@@ -192,9 +192,9 @@ std::string plot_gain_share(const BenchResults& r) {
   double lo = 0, hi = 1;
   size_t longest = 0;
   for (const auto& g : r.generation) {
-    if (std::isfinite(g.oracle_gain_share)) {
-      lo = std::min(lo, g.oracle_gain_share);
-      hi = std::max(hi, g.oracle_gain_share);
+    if (std::isfinite(g.oracle_gain_share.value)) {
+      lo = std::min(lo, g.oracle_gain_share.value);
+      hi = std::max(hi, g.oracle_gain_share.value);
     }
     longest = std::max(longest, std::min(kMaxLabel, display_width(method_label(r, g.method))));
   }
@@ -213,7 +213,7 @@ std::string plot_gain_share(const BenchResults& r) {
   for (size_t i = 0; i < n; ++i) {
     const GenerationRow& g = r.generation[i];
     const double cx = box.left + slot * (static_cast<double>(i) + 0.5);
-    const double v = g.oracle_gain_share;
+    const double v = g.oracle_gain_share.value;
     if (std::isfinite(v)) {
       const double top = y(std::max(0.0, v)), bottom = y(std::min(0.0, v));
       svg.rect(cx - bar / 2, top, bar, bottom - top, colour_of(r, g.method), 0.9,

@@ -132,6 +132,11 @@ int64_t BenchResults::max_budget() const {
   return b.empty() ? 0 : b.back();
 }
 
+std::string BenchResults::baseline_predictor() const {
+  const std::string base = text(config, "baseline_predictor");
+  return base.empty() ? "bt" : base;
+}
+
 std::string BenchResults::base_method() const {
   const std::string base = text(config, "base_method");
   return base.empty() ? "sample" : base;
@@ -152,7 +157,14 @@ std::string BenchResults::best_predictor(int64_t budget, std::string_view group)
 }
 
 json to_json(const BenchResults& r) {
-  json methods = json::array(), accuracy = json::array(), generation = json::array(), per_user = json::array();
+  json methods = json::array(), accuracy = json::array(), generation = json::array(), per_user = json::array(),
+       dimensions = json::array();
+  for (const auto& d : r.dimensions)
+    dimensions.push_back({{"method", d.method},
+                          {"dimension", d.dimension},
+                          {"train_pairs", d.train_pairs},
+                          {"accuracy", figure_json(d.accuracy)},
+                          {"correlation", finite_or_null(d.correlation)}});
   for (const auto& m : r.methods)
     methods.push_back({{"name", m.name},
                        {"description", m.description},
@@ -167,12 +179,15 @@ json to_json(const BenchResults& r) {
                         {"budget", a.budget},
                         {"group", a.group},
                         {"mean", figure_json(a.mean)},
+                        {"expected", figure_json(a.expected)},
+                        {"vs_base", figure_json(a.vs_base)},
                         {"worst_decile", figure_json(a.worst_decile)}});
   for (const auto& g : r.generation)
     generation.push_back({{"method", g.method},
                           {"utility", figure_json(g.utility)},
                           {"win_rate", figure_json(g.win_rate)},
-                          {"oracle_gain_share", finite_or_null(g.oracle_gain_share)},
+                          {"vs_base", figure_json(g.vs_base)},
+                          {"oracle_gain_share", figure_json(g.oracle_gain_share)},
                           {"cost",
                            {{"wall_ms_per_response", finite_or_null(g.wall_ms)},
                             {"tokens_per_response", finite_or_null(g.tokens)},
@@ -182,12 +197,14 @@ json to_json(const BenchResults& r) {
                         {"group", u.group},
                         {"alignment", finite_or_null(u.alignment)},
                         {"contrarian", u.contrarian},
+                        {"minority", u.minority},
                         {"accuracy", u.accuracy},
                         {"utility", u.utility}});
   return {{"format", kFormat},        {"version", 1},
           {"config", r.config},       {"wall_seconds", finite_or_null(r.wall_seconds)},
           {"methods", methods},       {"accuracy", accuracy},
-          {"generation", generation}, {"per_user", per_user}};
+          {"generation", generation}, {"dimensions", dimensions},
+          {"per_user", per_user}};
 }
 
 BenchResults results_from_json(const std::string& results_json) {
@@ -238,9 +255,13 @@ BenchResults results_from_json(const std::string& results_json) {
     AccuracyRow row;
     row.method = text(a, "method");
     row.group = text(a, "group");
-    if (row.method.empty() || !is_budget(budget) || (row.group != "seen" && row.group != "unseen")) continue;
+    const bool known_group =
+        row.group == "seen" || row.group == "unseen" || row.group == "seen.minority" || row.group == "unseen.minority";
+    if (row.method.empty() || !is_budget(budget) || !known_group) continue;
     row.budget = static_cast<int64_t>(budget);
     row.mean = figure(a, "mean");
+    row.expected = figure(a, "expected");
+    row.vs_base = figure(a, "vs_base");
     row.worst_decile = figure(a, "worst_decile");
     ensure_method(r, row.method).predicts = true;
     r.accuracy.push_back(std::move(row));
@@ -251,13 +272,27 @@ BenchResults results_from_json(const std::string& results_json) {
     if (row.method.empty()) continue;
     row.utility = figure(g, "utility");
     row.win_rate = figure(g, "win_rate");
-    row.oracle_gain_share = number(g, "oracle_gain_share");
+    row.vs_base = figure(g, "vs_base");
+    // Older documents wrote the share as a bare number.
+    row.oracle_gain_share = figure(g, "oracle_gain_share");
+    if (const double share = number(g, "oracle_gain_share"); std::isfinite(share)) row.oracle_gain_share.value = share;
     const json cost = g.is_object() && g.contains("cost") ? g["cost"] : json::object();
     row.wall_ms = number(cost, "wall_ms_per_response");
     row.tokens = number(cost, "tokens_per_response");
     row.forward_passes = number(cost, "forward_passes_per_response");
     ensure_method(r, row.method).generates = true;
     r.generation.push_back(std::move(row));
+  }
+  for (const auto& d : section(doc, "dimensions")) {
+    DimensionRow row;
+    row.method = text(d, "method");
+    row.dimension = text(d, "dimension");
+    if (row.method.empty() || row.dimension.empty()) continue;
+    const double n = number(d, "train_pairs");
+    row.train_pairs = std::isfinite(n) ? static_cast<int64_t>(n) : 0;
+    row.accuracy = figure(d, "accuracy");
+    row.correlation = number(d, "correlation");
+    r.dimensions.push_back(std::move(row));
   }
   for (const auto& u : section(doc, "per_user")) {
     if (!u.is_object()) continue;
@@ -266,6 +301,7 @@ BenchResults results_from_json(const std::string& results_json) {
     row.group = text(u, "group");
     row.alignment = number(u, "alignment");
     row.contrarian = flag(u, "contrarian");
+    row.minority = flag(u, "minority");
     for (auto [key, into] : {std::pair{"accuracy", &row.accuracy}, std::pair{"utility", &row.utility}})
       if (u.contains(key) && u[key].is_object())
         for (const auto& [name, value] : u[key].items())

@@ -51,6 +51,8 @@ std::vector<Response> sample_pool(const runtime::Model& model, const runtime::To
 }  // namespace
 
 namespace {
+// The predictor every other is compared with, paired (one-size-fits-all Bradley–Terry).
+constexpr const char* kBaselinePredictor = "bt";
 // Labels as sharp as PersonalLLM's: with unit-norm weights, β = 4 puts the best possible predictor near 85% on pairs
 // of candidates to one prompt (β = 1 leaves it near 65%, too noisy to tell methods apart).
 constexpr double kBenchBeta = 4.0;
@@ -134,6 +136,7 @@ class BenchRun {
     n_prompts_ = static_cast<int64_t>(prompts_.size());
     n_test_prompts_ = n_prompts_ - n_train_prompts_;
     prepare_truth();
+    prepare_groups();
     for (int64_t p = n_train_prompts_; p < n_prompts_; ++p) ctx_.set_pool(prompts_[p], pools_[p]);
     std::vector<std::pair<std::string, std::string>> texts;
     for (const auto& item : data_.items) texts.emplace_back(prompts_[item.prompt], item.response);
@@ -180,13 +183,15 @@ class BenchRun {
 
   // Generation figures against the base method, per-user rows, the ceiling and the config.
   BenchResults summarise(const std::vector<const MethodInfo*>& methods, double wall_seconds) {
+    summarise_accuracy(methods);
     summarise_generation(methods);
     for (int64_t u = 0; u < n_users_; ++u) {
       UserRow& row = per_user_[u];
       row.user = data_.population.users[u].id;
-      row.group = u < static_cast<int64_t>(data_.seen.size()) ? "seen" : "unseen";
+      row.group = seen_[u] ? "seen" : "unseen";
       row.alignment = alignment_[u];
       row.contrarian = data_.population.users[u].contrarian;
+      row.minority = minority_[u];
     }
     results_.per_user = per_user_;
     results_.config = config();
@@ -239,11 +244,31 @@ class BenchRun {
     truth_.population_utility = [this](const std::string& prompt, const std::string& response) {
       return utility(mean_user_, z_of(prompt + response));
     };
+    truth_.z = [this](const std::string& prompt, const std::string& response) { return z_of(prompt + response); };
     for (const auto& user : data_.population.users) {
       double dot = 0.0, uu = 0.0, mm = 0.0;
       for (size_t k = 0; k < mean_w.size(); ++k)
         dot += user.weights[k] * mean_w[k], uu += user.weights[k] * user.weights[k], mm += mean_w[k] * mean_w[k];
       alignment_.push_back(uu > 0 && mm > 0 ? dot / std::sqrt(uu * mm) : 0.0);
+    }
+  }
+
+  // Seen and unseen users, and the pre-declared minority (contrarians and the least-aligned decile) within each.
+  void prepare_groups() {
+    seen_.assign(static_cast<size_t>(n_users_), false);
+    for (int64_t u : data_.seen) seen_[u] = true;
+    std::vector<double> sorted = alignment_;
+    std::sort(sorted.begin(), sorted.end());
+    const double cut = sorted[std::max<size_t>(1, sorted.size() / 10) - 1];
+    minority_.assign(static_cast<size_t>(n_users_), false);
+    for (int64_t u = 0; u < n_users_; ++u) minority_[u] = data_.population.users[u].contrarian || alignment_[u] <= cut;
+    for (int64_t u = 0; u < n_users_; ++u) {
+      const std::string group = seen_[u] ? "seen" : "unseen";
+      auto& rows = row_of_[group];
+      rows.emplace(u, static_cast<int64_t>(rows.size()));
+      if (!minority_[u]) continue;
+      auto& minority_rows = row_of_[group + ".minority"];
+      minority_rows.emplace(u, static_cast<int64_t>(minority_rows.size()));
     }
   }
 
@@ -258,31 +283,60 @@ class BenchRun {
   }
 
   UserData user_data(int64_t u, int64_t budget) const {
-    UserData ud{data_.population.users[u].id, u < static_cast<int64_t>(data_.seen.size()), {}};
+    UserData ud{data_.population.users[u].id, static_cast<bool>(seen_[u]), {}};
     for (int64_t i = 0; i < budget; ++i) ud.pairs.push_back(pair_text(data_.train_pairs[u][i]));
     return ud;
   }
 
-  // Held-out accuracy; each test pair is shown in an order fixed per user, the same for every method.
-  double accuracy_of(Method& method, const UserData& ud, int64_t u) {
+  // The accuracy grids of one method at one budget and group: users of the group × test prompts.
+  struct AccuracyGrids {
+    Grid credit, expected;
+  };
+
+  // Held-out accuracy, added to the user's row of the grids (and of the minority's, for a user in it); each test pair
+  // is shown in an order fixed per user, the same for every method. A prediction earns 1 when it orders the pair as
+  // the label does (0.5 for a tie) and, as expected accuracy, the true probability of the order it predicts.
+  // Returns the user's accuracy.
+  double accuracy_of(Method& method, const UserData& ud, int64_t u, std::map<std::string, AccuracyGrids>& grids) {
     Rng order(derive_seed(seed_, "order." + ud.id));
-    double credit = 0.0;
+    const std::string group = seen_[u] ? "seen" : "unseen";
+    std::vector<std::pair<AccuracyGrids*, int64_t>> rows = {{&grid_of(grids, group), row_of_.at(group).at(u)}};
+    if (minority_[u]) rows.emplace_back(&grid_of(grids, group + ".minority"), row_of_.at(group + ".minority").at(u));
+    double total = 0.0;
     for (const auto& lp : data_.test_pairs[u]) {
       const PairText p = pair_text(lp);
       const bool chosen_first = order.bernoulli(0.5);
       const double prob = chosen_first ? method.predict(ud, p.prompt, p.chosen, p.rejected, ctx_)
                                        : method.predict(ud, p.prompt, p.rejected, p.chosen, ctx_);
-      credit += prob == 0.5 ? 0.5 : ((prob > 0.5) == chosen_first ? 1.0 : 0.0);
+      const bool says_chosen = (prob > 0.5) == chosen_first;
+      const double credit = prob == 0.5 ? 0.5 : (says_chosen ? 1.0 : 0.0);
+      const double q = sigmoid(truth_.beta * (data_.utility(u, lp.chosen) - data_.utility(u, lp.rejected)));
+      const double expected = prob == 0.5 ? 0.5 : (says_chosen ? q : 1.0 - q);
+      for (auto& [g, row] : rows) {
+        g->credit.add(row, lp.prompt - n_train_prompts_, credit);
+        g->expected.add(row, lp.prompt - n_train_prompts_, expected);
+      }
+      total += credit;
     }
-    return credit / static_cast<double>(data_.test_pairs[u].size());
+    return total / static_cast<double>(data_.test_pairs[u].size());
+  }
+
+  // The group's grids in grids, made empty (its users × the test prompts) on first use.
+  AccuracyGrids& grid_of(std::map<std::string, AccuracyGrids>& grids, const std::string& group) const {
+    auto it = grids.find(group);
+    if (it == grids.end()) {
+      const auto rows = static_cast<int64_t>(row_of_.at(group).size());
+      it = grids.emplace(group, AccuracyGrids{Grid(rows, n_test_prompts_), Grid(rows, n_test_prompts_)}).first;
+    }
+    return it->second;
   }
 
   Timing fit_and_predict(const MethodInfo& info, Method& method, ProgressBar& bar) {
     const std::vector<int64_t>& budgets = data_.options.budgets;
     const int64_t max_budget = data_.max_budget();
     Timing t;
-    // acc[budget index][group] -> per-user accuracies
-    std::vector<std::map<std::string, std::vector<double>>> acc(budgets.size());
+    auto& grids = accuracy_grids_[info.name];  // [budget index][group]
+    grids.assign(budgets.size(), {});
     for (size_t bi = 0; bi < budgets.size(); ++bi) {
       const int64_t budget = budgets[bi];
       FitData fit = fit_base_;
@@ -300,36 +354,102 @@ class BenchRun {
       t0 = Clock::now();
       for (size_t i = 0; i < data_.seen.size(); ++i) {
         const int64_t u = data_.seen[i];
-        acc[bi]["seen"].push_back(accuracy_of(method, fit.users[i], u));
-        if (budget == max_budget) per_user_[u].accuracy[info.name] = acc[bi]["seen"].back();
+        const double acc = accuracy_of(method, fit.users[i], u, grids[bi]);
+        if (budget == max_budget) per_user_[u].accuracy[info.name] = acc;
         bar.update(++done_, info.name);
       }
+      t.n_predictions += static_cast<int64_t>(data_.seen.size()) * data_.options.test_pairs_per_user;
       // Unseen users meet the model fitted at the largest budget, bringing their own first-b pairs.
-      if (budget == max_budget)
+      if (budget == max_budget) {
         for (size_t bj = 0; bj < budgets.size(); ++bj)
           for (int64_t u : data_.unseen) {
-            acc[bj]["unseen"].push_back(accuracy_of(method, user_data(u, budgets[bj]), u));
-            if (budgets[bj] == max_budget) per_user_[u].accuracy[info.name] = acc[bj]["unseen"].back();
+            const double acc = accuracy_of(method, user_data(u, budgets[bj]), u, grids[bj]);
+            if (budgets[bj] == max_budget) per_user_[u].accuracy[info.name] = acc;
           }
+        t.n_predictions +=
+            static_cast<int64_t>(budgets.size() * data_.unseen.size()) * data_.options.test_pairs_per_user;
+      }
       done_ += static_cast<int64_t>(data_.unseen.size());
       bar.update(done_, info.name);
       t.predict_seconds += seconds_since(t0);
-      t.n_predictions += static_cast<int64_t>(budgets.size() * (data_.seen.size() + data_.unseen.size())) *
-                         data_.options.test_pairs_per_user;
     }
-    if (method.predicts())
-      for (size_t bi = 0; bi < budgets.size(); ++bi)
-        for (const char* group : {"seen", "unseen"}) {
-          const auto& xs = acc[bi][group];
-          if (xs.empty()) continue;
-          const uint64_t s = derive_seed(seed_, "boot.acc." + info.name + std::to_string(bi) + group);
-          results_.accuracy.push_back({.method = info.name,
-                                       .group = group,
-                                       .budget = budgets[bi],
-                                       .mean = figure_of(bootstrap_mean(xs, s)),
-                                       .worst_decile = figure_of(bootstrap_worst_decile(xs, s))});
-        }
+    if (!method.predicts()) accuracy_grids_.erase(info.name);
+    diagnose_dimensions(info, method);
     return t;
+  }
+
+  // A method with per-dimension heads (as last fitted): each head's accuracy on every pair of candidates at the test
+  // prompts, labelled by its grader (ties left out), and its correlation with the grader over the test candidates.
+  void diagnose_dimensions(const MethodInfo& info, Method& method) {
+    const auto& test_items = [&]() -> const std::vector<int64_t>& {
+      if (test_items_.empty())
+        for (int64_t p = n_train_prompts_; p < n_prompts_; ++p)
+          for (int64_t item : data_.candidates[p]) test_items_.push_back(item);
+      return test_items_;
+    }();
+    std::vector<std::vector<double>> scores;  // [item][dimension]
+    for (int64_t item : test_items) {
+      scores.push_back(method.dimension_scores(prompts_[data_.items[item].prompt], data_.items[item].response, ctx_));
+      if (scores.back().size() != data_.dimensions.size()) return;  // no heads (or not one per dimension)
+    }
+    std::map<int64_t, size_t> row;  // item -> its row in scores
+    for (size_t i = 0; i < test_items.size(); ++i) row[test_items[i]] = i;
+    for (size_t k = 0; k < data_.dimensions.size(); ++k) {
+      int64_t right = 0, pairs = 0;
+      for (int64_t p = n_train_prompts_; p < n_prompts_; ++p) {
+        const auto& cands = data_.candidates[p];
+        for (size_t a = 0; a < cands.size(); ++a)
+          for (size_t b = a + 1; b < cands.size(); ++b) {
+            const double dz = data_.items[cands[a]].z[k] - data_.items[cands[b]].z[k];
+            if (std::abs(dz) < 1e-12) continue;
+            const double ds = scores[row.at(cands[a])][k] - scores[row.at(cands[b])][k];
+            right += (ds > 0) == (dz > 0) && ds != 0;
+            ++pairs;
+          }
+      }
+      std::vector<double> x, y;
+      for (size_t i = 0; i < test_items.size(); ++i)
+        x.push_back(scores[i][k]), y.push_back(data_.items[test_items[i]].z[k]);
+      DimensionRow d;
+      d.method = info.name;
+      d.dimension = data_.dimensions[k];
+      d.train_pairs = static_cast<int64_t>(data_.dimension_pairs[k].size());
+      if (pairs > 0) d.accuracy = figure_of(wilson_interval(right, pairs));
+      d.correlation = pearson(x, y);
+      results_.dimensions.push_back(std::move(d));
+    }
+  }
+
+  // Accuracy rows of every predicting method: accuracy and expected accuracy over users × test prompts, and the
+  // paired difference in expected accuracy from the baseline predictor (when it ran).
+  void summarise_accuracy(const std::vector<const MethodInfo*>& methods) {
+    const auto base = accuracy_grids_.find(kBaselinePredictor);
+    const std::vector<int64_t>& budgets = data_.options.budgets;
+    for (const auto* info : methods) {
+      const auto it = accuracy_grids_.find(info->name);
+      if (it == accuracy_grids_.end()) continue;
+      for (size_t bi = 0; bi < budgets.size(); ++bi)
+        for (const char* group : {"seen", "unseen", "seen.minority", "unseen.minority"}) {
+          const auto g = it->second[bi].find(group);
+          if (g == it->second[bi].end() || g->second.credit.rows == 0) continue;
+          const uint64_t s = derive_seed(seed_, "boot.acc." + info->name + std::to_string(bi) + group);
+          auto first = [](const std::vector<double>& m) { return m[0]; };
+          AccuracyRow row;
+          row.method = info->name;
+          row.group = group;
+          row.budget = budgets[bi];
+          row.mean = figure_of(bootstrap_grids({&g->second.credit}, first, s));
+          row.expected = figure_of(bootstrap_grids({&g->second.expected}, first, s));
+          if (base != accuracy_grids_.end() && info->name != kBaselinePredictor) {
+            const auto b = base->second[bi].find(group);
+            if (b != base->second[bi].end())
+              row.vs_base = figure_of(bootstrap_grids(
+                  {&g->second.expected, &b->second.expected}, [](const std::vector<double>& m) { return m[0] - m[1]; },
+                  s));
+          }
+          results_.accuracy.push_back(std::move(row));
+        }
+    }
   }
 
   // Every user, every test prompt, with the user's pairs at the largest budget (the model as fitted last, at that
@@ -369,27 +489,42 @@ class BenchRun {
     cost.forward_passes = static_cast<double>(passes) / n_responses;
   }
 
+  // Generation rows: utility over users × test prompts, and against the base method (sample) on the same cells: the
+  // paired difference, the win rate and the share of the oracle's gain, each with a two-way bootstrap interval.
   void summarise_generation(const std::vector<const MethodInfo*>& methods) {
     if (utilities_.empty()) return;
-    const auto& base = utilities_.at("sample");
-    auto mean_of = [](const std::vector<double>& xs) {
-      double sum = 0.0;
-      for (double x : xs) sum += x;
-      return sum / static_cast<double>(xs.size());
+    auto grid_of = [&](const std::vector<double>& utils) {
+      Grid g(n_users_, n_test_prompts_);
+      for (int64_t u = 0; u < n_users_; ++u)
+        for (int64_t t = 0; t < n_test_prompts_; ++t) g.add(u, t, utils[u * n_test_prompts_ + t]);
+      return g;
     };
-    const double base_mean = mean_of(base);
-    const double oracle_mean = mean_of(utilities_.at("oracle"));
+    const Grid base = grid_of(utilities_.at("sample")), oracle = grid_of(utilities_.at("oracle"));
+    const auto& base_utils = utilities_.at("sample");
     for (const auto* info : methods) {
       auto it = utilities_.find(info->name);
       if (it == utilities_.end()) continue;
       const uint64_t s = derive_seed(seed_, "boot.gen." + info->name);
-      const Estimate mean = bootstrap_mean(it->second, s);
-      const bool is_base = info->name == "sample";
+      const Grid grid = grid_of(it->second);
       GenerationRow row = costs_.at(info->name);
       row.method = info->name;
-      row.utility = figure_of(mean);
-      if (!is_base) row.win_rate = figure_of(win_rate(it->second, base, s));
-      if (!is_base) row.oracle_gain_share = oracle_gain_share(mean.value, base_mean, oracle_mean);
+      row.utility = figure_of(bootstrap_grids(
+          {&grid}, [](const std::vector<double>& m) { return m[0]; }, s));
+      if (info->name != "sample") {
+        Grid wins(n_users_, n_test_prompts_);
+        for (int64_t u = 0; u < n_users_; ++u)
+          for (int64_t t = 0; t < n_test_prompts_; ++t) {
+            const double a = it->second[u * n_test_prompts_ + t], b = base_utils[u * n_test_prompts_ + t];
+            wins.add(u, t, a > b ? 1.0 : a < b ? 0.0 : 0.5);
+          }
+        row.win_rate = figure_of(bootstrap_grids(
+            {&wins}, [](const std::vector<double>& m) { return m[0]; }, s));
+        row.vs_base = figure_of(bootstrap_grids(
+            {&grid, &base}, [](const std::vector<double>& m) { return m[0] - m[1]; }, s));
+        row.oracle_gain_share = figure_of(bootstrap_grids(
+            {&grid, &base, &oracle}, [](const std::vector<double>& m) { return oracle_gain_share(m[0], m[1], m[2]); },
+            s));
+      }
       results_.generation.push_back(std::move(row));
     }
   }
@@ -423,6 +558,10 @@ class BenchRun {
             {"model", options_.model_dir.string()},
             {"dimensions", data_.dimensions},
             {"base_method", "sample"},
+            {"baseline_predictor", kBaselinePredictor},
+            {"minority", "contrarian users and the least-aligned decile of users (cosine with the population mean)"},
+            {"n_minority", std::count(minority_.begin(), minority_.end(), true)},
+            {"intervals", "95% two-way percentile bootstrap over users and test prompts; differences paired"},
             {"expected_ceiling_accuracy", ceiling / static_cast<double>(std::max<int64_t>(1, n_test))}};
   }
 
@@ -447,6 +586,10 @@ class BenchRun {
   BenchResults results_;
   std::vector<UserRow> per_user_;
   std::map<std::string, std::vector<double>> utilities_;  // utilities_[method][u * n_test + t]
+  std::map<std::string, std::vector<std::map<std::string, AccuracyGrids>>> accuracy_grids_;  // [method][budget][group]
+  std::vector<bool> seen_, minority_;                                                        // per user
+  std::vector<int64_t> test_items_;                           // the candidates at the test prompts
+  std::map<std::string, std::map<int64_t, int64_t>> row_of_;  // group -> user -> its row in the group's grids
   std::map<std::string, GenerationRow> costs_;            // the cost fields of each generating method
 };
 

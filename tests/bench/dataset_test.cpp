@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -76,7 +78,17 @@ TEST_F(Dataset, ShapesSplitsAndPromptSides) {
   EXPECT_EQ(d.items.size(), 72u);
   EXPECT_EQ(d.seen.size(), 30u);
   EXPECT_EQ(d.unseen.size(), 10u);
-  EXPECT_EQ(d.unseen.front(), 30);
+  // Stratified by persona and contrarian status: each stratum's unseen share is within one user of 1/4.
+  std::map<std::pair<bool, int>, std::pair<int, int>> strata;  // (contrarian, persona) -> (users, unseen)
+  for (int64_t u = 0; u < 40; ++u) {
+    const auto& user = d.population.users[static_cast<size_t>(u)];
+    auto& [n, unseen] = strata[{user.contrarian, user.persona}];
+    ++n;
+    unseen += std::find(d.unseen.begin(), d.unseen.end(), u) != d.unseen.end();
+  }
+  for (const auto& [key, counts] : strata)
+    EXPECT_LE(std::abs(counts.second - counts.first / 4.0), 1.0)
+        << "contrarian " << key.first << " persona " << key.second << ": " << counts.second << " of " << counts.first;
   ASSERT_EQ(d.train_pairs.size(), 40u);
   ASSERT_EQ(d.dimension_pairs.size(), static_cast<size_t>(graders_->size()));
   for (int64_t u = 0; u < 40; ++u) {

@@ -237,11 +237,53 @@ TEST(Report, MarkdownHasTablesAndFormattedFigures) {
   expect_markdown_tables_aligned(md);
 }
 
+// A document with paired differences and minority rows shows them (and no worst decile); a difference whose interval
+// excludes 0 is marked.
+TEST(Report, PairedDifferencesAndTheMinority) {
+  json doc = sample_results();
+  doc["config"]["minority"] = "contrarians and the least-aligned decile";
+  for (auto& a : doc["accuracy"]) {
+    a.erase("worst_decile");
+    a["expected"] = estimate(0.7, 0.68, 0.72, 9);
+    if (a["method"] != "bt") a["vs_base"] = estimate(a["method"] == "oracle" ? 0.12 : -0.01, -0.03, 0.01, 9);
+    if (a["method"] == "oracle") a["vs_base"]["lo"] = 0.08, a["vs_base"]["hi"] = 0.16;
+  }
+  for (const char* m : {"bt", "oracle"})
+    doc["accuracy"].push_back({{"method", m},
+                               {"budget", 64},
+                               {"group", "seen.minority"},
+                               {"mean", estimate(0.6, 0.5, 0.7, 3)},
+                               {"expected", estimate(m == std::string("bt") ? 0.58 : 0.81, 0.5, 0.9, 3)},
+                               {"vs_base", m == std::string("bt") ? json(nullptr) : estimate(0.23, 0.1, 0.35, 3)}});
+  doc["generation"][0]["vs_base"] = estimate(0.05, -0.02, 0.11, 9);
+  doc["generation"][0]["oracle_gain_share"] = estimate(0.42, -0.1, 0.8, 9);
+  const std::string md = render_markdown(doc.dump());
+  std::printf("%s", md.c_str());
+  const std::string header = line_starting(md, "| method", "### Seen users");
+  for (const char* col : {"vs bt, b=64 (exp.)", "minority, b=64 (exp.)", "minority vs bt"})
+    EXPECT_NE(header.find(col), std::string::npos) << col;
+  EXPECT_EQ(header.find("worst decile"), std::string::npos);
+  const std::string oracle = line_starting(md, "| oracle (oracle) ", "### Seen users");
+  EXPECT_NE(oracle.find("+0.120 [0.08, 0.16] *"), std::string::npos) << oracle;
+  EXPECT_NE(oracle.find("0.810 [0.50, 0.90]"), std::string::npos) << oracle;
+  EXPECT_NE(oracle.find("+0.230 [0.10, 0.35] *"), std::string::npos) << oracle;
+  const std::string random = line_starting(md, "| random ", "### Seen users");
+  EXPECT_NE(random.find("-0.010 [-0.03, 0.01] |"), std::string::npos) << random << ": inside the noise, unmarked";
+  EXPECT_NE(md.find("contrarians and the least-aligned decile"), std::string::npos);
+  const std::string gen = line_starting(md, "| bt ", "## Generation");
+  EXPECT_NE(gen.find("+0.050 [-0.020, 0.110]"), std::string::npos) << gen;
+  EXPECT_NE(gen.find("0.42 [-0.10, 0.80]"), std::string::npos) << gen;
+  expect_markdown_tables_aligned(md);
+  const std::string html = render_html(doc.dump());
+  expect_well_formed_html(html);
+  EXPECT_NE(html.find("minority vs bt"), std::string::npos);
+}
+
 TEST(Report, NullFiguresRenderAsDash) {
   const std::string md = render_markdown(sample_results().dump());
   const std::string sample_gen = line_starting(md, "| sample (base) ", "## Generation");
   std::printf("%s\n", sample_gen.c_str());
-  EXPECT_EQ(count(sample_gen, kDash), 2u);  // win rate and oracle-gain share
+  EXPECT_EQ(count(sample_gen, kDash), 3u);  // the difference, win rate and oracle-gain share
   const std::string random_unseen = line_starting(md, "| random ", "### Unseen users");
   std::printf("%s\n", random_unseen.c_str());
   EXPECT_EQ(count(random_unseen, kDash), 1u);  // the null mean at b=16

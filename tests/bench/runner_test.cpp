@@ -72,11 +72,10 @@ TEST_F(Runner, ResultsDocumentHasEveryMethodBudgetAndGroup) {
   EXPECT_EQ(r.at("per_user").size(), 24u);
   std::printf("wall %.1f s\n", r.at("wall_seconds").get<double>());
   for (const auto& row : r.at("accuracy"))
-    std::printf("%-10s b=%-3d %-6s acc %.3f [%.3f, %.3f] worst-decile %.3f\n",
-                row.at("method").get<std::string>().c_str(), row.at("budget").get<int>(),
-                row.at("group").get<std::string>().c_str(), row.at("mean").at("value").get<double>(),
-                row.at("mean").at("lo").get<double>(), row.at("mean").at("hi").get<double>(),
-                row.at("worst_decile").at("value").get<double>());
+    std::printf("%-12s b=%-3d %-15s acc %.3f [%.3f, %.3f] expected %.3f\n", row.at("method").get<std::string>().c_str(),
+                row.at("budget").get<int>(), row.at("group").get<std::string>().c_str(),
+                row.at("mean").at("value").get<double>(), row.at("mean").at("lo").get<double>(),
+                row.at("mean").at("hi").get<double>(), row.at("expected").at("value").get<double>());
   for (const auto& row : r.at("generation"))
     std::printf("%-10s utility %.3f tokens/response %.1f\n", row.at("method").get<std::string>().c_str(),
                 row.at("utility").at("value").get<double>(), row.at("cost").at("tokens_per_response").get<double>());
@@ -119,8 +118,13 @@ TEST_F(Runner, OracleBeatsTheBaseAndIsTheCeiling) {
   int shares = 0;
   for (const auto& row : gen) {
     if (row.at("oracle_gain_share").is_null()) continue;
+    const json& share = row.at("oracle_gain_share");
     const double expected = (row.at("utility").at("value").get<double>() - u_base) / (u_oracle - u_base);
-    EXPECT_NEAR(row.at("oracle_gain_share").get<double>(), expected, 1e-9) << row.at("method");
+    EXPECT_NEAR(share.at("value").get<double>(), expected, 1e-9) << row.at("method");
+    EXPECT_LE(share.at("lo").get<double>(), share.at("hi").get<double>()) << row.at("method");
+    // The paired difference from the base is the difference of the utilities.
+    EXPECT_NEAR(row.at("vs_base").at("value").get<double>(), row.at("utility").at("value").get<double>() - u_base,
+                1e-9);
     ++shares;
   }
   EXPECT_GE(shares, 5);
@@ -147,6 +151,43 @@ TEST_F(Runner, OracleBeatsTheBaseAndIsTheCeiling) {
             oracle->at("utility").at("value").get<double>());
 }
 
+// Differences from the baseline predictor are paired: bt has none of its own, every other predictor has one whose
+// value is the difference of the two expected accuracies; the minority's rows hold exactly the users flagged in it.
+TEST_F(Runner, PairedDifferencesAndTheMinority) {
+  const json& r = *results_;
+  EXPECT_EQ(r.at("config").at("baseline_predictor"), "bt");
+  int64_t minority = 0, minority_seen = 0;
+  for (const auto& u : r.at("per_user")) {
+    minority += u.at("minority").get<bool>();
+    minority_seen += u.at("minority").get<bool>() && u.at("group") == "seen";
+    if (u.at("contrarian").get<bool>()) EXPECT_TRUE(u.at("minority").get<bool>()) << u.at("user");
+  }
+  EXPECT_EQ(r.at("config").at("n_minority"), minority);
+  EXPECT_GE(minority, 3) << "the least-aligned decile of 24 users is at least 2, plus the contrarians";
+  int checked = 0;
+  for (const auto& row : r.at("accuracy")) {
+    const json* bt = find_row(r.at("accuracy"), "bt", row.at("budget").get<int>(), row.at("group").get<std::string>());
+    ASSERT_NE(bt, nullptr);
+    if (row.at("method") == "bt") {
+      EXPECT_TRUE(row.at("vs_base").is_null());
+      continue;
+    }
+    const double diff = row.at("expected").at("value").get<double>() - bt->at("expected").at("value").get<double>();
+    EXPECT_NEAR(row.at("vs_base").at("value").get<double>(), diff, 1e-12) << row.dump();
+    EXPECT_LE(row.at("vs_base").at("lo").get<double>(), row.at("vs_base").at("hi").get<double>());
+    if (row.at("group") == "seen.minority") EXPECT_EQ(row.at("mean").at("n").get<int64_t>(), minority_seen);
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
+  // The oracle's expected accuracy is the expected ceiling on the seen users.
+  const json* oracle = find_row(r.at("accuracy"), "oracle", 16, "seen");
+  std::printf("oracle expected accuracy %.3f vs the expected ceiling %.3f (all users)\n",
+              oracle->at("expected").at("value").get<double>(),
+              r.at("config").at("expected_ceiling_accuracy").get<double>());
+  EXPECT_NEAR(oracle->at("expected").at("value").get<double>(),
+              r.at("config").at("expected_ceiling_accuracy").get<double>(), 0.03);
+}
+
 TEST_F(Runner, SameSeedSameFigures) {
   BenchOptions o = small_options();
   o.methods = {"random", "bt"};
@@ -155,7 +196,7 @@ TEST_F(Runner, SameSeedSameFigures) {
     const json* first = find_row(results_->at("accuracy"), row.at("method"), row.at("budget"), row.at("group"));
     ASSERT_NE(first, nullptr);
     EXPECT_EQ(row.at("mean"), first->at("mean")) << row.dump();
-    EXPECT_EQ(row.at("worst_decile"), first->at("worst_decile"));
+    EXPECT_EQ(row.at("expected"), first->at("expected"));
   }
   const json* bt_again = find_row(again.at("generation"), "bt");
   ASSERT_NE(bt_again, nullptr);  // a generating method brings sample and oracle along

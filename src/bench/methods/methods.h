@@ -25,6 +25,7 @@ std::unique_ptr<Method> make_prm_method();
 std::unique_ptr<Method> make_pal_method();
 std::unique_ptr<Method> make_vpl_method();
 std::unique_ptr<Method> make_multi_linear_method();
+std::unique_ptr<Method> make_oracle_features_method();
 std::unique_ptr<Method> make_arm_linear_method();
 
 std::unique_ptr<Method> make_steer_method();

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "methods.h"
+#include "palign/base/error.h"
 #include "palign/bench/users.h"
 #include "palign/runtime/lora.h"
 #include "palign/scoring/personalized_reward.h"
@@ -35,9 +36,10 @@ at::Tensor to_tensor(const std::vector<const std::vector<float>*>& rows, int64_t
   return t;
 }
 
-// What the head sees of a response: the backbone's features, the K scores of per-dimension linear heads, or the K
-// GenARM rewards β · Σ log π_k(response | prompt) of per-dimension LoRA adapters.
-enum class Inputs { kFeatures, kLinearHeads, kArms };
+// What the head sees of a response: the backbone's features, the K scores of per-dimension linear heads, the K
+// GenARM rewards β · Σ log π_k(response | prompt) of per-dimension LoRA adapters, or (oracle_features, a diagnostic
+// that reads the truth) the graders' true K z-scores.
+enum class Inputs { kFeatures, kLinearHeads, kArms, kTrueScores };
 
 class PersonalRewardMethod final : public Method, public DimensionWeights {
  public:
@@ -148,6 +150,15 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     return c;
   }
 
+  std::vector<double> dimension_scores(const std::string& prompt, const std::string& response,
+                                       MethodContext& ctx) override {
+    if (inputs_ != Inputs::kLinearHeads || objectives_.empty()) return {};
+    const auto& f = ctx.features(prompt, response);
+    std::vector<double> out;
+    for (const auto& head : objectives_) out.push_back(head.score(f));
+    return out;
+  }
+
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
     const auto& pool = ctx.pool(prompt);
     if (!model_) return best_of_pool(pool, [](const Response&) { return 0.0; });
@@ -186,6 +197,12 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   // The head's input for a response: the backbone features, or the K objective scores.
   std::vector<float> input(const std::string& prompt, const std::string& response, MethodContext& ctx) {
     if (inputs_ == Inputs::kArms) return arm_scores(prompt, {response}, ctx)[0];
+    if (inputs_ == Inputs::kTrueScores) {
+      PALIGN_CHECK(ctx.truth() && ctx.truth()->z, ErrorCode::kInternal,
+                   "[bench.oracle_features] the true scores are only given to oracle methods");
+      const auto z = ctx.truth()->z(prompt, response);
+      return std::vector<float>(z.begin(), z.end());
+    }
     const auto& f = ctx.features(prompt, response);
     if (!multi_) return f;
     std::vector<float> scores;
@@ -308,6 +325,9 @@ std::unique_ptr<DimensionWeights> make_dimension_weights() {
 }
 std::unique_ptr<Method> make_arm_linear_method() {
   return std::make_unique<PersonalRewardMethod>("linear", Inputs::kArms);
+}
+std::unique_ptr<Method> make_oracle_features_method() {
+  return std::make_unique<PersonalRewardMethod>("linear", Inputs::kTrueScores);
 }
 std::unique_ptr<Method> make_multi_linear_method() {
   return std::make_unique<PersonalRewardMethod>("linear", Inputs::kLinearHeads);

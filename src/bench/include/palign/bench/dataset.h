@@ -22,7 +22,7 @@ struct DatasetOptions {
   std::vector<int64_t> budgets = {0, 4, 16, 64};  // ascending; each user gets max(budgets) training pairs
   int64_t test_pairs_per_user = 32;
   int64_t pairs_per_dimension = 64;  // per grader dimension
-  double unseen_share = 0.25;        // the last round(n_users · unseen_share) users are unseen
+  double unseen_share = 0.25;  // round(n_users · unseen_share) users are unseen, stratified by persona and contrarian
   PopulationOptions population;      // n_users, personas, beta, ...
   uint64_t seed = 0;                 // pairs and labels (the population has its own seed in population)
   // Append new fields here.

@@ -63,6 +63,8 @@ struct Response {
 struct HiddenTruth {
   std::function<double(const std::string& user_id, const std::string& prompt, const std::string& response)> utility;
   std::function<double(const std::string& prompt, const std::string& response)> population_utility;
+  // The graders' z-scores of a response (one per FitData::dimensions): what every user's utility is a weighted sum of.
+  std::function<std::vector<double>(const std::string& prompt, const std::string& response)> z;
   double beta = 1.0;
 };
 
@@ -158,6 +160,13 @@ class Method {
   // generate for each; a strategy that serves many users in one batched pass overrides it.
   virtual std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
                                                MethodContext& ctx);
+  // A method with one learned head per named dimension (multi_linear) scores a response on each, in
+  // FitData::dimensions' order, for the bench's per-dimension diagnostics; the others return nothing.
+  virtual std::vector<double> dimension_scores(const std::string& prompt, const std::string& response,
+                                               MethodContext& ctx) {
+    (void)prompt, (void)response, (void)ctx;
+    return {};
+  }
 };
 
 struct MethodInfo {

@@ -1,7 +1,7 @@
 // The results of a bench run, typed: what run_bench returns, what the reports render, and its one JSON form
 // (results.json: {"format": "palign.bench.results", "version": 1, "config", "wall_seconds", "methods", "accuracy",
-// "generation", "per_user"}). Reading is lenient so that older or partial documents still render: an absent, null or
-// non-numeric figure reads as NaN (printed "—"), rows without a method name are skipped.
+// "generation", "dimensions", "per_user"}). Reading is lenient so that older or partial documents still render: an
+// absent, null or non-numeric figure reads as NaN (printed "—"), rows without a method name are skipped.
 #pragma once
 
 #include <cmath>
@@ -35,25 +35,43 @@ struct MethodRow {
   std::vector<std::string> shared_made;  // what its fit made for the run's methods to share
 };
 
+// Accuracy figures resample users and test prompts (a two-way bootstrap); vs_base is paired: the same users and items
+// for both methods.
 struct AccuracyRow {
-  std::string method, group;  // group: "seen" | "unseen"
+  // "seen" | "unseen", and "seen.minority" | "unseen.minority": the pre-declared minority (contrarians and the
+  // least-aligned decile of users) within each.
+  std::string method, group;
   int64_t budget = 0;
-  Figure mean, worst_decile;
+  Figure mean;          // accuracy on the held-out (noisy) labels
+  Figure expected;      // expected accuracy: each prediction credited with the true probability of its order
+  Figure vs_base;       // expected accuracy minus the baseline predictor's (config "baseline_predictor"); paired
+  Figure worst_decile;  // older documents only: the mean of the lowest 10% of users
 };
 
 struct GenerationRow {
   std::string method;
   Figure utility, win_rate;  // win_rate: absent for the base method
-  double oracle_gain_share = std::numeric_limits<double>::quiet_NaN();
+  Figure vs_base;            // utility minus the base method's, paired (absent for the base)
+  Figure oracle_gain_share;  // (method − base) / (oracle − base), its interval from the same resamples
   double wall_ms = std::numeric_limits<double>::quiet_NaN();  // per response
   double tokens = std::numeric_limits<double>::quiet_NaN();
   double forward_passes = std::numeric_limits<double>::quiet_NaN();
+};
+
+// One learned per-dimension head (multi_linear's) against its grader: accuracy on the test prompts' candidate pairs
+// labelled by the grader (Wilson interval), correlation with the grader's z-score, and its training pairs.
+struct DimensionRow {
+  std::string method, dimension;
+  int64_t train_pairs = 0;
+  Figure accuracy;
+  double correlation = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct UserRow {
   std::string user, group;
   double alignment = std::numeric_limits<double>::quiet_NaN();  // cosine with the population's mean preference
   bool contrarian = false;
+  bool minority = false;                   // in the pre-declared minority group
   std::map<std::string, double> accuracy;  // method -> accuracy at the largest budget
   std::map<std::string, double> utility;   // method -> mean utility of its generations
 };
@@ -64,6 +82,7 @@ struct BenchResults {
   std::vector<MethodRow> methods;  // registry order (reading adds methods named only by accuracy or generation rows)
   std::vector<AccuracyRow> accuracy;
   std::vector<GenerationRow> generation;
+  std::vector<DimensionRow> dimensions;
   std::vector<UserRow> per_user;
 
   // ---- Views the reports use.
@@ -79,6 +98,7 @@ struct BenchResults {
   std::vector<int64_t> measured_budgets() const;
   int64_t max_budget() const;
   std::string base_method() const;  // the config's, "sample" by default
+  std::string baseline_predictor() const;  // the config's, "bt" by default
   double ceiling() const;           // the config's expected_ceiling_accuracy (NaN when absent)
   // The non-oracle method with the highest mean accuracy of group at budget; "" when none has one.
   std::string best_predictor(int64_t budget, std::string_view group) const;
