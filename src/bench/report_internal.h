@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,9 +59,13 @@ size_t display_width(const std::string& s);  // UTF-8 code points: "—" is one 
 std::string shorten(const std::string& s, size_t max_width);
 std::string colour_of(const BenchResults& r, const std::string& name);
 
-// ---- Markdown (report_markdown.cpp) and HTML (report_html.cpp).
+// ---- Markdown (report_markdown.cpp), HTML (report_html.cpp), the spread across seeds (report_seeds.cpp).
 std::string markdown(const BenchResults& r);
 std::string html(const BenchResults& r);
+std::string seed_spread(const std::vector<BenchResults>& runs);
+// A pipe table with columns padded to equal width (numbers right-aligned).
+void md_table(std::ostringstream& out, const std::vector<std::string>& header,
+              const std::vector<std::vector<std::string>>& rows);
 
 // ---- Plots (report_svg.cpp): each an inline <svg>, or a placeholder when there is nothing to plot.
 std::string plot_gain_share(const BenchResults& r);

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "common.h"
 #include "palign/base/error.h"
@@ -42,6 +43,7 @@ Command add_bench(CLI::App& root) {
     bool quick = false, full = false, list = false, no_progress = false;
     std::string methods, json, out = "palign-bench-out", model, fortunes = "/usr/share/games/fortunes";
     uint64_t seed = 0;
+    std::vector<uint64_t> seeds;
     double beta = -1.0;
   };
   auto f = std::make_shared<Flags>();
@@ -58,7 +60,12 @@ Command add_bench(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--model", f->model, "Policy model directory (default: the shipped model)");
   app->add_option("--fortunes", f->fortunes, "Folder of fortune files")->capture_default_str();
-  app->add_option("--seed", f->seed, "Seed of everything (users, data, sampling)")->capture_default_str();
+  auto* seed = app->add_option("--seed", f->seed, "Seed of everything (users, data, sampling)")->capture_default_str();
+  app->add_option("--seeds", f->seeds,
+                  "Several runs, one per seed (comma-separated), each in OUT/seed-S/, and the spread of their figures "
+                  "across seeds (OUT/seeds.md)")
+      ->delimiter(',')
+      ->excludes(seed);
   app->add_option("--beta", f->beta,
                   "Label temperature: P(a > b) = sigmoid(beta * (R_u(a) - R_u(b))); higher is less noisy "
                   "(default: the mode's, 4)")
@@ -80,6 +87,25 @@ Command add_bench(CLI::App& root) {
             o.progress = !f->no_progress;
             if (f->beta >= 0.0) o.dataset.population.beta = f->beta;
             const std::filesystem::path out = f->out;
+            if (!f->seeds.empty()) {
+              PALIGN_CHECK(f->json.empty(), ErrorCode::kInvalidArgument,
+                           "[bench] with --seeds each run writes OUT/seed-S/results.json; drop --json");
+              std::vector<bench::BenchResults> runs;
+              for (uint64_t s : f->seeds) {
+                o.seed = s;
+                const std::filesystem::path dir = out / ("seed-" + std::to_string(s));
+                o.data_out = dir / "data";
+                runs.push_back(bench::run_bench(o));
+                write_file(dir / "results.json",
+                           bench::to_json(runs.back()).dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+                write_file(dir / "report.html", bench::render_html(runs.back()));
+                std::printf("seed %llu: %s\n", static_cast<unsigned long long>(s), (dir / "results.json").c_str());
+              }
+              const std::string spread = bench::render_seed_spread(runs);
+              write_file(out / "seeds.md", spread);
+              std::printf("\n%s\nspread: %s\n", spread.c_str(), (out / "seeds.md").c_str());
+              return 0;
+            }
             o.data_out = out / "data";
             const bench::BenchResults results = bench::run_bench(o);
             const std::string json_text =

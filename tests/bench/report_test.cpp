@@ -279,6 +279,31 @@ TEST(Report, PairedDifferencesAndTheMinority) {
   EXPECT_NE(html.find("minority vs bt"), std::string::npos);
 }
 
+// Two runs' figures side by side: the mean, standard deviation and range across seeds, and how many seeds' paired
+// intervals exclude 0.
+TEST(Report, SpreadAcrossSeeds) {
+  std::vector<BenchResults> runs;
+  for (double shift : {0.0, 0.02}) {
+    json doc = sample_results();
+    doc["config"]["seed"] = shift == 0.0 ? 7 : 8;
+    for (auto& a : doc["accuracy"]) {
+      a["mean"]["value"] =
+          a["mean"]["value"].is_null() ? json(nullptr) : json(a["mean"]["value"].get<double>() + shift);
+      if (a["method"] == "oracle") a["vs_base"] = estimate(0.1, shift == 0.0 ? 0.05 : -0.01, 0.2, 9);
+    }
+    runs.push_back(results_from_json(doc.dump()));
+  }
+  const std::string md = render_seed_spread(runs);
+  std::printf("%s", md.c_str());
+  EXPECT_NE(md.find("across seeds (7, 8)"), std::string::npos);
+  const std::string bt = line_starting(md, "| bt ", "across seeds");
+  EXPECT_NE(bt.find("0.744 ± 0.014 [0.734, 0.754]"), std::string::npos) << bt;  // seen accuracy at b=64
+  const std::string oracle = line_starting(md, "| oracle (oracle) ", "across seeds");
+  EXPECT_NE(oracle.find("1+ / 0\xE2\x88\x92 of 2"), std::string::npos) << oracle;
+  expect_markdown_tables_aligned(md);
+  EXPECT_THROW(render_seed_spread({}), Error);
+}
+
 TEST(Report, NullFiguresRenderAsDash) {
   const std::string md = render_markdown(sample_results().dump());
   const std::string sample_gen = line_starting(md, "| sample (base) ", "## Generation");
