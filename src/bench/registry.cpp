@@ -31,6 +31,11 @@ const std::vector<MethodInfo>& method_registry() {
            "PAL (Chen et al. 2024): prototype rewards mixed by per-user simplex weights, refitted from a new user's "
            "pairs; best-of-N",
        .make = make_pal_method},
+      {.name = "pal_signed",
+       .description =
+           "PAL with signed mixture weights (any linear combination of the prototypes, so users outside their "
+           "hull, such as contrarians, can be represented); best-of-N",
+       .make = make_pal_signed_method},
       {.name = "vpl",
        .description =
            "VPL (Poddar et al. 2024): a user's pairs encoded to a Gaussian latent that conditions the reward; "

@@ -52,6 +52,11 @@ Command add_train_reward(CLI::App& train) {
   CLI::Option* batch =
       app->add_option("--batch", o.fit.batch, "Pairs per step (arm default: 8)")->capture_default_str();
   app->add_option("--prototypes", o.fit.n_prototypes, "pal: prototype rewards")->capture_default_str();
+  app->add_option("--pal-mixture", o.fit.pal_mixture,
+                  "pal: how users weigh the prototypes: simplex (softmax, PAL's) or signed (any weights: users outside "
+                  "the prototypes' hull)")
+      ->check(CLI::IsMember({"simplex", "signed"}))
+      ->capture_default_str();
   app->add_option("--latent-dim", o.fit.latent_dim, "vpl: latent size")->capture_default_str();
   app->add_option("--kl-weight", o.fit.kl_weight, "vpl: weight of the KL term of the ELBO")->capture_default_str();
   app->add_option("--context-pairs", o.fit.context_pairs, "vpl: pairs per user the encoder sees")

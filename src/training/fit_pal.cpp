@@ -1,6 +1,7 @@
 // "pal": PAL-B (Chen et al. 2024, "PAL: Pluralistic Alignment Framework for Learning from Heterogeneous
 // Preferences"), here over fixed features and without PAL's shared projection: P prototype rewards r_p(x) = w_p·x,
-// and each user mixes them with α_u = softmax(a_u): r_u(x) = Σ_p α_up r_p(x).
+// and each user mixes them with α_u = softmax(a_u): r_u(x) = Σ_p α_up r_p(x) (or, RewardFitOptions::pal_mixture
+// "signed", α_u = a_u: users outside the prototypes' convex hull).
 #include <c10/core/InferenceMode.h>
 #include <torch/torch.h>
 
@@ -12,7 +13,7 @@
 namespace palign::training {
 
 at::Tensor pal_loss(const scoring::PalParams& p, const at::Tensor& diff, const at::Tensor& user) {
-  const at::Tensor alpha = at::softmax(p.logits.index_select(0, user), 1);  // [N, P]
+  const at::Tensor alpha = p.alpha(p.logits.index_select(0, user));         // [N, P]
   const at::Tensor per_prototype = diff.matmul(p.prototypes.t());           // [N, P]
   return at::softplus(-(alpha * per_prototype).sum(1)).mean();
 }
@@ -30,13 +31,16 @@ FittedReward fit_pal(const PairData& data, const RewardFitOptions& o) {
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   // Distinct random prototypes and mixtures break the symmetry between the prototypes.
   scoring::PalParams p;
+  p.mixture = o.pal_mixture;
+  PALIGN_CHECK(p.mixture == "simplex" || p.mixture == "signed", ErrorCode::kInvalidArgument,
+               "[training.pal] --pal-mixture must be simplex or signed, got '", p.mixture, "'");
   p.prototypes = (at::randn({o.n_prototypes, dim}, gen, opts) / std::sqrt(static_cast<double>(dim))).requires_grad_();
   p.logits = at::randn({n_users, o.n_prototypes}, gen, opts).requires_grad_();
   const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen);
   const at::Tensor train_diff = data.diff.index_select(0, train), train_user = data.user.index_select(0, train);
   const at::Tensor valid_diff = data.diff.index_select(0, valid), valid_user = data.user.index_select(0, valid);
   auto margins = [&p](const at::Tensor& diff, const at::Tensor& user) {
-    const at::Tensor alpha = at::softmax(p.logits.index_select(0, user), 1);
+    const at::Tensor alpha = p.alpha(p.logits.index_select(0, user));
     return (alpha * diff.matmul(p.prototypes.t())).sum(1);
   };
 

@@ -128,8 +128,11 @@ TEST(RewardHeads, GradientsMatchFiniteDifferences) {
   PrmParams prm{rand_param({3}, gen), rand_param({3, 2}, gen), rand_param({4, 2}, gen)};
   const double prm_err = max_gradient_error({prm.w, prm.mix, prm.embed}, [&] { return prm_loss(prm, diff, user); });
 
-  PalParams pal{rand_param({3, 3}, gen), rand_param({4, 3}, gen)};
-  const double pal_err = max_gradient_error({pal.prototypes, pal.logits}, [&] { return pal_loss(pal, diff, user); });
+  PalParams pal{rand_param({3, 3}, gen), rand_param({4, 3}, gen), "simplex"};
+  double pal_err = max_gradient_error({pal.prototypes, pal.logits}, [&] { return pal_loss(pal, diff, user); });
+  pal.mixture = "signed";
+  pal_err =
+      std::max(pal_err, max_gradient_error({pal.prototypes, pal.logits}, [&] { return pal_loss(pal, diff, user); }));
 
   const int64_t D = 3, Z = 2, H = 4, G = 2, C = 3, M = 5;
   VplParams v{rand_param({H, 2 * D}, gen), rand_param({H}, gen), rand_param({2 * Z, H}, gen),
@@ -271,6 +274,45 @@ TEST(RewardHeads, PalRecoversPlantedPrototypes) {
   EXPECT_NEAR(population.sum().item<double>(), 1.0, 1e-5);
 }
 
+// Users who want the opposite of a prototype lie outside the prototypes' convex hull: with two prototypes and four
+// kinds of user (p0, p1, −p0, −p1), simplex weights (a segment between two prototypes) cannot serve all four,
+// signed weights can.
+TEST(RewardHeads, PalSignedMixtureServesUsersOutsideTheHull) {
+  at::Generator gen = gen_of(12);
+  const int64_t D = 6, P = 2, per_kind = 5;
+  const at::Tensor planted = at::randn({P, D}, gen, at::kFloat);
+  const at::Tensor prototypes = 3.0 * planted / planted.norm(2, 1, true);
+  std::vector<at::Tensor> rows;
+  for (int64_t k = 0; k < per_kind; ++k)
+    rows.insert(rows.end(), {prototypes[0], prototypes[1], -prototypes[0], -prototypes[1]});
+  const at::Tensor weights = at::stack(rows);
+  const PreferencePairs pairs = planted_pairs(weights, 80, gen);
+  double mean[2] = {0, 0}, contrarian[2] = {0, 0};
+  for (int m = 0; m < 2; ++m) {
+    RewardFitOptions o;
+    o.n_prototypes = P;
+    o.lr = 0.05;
+    o.weight_decay = 0.1;
+    o.pal_mixture = m == 0 ? "simplex" : "signed";
+    const auto head = fit_personalized_reward("pal", pairs, weights.size(0), o).head;
+    at::Generator test_gen = gen_of(99);
+    for (int64_t u = 0; u < weights.size(0); ++u) {
+      const double a = agreement(*head, head->user_state(u), weights[u], test_gen);
+      mean[m] += a / static_cast<double>(weights.size(0));
+      if (u % 4 >= 2) contrarian[m] += a / static_cast<double>(2 * per_kind);
+    }
+  }
+  std::printf("pal held-out agreement: simplex %.3f (users of -p: %.3f), signed %.3f (users of -p: %.3f)\n", mean[0],
+              contrarian[0], mean[1], contrarian[1]);
+  EXPECT_GT(mean[1], mean[0] + 0.08);
+  EXPECT_GT(mean[1], 0.85);
+  EXPECT_GT(contrarian[1], 0.85);
+  // A mixture that is neither is refused when fitted.
+  RewardFitOptions bad;
+  bad.pal_mixture = "convex";
+  EXPECT_THROW(fit_personalized_reward("pal", pairs, weights.size(0), bad), Error);
+}
+
 TEST(RewardHeads, VplLatentSeparatesPlantedUserTypes) {
   at::Generator gen = gen_of(4);
   const int64_t per_type = 16, D = 6;
@@ -363,9 +405,11 @@ TEST(RewardHeads, SaveLoadGivesIdenticalScores) {
   RewardFitOptions o;
   o.max_epochs = 5;
   o.adapt_steps = 20;
-  for (const std::string method : {"prm", "pal", "vpl", "linear"}) {
+  for (const std::string variant : {"prm", "pal", "pal_signed", "vpl", "linear"}) {
+    const std::string method = variant == "pal_signed" ? "pal" : variant;
+    o.pal_mixture = variant == "pal_signed" ? "signed" : "simplex";
     const auto head = fit_personalized_reward(method, pairs, U, o).head;
-    const fs::path dir = fresh_dir(method);
+    const fs::path dir = fresh_dir(variant);
     head->save(dir);
     auto loaded = load_personalized_reward(dir);
     ASSERT_EQ(loaded->method(), method);
@@ -383,7 +427,7 @@ TEST(RewardHeads, SaveLoadGivesIdenticalScores) {
                            .abs()
                            .max()
                            .item<double>());
-    std::printf("%s: save/load max score difference %g\n", method.c_str(), worst);
+    std::printf("%s: save/load max score difference %g\n", variant.c_str(), worst);
     EXPECT_EQ(worst, 0.0);
     fs::remove_all(dir);
   }

@@ -23,6 +23,7 @@ std::unique_ptr<Method> make_oracle_method();
 std::unique_ptr<Method> make_population_oracle_method();
 std::unique_ptr<Method> make_prm_method();
 std::unique_ptr<Method> make_pal_method();
+std::unique_ptr<Method> make_pal_signed_method();
 std::unique_ptr<Method> make_vpl_method();
 std::unique_ptr<Method> make_multi_linear_method();
 std::unique_ptr<Method> make_oracle_features_method();

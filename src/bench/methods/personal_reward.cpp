@@ -43,8 +43,11 @@ enum class Inputs { kFeatures, kLinearHeads, kArms, kTrueScores };
 
 class PersonalRewardMethod final : public Method, public DimensionWeights {
  public:
-  PersonalRewardMethod(std::string head, Inputs inputs)
-      : head_(std::move(head)), inputs_(inputs), multi_(inputs != Inputs::kFeatures) {}
+  PersonalRewardMethod(std::string head, Inputs inputs, std::string pal_mixture = "simplex")
+      : head_(std::move(head)),
+        inputs_(inputs),
+        multi_(inputs != Inputs::kFeatures),
+        pal_mixture_(std::move(pal_mixture)) {}
   bool predicts() const override { return true; }
   bool generates() const override { return true; }
 
@@ -85,6 +88,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     pairs.rejected = (pairs.rejected - mean_) / scale_;
     training::RewardFitOptions o;
     o.seed = ctx.seed();
+    o.pal_mixture = pal_mixture_;
     prior_weight_ = o.prior_weight;
     model_ = training::fit_personalized_reward(head_, pairs, static_cast<int64_t>(data.users.size()), o).head;
   }
@@ -284,6 +288,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   std::string head_;
   Inputs inputs_;
   bool multi_;
+  std::string pal_mixture_;                 // pal: "simplex" or "signed"
   std::vector<runtime::LoraAdapter> arms_;  // kArms: one per dimension
   double beta_ = 1.0;
   std::map<std::string, std::vector<float>> arm_cache_;
@@ -301,6 +306,9 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
 
 std::unique_ptr<Method> make_prm_method() { return std::make_unique<PersonalRewardMethod>("prm", Inputs::kFeatures); }
 std::unique_ptr<Method> make_pal_method() { return std::make_unique<PersonalRewardMethod>("pal", Inputs::kFeatures); }
+std::unique_ptr<Method> make_pal_signed_method() {
+  return std::make_unique<PersonalRewardMethod>("pal", Inputs::kFeatures, "signed");
+}
 std::unique_ptr<Method> make_vpl_method() { return std::make_unique<PersonalRewardMethod>("vpl", Inputs::kFeatures); }
 std::vector<runtime::LoraAdapter> fit_dimension_arms(const FitData& data, MethodContext& ctx, double* beta) {
   c10::InferenceMode training_mode(false);

@@ -67,6 +67,13 @@ struct PrmParams {
 // pal: prototypes [P, D], logits [U, P].
 struct PalParams {
   at::Tensor prototypes, logits;
+  // How a user's logits a_u weigh the prototypes: "simplex", α_u = softmax(a_u) as in PAL (users inside the
+  // prototypes' convex hull), or "signed", α_u = a_u (any linear combination: users outside the hull, e.g. ones who
+  // want the opposite of a prototype).
+  std::string mixture = "simplex";
+
+  // α of logits [..., P] (softmax over the last dimension, or the logits themselves).
+  at::Tensor alpha(const at::Tensor& logits) const;
 };
 // vpl, with H the hidden width and Z the latent size.
 // Encoder: h_k = tanh(enc_w1 [c_k − r_k; c_k + r_k] + enc_b1) for each context pair k, masked mean over k, then

@@ -43,6 +43,7 @@ struct RewardFitOptions {
   bool progress = false;
   // Method-specific.
   int64_t n_prototypes = 4;    // pal: P
+  std::string pal_mixture = "simplex";  // pal: "simplex" (softmax weights, as PAL) or "signed" (any weights)
   int64_t latent_dim = 8;      // vpl: Z
   double kl_weight = 0.1;      // vpl: β in E[log-lik] − β KL(q‖N(0, I))
   int64_t context_pairs = 8;   // vpl: pairs per user the encoder sees in training
