@@ -370,6 +370,20 @@ bool batchable(std::span<const StrategyRequest> requests) {
                      [&](const StrategyRequest& r) { return r.options.equal_but_seed(requests[0].options); });
 }
 
+std::vector<runtime::GenerateResult> decode_rows(
+    const runtime::Model& model, const runtime::Tokenizer* tokenizer, std::span<const StrategyRequest> requests,
+    runtime::GenerateOptions options, const std::function<std::vector<int64_t>(const StrategyRequest&)>& prompt_of,
+    StrategyCost* cost) {
+  std::vector<std::vector<int64_t>> prompts;
+  for (const auto& r : requests) {
+    prompts.push_back(prompt_of(r));
+    options.row_seeds.push_back(r.options.sampling.seed);
+  }
+  auto out = runtime::generate_each(model, tokenizer, prompts, options);
+  *cost = batch_cost(out);
+  return out;
+}
+
 StrategyCost batch_cost(const std::vector<runtime::GenerateResult>& results) {
   StrategyCost cost;
   for (const auto& r : results) {

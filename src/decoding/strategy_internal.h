@@ -81,5 +81,11 @@ void refuse_request_profile(const StrategyRequest& request, const char* strategy
 bool batchable(std::span<const StrategyRequest> requests);
 // A batch's cost: every row's tokens, one pass per step of the longest row.
 StrategyCost batch_cost(const std::vector<runtime::GenerateResult>& results);
+// The requests as rows of one generate_each under options (the strategy's, from the first request): row i decodes
+// prompt_of(requests[i]) (called in order) with requests[i]'s seed; *cost receives the batch's cost.
+std::vector<runtime::GenerateResult> decode_rows(
+    const runtime::Model& model, const runtime::Tokenizer* tokenizer, std::span<const StrategyRequest> requests,
+    runtime::GenerateOptions options, const std::function<std::vector<int64_t>(const StrategyRequest&)>& prompt_of,
+    StrategyCost* cost);
 
 }  // namespace palign::decoding::detail

@@ -41,15 +41,8 @@ class PromptStrategy final : public Strategy {
   std::vector<runtime::GenerateResult> generate_batch(std::span<const StrategyRequest> requests) override {
     if (requests.empty() || !detail::batchable(requests)) return Strategy::generate_batch(requests);
     notes_.clear();
-    std::vector<std::vector<int64_t>> contexts;
-    runtime::GenerateOptions o = options(requests[0]);
-    for (const auto& r : requests) {
-      contexts.push_back(build(r));
-      o.row_seeds.push_back(r.options.sampling.seed);
-    }
-    auto out = runtime::generate_each(model_, tokenizer_, contexts, o);
-    cost_ = detail::batch_cost(out);
-    return out;
+    return detail::decode_rows(
+        model_, tokenizer_, requests, options(requests[0]), [&](const StrategyRequest& r) { return build(r); }, &cost_);
   }
 
  private:

@@ -44,16 +44,13 @@ class SampleStrategy final : public Strategy {
   // Every request a row of one batch, each with its own prompt and seed.
   std::vector<runtime::GenerateResult> generate_batch(std::span<const StrategyRequest> requests) override {
     if (requests.empty() || !detail::batchable(requests)) return Strategy::generate_batch(requests);
-    std::vector<std::vector<int64_t>> prompts;
-    runtime::GenerateOptions o = options(requests[0]);
-    for (const auto& r : requests) {
-      detail::refuse_request_profile(r, "sample");
-      prompts.push_back(prompt(r));
-      o.row_seeds.push_back(r.options.sampling.seed);
-    }
-    auto out = runtime::generate_each(model_, tokenizer_, prompts, o);
-    cost_ = detail::batch_cost(out);
-    return out;
+    return detail::decode_rows(
+        model_, tokenizer_, requests, options(requests[0]),
+        [&](const StrategyRequest& r) {
+          detail::refuse_request_profile(r, "sample");
+          return prompt(r);
+        },
+        &cost_);
   }
 
  private:

@@ -44,26 +44,20 @@ class SteerStrategy final : public Strategy {
     if (requests.empty() || !detail::batchable(requests)) return Strategy::generate_batch(requests);
     const auto B = static_cast<int64_t>(requests.size());
     std::map<int64_t, at::Tensor> deltas;  // layer -> [B, 1, D]
-    std::vector<std::vector<int64_t>> prompts;
     runtime::GenerateOptions o = requests[0].options;
-    for (int64_t b = 0; b < B; ++b) {
-      const StrategyRequest& r = requests[b];
-      for (const auto& [layer, add] : steering_deltas(vectors_, weights(r.profile), lambda_)) {
+    for (int64_t b = 0; b < B; ++b)
+      for (const auto& [layer, add] : steering_deltas(vectors_, weights(requests[b].profile), lambda_)) {
         auto [it, fresh] = deltas.emplace(layer, at::Tensor());
         if (fresh) it->second = at::zeros({B, 1, add.size(0)});
         it->second[b][0] += add;
       }
-      prompts.push_back(r.prompt);
-      o.row_seeds.push_back(r.options.sampling.seed);
-    }
     if (adapter_) o.linear_hook = &*adapter_;
     o.row_residual_hook = [&](int64_t layer, at::Tensor& x, const std::vector<int64_t>& rows) {
       const auto it = deltas.find(layer);
       if (it != deltas.end()) x = x + it->second.index_select(0, at::tensor(rows, at::kLong));
     };
-    auto out = runtime::generate_each(model_, tokenizer_, prompts, o);
-    cost_ = detail::batch_cost(out);
-    return out;
+    return detail::decode_rows(
+        model_, tokenizer_, requests, o, [](const StrategyRequest& r) { return r.prompt; }, &cost_);
   }
 
  private:
