@@ -48,7 +48,8 @@ FittedReward fit_linear(const PairData& data, const RewardFitOptions& o) {
   FitReport report;
   report.skipped_pairs = data.skipped;
   at::Generator gen = make_generator(o.seed);
-  const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen);
+  const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen, data.group);
+  report.valid_pairs = valid.numel();
   if (valid.numel() > 0) {
     // Held-out figures come from a fit on the train share; the kept model is then refitted on all pairs, since
     // Newton's method has nothing to stop early.

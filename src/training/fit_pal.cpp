@@ -36,7 +36,8 @@ FittedReward fit_pal(const PairData& data, const RewardFitOptions& o) {
                "[training.pal] --pal-mixture must be simplex or signed, got '", p.mixture, "'");
   p.prototypes = (at::randn({o.n_prototypes, dim}, gen, opts) / std::sqrt(static_cast<double>(dim))).requires_grad_();
   p.logits = at::randn({n_users, o.n_prototypes}, gen, opts).requires_grad_();
-  const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen);
+  const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen, data.group);
+  report.valid_pairs = valid.numel();
   const at::Tensor train_diff = data.diff.index_select(0, train), train_user = data.user.index_select(0, train);
   const at::Tensor valid_diff = data.diff.index_select(0, valid), valid_user = data.user.index_select(0, valid);
   auto margins = [&p](const at::Tensor& diff, const at::Tensor& user) {

@@ -30,7 +30,8 @@ FittedReward fit_prm(const PairData& data, const RewardFitOptions& o) {
   p.w = at::zeros({dim}, opts).requires_grad_();
   p.mix = (at::randn({dim, o.embed_dim}, gen, opts) * 0.1).requires_grad_();
   p.embed = (at::randn({n_users + 1, o.embed_dim}, gen, opts) * 0.1).requires_grad_();
-  const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen);
+  const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen, data.group);
+  report.valid_pairs = valid.numel();
   const at::Tensor train_diff = data.diff.index_select(0, train), train_user = data.user.index_select(0, train);
   const at::Tensor valid_diff = data.diff.index_select(0, valid), valid_user = data.user.index_select(0, valid);
   auto margins = [&p](const at::Tensor& diff, const at::Tensor& user) {

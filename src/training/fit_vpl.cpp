@@ -54,7 +54,8 @@ class VplFit {
     context_pairs_ = o.context_pairs;
     at::Generator gen = make_generator(o.seed);
     init_params(gen);
-    const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen);
+    const auto [train, valid] = split_pairs(data.diff.size(0), o.valid_share, gen, data.group);
+    report.valid_pairs = valid.numel();
     const at::Tensor tc = data.chosen.index_select(0, train), tr = data.rejected.index_select(0, train);
     const at::Tensor tu = data.user.index_select(0, train);
     const at::Tensor vc = data.chosen.index_select(0, valid), vr = data.rejected.index_select(0, valid);

@@ -4,8 +4,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "palign/base/error.h"
 #include "palign/base/progress.h"
@@ -67,6 +69,9 @@ PairData prepare_pairs(const PreferencePairs& pairs, int64_t n_users, const char
     d.n_users = n_users;
     d.user = at::tensor(pairs.user, at::kLong);
   }
+  PALIGN_CHECK(pairs.group.empty() || static_cast<int64_t>(pairs.group.size()) == n, ErrorCode::kInvalidArgument, "[",
+               fn, "] ", pairs.group.size(), " groups for ", n, " pairs; give one per pair or none");
+  d.group = pairs.group;
   const at::Tensor keep = (c != r).any(1);
   const int64_t kept = keep.sum().item<int64_t>();
   PALIGN_CHECK(kept > 0, ErrorCode::kInvalidArgument, "[", fn, "] all ", n,
@@ -77,6 +82,12 @@ PairData prepare_pairs(const PreferencePairs& pairs, int64_t n_users, const char
     c = c.index_select(0, idx);
     r = r.index_select(0, idx);
     d.user = d.user.index_select(0, idx);
+    if (!d.group.empty()) {
+      std::vector<int64_t> kept_group;
+      for (int64_t i = 0; i < idx.size(0); ++i)
+        kept_group.push_back(d.group[static_cast<size_t>(idx[i].item<int64_t>())]);
+      d.group = std::move(kept_group);
+    }
   }
   d.chosen = c;
   d.rejected = r;
@@ -84,11 +95,31 @@ PairData prepare_pairs(const PreferencePairs& pairs, int64_t n_users, const char
   return d;
 }
 
-std::pair<at::Tensor, at::Tensor> split_pairs(int64_t n, double valid_share, at::Generator& gen) {
-  const at::Tensor perm = at::randperm(n, gen, at::kLong);
+std::pair<at::Tensor, at::Tensor> split_pairs(int64_t n, double valid_share, at::Generator& gen,
+                                              const std::vector<int64_t>& group) {
   const auto n_valid = static_cast<int64_t>(std::floor(static_cast<double>(n) * valid_share));
-  if (n_valid < 1 || n - n_valid < 2) return {perm, at::empty({0}, at::kLong)};
-  return {std::get<0>(perm.slice(0, n_valid).sort()), std::get<0>(perm.slice(0, 0, n_valid).sort())};
+  if (group.empty()) {
+    const at::Tensor perm = at::randperm(n, gen, at::kLong);
+    if (n_valid < 1 || n - n_valid < 2) return {perm, at::empty({0}, at::kLong)};
+    return {std::get<0>(perm.slice(0, n_valid).sort()), std::get<0>(perm.slice(0, 0, n_valid).sort())};
+  }
+  PALIGN_CHECK(static_cast<int64_t>(group.size()) == n, ErrorCode::kInvalidArgument, "[training.reward_heads] ",
+               group.size(), " groups for ", n, " pairs");
+  std::vector<int64_t> ids = group;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  const at::Tensor order = at::randperm(static_cast<int64_t>(ids.size()), gen, at::kLong);
+  std::set<int64_t> held;
+  int64_t n_held = 0;
+  for (int64_t i = 0; i < order.size(0) && n_held < n_valid; ++i) {
+    const int64_t g = ids[static_cast<size_t>(order[i].item<int64_t>())];
+    held.insert(g);
+    n_held += std::count(group.begin(), group.end(), g);
+  }
+  std::vector<int64_t> train, valid;
+  for (int64_t i = 0; i < n; ++i) (held.count(group[static_cast<size_t>(i)]) ? valid : train).push_back(i);
+  if (n_valid < 1 || train.size() < 2) return {at::arange(n, at::kLong), at::empty({0}, at::kLong)};
+  return {at::tensor(train, at::kLong), at::tensor(valid, at::kLong)};
 }
 
 double bt_accuracy(const at::Tensor& margin) {

@@ -19,6 +19,7 @@ namespace palign::training::detail {
 struct PairData {
   at::Tensor chosen, rejected, diff;  // [N, D]
   at::Tensor user;                    // [N] int64
+  std::vector<int64_t> group;         // [N] or empty (PreferencePairs::group)
   int64_t n_users = 0;
   int64_t skipped = 0;
 };
@@ -28,8 +29,10 @@ PairData prepare_pairs(const PreferencePairs& pairs, int64_t n_users, const char
 // The start of every fit: the options validated (kInvalidArgument naming fn), then prepare_pairs.
 PairData prepare_fit(const PreferencePairs& pairs, int64_t n_users, const RewardFitOptions& options, const char* fn);
 // A seeded permutation of [0, n): (train, valid) int64 index tensors; valid is empty when valid_share · n < 1 or
-// only one pair would be left for training.
-std::pair<at::Tensor, at::Tensor> split_pairs(int64_t n, double valid_share, at::Generator& gen);
+// only one pair would be left for training. With groups (one per pair), valid is whole groups drawn in a seeded
+// order until it holds at least valid_share · n pairs.
+std::pair<at::Tensor, at::Tensor> split_pairs(int64_t n, double valid_share, at::Generator& gen,
+                                              const std::vector<int64_t>& group = {});
 
 // Accuracy of margins r_c − r_r [N] (ties count ½) and mean −log σ(margin).
 double bt_accuracy(const at::Tensor& margin);

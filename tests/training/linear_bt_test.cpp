@@ -1,5 +1,5 @@
-// The linear Bradley–Terry fit: recovers planted weights, agrees with plain gradient descent (its naive twin), and
-// handles the empty and bad-input cases.
+// The linear Bradley–Terry fit: recovers planted weights, agrees with plain gradient descent (its naive twin) with
+// more and with fewer pairs than features, holds out whole groups, and handles the empty and bad-input cases.
 #include "palign/training/linear_bt.h"
 
 #include <gtest/gtest.h>
@@ -52,11 +52,10 @@ TEST(LinearBt, RecoversPlantedWeights) {
   EXPECT_NEAR(bt.weights[0] / bt.scale[0], 1.5, 0.2);
 }
 
-// Newton's solution equals the minimiser found by plain full-batch gradient descent on the same objective.
-TEST(LinearBt, NewtonMatchesGradientDescent) {
-  const Planted p = planted(300, 4, 3);
-  const LinearBt bt = fit_linear_bt(p.chosen, p.rejected, {.l2_grid = {2.0}});
-  const size_t dim = 4;
+// The naive twin: plain full-batch gradient descent on the same objective, Σ softplus(−x_i · w) + l2/2 ‖w‖² over the
+// standardised differences; returns the largest difference from the fit's weights.
+double gd_difference(const Planted& p, const LinearBt& bt, double l2, double lr, int steps) {
+  const size_t dim = bt.weights.size();
   std::vector<std::vector<double>> x;
   for (size_t i = 0; i < p.chosen.size(); ++i) {
     std::vector<double> row(dim);
@@ -64,7 +63,7 @@ TEST(LinearBt, NewtonMatchesGradientDescent) {
     x.push_back(row);
   }
   std::vector<double> w(dim, 0.0);
-  for (int step = 0; step < 20000; ++step) {
+  for (int step = 0; step < steps; ++step) {
     std::vector<double> grad(dim, 0.0);
     for (const auto& row : x) {
       double s = 0.0;
@@ -72,12 +71,41 @@ TEST(LinearBt, NewtonMatchesGradientDescent) {
       const double sig = 1.0 / (1.0 + std::exp(-s));
       for (size_t j = 0; j < dim; ++j) grad[j] += (sig - 1.0) * row[j];
     }
-    for (size_t j = 0; j < dim; ++j) w[j] -= 0.002 * (grad[j] + 2.0 * w[j]);
+    for (size_t j = 0; j < dim; ++j) w[j] -= lr * (grad[j] + l2 * w[j]);
   }
   double max_diff = 0.0;
   for (size_t j = 0; j < dim; ++j) max_diff = std::max(max_diff, std::abs(w[j] - bt.weights[j]));
-  std::printf("Newton vs gradient descent: max |dw| = %.2e\n", max_diff);
-  EXPECT_LT(max_diff, 1e-5);
+  return max_diff;
+}
+
+// Newton's solution equals the minimiser found by gradient descent: with more pairs than features (the d × d
+// system) and with fewer (Woodbury's n × n system).
+TEST(LinearBt, NewtonMatchesGradientDescent) {
+  const Planted p = planted(300, 4, 3);
+  const LinearBt bt = fit_linear_bt(p.chosen, p.rejected, {.l2_grid = {2.0}});
+  const double diff = gd_difference(p, bt, 2.0, 0.002, 20000);
+  std::printf("Newton (n > d) vs gradient descent: max |dw| = %.2e\n", diff);
+  EXPECT_LT(diff, 1e-5);
+  const Planted wide = planted(12, 40, 5);
+  const LinearBt dual = fit_linear_bt(wide.chosen, wide.rejected, {.l2_grid = {2.0}});
+  const double dual_diff = gd_difference(wide, dual, 2.0, 0.005, 20000);
+  std::printf("Newton (n < d, Woodbury) vs gradient descent: max |dw| = %.2e\n", dual_diff);
+  EXPECT_LT(dual_diff, 1e-5);
+}
+
+// With groups, the L2 strength is picked on whole held-out groups; a group per pair must be given for every pair.
+TEST(LinearBt, GroupsHoldOutWholeGroups) {
+  const Planted p = planted(400, 6, 11);
+  std::vector<int64_t> groups;
+  for (size_t i = 0; i < p.chosen.size(); ++i) groups.push_back(static_cast<int64_t>(i % 10));
+  LinearBtOptions o;
+  o.seed = 2;
+  o.groups = groups;
+  const LinearBt bt = fit_linear_bt(p.chosen, p.rejected, o);
+  EXPECT_EQ(bt.weights.size(), 6u);
+  EXPECT_NEAR(bt.weights[0] / bt.scale[0], 1.5, 0.3);
+  o.groups.pop_back();
+  EXPECT_THROW(fit_linear_bt(p.chosen, p.rejected, o), Error);
 }
 
 TEST(LinearBt, EmptyAndBadInput) {

@@ -1,8 +1,8 @@
 // A linear Bradley–Terry reward on feature vectors: r(y) = w · standardise(f(y)), fitted by L2-regularised logistic
 // regression on the feature differences of labelled pairs (P(chosen ≻ rejected) = σ(r(chosen) − r(rejected))) with
-// Newton's method. The L2 strength is picked from a grid on a held-out share of the pairs, then the fit is redone on
-// all of them. The bench's one-size-fits-all reward over the population; reward-model training proper lives in the
-// training module.
+// Newton's method. The L2 strength is picked from a grid on a held-out share of the pairs (or of their prompts),
+// then the fit is redone on all of them. The bench's one-size-fits-all reward over the population; reward-model
+// training proper lives in the training module.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +16,9 @@ struct LinearBtOptions {
   double valid_share = 0.2;                               // of the pairs, for picking l2
   int newton_steps = 30;
   uint64_t seed = 0;  // which pairs are held out
+  // Optional: pair i's group (its prompt). Given, the held-out pairs are whole groups (the L2 strength is then judged
+  // on prompts the fit never saw).
+  std::vector<int64_t> groups;
   // Append new fields here.
   std::string validate() const;  // "" when valid
 };

@@ -29,6 +29,9 @@ namespace palign::training {
 struct PreferencePairs {
   at::Tensor chosen, rejected;
   std::vector<int64_t> user;
+  // Optional: pair i's group (its prompt). Given, the held-out pairs are whole groups, so early stopping and the
+  // reported accuracy are judged on prompts the fit never saw.
+  std::vector<int64_t> group;
 };
 
 struct RewardFitOptions {
@@ -63,6 +66,7 @@ struct FitReport {
   double train_accuracy = 0, valid_accuracy = 0;  // ties count one half; valid_accuracy is NaN without held-out pairs
   double valid_loss = 0;                          // mean −log σ(margin) on the held-out pairs of the kept parameters
   int64_t skipped_pairs = 0;                      // pairs whose chosen and rejected features were identical
+  int64_t valid_pairs = 0;                        // the held-out pairs (whole prompts when PreferencePairs::group)
   double seconds = 0;
 };
 
