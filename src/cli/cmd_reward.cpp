@@ -19,6 +19,7 @@ Command add_train_reward(CLI::App& train) {
   struct Flags {
     training::RewardTrainOptions o;
     std::string data, backbone, out, cache, objectives;
+    std::string features = scoring::FeatureSpec::recommended().text();
     std::string lora_targets = "q_proj,k_proj,v_proj,o_proj";
     bool no_progress = false;
   };
@@ -37,6 +38,10 @@ Command add_train_reward(CLI::App& train) {
                   "Backbone model directory (default: the shipped model); --backbone is the same flag");
   app->add_option("--out", f->out, "Output directory")->required();
   app->add_option("--feature-cache", f->cache, "Folder where backbone features persist between runs");
+  app->add_option("--features", f->features,
+                  "prm, pal, vpl: the backbone states their heads read, layers=embed,mid,last;pool=mean,last;length "
+                  "(bt and multi read the last token's final state, linear their scores)")
+      ->capture_default_str();
   app->add_option("--objectives", f->objectives, "linear: a directory from --method multi on the same backbone");
   // arm has its own defaults for these (PairTrainOptions); a flag given explicitly applies to arm too.
   CLI::Option* epochs =
@@ -86,6 +91,7 @@ Command add_train_reward(CLI::App& train) {
             o.backbone = resolve_model_dir(f->backbone);
             o.out = f->out;
             o.feature_cache = f->cache;
+            o.features = scoring::FeatureSpec::parse(f->features);
             o.objectives = f->objectives;
             o.progress = !f->no_progress;
             PALIGN_CHECK(!o.bt_lora || o.method == "bt", ErrorCode::kInvalidArgument,

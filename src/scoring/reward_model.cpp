@@ -49,9 +49,12 @@ RewardObjectives load_objectives(const fs::path& dir, const std::string& backbon
   return o;
 }
 
-at::Tensor last_half(const at::Tensor& features) {
-  const int64_t d = features.size(1) / 2;
-  return features.slice(1, d, 2 * d);
+FeatureSpec reward_features(const json& manifest) {
+  if (manifest.value("method", "") == "linear") return FeatureSpec::classifier();
+  const std::string text = manifest.value("features", "mean_last");
+  if (text == "mean_last") return FeatureSpec{};  // written before specs existed
+  if (text == "last") return FeatureSpec::classifier();
+  return FeatureSpec::parse(text);
 }
 
 namespace {
@@ -103,7 +106,7 @@ class PersonalizedRewardModel final : public RewardModel {
       : method_(manifest.at("method").get<std::string>()),
         backbone_(runtime::Model::load(manifest.at("backbone").get<std::string>())),
         tok_(runtime::Tokenizer::from_dir(manifest.at("backbone").get<std::string>())),
-        cache_(*backbone_, tok_),
+        cache_(*backbone_, tok_, {}, 32, reward_features(manifest)),
         head_(load_personalized_reward(dir)) {
     PALIGN_CHECK(cache_.fingerprint() == manifest.value("backbone_fingerprint", ""), ErrorCode::kInvalidArgument, "[",
                  kWhere, "] the backbone at ", manifest.at("backbone").get<std::string>(), " is not the one ",
@@ -164,7 +167,7 @@ class PersonalizedRewardModel final : public RewardModel {
     return state;
   }
   at::Tensor inputs(const at::Tensor& features) const {
-    const at::Tensor x = objectives_.defined() ? at::mm(last_half(features), objectives_.t()) : features;
+    const at::Tensor x = objectives_.defined() ? at::mm(features, objectives_.t()) : features;
     return (x - mean_) / scale_;
   }
   std::string method_;

@@ -301,6 +301,7 @@ struct FeatureData {
   std::unique_ptr<runtime::Model> backbone;
   runtime::Tokenizer tokenizer;
   std::string fingerprint;
+  scoring::FeatureSpec spec;
   at::Tensor chosen, rejected;
 };
 
@@ -310,13 +311,20 @@ FeatureData features_of(const RewardTrainOptions& options, const std::vector<sco
   auto backbone = runtime::Model::load(options.backbone);
   c10::InferenceMode guard;
   auto tok = runtime::Tokenizer::from_dir(options.backbone);
-  scoring::FeatureCache cache(*backbone, tok, options.feature_cache);
+  // A classification head sees the final states' last token; a linear head the scores of such heads.
+  const bool classifier_inputs = options.method == "bt" || options.method == "multi" || options.method == "linear";
+  scoring::FeatureCache cache(*backbone, tok, options.feature_cache, 32,
+                              classifier_inputs ? scoring::FeatureSpec::classifier() : options.features);
   std::vector<scoring::TextPair> texts;
   for (const auto& r : records) texts.push_back({r.prompt, r.chosen}), texts.push_back({r.prompt, r.rejected});
   const auto t0 = Clock::now();
   const at::Tensor all = cached_features(cache, texts, options.progress);
   report.feature_seconds = seconds_since(t0);
-  return {std::move(backbone), std::move(tok), cache.fingerprint(), all.slice(0, 0, all.size(0), 2),
+  return {std::move(backbone),
+          std::move(tok),
+          cache.fingerprint(),
+          cache.spec(),
+          all.slice(0, 0, all.size(0), 2),
           all.slice(0, 1, all.size(0), 2)};
 }
 
@@ -340,8 +348,8 @@ void fit_classifier(const RewardMethod& method, const RewardTrainOptions& option
     for (size_t i = 0; i < records.size(); ++i)
       if (!method.per_dimension || records[i].dimension == label) idx.push_back(static_cast<int64_t>(i));
     const at::Tensor sel = at::tensor(idx, at::kLong);
-    const HeadFit head = fit_head(scoring::last_half(data.chosen).index_select(0, sel),
-                                  scoring::last_half(data.rejected).index_select(0, sel), options.l2, options.fit.seed);
+    const HeadFit head =
+        fit_head(data.chosen.index_select(0, sel), data.rejected.index_select(0, sel), options.l2, options.fit.seed);
     rows.push_back(head.weight);
     train_acc += head.train_accuracy / static_cast<double>(labels.size());
     valid_acc += head.valid_accuracy / static_cast<double>(labels.size());
@@ -375,7 +383,7 @@ void fit_classifier(const RewardMethod& method, const RewardTrainOptions& option
   manifest["dimensions"] = labels;
 }
 
-// prm, pal, vpl, linear: a personalized head on standardised [mean ⊕ last] features (linear: on the K scores of the
+// prm, pal, vpl, linear: a personalized head on standardised pooled features (linear: on the K scores of the
 // objectives' multi model); the standardisation is saved beside the head and applied when scoring.
 void fit_personalized(const RewardMethod& method, const RewardTrainOptions& options,
                       const std::vector<scoring::PreferenceRecord>& records, const FeatureData& data,
@@ -387,11 +395,15 @@ void fit_personalized(const RewardMethod& method, const RewardTrainOptions& opti
   PreferencePairs pairs;
   pairs.chosen = data.chosen;
   pairs.rejected = data.rejected;
-  for (const auto& r : records) pairs.user.push_back(index.at(r.user_id));
+  std::map<std::string, int64_t> prompts;  // validation holds out whole prompts
+  for (const auto& r : records) {
+    pairs.user.push_back(index.at(r.user_id));
+    pairs.group.push_back(prompts.emplace(r.prompt, static_cast<int64_t>(prompts.size())).first->second);
+  }
   if (method.needs_objectives) {
     const scoring::RewardObjectives obj = scoring::load_objectives(options.objectives, data.fingerprint);
-    pairs.chosen = at::mm(scoring::last_half(data.chosen), obj.weight.t());
-    pairs.rejected = at::mm(scoring::last_half(data.rejected), obj.weight.t());
+    pairs.chosen = at::mm(data.chosen, obj.weight.t());
+    pairs.rejected = at::mm(data.rejected, obj.weight.t());
     manifest["objectives"] = fs::absolute(obj.dir).lexically_normal().string();
     manifest["dimensions"] = obj.labels;
     report.dimensions = obj.labels;
@@ -409,6 +421,7 @@ void fit_personalized(const RewardMethod& method, const RewardTrainOptions& opti
   report.n_users = static_cast<int64_t>(users.size());
   report.train_accuracy = fitted.report.train_accuracy;
   report.valid_accuracy = fitted.report.valid_accuracy;
+  report.n_valid = fitted.report.valid_pairs;
   report.n_skipped += fitted.report.skipped_pairs;
   manifest["users"] = users;
 }
@@ -454,7 +467,7 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
                    {"method", options.method},
                    {"backbone", fs::absolute(options.backbone).lexically_normal().string()},
                    {"backbone_fingerprint", data.fingerprint},
-                   {"features", method.fit == Fit::kClassifier ? "last" : "mean_last"},
+                   {"features", data.spec.text()},
                    {"data", options.data.string()}};
   c10::InferenceMode guard;
   const auto t0 = Clock::now();

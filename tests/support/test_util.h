@@ -47,4 +47,16 @@ ErrorCode error_code_of(F&& f) {
   return ErrorCode::kSentinel;
 }
 
+// Runs f and returns the message of the palign::Error it throws; fails the test when it throws none.
+template <typename F>
+std::string error_message_of(F&& f) {
+  try {
+    f();
+  } catch (const palign::Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no palign::Error thrown";
+  return "";
+}
+
 }  // namespace palign::test

@@ -138,6 +138,7 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
   write_lines(dir / "pairs.jsonl", planted_pairs(6, 48, 2));
   for (const char* method : {"prm", "pal", "vpl"}) {
     auto o = options(method, dir / "pairs.jsonl", dir / method);
+    o.features = scoring::FeatureSpec{};  // [mean ⊕ last] of the final states: 288 pairs fit its 2·D features
     // PAL with as many prototypes as planted kinds; with 4 it stalls in a mixed optimum here (train 0.59).
     if (std::string(method) == "pal") o.fit.n_prototypes = 2;
     const auto r = train_reward(o);
@@ -146,16 +147,18 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
     EXPECT_EQ(r.n_users, 6);
     const auto a = scoring::RewardModel::load(dir / method);
     EXPECT_TRUE(a->personalized());
+    EXPECT_EQ(test::read_json(dir / method / "palign_reward.json").at("features"), o.features.text());
     // The written directory is the trained model: reloaded, it orders the file's pairs as the head in memory did.
-    // The report's accuracies (computed in memory) cover the training pairs and the held-out floor(0.2 n), so the
-    // reloaded accuracy over all n pairs must be their weighted mean (ties count one half, as in the report; one
+    // The report's accuracies (computed in memory) cover the training pairs and the held-out ones (whole prompts),
+    // so the reloaded accuracy over all n pairs must be their weighted mean (ties count one half, as in the report; one
     // pair of slack for a margin that rounds across zero). Not for vpl: its report encodes each user from the
     // training pairs alone, while the kept user latents encode all of them.
     if (std::string(method) != "vpl") {
       const auto file_pairs = scoring::read_preference_jsonl(dir / "pairs.jsonl");
       EXPECT_EQ(r.n_skipped, 0);
       const double n = static_cast<double>(file_pairs.size());
-      const double n_valid = std::floor(n * o.fit.valid_share);
+      const auto n_valid = static_cast<double>(r.n_valid);
+      EXPECT_GE(n_valid, std::floor(n * o.fit.valid_share));  // whole prompts, at least the share
       const double in_memory = (r.train_accuracy * (n - n_valid) + r.valid_accuracy * n_valid) / n;
       double reloaded = 0;
       for (const auto& p : file_pairs) {
@@ -181,6 +184,32 @@ TEST(RewardTrainer, PersonalizedDirectoriesReloadAndKnowTheirUsers) {
     const std::string longer = " cat dog sun rain code bread";
     EXPECT_EQ(error_code_of([&] { a->score("Tell me", longer, "stranger"); }), ErrorCode::kNotFound);
     EXPECT_EQ(error_code_of([&] { a->score_ids({1, 2}); }), ErrorCode::kUnsupported);
+  }
+  // A directory written before feature specs existed ("features": "mean_last") reads the same features.
+  {
+    const auto before = scoring::RewardModel::load(dir / "prm")->score("Tell me", " cat dog!", "u0")[0];
+    json m = test::read_json(dir / "prm" / "palign_reward.json");
+    m["features"] = "mean_last";
+    std::ofstream(dir / "prm" / "palign_reward.json") << m.dump();
+    EXPECT_EQ(scoring::RewardModel::load(dir / "prm")->score("Tell me", " cat dog!", "u0")[0], before);
+  }
+  // The recommended spec (several layers, log length) is written to the manifest and read back when scoring: the
+  // reloaded directory orders the file's pairs as the report says.
+  {
+    auto o = options("prm", dir / "pairs.jsonl", dir / "prm_layers");
+    o.features = scoring::FeatureSpec::recommended();
+    const auto r = train_reward(o);
+    EXPECT_EQ(test::read_json(dir / "prm_layers" / "palign_reward.json").at("features"),
+              scoring::FeatureSpec::recommended().text());
+    const auto a = scoring::RewardModel::load(dir / "prm_layers");
+    double right = 0;
+    const auto file_pairs = scoring::read_preference_jsonl(dir / "pairs.jsonl");
+    for (const auto& p : file_pairs)
+      right += a->score(p.prompt, p.chosen, p.user_id)[0] > a->score(p.prompt, p.rejected, p.user_id)[0];
+    const double n = static_cast<double>(file_pairs.size()), n_valid = static_cast<double>(r.n_valid);
+    const double in_memory = (r.train_accuracy * (n - n_valid) + r.valid_accuracy * n_valid) / n;
+    std::printf("prm on %s: in memory %.4f, reloaded %.4f\n", o.features.text().c_str(), in_memory, right / n);
+    EXPECT_LE(std::abs(right / n - in_memory), 1.5 / n);
   }
   // A new user's pairs move the generic reward toward that user.
   const auto pal = scoring::RewardModel::load(dir / "pal");

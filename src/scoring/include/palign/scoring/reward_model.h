@@ -4,12 +4,12 @@
 // What each method's directory holds (training/reward_trainer.h writes them):
 //   bt, multi     a *ForSequenceClassification directory (config.json with num_labels and id2label,
 //                 model.safetensors with the backbone's weights and score.weight [K, D], the tokenizer).
-//   prm, pal, vpl a personalized head on [mean ⊕ last] backbone features (scoring/personalized_reward.h) with
-//                 input_norm.safetensors (the features' standardisation).
+//   prm, pal, vpl a personalized head on pooled backbone features (the manifest's "features", a FeatureSpec;
+//                 scoring/personalized_reward.h) with input_norm.safetensors (the features' standardisation).
 //   linear        the same over the K scores of a `multi` model (its directory in the manifest's "objectives").
 //   arm           GenARM's autoregressive reward: one LoRA adapter per dimension (PEFT's layout) and arm.json.
 // Every directory has palign_reward.json: {"format": "palign.reward", "version": 1, "method", "backbone",
-// "backbone_fingerprint", "users", "dimensions", "objectives", "report": {...}}.
+// "backbone_fingerprint", "features", "users", "dimensions", "objectives", "report": {...}}.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -17,10 +17,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "palign/scoring/feature_cache.h"
 #include "palign/scoring/preference_data.h"
 
 namespace palign::scoring {
@@ -82,8 +84,9 @@ RewardObjectives load_objectives(const std::filesystem::path& dir, const std::st
 // A dimension names a subdirectory of an arm directory, so it must be one plain path component.
 bool is_plain_directory_name(const std::string& name);
 
-// The last-token half of [mean ⊕ last] features [N, 2D] (scoring/feature_cache.h).
-at::Tensor last_half(const at::Tensor& features);
+// The features a personalized directory's head reads (its manifest's "features", a FeatureSpec's text; the default
+// [mean ⊕ last] for a directory written before specs existed; linear: the classifier spec of its objectives).
+FeatureSpec reward_features(const nlohmann::json& manifest);
 
 // An arm directory as a RewardModel: score(prompt, response) = β · Σ log π_r(response | prompt) for each dimension.
 std::unique_ptr<RewardModel> load_arm_reward(const std::filesystem::path& dir);

@@ -9,13 +9,13 @@
 //          *ForSequenceClassification directory (config.json with num_labels and id2label, model.safetensors with
 //          the backbone's weights and score.weight [K, D], the tokenizer), so transformers and palign's runtime load
 //          them alike.
-//   prm, pal, vpl  personalized heads on [mean ⊕ last] features (training/reward_heads.h): reward_head.json +
-//          reward_head.safetensors.
+//   prm, pal, vpl  personalized heads on pooled backbone features (options.features, written to the manifest's
+//          "features"; training/reward_heads.h): reward_head.json + reward_head.safetensors.
 //   linear per-user MAP weights over the K scores of a `multi` model (--objectives DIR), population prior.
 //   arm    GenARM's autoregressive reward (training/arm_trainer.h): one LoRA adapter on the backbone per "dimension",
 //          trained end to end (no feature cache), in PEFT's directory layout.
 // Every directory has palign_reward.json: {"format": "palign.reward", "version": 1, "method", "backbone",
-// "backbone_fingerprint", "users", "dimensions", "objectives", "report": {...}}.
+// "backbone_fingerprint", "features", "users", "dimensions", "objectives", "report": {...}}.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "palign/scoring/feature_cache.h"
 #include "palign/scoring/preference_data.h"
 #include "palign/training/pair_loop.h"
 #include "palign/training/reward_heads.h"
@@ -35,6 +36,9 @@ struct RewardTrainOptions {
   std::filesystem::path data, backbone, out;
   std::filesystem::path feature_cache;  // where backbone features persist ("" = memory only)
   std::filesystem::path objectives;     // linear: a `multi` reward directory on the same backbone
+  // prm, pal, vpl: what their heads read (bt and multi read the final states' last token, as a
+  // *ForSequenceClassification head does; linear reads those heads' scores).
+  scoring::FeatureSpec features = scoring::FeatureSpec::recommended();
   RewardFitOptions fit;
   double l2 = -1;  // bt, multi: fixed L2 strength; < 0 picks it on the held-out pairs from {0.1, 1, 10, 100}
   bool progress = true;
@@ -49,6 +53,7 @@ struct RewardTrainOptions {
 struct RewardTrainReport {
   std::string method;
   int64_t n_pairs = 0, n_skipped = 0, n_users = 0;
+  int64_t n_valid = 0;  // prm, pal, vpl, linear: the held-out pairs (whole prompts)
   std::vector<std::string> dimensions;
   double train_accuracy = 0, valid_accuracy = 0;  // bt/multi: mean over heads
   struct HeadAccuracy {
