@@ -14,25 +14,39 @@
 namespace palign::bench {
 
 MethodContext::MethodContext(const runtime::Model& model, const runtime::Tokenizer& tokenizer,
-                             GenerationSettings settings, uint64_t seed, const std::string& feature_cache_dir)
+                             GenerationSettings settings, uint64_t seed, const std::string& feature_cache_dir,
+                             const std::string& features)
     : model_(model),
       tokenizer_(tokenizer),
       settings_(settings),
       seed_(seed),
-      features_(std::make_unique<scoring::FeatureCache>(model, tokenizer, feature_cache_dir)) {}
+      features_(std::make_unique<scoring::FeatureCache>(
+          model, tokenizer, feature_cache_dir, 32,
+          features.empty() ? scoring::FeatureSpec::recommended() : scoring::FeatureSpec::parse(features))) {}
 
 MethodContext::~MethodContext() = default;
 
-int64_t MethodContext::feature_dim() const { return features_->dim(); }
-
-void MethodContext::precompute_features(const std::vector<std::pair<std::string, std::string>>& texts) {
-  std::vector<scoring::TextPair> pairs;
-  for (const auto& [prompt, response] : texts) pairs.push_back({prompt, response});
-  (void)features_->features(pairs);
+scoring::FeatureCache& MethodContext::cache(const std::string& spec) {
+  if (spec.empty() || spec == features_->spec().text()) return *features_;
+  auto& c = other_features_[spec];
+  if (!c) c = std::make_unique<scoring::FeatureCache>(model_, tokenizer_, "", 32, scoring::FeatureSpec::parse(spec));
+  return *c;
 }
 
-const std::vector<float>& MethodContext::features(const std::string& prompt, const std::string& response) {
-  return features_->feature({prompt, response});
+int64_t MethodContext::feature_dim(const std::string& spec) { return cache(spec).dim(); }
+
+const scoring::FeatureSpec& MethodContext::feature_spec() const { return features_->spec(); }
+
+void MethodContext::precompute_features(const std::vector<std::pair<std::string, std::string>>& texts,
+                                        const std::string& spec) {
+  std::vector<scoring::TextPair> pairs;
+  for (const auto& [prompt, response] : texts) pairs.push_back({prompt, response});
+  (void)cache(spec).features(pairs);
+}
+
+const std::vector<float>& MethodContext::features(const std::string& prompt, const std::string& response,
+                                                  const std::string& spec) {
+  return cache(spec).feature({prompt, response});
 }
 
 const std::vector<Response>& MethodContext::pool(const std::string& prompt) const {

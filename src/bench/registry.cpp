@@ -46,6 +46,12 @@ const std::vector<MethodInfo>& method_registry() {
            "per-user MAP weights over K named-dimension reward heads (fitted on the per-dimension pairs) with a "
            "population prior; best-of-N",
        .make = make_multi_linear_method},
+      {.name = "multi_linear_xfit",
+       .description =
+           "multi_linear with the user weights fitted on cross-fitted head scores: a training prompt's responses "
+           "scored by heads fitted without that prompt's pairs (4 folds by prompt)",
+       .make = make_multi_linear_xfit_method,
+       .in_default = false},
       {.name = "arm_linear",
        .description =
            "GenARM (Xu et al. 2024): one LoRA autoregressive reward per named dimension (trained on the per-dimension "
@@ -77,13 +83,25 @@ const std::vector<MethodInfo>& method_registry() {
        .make = make_contrast_method,
        .in_default = false,
        .group = "decoding"},
+      {.name = "greedy",
+       .description = "unpersonalized greedy decoding from the policy (the base of args_greedy)",
+       .make = make_greedy_method,
+       .in_default = false,
+       .group = "decoding"},
       {.name = "args",
        .description =
-           "decoding: ARGS (Khanov et al. 2024), top-10 tokens rescored by log p + 1.5 x the user's reward on the last "
-           "token's features",
+           "decoding: ARGS (Khanov et al. 2024), top-10 tokens rescored by log p + 1.5 x the user's reward, sampled at "
+           "the run's temperature; the reward (per-dimension heads on the last token's final state, the user's "
+           "weights over them) also predicts, so it is validated",
        .make = make_args_method,
        .in_default = false,
        .group = "decoding"},
+      {.name = "args_greedy",
+       .description = "decoding: ARGS-greedy, the best-scored of the top-10 tokens (compare with greedy)",
+       .make = make_args_greedy_method,
+       .in_default = false,
+       .group = "decoding",
+       .own_base = "greedy"},
       {.name = "cd_block",
        .description =
            "decoding: block-wise controlled decoding, 4 candidates of 8 tokens per block, the best by the user's "

@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -155,17 +156,50 @@ std::string markdown(const BenchResults& r) {
              {"method", "utility", "vs " + r.base_method(), "win rate vs " + r.base_method(), "oracle-gain share",
               "ms/response", "tokens/response", "forward passes/response"},
              rows);
+    std::vector<std::vector<std::string>> own;
+    for (const auto& g : r.generation)
+      if (!g.own_base.empty())
+        own.push_back({method_label(r, g.method), g.own_base, difference_text(g.vs_own_base, kUtilityDigits)});
+    if (!own.empty()) {
+      out << "Paired against their own base (decoding at the same temperature):\n\n";
+      md_table(out, {"method", "own base", "utility vs own base"}, own);
+    }
   }
 
   if (!r.dimensions.empty()) {
     out << "## Per-dimension heads\n\nEach learned head on the pairs of candidates at the test prompts, labelled by "
            "its grader [95% Wilson interval], its correlation with the grader's z-score on those candidates, and the "
-           "pairs it was trained on.\n\n";
-    std::vector<std::vector<std::string>> rows;
+           "pairs it was trained on (the largest; smaller sizes, where measured, are the same heads fitted on the "
+           "first pairs: their learning curve).\n\n";
+    // One row per method and dimension: the largest fit in full, the smaller ones as accuracy columns.
+    std::set<int64_t> smaller;
+    std::map<std::pair<std::string, std::string>, int64_t> largest;
+    for (const auto& d : r.dimensions) {
+      auto& n = largest[{d.method, d.dimension}];
+      n = std::max(n, d.train_pairs);
+    }
     for (const auto& d : r.dimensions)
-      rows.push_back({method_label(r, d.method), d.dimension, std::to_string(d.train_pairs),
-                      figure_text(d.accuracy, kAccuracyDigits), fixed(d.correlation, 2)});
-    md_table(out, {"method", "dimension", "train pairs", "held-out accuracy", "correlation with grader"}, rows);
+      if (d.train_pairs < largest.at({d.method, d.dimension})) smaller.insert(d.train_pairs);
+    std::vector<std::string> header = {"method", "dimension"};
+    for (int64_t n : smaller) header.push_back("accuracy @ " + std::to_string(n));
+    for (const char* h : {"train pairs", "held-out accuracy", "correlation with grader"}) header.push_back(h);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& d : r.dimensions) {
+      if (d.train_pairs < largest.at({d.method, d.dimension})) continue;
+      std::vector<std::string> row = {method_label(r, d.method), d.dimension};
+      for (int64_t n : smaller) {
+        std::string cell;
+        for (const auto& e : r.dimensions)
+          if (e.method == d.method && e.dimension == d.dimension && e.train_pairs == n)
+            cell = fixed(e.accuracy.value, 3);
+        row.push_back(cell);
+      }
+      for (auto& cell : std::vector<std::string>{std::to_string(d.train_pairs),
+                                                 figure_text(d.accuracy, kAccuracyDigits), fixed(d.correlation, 2)})
+        row.push_back(std::move(cell));
+      rows.push_back(std::move(row));
+    }
+    md_table(out, header, rows);
   }
 
   if (!r.methods.empty()) {

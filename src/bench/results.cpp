@@ -188,6 +188,8 @@ json to_json(const BenchResults& r) {
                           {"win_rate", figure_json(g.win_rate)},
                           {"vs_base", figure_json(g.vs_base)},
                           {"oracle_gain_share", figure_json(g.oracle_gain_share)},
+                          {"own_base", g.own_base},
+                          {"vs_own_base", figure_json(g.vs_own_base)},
                           {"cost",
                            {{"wall_ms_per_response", finite_or_null(g.wall_ms)},
                             {"tokens_per_response", finite_or_null(g.tokens)},
@@ -276,6 +278,8 @@ BenchResults results_from_json(const std::string& results_json) {
     // Older documents wrote the share as a bare number.
     row.oracle_gain_share = figure(g, "oracle_gain_share");
     if (const double share = number(g, "oracle_gain_share"); std::isfinite(share)) row.oracle_gain_share.value = share;
+    row.own_base = text(g, "own_base");
+    row.vs_own_base = figure(g, "vs_own_base");
     const json cost = g.is_object() && g.contains("cost") ? g["cost"] : json::object();
     row.wall_ms = number(cost, "wall_ms_per_response");
     row.tokens = number(cost, "tokens_per_response");

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "methods/methods.h"
 #include "palign/base/error.h"
 #include "palign/base/json.h"
 #include "palign/base/progress.h"
@@ -19,6 +20,7 @@
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/feature_cache.h"
 #include "palign/scoring/fortunes.h"
 #include "palign/scoring/grader_set.h"
 
@@ -65,7 +67,7 @@ BenchOptions BenchOptions::quick() {
   o.candidates_per_prompt = 8;
   o.dataset.n_train_prompts = 24;
   o.dataset.test_pairs_per_user = 32;
-  o.dataset.pairs_per_dimension = 64;
+  o.dataset.pairs_per_dimension = 512;
   o.dataset.population.n_users = 48;
   o.dataset.unseen_share = 0.25;
   o.dataset.population.beta = kBenchBeta;
@@ -79,7 +81,7 @@ BenchOptions BenchOptions::full() {
   o.candidates_per_prompt = 16;
   o.dataset.n_train_prompts = 96;
   o.dataset.test_pairs_per_user = 64;
-  o.dataset.pairs_per_dimension = 256;
+  o.dataset.pairs_per_dimension = 4096;  // thousands per dimension, as labelled data of one grader would come
   o.dataset.population.n_users = 200;
   o.dataset.unseen_share = 0.25;
   o.dataset.population.beta = kBenchBeta;
@@ -95,9 +97,9 @@ std::string BenchOptions::validate() const {
 
 namespace {
 
-// The methods a run measures, in registry order: the chosen ones (all default ones when none are), plus "sample" and
-// "oracle" when any generates (the base and the ceiling of the generation figures). Unknown names fail before any
-// work.
+// The methods a run measures, in registry order: the chosen ones (all default ones when none are) and their own
+// bases (MethodInfo::own_base), plus "sample" and "oracle" when any generates (the base and the ceiling of the
+// generation figures). Unknown names fail before any work.
 std::vector<const MethodInfo*> chosen_methods(const std::vector<std::string>& requested) {
   std::vector<std::string> names = expand_method_names(requested);
   if (names.empty())
@@ -107,6 +109,11 @@ std::vector<const MethodInfo*> chosen_methods(const std::vector<std::string>& re
   names.erase(std::unique(names.begin(), names.end()), names.end());
   bool any_generates = false;
   for (const auto& name : names) any_generates |= find_method(name).make()->generates();
+  const std::vector<std::string> chosen = names;
+  for (const auto& name : chosen)  // each method's own base runs with it
+    if (const std::string& own = find_method(name).own_base;
+        !own.empty() && std::find(names.begin(), names.end(), own) == names.end())
+      names.push_back(own);
   if (any_generates)
     for (const char* required : {"sample", "oracle"})
       if (std::find(names.begin(), names.end(), required) == names.end()) names.push_back(required);
@@ -130,7 +137,7 @@ class BenchRun {
         prompts_(fortune_prompts(
             records_, {.split = "test", .n_prompts = options.n_prompts, .seed = derive_seed(seed_, "prompts")})),
         data_(build_dataset_from_pools()),
-        ctx_(model, tok_, options.generation, seed_) {
+        ctx_(model, tok_, options.generation, seed_, "", options.features) {
     n_users_ = static_cast<int64_t>(data_.population.users.size());
     n_train_prompts_ = data_.n_train_prompts();
     n_prompts_ = static_cast<int64_t>(prompts_.size());
@@ -380,6 +387,8 @@ class BenchRun {
 
   // A method with per-dimension heads (as last fitted): each head's accuracy on every pair of candidates at the test
   // prompts, labelled by its grader (ties left out), and its correlation with the grader over the test candidates.
+  // The first such method also gets the heads' learning curve: the same heads (fit_feature_heads) fitted on the
+  // first 64, 256, 1024, … of each dimension's pairs, as rows with fewer train pairs.
   void diagnose_dimensions(const MethodInfo& info, Method& method) {
     const auto& test_items = [&]() -> const std::vector<int64_t>& {
       if (test_items_.empty())
@@ -392,6 +401,28 @@ class BenchRun {
       scores.push_back(method.dimension_scores(prompts_[data_.items[item].prompt], data_.items[item].response, ctx_));
       if (scores.back().size() != data_.dimensions.size()) return;  // no heads (or not one per dimension)
     }
+    if (!curve_done_) {
+      curve_done_ = true;
+      for (size_t n = 64; n < static_cast<size_t>(data_.options.pairs_per_dimension); n *= 4) {
+        const auto heads = fit_feature_heads(fit_base_.dimension_pairs, ctx_, n);
+        std::vector<std::vector<double>> at_n;
+        for (int64_t item : test_items) {
+          at_n.emplace_back();
+          for (const auto& head : heads)
+            at_n.back().push_back(
+                head.score(ctx_.features(prompts_[data_.items[item].prompt], data_.items[item].response)));
+        }
+        add_dimension_rows(info.name, at_n, static_cast<int64_t>(n));
+      }
+    }
+    add_dimension_rows(info.name, scores, -1);
+  }
+
+  // Rows of the per-dimension table from heads' scores [test item][dimension]; train_pairs < 0: all of each
+  // dimension's pairs.
+  void add_dimension_rows(const std::string& method, const std::vector<std::vector<double>>& scores,
+                          int64_t train_pairs) {
+    const std::vector<int64_t>& test_items = test_items_;
     std::map<int64_t, size_t> row;  // item -> its row in scores
     for (size_t i = 0; i < test_items.size(); ++i) row[test_items[i]] = i;
     for (size_t k = 0; k < data_.dimensions.size(); ++k) {
@@ -411,9 +442,10 @@ class BenchRun {
       for (size_t i = 0; i < test_items.size(); ++i)
         x.push_back(scores[i][k]), y.push_back(data_.items[test_items[i]].z[k]);
       DimensionRow d;
-      d.method = info.name;
+      d.method = method;
       d.dimension = data_.dimensions[k];
-      d.train_pairs = static_cast<int64_t>(data_.dimension_pairs[k].size());
+      d.train_pairs = train_pairs >= 0 ? std::min<int64_t>(train_pairs, std::ssize(data_.dimension_pairs[k]))
+                                       : static_cast<int64_t>(data_.dimension_pairs[k].size());
       if (pairs > 0) d.accuracy = figure_of(wilson_interval(right, pairs));
       d.correlation = pearson(x, y);
       results_.dimensions.push_back(std::move(d));
@@ -525,6 +557,12 @@ class BenchRun {
             {&grid, &base, &oracle}, [](const std::vector<double>& m) { return oracle_gain_share(m[0], m[1], m[2]); },
             s));
       }
+      if (const auto own = utilities_.find(info->own_base); !info->own_base.empty() && own != utilities_.end()) {
+        const Grid own_grid = grid_of(own->second);
+        row.own_base = info->own_base;
+        row.vs_own_base = figure_of(bootstrap_grids(
+            {&grid, &own_grid}, [](const std::vector<double>& m) { return m[0] - m[1]; }, s));
+      }
       results_.generation.push_back(std::move(row));
     }
   }
@@ -557,6 +595,7 @@ class BenchRun {
             {"top_p", options_.generation.top_p},
             {"model", options_.model_dir.string()},
             {"dimensions", data_.dimensions},
+            {"features", ctx_.feature_spec().text()},
             {"base_method", "sample"},
             {"baseline_predictor", kBaselinePredictor},
             {"minority", "contrarian users and the least-aligned decile of users (cosine with the population mean)"},
@@ -575,6 +614,7 @@ class BenchRun {
   std::vector<std::vector<Response>> pools_;  // filled while data_ is built
   const BenchDataset data_;
   MethodContext ctx_;
+  bool curve_done_ = false;  // the per-dimension heads' learning curve (diagnose_dimensions)
   int64_t n_users_ = 0, n_train_prompts_ = 0, n_prompts_ = 0, n_test_prompts_ = 0;
   std::map<std::string, int64_t> user_index_;
   std::map<std::string, std::vector<double>> z_cache_;

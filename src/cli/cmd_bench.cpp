@@ -10,6 +10,7 @@
 #include "palign/bench/method.h"
 #include "palign/bench/report.h"
 #include "palign/bench/runner.h"
+#include "palign/scoring/feature_cache.h"
 
 namespace palign::cli {
 
@@ -45,6 +46,8 @@ Command add_bench(CLI::App& root) {
     uint64_t seed = 0;
     std::vector<uint64_t> seeds;
     double beta = -1.0;
+    std::string features = scoring::FeatureSpec::recommended().text();
+    int64_t pairs_per_dimension = -1, train_prompts = -1;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* app = root.add_subcommand(
@@ -70,6 +73,18 @@ Command add_bench(CLI::App& root) {
                   "Label temperature: P(a > b) = sigmoid(beta * (R_u(a) - R_u(b))); higher is less noisy "
                   "(default: the mode's, 4)")
       ->check(CLI::Range(0.0, 1000.0));
+  app->add_option("--features", f->features,
+                  "What the learned methods' backbone features pool: layers=embed,mid,last (or indices);pool=mean,last"
+                  "[;length]")
+      ->capture_default_str();
+  app->add_option("--pairs-per-dimension", f->pairs_per_dimension,
+                  "Labelled pairs per grader dimension for the per-dimension heads (default: the mode's, 512 quick, "
+                  "4096 full)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  app->add_option("--train-prompts", f->train_prompts,
+                  "Training prompts (their candidates give the users' training pairs and the per-dimension pairs; the "
+                  "test prompts stay the mode's; default: the mode's)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   app->add_flag("--no-progress", f->no_progress, "No progress bar");
   return {app, [f] {
             if (f->list) {
@@ -86,6 +101,12 @@ Command add_bench(CLI::App& root) {
             o.seed = f->seed;
             o.progress = !f->no_progress;
             if (f->beta >= 0.0) o.dataset.population.beta = f->beta;
+            if (f->pairs_per_dimension >= 0) o.dataset.pairs_per_dimension = f->pairs_per_dimension;
+            if (f->train_prompts >= 1) {
+              o.n_prompts += f->train_prompts - o.dataset.n_train_prompts;
+              o.dataset.n_train_prompts = f->train_prompts;
+            }
+            o.features = scoring::FeatureSpec::parse(f->features).text();
             const std::filesystem::path out = f->out;
             if (!f->seeds.empty()) {
               PALIGN_CHECK(f->json.empty(), ErrorCode::kInvalidArgument,

@@ -29,6 +29,7 @@
 #include "palign/runtime/heads.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/feature_cache.h"
 #include "palign/scoring/steering_vectors.h"
 #include "palign/scoring/tokenize.h"
 #include "palign/training/arm_trainer.h"
@@ -236,15 +237,31 @@ class ContrastMethod final : public DecodingMethod {
   std::unique_ptr<decoding::Strategy> strategy_;
 };
 
+// ARGS's reward is what a sequence-classification head can compute for every candidate token: multi_linear's user
+// model over per-dimension heads on the last token's final state alone (its own heads, user weights and population
+// prior), so `args` predicts with it too — the accuracy table and the per-dimension table validate the very reward
+// it decodes with. greedy: ARGS-greedy (the paper's), the best-scored token; else sampled at the run's temperature.
 class ArgsMethod final : public DecodingMethod {
  public:
+  explicit ArgsMethod(bool greedy) : greedy_(greedy), reward_(make_last_token_linear_method()) {}
+  bool predicts() const override { return !greedy_; }  // args_greedy's reward is args's
+  double predict(const UserData& user, const std::string& prompt, const std::string& a, const std::string& b,
+                 MethodContext& ctx) override {
+    return reward_->predict(user, prompt, a, b, ctx);
+  }
+  std::vector<double> dimension_scores(const std::string& prompt, const std::string& response,
+                                       MethodContext& ctx) override {
+    return greedy_ ? std::vector<double>{} : reward_->dimension_scores(prompt, response, ctx);
+  }
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
     decoding::StrategySetup setup = setup_of(ctx);
     setup.options.args_k = kArgsK;
     setup.options.args_w = kArgsW;
     setup.inputs.reward_classifier = &reward_model(user, ctx);
     auto strategy = decoding::make_strategy("args", setup);
-    const auto r = strategy->generate(request_of(ctx, prompt, seed_of(ctx, "args", user.id + prompt)));
+    decoding::StrategyRequest request = request_of(ctx, prompt, seed_of(ctx, "args", user.id + prompt));
+    request.options.sampling.greedy = greedy_;
+    const auto r = strategy->generate(request);
     return response_of(r.at(0), strategy->cost());  // the policy's and the reward's pass per token
   }
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
@@ -253,22 +270,25 @@ class ArgsMethod final : public DecodingMethod {
   }
 
  private:
-  void fit_strategy(const FitData&, MethodContext&) override { rewards_.clear(); }
+  void fit_strategy(const FitData& data, MethodContext& ctx) override {
+    rewards_.clear();
+    reward_->fit(data, ctx);
+  }
 
-  // The user's reward on the last token's features (the part a sequence-classification head sees) as the policy's
-  // backbone with a one-label score head; cached per user and budget.
+  // The user's reward as the policy's backbone with a one-label score head; cached per user and budget.
   const runtime::Model& reward_model(const UserData& user, MethodContext& ctx) {
     const std::string key = user.id + "#" + std::to_string(user.pairs.size());
     auto it = rewards_.find(key);
     if (it != rewards_.end()) return *it->second;
     const int64_t D = ctx.model().config().hidden_size;
-    std::vector<double> coef = profile_->feature_coefficients(user, ctx);
-    if (coef.empty()) coef.assign(static_cast<size_t>(2 * D), 0.0);
-    const at::Tensor head =
-        at::tensor(std::vector<float>(coef.begin() + D, coef.begin() + 2 * D), at::kFloat).unsqueeze(0);
+    std::vector<double> coef = dynamic_cast<DimensionWeights&>(*reward_).feature_coefficients(user, ctx);
+    if (coef.empty()) coef.assign(static_cast<size_t>(D), 0.0);
+    const at::Tensor head = at::tensor(std::vector<float>(coef.begin(), coef.end()), at::kFloat).unsqueeze(0);
     return *rewards_.emplace(key, runtime::classifier_on_backbone(ctx.model(), head)).first->second;
   }
 
+  bool greedy_;
+  std::unique_ptr<Method> reward_;  // also a DimensionWeights
   std::map<std::string, std::unique_ptr<runtime::Model>> rewards_;
 };
 
@@ -388,7 +408,8 @@ std::unique_ptr<Method> make_steer_method() { return std::make_unique<SteerMetho
 std::unique_ptr<Method> make_steer_bipo_method() { return std::make_unique<SteerMethod>(true); }
 std::unique_ptr<Method> make_prompt_method() { return std::make_unique<PromptMethod>(); }
 std::unique_ptr<Method> make_contrast_method() { return std::make_unique<ContrastMethod>(); }
-std::unique_ptr<Method> make_args_method() { return std::make_unique<ArgsMethod>(); }
+std::unique_ptr<Method> make_args_method() { return std::make_unique<ArgsMethod>(/*greedy=*/false); }
+std::unique_ptr<Method> make_args_greedy_method() { return std::make_unique<ArgsMethod>(/*greedy=*/true); }
 std::unique_ptr<Method> make_cd_block_method() { return std::make_unique<CdBlockMethod>(); }
 std::unique_ptr<Method> make_fusion_method() { return std::make_unique<FusionMethod>(); }
 std::unique_ptr<Method> make_proxy_method() { return std::make_unique<ProxyMethod>(); }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "palign/bench/rng.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/lora.h"
+#include "palign/training/linear_bt.h"
 #include "palign/users/dimension_weights.h"
 
 namespace palign::bench {
@@ -33,7 +35,10 @@ std::unique_ptr<Method> make_steer_method();
 std::unique_ptr<Method> make_steer_bipo_method();
 std::unique_ptr<Method> make_prompt_method();
 std::unique_ptr<Method> make_contrast_method();
+std::unique_ptr<Method> make_multi_linear_xfit_method();
 std::unique_ptr<Method> make_args_method();
+std::unique_ptr<Method> make_args_greedy_method();
+std::unique_ptr<Method> make_greedy_method();
 std::unique_ptr<Method> make_cd_block_method();
 std::unique_ptr<Method> make_fusion_method();
 std::unique_ptr<Method> make_proxy_method();
@@ -62,11 +67,14 @@ class DimensionWeights {
   // The user's reward of each response to prompt (features computed in one batch).
   virtual std::vector<double> rewards(const UserData& user, const std::string& prompt,
                                       const std::vector<std::string>& responses, MethodContext& ctx) = 0;
-  // The reward as a linear map of the backbone's feature vector [mean ⊕ last] ([2·D] coefficients; the constant
+  // The reward as a linear map of the backbone feature vector it reads (one coefficient per feature; the constant
   // dropped); empty before a fit with pairs.
   virtual std::vector<double> feature_coefficients(const UserData& user, MethodContext& ctx) = 0;
 };
 std::unique_ptr<DimensionWeights> make_dimension_weights();
+// The same user model on the last token's final state alone (scoring::FeatureSpec::classifier(): what a
+// sequence-classification head reads); the Method is also a DimensionWeights. ARGS's reward.
+std::unique_ptr<Method> make_last_token_linear_method();
 
 // A method that personalizes with the shared DimensionWeights user model (fitted once per budget for every such
 // method of the run): the decoding-time strategies (decoding.cpp) and the trained policies (policy.cpp). It only
@@ -120,6 +128,15 @@ class DecodingMethod : public Method {
 std::vector<int64_t> encode_prompt(const runtime::Tokenizer& tok, const std::string& text);
 runtime::GenerateOptions sampling_options(const MethodContext& ctx, uint64_t seed);
 Response response_of(const runtime::GenerateResult& r, int64_t passes);
+
+// A linear Bradley–Terry head on the backbone features of pairs, the L2 strength picked on held-out prompts (l2 > 0:
+// fixed); and one head per dimension on the first `limit` pairs of each (multi_linear's heads).
+// spec: the features (a scoring::FeatureSpec's text; empty: the run's).
+training::LinearBt fit_feature_head(const std::vector<PairText>& pairs, MethodContext& ctx, double l2 = 0.0,
+                                    const std::string& spec = "");
+std::vector<training::LinearBt> fit_feature_heads(const std::vector<std::vector<PairText>>& dimension_pairs,
+                                                  MethodContext& ctx, size_t limit = SIZE_MAX,
+                                                  const std::string& spec = "");
 
 // GenARM's autoregressive rewards: one LoRA adapter on the policy per named dimension, trained on that dimension's
 // pairs (training::fit_arm_adapter); beta receives the reward scale β.

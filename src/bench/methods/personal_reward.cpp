@@ -14,8 +14,10 @@
 
 #include "methods.h"
 #include "palign/base/error.h"
+#include "palign/base/hash.h"
 #include "palign/bench/users.h"
 #include "palign/runtime/lora.h"
+#include "palign/scoring/feature_cache.h"
 #include "palign/scoring/personalized_reward.h"
 #include "palign/scoring/response_log_probs.h"
 #include "palign/training/arm_trainer.h"
@@ -36,6 +38,37 @@ at::Tensor to_tensor(const std::vector<const std::vector<float>*>& rows, int64_t
   return t;
 }
 
+// One linear head per dimension on all its pairs (the L2 strength picked on held-out prompts), and kFolds
+// cross-fitted sets: fold f's heads (at the same L2) leave out the pairs of the prompts in fold f (a prompt's fold is
+// a hash of its text). for_prompt gives the heads that never saw a training prompt's pairs (all of them for any
+// other prompt).
+struct CrossFitHeads {
+  static constexpr uint64_t kFolds = 4;
+  std::vector<LinearBt> all;
+  std::vector<std::vector<LinearBt>> folds;  // [fold][dimension]
+  std::map<std::string, uint64_t> fold_of;   // the training prompts
+
+  // cross_fit false: the heads on all pairs serve every prompt.
+  CrossFitHeads(const std::vector<std::vector<PairText>>& dimension_pairs, MethodContext& ctx, const std::string& spec,
+                bool cross_fit)
+      : all(fit_feature_heads(dimension_pairs, ctx, SIZE_MAX, spec)), folds(kFolds) {
+    if (!cross_fit) return;
+    for (const auto& pairs : dimension_pairs)
+      for (const auto& p : pairs) fold_of.emplace(p.prompt, fnv1a64(p.prompt) % kFolds);
+    for (uint64_t f = 0; f < kFolds; ++f)
+      for (size_t k = 0; k < dimension_pairs.size(); ++k) {
+        std::vector<PairText> kept;
+        for (const auto& p : dimension_pairs[k])
+          if (fold_of.at(p.prompt) != f) kept.push_back(p);
+        folds[f].push_back(fit_feature_head(kept, ctx, all[k].l2, spec));
+      }
+  }
+  const std::vector<LinearBt>& for_prompt(const std::string& prompt) const {
+    const auto it = fold_of.find(prompt);
+    return it == fold_of.end() ? all : folds[it->second];
+  }
+};
+
 // What the head sees of a response: the backbone's features, the K scores of per-dimension linear heads, the K
 // GenARM rewards β · Σ log π_k(response | prompt) of per-dimension LoRA adapters, or (oracle_features, a diagnostic
 // that reads the truth) the graders' true K z-scores.
@@ -43,11 +76,16 @@ enum class Inputs { kFeatures, kLinearHeads, kArms, kTrueScores };
 
 class PersonalRewardMethod final : public Method, public DimensionWeights {
  public:
-  PersonalRewardMethod(std::string head, Inputs inputs, std::string pal_mixture = "simplex")
+  // spec: the backbone features it reads (a scoring::FeatureSpec's text; empty: the run's).
+  // cross_fit (kLinearHeads): the user weights are fitted on cross-fitted head scores (CrossFitHeads).
+  PersonalRewardMethod(std::string head, Inputs inputs, std::string pal_mixture = "simplex", std::string spec = "",
+                       bool cross_fit = false)
       : head_(std::move(head)),
         inputs_(inputs),
         multi_(inputs != Inputs::kFeatures),
-        pal_mixture_(std::move(pal_mixture)) {}
+        pal_mixture_(std::move(pal_mixture)),
+        spec_(std::move(spec)),
+        cross_fit_(cross_fit) {}
   bool predicts() const override { return true; }
   bool generates() const override { return true; }
 
@@ -65,7 +103,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     std::vector<std::pair<std::string, std::string>> texts;
     for (const auto& u : data.users)
       for (const auto& p : u.pairs) texts.insert(texts.end(), {{p.prompt, p.chosen}, {p.prompt, p.rejected}});
-    ctx.precompute_features(texts);
+    ctx.precompute_features(texts, spec_);
     std::vector<std::vector<float>> rows;  // the inputs of the head, kept alive for to_tensor
     rows.reserve(texts.size());
     for (size_t u = 0; u < data.users.size(); ++u) {
@@ -79,7 +117,12 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     if (user.empty()) return;  // budget 0: nothing to learn from; predicts 0.5
     for (size_t i = 0; i < rows.size(); i += 2) chosen.push_back(&rows[i]), rejected.push_back(&rows[i + 1]);
     const auto dim = static_cast<int64_t>(rows[0].size());
-    training::PreferencePairs pairs{to_tensor(chosen, dim), to_tensor(rejected, dim), user};
+    // Early stopping and the reported accuracy are judged on held-out prompts.
+    std::vector<int64_t> group;
+    const std::map<std::string, int64_t> prompt_ids = prompt_index(data);
+    for (const auto& u : data.users)
+      for (const auto& p : u.pairs) group.push_back(prompt_ids.at(p.prompt));
+    training::PreferencePairs pairs{to_tensor(chosen, dim), to_tensor(rejected, dim), user, group};
     // Standardised inputs (as `palign train reward` does).
     const at::Tensor both = at::cat({pairs.chosen, pairs.rejected});
     mean_ = both.mean(0);
@@ -132,7 +175,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     if (!model_ || responses.empty()) return std::vector<double>(responses.size(), 0.0);
     std::vector<std::pair<std::string, std::string>> texts;
     for (const auto& r : responses) texts.emplace_back(prompt, r);
-    ctx.precompute_features(texts);
+    ctx.precompute_features(texts, spec_);
     std::vector<std::vector<float>> rows;
     for (const auto& r : responses) rows.push_back(input(prompt, r, ctx));
     const at::Tensor scores = model_->score(to_tensor_rows(rows), state(user, ctx)).to(at::kDouble).contiguous();
@@ -144,7 +187,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   std::vector<double> feature_coefficients(const UserData& user, MethodContext& ctx) override {
     if (!model_ || inputs_ != Inputs::kLinearHeads) return {};
     const std::vector<double> w = state_weights(user, ctx);
-    std::vector<double> c(static_cast<size_t>(ctx.feature_dim()), 0.0);
+    std::vector<double> c(static_cast<size_t>(ctx.feature_dim(spec_)), 0.0);
     for (size_t k = 0; k < objectives_.size(); ++k) {
       const LinearBt& head = objectives_[k];
       if (head.weights.empty()) continue;
@@ -157,7 +200,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   std::vector<double> dimension_scores(const std::string& prompt, const std::string& response,
                                        MethodContext& ctx) override {
     if (inputs_ != Inputs::kLinearHeads || objectives_.empty()) return {};
-    const auto& f = ctx.features(prompt, response);
+    const auto& f = ctx.features(prompt, response, spec_);
     std::vector<double> out;
     for (const auto& head : objectives_) out.push_back(head.score(f));
     return out;
@@ -168,7 +211,7 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     if (!model_) return best_of_pool(pool, [](const Response&) { return 0.0; });
     std::vector<std::pair<std::string, std::string>> texts;
     for (const auto& r : pool) texts.emplace_back(prompt, r.text);
-    ctx.precompute_features(texts);
+    ctx.precompute_features(texts, spec_);
     std::vector<std::vector<float>> rows;
     if (inputs_ == Inputs::kArms) {
       std::vector<std::string> responses;
@@ -207,26 +250,35 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
       const auto z = ctx.truth()->z(prompt, response);
       return std::vector<float>(z.begin(), z.end());
     }
-    const auto& f = ctx.features(prompt, response);
+    const auto& f = ctx.features(prompt, response, spec_);
     if (!multi_) return f;
+    // Cross-fitted: a response to a prompt the heads trained on is scored by the heads of the fold that left that
+    // prompt out, so the user weights are fitted on scores as noisy as those of new prompts.
+    const std::vector<LinearBt>& heads = heads_->for_prompt(prompt);
     std::vector<float> scores;
-    for (const auto& head : objectives_) scores.push_back(static_cast<float>(head.score(f)));
+    for (const auto& head : heads) scores.push_back(static_cast<float>(head.score(f)));
     return scores;
   }
 
+  // Every training prompt of the fit (the users' and the dimension pairs'), numbered in sorted order.
+  static std::map<std::string, int64_t> prompt_index(const FitData& data) {
+    std::map<std::string, int64_t> ids;
+    for (const auto& pairs : data.dimension_pairs)
+      for (const auto& p : pairs) ids.emplace(p.prompt, 0);
+    for (const auto& u : data.users)
+      for (const auto& p : u.pairs) ids.emplace(p.prompt, 0);
+    int64_t i = 0;
+    for (auto& [prompt, id] : ids) id = i++;
+    return ids;
+  }
+
+  // The heads depend only on the dimension pairs, so they are fitted once per run and shared (every budget,
+  // multi_linear and the decoding methods' user model).
   void fit_objectives(const FitData& data, MethodContext& ctx) {
-    objectives_.clear();
-    for (const auto& pairs : data.dimension_pairs) {
-      std::vector<std::pair<std::string, std::string>> texts;
-      for (const auto& p : pairs) texts.insert(texts.end(), {{p.prompt, p.chosen}, {p.prompt, p.rejected}});
-      ctx.precompute_features(texts);
-      std::vector<std::vector<float>> chosen, rejected;
-      for (const auto& p : pairs) {
-        chosen.push_back(ctx.features(p.prompt, p.chosen));
-        rejected.push_back(ctx.features(p.prompt, p.rejected));
-      }
-      objectives_.push_back(fit_linear_bt(chosen, rejected, {.seed = ctx.seed()}));
-    }
+    heads_ = ctx.shared<CrossFitHeads>("dimension_heads#" + spec_ + (cross_fit_ ? "#cross_fit" : ""), [&] {
+      return std::make_shared<CrossFitHeads>(data.dimension_pairs, ctx, spec_, cross_fit_);
+    });
+    objectives_ = heads_->all;
   }
 
   void fit_arms(const FitData& data, MethodContext& ctx) { arms_ = fit_dimension_arms(data, ctx, &beta_); }
@@ -289,10 +341,13 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   Inputs inputs_;
   bool multi_;
   std::string pal_mixture_;                 // pal: "simplex" or "signed"
+  std::string spec_;                        // the features read ("": the run's)
+  bool cross_fit_;
   std::vector<runtime::LoraAdapter> arms_;  // kArms: one per dimension
   double beta_ = 1.0;
   std::map<std::string, std::vector<float>> arm_cache_;
-  std::vector<LinearBt> objectives_;  // multi_linear: one head per named dimension
+  std::vector<LinearBt> objectives_;      // multi_linear: one head per named dimension
+  std::shared_ptr<CrossFitHeads> heads_;  // multi_linear: the heads and their cross-fitted folds
   std::unique_ptr<scoring::PersonalizedReward> model_;
   std::map<std::string, int64_t> user_index_;
   std::map<std::string, at::Tensor> states_;
@@ -303,6 +358,36 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
 };
 
 }  // namespace
+
+LinearBt fit_feature_head(const std::vector<PairText>& pairs, MethodContext& ctx, double l2, const std::string& spec) {
+  std::vector<std::pair<std::string, std::string>> texts;
+  for (const auto& p : pairs) texts.insert(texts.end(), {{p.prompt, p.chosen}, {p.prompt, p.rejected}});
+  ctx.precompute_features(texts, spec);
+  std::vector<std::vector<float>> chosen, rejected;
+  std::map<std::string, int64_t> prompt_ids;
+  std::vector<int64_t> groups;
+  for (const auto& p : pairs) {
+    chosen.push_back(ctx.features(p.prompt, p.chosen, spec));
+    rejected.push_back(ctx.features(p.prompt, p.rejected, spec));
+    groups.push_back(prompt_ids.emplace(p.prompt, static_cast<int64_t>(prompt_ids.size())).first->second);
+  }
+  training::LinearBtOptions o;
+  o.seed = ctx.seed();
+  if (l2 > 0) o.l2_grid = {l2};
+  o.groups = std::move(groups);
+  return fit_linear_bt(chosen, rejected, o);
+}
+
+std::vector<LinearBt> fit_feature_heads(const std::vector<std::vector<PairText>>& dimension_pairs, MethodContext& ctx,
+                                        size_t limit, const std::string& spec) {
+  std::vector<LinearBt> heads;
+  for (const auto& pairs : dimension_pairs) {
+    const std::vector<PairText> first(pairs.begin(),
+                                      pairs.begin() + static_cast<std::ptrdiff_t>(std::min(limit, pairs.size())));
+    heads.push_back(fit_feature_head(first, ctx, 0.0, spec));
+  }
+  return heads;
+}
 
 std::unique_ptr<Method> make_prm_method() { return std::make_unique<PersonalRewardMethod>("prm", Inputs::kFeatures); }
 std::unique_ptr<Method> make_pal_method() { return std::make_unique<PersonalRewardMethod>("pal", Inputs::kFeatures); }
@@ -336,6 +421,13 @@ std::unique_ptr<Method> make_arm_linear_method() {
 }
 std::unique_ptr<Method> make_oracle_features_method() {
   return std::make_unique<PersonalRewardMethod>("linear", Inputs::kTrueScores);
+}
+std::unique_ptr<Method> make_last_token_linear_method() {
+  return std::make_unique<PersonalRewardMethod>("linear", Inputs::kLinearHeads, "simplex",
+                                                scoring::FeatureSpec::classifier().text());
+}
+std::unique_ptr<Method> make_multi_linear_xfit_method() {
+  return std::make_unique<PersonalRewardMethod>("linear", Inputs::kLinearHeads, "simplex", "", /*cross_fit=*/true);
 }
 std::unique_ptr<Method> make_multi_linear_method() {
   return std::make_unique<PersonalRewardMethod>("linear", Inputs::kLinearHeads);

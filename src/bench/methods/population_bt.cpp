@@ -9,7 +9,6 @@
 
 namespace palign::bench {
 
-using training::fit_linear_bt;
 using training::LinearBt;
 
 namespace {
@@ -18,17 +17,9 @@ class PopulationBtMethod final : public Method {
   bool predicts() const override { return true; }
   bool generates() const override { return true; }
   void fit(const FitData& data, MethodContext& ctx) override {
-    std::vector<std::pair<std::string, std::string>> texts;
-    for (const auto& user : data.users)
-      for (const auto& p : user.pairs) texts.insert(texts.end(), {{p.prompt, p.chosen}, {p.prompt, p.rejected}});
-    ctx.precompute_features(texts);
-    std::vector<std::vector<float>> chosen, rejected;
-    for (const auto& user : data.users)
-      for (const auto& p : user.pairs) {
-        chosen.push_back(ctx.features(p.prompt, p.chosen));
-        rejected.push_back(ctx.features(p.prompt, p.rejected));
-      }
-    reward_ = fit_linear_bt(chosen, rejected, {.seed = ctx.seed()});
+    std::vector<PairText> pairs;  // everyone's, as one user's (the L2 strength picked on held-out prompts)
+    for (const auto& user : data.users) pairs.insert(pairs.end(), user.pairs.begin(), user.pairs.end());
+    reward_ = fit_feature_head(pairs, ctx);
   }
   double predict(const UserData&, const std::string& prompt, const std::string& a, const std::string& b,
                  MethodContext& ctx) override {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <typeindex>
@@ -24,6 +25,7 @@ class Tokenizer;
 
 namespace palign::scoring {
 class FeatureCache;
+struct FeatureSpec;
 }  // namespace palign::scoring
 
 namespace palign::bench {
@@ -79,9 +81,10 @@ struct GenerationSettings {
 // sampling, best-of-N and the oracle rerank the same candidates).
 class MethodContext {
  public:
-  // feature_cache_dir: where backbone features persist between runs (empty: memory only).
+  // feature_cache_dir: where backbone features persist between runs (empty: memory only). features: what they pool
+  // (a scoring::FeatureSpec's text; empty: FeatureSpec::recommended()).
   MethodContext(const runtime::Model& model, const runtime::Tokenizer& tokenizer, GenerationSettings settings,
-                uint64_t seed, const std::string& feature_cache_dir = "");
+                uint64_t seed, const std::string& feature_cache_dir = "", const std::string& features = "");
   ~MethodContext();
 
   const runtime::Model& model() const { return model_; }
@@ -89,12 +92,14 @@ class MethodContext {
   const GenerationSettings& settings() const { return settings_; }
   uint64_t seed() const { return seed_; }
 
-  // The backbone's features of a response to a prompt: the final hidden states averaged over the response's tokens,
-  // concatenated with the hidden state of the last token ([2·D]; an empty response uses the prompt's last token for
-  // both). Computed in batches and cached by (prompt, response) in a scoring::FeatureCache.
-  const std::vector<float>& features(const std::string& prompt, const std::string& response);
-  void precompute_features(const std::vector<std::pair<std::string, std::string>>& texts);
-  int64_t feature_dim() const;
+  // The backbone's features of a response to a prompt, as feature_spec() pools them (scoring/feature_cache.h), or
+  // as another spec's text pools them (e.g. FeatureSpec::classifier(), what a sequence-classification head reads).
+  // Computed in batches and cached by (prompt, response) in a scoring::FeatureCache per spec.
+  const std::vector<float>& features(const std::string& prompt, const std::string& response,
+                                     const std::string& spec = "");
+  void precompute_features(const std::vector<std::pair<std::string, std::string>>& texts, const std::string& spec = "");
+  int64_t feature_dim(const std::string& spec = "");
+  const scoring::FeatureSpec& feature_spec() const;
 
   // The unpersonalized samples of a generation prompt. Throws kNotFound for a prompt the runner did not pool.
   const std::vector<Response>& pool(const std::string& prompt) const;
@@ -129,6 +134,8 @@ class MethodContext {
   GenerationSettings settings_;
   uint64_t seed_;
   std::unique_ptr<scoring::FeatureCache> features_;
+  std::map<std::string, std::unique_ptr<scoring::FeatureCache>> other_features_;  // by spec text
+  scoring::FeatureCache& cache(const std::string& spec);
   std::unordered_map<std::string, std::vector<Response>> pools_;
   const HiddenTruth* truth_ = nullptr;
   struct SharedEntry {
@@ -176,6 +183,9 @@ struct MethodInfo {
   std::function<std::unique_ptr<Method>()> make;
   bool in_default = true;  // false: too slow for the default runs; only with --methods NAME
   std::string group;        // e.g. "decoding": --methods decoding runs every method of the group
+  // A second base to pair this generator with, besides the run's (e.g. args_greedy with greedy, decoding at the same
+  // temperature); when it runs too, GenerationRow::vs_own_base is filled.
+  std::string own_base;
 };
 
 // Every method, in report order.

@@ -53,6 +53,8 @@ struct GenerationRow {
   Figure utility, win_rate;  // win_rate: absent for the base method
   Figure vs_base;            // utility minus the base method's, paired (absent for the base)
   Figure oracle_gain_share;  // (method − base) / (oracle − base), its interval from the same resamples
+  std::string own_base;      // MethodInfo::own_base when it ran, with the paired difference from it
+  Figure vs_own_base;
   double wall_ms = std::numeric_limits<double>::quiet_NaN();  // per response
   double tokens = std::numeric_limits<double>::quiet_NaN();
   double forward_passes = std::numeric_limits<double>::quiet_NaN();

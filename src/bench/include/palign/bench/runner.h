@@ -30,6 +30,8 @@ struct BenchOptions {
   DatasetOptions dataset;
   uint64_t seed = 0;     // everything is derived from this one (dataset.seed, population.seed too)
   bool progress = true;  // progress bar on stderr
+  // What the learned methods' backbone features pool (a scoring::FeatureSpec's text; empty: its recommended()).
+  std::string features;
   // Append new fields here.
 
   // At most 2 minutes on 2 cores: 48 users (12 unseen), 24 + 8 prompts, 8 candidates each.
