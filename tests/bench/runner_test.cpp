@@ -222,16 +222,27 @@ TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {
   EXPECT_NE(find_row(r.at("generation"), "arm_linear"), nullptr);
 }
 
-// --methods decoding runs every decoding strategy (plus the base and the oracle), each with its cost.
+// --methods decoding runs every decoding strategy (plus the base and the oracle), each with its cost. args predicts
+// with the reward it decodes by (so that reward is validated), with a head per dimension in the per-dimension table;
+// args_greedy is paired with greedy decoding, its own base.
 TEST(RunnerOptIn, DecodingGroupRunsEveryStrategy) {
   const auto names = expand_method_names({"decoding", "bt"});
-  EXPECT_EQ(names, (std::vector<std::string>{"steer", "steer_bipo", "prompt", "contrast", "args", "cd_block",
-                                             "fusion", "proxy", "bt"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"steer", "steer_bipo", "prompt", "contrast", "greedy", "args",
+                                             "args_greedy", "cd_block", "fusion", "proxy", "bt"}));
   BenchOptions o = small_options();
   o.methods = {"decoding"};
   o.dataset.population.n_users = 8;
   const json r = to_json(run_bench(o));
-  for (const auto& m : names) EXPECT_EQ(find_row(r.at("accuracy"), m), nullptr) << m << " does not predict";
+  for (const auto& m : names)
+    if (m != "args") EXPECT_EQ(find_row(r.at("accuracy"), m), nullptr) << m << " does not predict";
+  ASSERT_NE(find_row(r.at("accuracy"), "args", 16, "seen"), nullptr);
+  int args_heads = 0;
+  for (const auto& d : r.at("dimensions")) args_heads += d.at("method") == "args";
+  EXPECT_EQ(args_heads, static_cast<int>(r.at("config").at("dimensions").size()));
+  const json* greedy_args = find_row(r.at("generation"), "args_greedy");
+  ASSERT_NE(greedy_args, nullptr);
+  EXPECT_EQ(greedy_args->at("own_base"), "greedy");
+  EXPECT_TRUE(std::isfinite(greedy_args->at("vs_own_base").at("value").get<double>()));
   const json& gen = r.at("generation");
   const double base = find_row(gen, "sample")->at("utility").at("value").get<double>();
   for (const auto& m : names) {

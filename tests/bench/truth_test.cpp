@@ -84,7 +84,6 @@ TEST(Truth, NoNonOracleMethodReadsTheHiddenTruth) {
   tripwire.beta = 4.0;
   int checked = 0, oracles = 0;
   for (const auto& info : method_registry()) {
-    if (!info.in_default) continue;  // the opt-in methods train adapters (minutes); they share these code paths
     reads = 0;
     const Said with = run(info, *model, tok, &tripwire);
     const int64_t read = reads;
@@ -103,6 +102,6 @@ TEST(Truth, NoNonOracleMethodReadsTheHiddenTruth) {
     EXPECT_FALSE(with.predictions.empty() && with.responses.empty()) << info.name;
     ++checked;
   }
-  EXPECT_GE(checked, 8);
+  EXPECT_EQ(checked + oracles, static_cast<int>(method_registry().size()));  // every method, opt-in ones too
   EXPECT_GE(oracles, 3);
 }
