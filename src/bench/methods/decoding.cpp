@@ -146,7 +146,7 @@ class SteerMethod final : public DecodingMethod {
     const int64_t layer = ctx.model().config().n_layer / 2;
     const int64_t max_tokens = ctx.model().config().max_position;
     for (size_t k = 0; k < data.dimension_pairs.size(); ++k) {
-      const auto& pairs = data.dimension_pairs[k];
+      const std::vector<PairText> pairs = trained_pairs(data.dimension_pairs[k]);
       scoring::SteeringVector v;
       v.name = data.dimensions[k];
       v.layer = layer;

@@ -1,6 +1,7 @@
 // The bench's built-in methods (one file each in this folder) and helpers they share. Private to palign_bench.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -137,6 +138,15 @@ training::LinearBt fit_feature_head(const std::vector<PairText>& pairs, MethodCo
 std::vector<training::LinearBt> fit_feature_heads(const std::vector<std::vector<PairText>>& dimension_pairs,
                                                   MethodContext& ctx, size_t limit = SIZE_MAX,
                                                   const std::string& spec = "");
+
+// What the methods that train through the backbone (steering vectors, ARM and DPO adapters) take of each dimension's
+// pairs: the first kTrainedPairsPerDimension. Their cost grows with every pair (a forward and backward pass each, per
+// epoch), while a linear head on cached features takes thousands in seconds; 512 is above what each was tuned on (64).
+inline constexpr size_t kTrainedPairsPerDimension = 512;
+inline std::vector<PairText> trained_pairs(const std::vector<PairText>& pairs) {
+  return {pairs.begin(),
+          pairs.begin() + static_cast<std::ptrdiff_t>(std::min(pairs.size(), kTrainedPairsPerDimension))};
+}
 
 // GenARM's autoregressive rewards: one LoRA adapter on the policy per named dimension, trained on that dimension's
 // pairs (training::fit_arm_adapter); beta receives the reward scale β.

@@ -402,7 +402,7 @@ std::vector<runtime::LoraAdapter> fit_dimension_arms(const FitData& data, Method
   std::vector<runtime::LoraAdapter> arms;
   for (const auto& pairs : data.dimension_pairs) {
     std::vector<training::SequencePair> arm_pairs;
-    for (const auto& p : pairs)
+    for (const auto& p : trained_pairs(pairs))
       if (p.chosen != p.rejected)
         arm_pairs.push_back(training::tokenize_pair(ctx.tokenizer(), p.prompt, p.chosen, p.rejected, o.max_tokens));
     auto adapter = runtime::LoraAdapter::init(ctx.model().config(), o.lora, o.seed);

@@ -41,9 +41,9 @@ std::shared_ptr<Experts> dimension_experts(const FitData& data, MethodContext& c
     o.fit.beta = 0.1;
     o.fit.seed = ctx.seed();
     auto experts = std::make_shared<Experts>();
-    for (const auto& pairs : data.dimension_pairs) {
+    for (const auto& all_pairs : data.dimension_pairs) {
       std::vector<training::SequencePair> token_pairs;
-      for (const auto& p : pairs)
+      for (const auto& p : trained_pairs(all_pairs))
         if (p.chosen != p.rejected)
           token_pairs.push_back(
               training::tokenize_pair(ctx.tokenizer(), p.prompt, p.chosen, p.rejected, o.fit.max_tokens));
