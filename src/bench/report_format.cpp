@@ -89,6 +89,15 @@ std::string duration(double seconds) {
   return seconds < 120 ? fixed(seconds, 1) + " s" : fixed(seconds / 60.0, 1) + " min";
 }
 
+int64_t gain_budget(const BenchResults& r, std::string_view group) {
+  const std::vector<int64_t> budgets = r.measured_budgets();
+  if (group != "unseen" || budgets.size() < 2 || budgets.front() != 0) return 0;
+  const int64_t b = std::find(budgets.begin(), budgets.end(), 16) != budgets.end() ? 16 : budgets.back();
+  for (const auto& a : r.accuracy)
+    if (a.group == group && a.budget == b && a.vs_b0.present()) return b;
+  return 0;  // older documents: no paired gains
+}
+
 std::string join_budgets(const std::vector<int64_t>& budgets) {
   std::string s;
   for (int64_t b : budgets) s += (s.empty() ? "" : ", ") + std::to_string(b);

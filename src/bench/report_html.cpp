@@ -87,6 +87,8 @@ void html_accuracy_table(std::ostringstream& out, const BenchResults& r, std::st
         << " (exp.)</th><th class=\"num\">minority vs " << escape_html(r.baseline_predictor()) << "</th>";
   else if (!worst)
     out << "<th class=\"num\">worst decile, b=" << r.max_budget() << "</th>";
+  const int64_t gain_b = worst ? 0 : gain_budget(r, group);
+  if (gain_b > 0) out << "<th class=\"num\">b=" << gain_b << " vs b=0 (exp.)</th>";
   out << "</tr>\n";
   std::vector<std::string> best;
   for (int64_t b : budgets) best.push_back(field == &AccuracyRow::mean ? r.best_predictor(b, group) : "");
@@ -110,6 +112,10 @@ void html_accuracy_table(std::ostringstream& out, const BenchResults& r, std::st
           << "</td>";
     } else if (!worst) {
       row << "<td class=\"num\">" << (last ? html_figure(last->worst_decile, kAccuracyDigits) : kDash) << "</td>";
+    }
+    if (gain_b > 0) {
+      const AccuracyRow* a = r.find_accuracy(name, gain_b, group);
+      row << "<td class=\"num\">" << escape_html(a ? difference_text(a->vs_b0, kAccuracyDigits) : kDash) << "</td>";
     }
     row << "</tr>\n";
     if (any) out << row.str();

@@ -51,6 +51,9 @@ std::string config_value(const json& v);
 std::string significant(double x);
 std::string duration(double seconds);
 std::string join_budgets(const std::vector<int64_t>& budgets);
+// The budget whose paired gain over b=0 the unseen users' tables show: 16 when measured (a new user's first pairs),
+// else the largest; 0 for another group, when b=0 or any larger budget was not measured, or in older documents.
+int64_t gain_budget(const BenchResults& r, std::string_view group);
 std::string method_label(const BenchResults& r, const std::string& name, bool mark_base = false);
 std::vector<std::string> headline(const BenchResults& r);
 std::string escape_html(std::string_view s);

@@ -78,6 +78,8 @@ void md_accuracy_table(std::ostringstream& out, const BenchResults& r, std::stri
   } else {
     header.push_back("worst decile, b=" + max_b);
   }
+  const int64_t gain_b = gain_budget(r, group);
+  if (gain_b > 0) header.push_back("b=" + std::to_string(gain_b) + " vs b=0 (exp.)");
   std::vector<std::vector<std::string>> rows;
   for (const auto& name : r.predicting()) {
     std::vector<std::string> row{method_label(r, name)};
@@ -95,6 +97,10 @@ void md_accuracy_table(std::ostringstream& out, const BenchResults& r, std::stri
       row.push_back(m ? difference_text(m->vs_base, kAccuracyDigits) : kDash);
     } else {
       row.push_back(last ? figure_text(last->worst_decile, kAccuracyDigits) : kDash);
+    }
+    if (gain_b > 0) {
+      const AccuracyRow* a = r.find_accuracy(name, gain_b, group);
+      row.push_back(a ? difference_text(a->vs_b0, kAccuracyDigits) : kDash);
     }
     if (any) rows.push_back(std::move(row));
   }

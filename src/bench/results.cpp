@@ -181,6 +181,7 @@ json to_json(const BenchResults& r) {
                         {"mean", figure_json(a.mean)},
                         {"expected", figure_json(a.expected)},
                         {"vs_base", figure_json(a.vs_base)},
+                        {"vs_b0", figure_json(a.vs_b0)},
                         {"worst_decile", figure_json(a.worst_decile)}});
   for (const auto& g : r.generation)
     generation.push_back({{"method", g.method},
@@ -264,6 +265,7 @@ BenchResults results_from_json(const std::string& results_json) {
     row.mean = figure(a, "mean");
     row.expected = figure(a, "expected");
     row.vs_base = figure(a, "vs_base");
+    row.vs_b0 = figure(a, "vs_b0");
     row.worst_decile = figure(a, "worst_decile");
     ensure_method(r, row.method).predicts = true;
     r.accuracy.push_back(std::move(row));

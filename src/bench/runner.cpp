@@ -479,6 +479,14 @@ class BenchRun {
                   {&g->second.expected, &b->second.expected}, [](const std::vector<double>& m) { return m[0] - m[1]; },
                   s));
           }
+          // What the user's own pairs add: the same method at b=0 on the same users and items.
+          if (bi > 0 && budgets[0] == 0) {
+            const auto z = it->second[0].find(group);
+            if (z != it->second[0].end())
+              row.vs_b0 = figure_of(bootstrap_grids(
+                  {&g->second.expected, &z->second.expected}, [](const std::vector<double>& m) { return m[0] - m[1]; },
+                  s));
+          }
           results_.accuracy.push_back(std::move(row));
         }
     }
@@ -630,7 +638,7 @@ class BenchRun {
   std::vector<bool> seen_, minority_;                                                        // per user
   std::vector<int64_t> test_items_;                           // the candidates at the test prompts
   std::map<std::string, std::map<int64_t, int64_t>> row_of_;  // group -> user -> its row in the group's grids
-  std::map<std::string, GenerationRow> costs_;            // the cost fields of each generating method
+  std::map<std::string, GenerationRow> costs_;                // the cost fields of each generating method
 };
 
 }  // namespace

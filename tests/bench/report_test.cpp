@@ -257,6 +257,8 @@ TEST(Report, PairedDifferencesAndTheMinority) {
                                {"vs_base", m == std::string("bt") ? json(nullptr) : estimate(0.23, 0.1, 0.35, 3)}});
   doc["generation"][0]["vs_base"] = estimate(0.05, -0.02, 0.11, 9);
   doc["generation"][0]["oracle_gain_share"] = estimate(0.42, -0.1, 0.8, 9);
+  for (auto& a : doc["accuracy"])
+    if (a["group"] == "unseen" && a["budget"] == 16) a["vs_b0"] = estimate(0.04, 0.01, 0.07, 3);
   const std::string md = render_markdown(doc.dump());
   std::printf("%s", md.c_str());
   const std::string header = line_starting(md, "| method", "### Seen users");
@@ -267,6 +269,10 @@ TEST(Report, PairedDifferencesAndTheMinority) {
   EXPECT_NE(oracle.find("+0.120 [0.08, 0.16] *"), std::string::npos) << oracle;
   EXPECT_NE(oracle.find("0.810 [0.50, 0.90]"), std::string::npos) << oracle;
   EXPECT_NE(oracle.find("+0.230 [0.10, 0.35] *"), std::string::npos) << oracle;
+  EXPECT_EQ(header.find("vs b=0"), std::string::npos) << "the paired gain over b=0 is the unseen users' column";
+  EXPECT_NE(line_starting(md, "| method", "### Unseen users").find("b=16 vs b=0 (exp.)"), std::string::npos);
+  EXPECT_NE(line_starting(md, "| oracle (oracle) ", "### Unseen users").find("+0.040 [0.01, 0.07] *"),
+            std::string::npos);
   const std::string random = line_starting(md, "| random ", "### Seen users");
   EXPECT_NE(random.find("-0.010 [-0.03, 0.01] |"), std::string::npos) << random << ": inside the noise, unmarked";
   EXPECT_NE(md.find("contrarians and the least-aligned decile"), std::string::npos);
@@ -277,6 +283,7 @@ TEST(Report, PairedDifferencesAndTheMinority) {
   const std::string html = render_html(doc.dump());
   expect_well_formed_html(html);
   EXPECT_NE(html.find("minority vs bt"), std::string::npos);
+  EXPECT_NE(html.find("b=16 vs b=0 (exp.)"), std::string::npos);
 }
 
 // Two runs' figures side by side: the mean, standard deviation and range across seeds, and how many seeds' paired

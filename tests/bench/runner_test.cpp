@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -174,6 +173,17 @@ TEST_F(Runner, PairedDifferencesAndTheMinority) {
     }
     const double diff = row.at("expected").at("value").get<double>() - bt->at("expected").at("value").get<double>();
     EXPECT_NEAR(row.at("vs_base").at("value").get<double>(), diff, 1e-12) << row.dump();
+    // The gain over b=0 is paired the same way: the same method, users and items without the user's pairs.
+    const json* b0 =
+        find_row(r.at("accuracy"), row.at("method").get<std::string>(), 0, row.at("group").get<std::string>());
+    ASSERT_NE(b0, nullptr);
+    if (row.at("budget") == 0) {
+      EXPECT_TRUE(row.at("vs_b0").is_null());
+    } else {
+      const double gain = row.at("expected").at("value").get<double>() - b0->at("expected").at("value").get<double>();
+      EXPECT_NEAR(row.at("vs_b0").at("value").get<double>(), gain, 1e-12) << row.dump();
+      EXPECT_LE(row.at("vs_b0").at("lo").get<double>(), row.at("vs_b0").at("hi").get<double>());
+    }
     EXPECT_LE(row.at("vs_base").at("lo").get<double>(), row.at("vs_base").at("hi").get<double>());
     if (row.at("group") == "seen.minority") EXPECT_EQ(row.at("mean").at("n").get<int64_t>(), minority_seen);
     ++checked;

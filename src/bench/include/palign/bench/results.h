@@ -45,6 +45,7 @@ struct AccuracyRow {
   Figure mean;          // accuracy on the held-out (noisy) labels
   Figure expected;      // expected accuracy: each prediction credited with the true probability of its order
   Figure vs_base;       // expected accuracy minus the baseline predictor's (config "baseline_predictor"); paired
+  Figure vs_b0;         // expected accuracy minus the same method's at b=0 (no pairs of the user's), paired; b > 0
   Figure worst_decile;  // older documents only: the mean of the lowest 10% of users
 };
 
@@ -99,9 +100,9 @@ struct BenchResults {
   // Budgets that some accuracy row names, ascending.
   std::vector<int64_t> measured_budgets() const;
   int64_t max_budget() const;
-  std::string base_method() const;  // the config's, "sample" by default
+  std::string base_method() const;         // the config's, "sample" by default
   std::string baseline_predictor() const;  // the config's, "bt" by default
-  double ceiling() const;           // the config's expected_ceiling_accuracy (NaN when absent)
+  double ceiling() const;                  // the config's expected_ceiling_accuracy (NaN when absent)
   // The non-oracle method with the highest mean accuracy of group at budget; "" when none has one.
   std::string best_predictor(int64_t budget, std::string_view group) const;
 };
