@@ -9,6 +9,7 @@
 #include "palign/base/error.h"
 #include "palign/base/strings.h"
 #include "palign/decoding/strategy.h"
+#include "palign/runtime/chat_template.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
@@ -25,7 +26,7 @@ struct GenerateFlags {
   decoding::StrategyOptions options;
   std::vector<std::pair<const CLI::Option*, std::string>> fields;  // the strategy options' flags and names
   std::optional<std::string> prompt, prompt_ids;
-  std::string system;
+  std::string system, chat_template;
   bool chat = false, json = false, ignore_eos = false;
   int64_t n = 1;
   runtime::GenerateOptions generate;
@@ -47,7 +48,9 @@ int run_generate(const GenerateFlags& f) {
   } else {
     PALIGN_CHECK(tokenizer.has_value(), ErrorCode::kNotFound, "[cli.generate] ", dir.string(),
                  " has no tokenizer.json; pass --prompt-ids instead of --prompt");
-    request.prompt = decoding::encode_prompt(*tokenizer, f.prompt, f.chat, f.system);
+    std::optional<runtime::ChatTemplate> chat;
+    if (f.chat) chat.emplace(runtime::ChatTemplate::from_model_dir(dir, f.chat_template));
+    request.prompt = decoding::encode_prompt(*tokenizer, f.prompt, chat ? &*chat : nullptr, f.system);
     request.prompt_text = f.prompt.value_or("");
   }
   if (!f.ignore_eos) request.options.stop_ids = default_stop_ids(dir, *model, tokenizer ? &*tokenizer : nullptr);
@@ -125,8 +128,11 @@ Command add_generate(CLI::App& root) {
   app->add_option("-n,--n", f->n, "Number of samples, generated in one batch")->capture_default_str();
   app->add_option("--stop", g.stop_strings, "Stop string (repeatable)");
   app->add_flag("--ignore-eos", f->ignore_eos, "Do not stop at end-of-sequence tokens");
-  app->add_flag("--chat", f->chat, "Wrap the prompt as a user message with the model's chat template");
+  auto* chat = app->add_flag("--chat", f->chat, "Wrap the prompt as a user message with the model's chat template");
   app->add_option("--system", f->system, "System message for --chat");
+  app->add_option("--chat-template", f->chat_template,
+                  "Jinja chat template file for --chat, for a model that ships none or to override its own")
+      ->needs(chat);
   app->add_flag("--json", f->json, "Print one JSON line per sample: {\"output_ids\", \"text\", ...}");
   std::vector<std::string> names;
   std::string listed;

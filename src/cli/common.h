@@ -2,7 +2,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -27,6 +26,7 @@ void print_json_line(const std::string& json_text);
 Command add_generate(CLI::App& root);
 Command add_tokenize(CLI::App& root);
 Command add_detokenize(CLI::App& root);
+Command add_template(CLI::App& root);
 Command add_forward(CLI::App& root);
 Command add_info(CLI::App& root);
 Command add_data(CLI::App& root);

@@ -125,7 +125,7 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategyS
 }
 
 std::vector<int64_t> encode_prompt(const runtime::Tokenizer& tokenizer, const std::optional<std::string>& text,
-                                   bool chat, const std::string& system) {
+                                   const runtime::ChatTemplate* chat, const std::string& system) {
   PALIGN_CHECK(!text || !text->empty(), ErrorCode::kInvalidArgument,
                "[decoding.prompt] the prompt is empty; give --prompt TEXT or --prompt-ids 1,2,3");
   std::vector<int32_t> ids;
@@ -138,13 +138,10 @@ std::vector<int64_t> encode_prompt(const runtime::Tokenizer& tokenizer, const st
     PALIGN_CHECK(!ids.empty(), ErrorCode::kInvalidArgument,
                  "[decoding.prompt] the tokenizer has no beginning-of-text token; give --prompt TEXT");
   } else if (chat) {
-    PALIGN_CHECK(!tokenizer.chat_template_source().empty(), ErrorCode::kUnsupported,
-                 "[decoding.prompt] the tokenizer has no chat_template in tokenizer_config.json; drop --chat");
-    auto tmpl = runtime::ChatTemplate::detect(tokenizer.chat_template_source());
     std::vector<runtime::ChatMessage> messages;
     if (!system.empty()) messages.push_back({"system", system});
     messages.push_back({"user", *text});
-    ids = tokenizer.encode(tmpl.apply(messages, /*add_generation_prompt=*/true), /*add_special=*/false);
+    ids = tokenizer.encode(chat->apply(messages, /*add_generation_prompt=*/true), /*add_special=*/false);
   } else {
     ids = tokenizer.encode(*text, /*add_special=*/true);
   }

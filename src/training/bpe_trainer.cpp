@@ -8,16 +8,16 @@
 #include <chrono>
 #include <climits>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <queue>
 #include <set>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
-#include <nlohmann/json.hpp>
-
 #include "palign/base/error.h"
 #include "palign/base/progress.h"
+#include "palign/runtime/chat_template.h"
 #include "palign/runtime/pretokenize.h"
 
 namespace palign::training {
@@ -103,8 +103,8 @@ void write_file(const fs::path& path, const std::string& content) {
 }
 
 Json added_token_json(int32_t id, const std::string& content) {
-  return Json{{"id", id},           {"content", content}, {"single_word", false}, {"lstrip", false},
-              {"rstrip", false},    {"normalized", false}, {"special", true}};
+  return Json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+              {"rstrip", false}, {"normalized", false}, {"special", true}};
 }
 
 // tokenizer.json in the schema HF tokenizers 0.23 writes for a Llama-3-style byte-level BPE.
@@ -119,16 +119,17 @@ std::string tokenizer_json(const BpeTrainOptions& options, const std::vector<std
   const Json post_processor = {
       {"type", "TemplateProcessing"},
       {"single", Json::array({bos_piece, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
-      {"pair", Json::array({bos_piece, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, bos_piece,
+      {"pair", Json::array({bos_piece,
+                            {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                            bos_piece,
                             {{"Sequence", {{"id", "B"}, {"type_id", 0}}}}})},
       {"special_tokens", {{bos, {{"id", bos}, {"ids", Json::array({0})}, {"tokens", Json::array({bos})}}}}}};
   const Json pre_tokenizer = {
       {"type", "Sequence"},
       {"pretokenizers",
-       Json::array({{{"type", "Split"}, {"pattern", {{"Regex", options.pattern}}}, {"behavior", "Isolated"},
-                     {"invert", false}},
-                    {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-                     {"use_regex", false}}})}};
+       Json::array(
+           {{{"type", "Split"}, {"pattern", {{"Regex", options.pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
+            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}})}};
   // Tokens are distinct by construction, so the vocabulary is appended without ordered_map's linear key search.
   Json vocab = Json::object();
   auto& vocab_items = vocab.get_ref<Json::object_t&>();
@@ -146,15 +147,15 @@ std::string tokenizer_json(const BpeTrainOptions& options, const std::vector<std
                 {"ignore_merges", false}};
   model["vocab"] = std::move(vocab);
   model["merges"] = std::move(merge_list);
-  Json doc = {{"version", "1.0"},
-              {"truncation", nullptr},
-              {"padding", nullptr},
-              {"added_tokens", std::move(added)},
-              {"normalizer", nullptr},
-              {"pre_tokenizer", pre_tokenizer},
-              {"post_processor", post_processor},
-              {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
-                           {"use_regex", true}}}};
+  Json doc = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", std::move(added)},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", pre_tokenizer},
+      {"post_processor", post_processor},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}}};
   doc["model"] = std::move(model);
   return doc.dump(2) + "\n";
 }
@@ -165,6 +166,8 @@ std::string tokenizer_config_json(const BpeTrainOptions& options) {
   config["model_max_length"] = 1000000;
   config["tokenizer_class"] = "PreTrainedTokenizerFast";
   config["clean_up_tokenization_spaces"] = false;
+  // palign's models continue text: the template that suits them (runtime/chat_template.h), so that chat works.
+  config["chat_template"] = std::string(runtime::kContinuationChatTemplate);
   return config.dump(2) + "\n";
 }
 
@@ -371,8 +374,10 @@ BpeTrainReport train_bpe_tokenizer(const std::vector<std::string>& texts, const 
   try {
     tokenizer_text = tokenizer_json(options, id_to_token, merges);
   } catch (const nlohmann::json::exception& e) {
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.train_bpe_tokenizer] cannot write the special tokens or "
-                 "the pattern as JSON (", e.what(), "); they must be valid UTF-8");
+    PALIGN_THROW(ErrorCode::kInvalidArgument,
+                 "[training.train_bpe_tokenizer] cannot write the special tokens or "
+                 "the pattern as JSON (",
+                 e.what(), "); they must be valid UTF-8");
   }
   write_file(out_dir / "tokenizer.json", tokenizer_text);
   write_file(out_dir / "tokenizer_config.json", tokenizer_config_json(options));

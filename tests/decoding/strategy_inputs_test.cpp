@@ -41,7 +41,7 @@ struct Fixture {
 
   decoding::StrategyRequest request(const std::string& prompt = "The cat", uint64_t seed = 5) const {
     decoding::StrategyRequest r;
-    r.prompt = decoding::encode_prompt(tok, prompt, false);
+    r.prompt = decoding::encode_prompt(tok, prompt);
     r.options.max_new_tokens = 6;
     r.options.sampling.temperature = 0.9f;
     r.options.sampling.seed = seed;

@@ -15,6 +15,7 @@
 
 #include "palign/base/error.h"
 #include "palign/decoding/steering.h"
+#include "palign/runtime/chat_template.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
@@ -114,7 +115,7 @@ decoding::StrategySetup setup_of(const runtime::Model& model, const fs::path& di
 // A request for "The cat" with n outputs.
 decoding::StrategyRequest request_of(const runtime::Tokenizer& tok, int64_t n) {
   decoding::StrategyRequest r;
-  r.prompt = decoding::encode_prompt(tok, "The cat", false);
+  r.prompt = decoding::encode_prompt(tok, "The cat");
   r.prompt_text = "The cat";
   r.n = n;
   return r;
@@ -168,7 +169,7 @@ TEST(Strategy, EveryRegisteredStrategyEqualsItsOneByOneTwin) {
       requests[i].n = 1;
       requests[i].options.sampling.seed = 100 + 7 * i;
     }
-    requests[1].prompt = decoding::encode_prompt(tok, "A small dog", false);
+    requests[1].prompt = decoding::encode_prompt(tok, "A small dog");
     requests[1].prompt_text = "A small dog";
     const auto batched = strategy->generate_batch(requests);
     ASSERT_EQ(batched.size(), requests.size()) << info.name;
@@ -238,10 +239,44 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
 TEST(Strategy, PromptsFromTextChatAndNothing) {
   const auto tok = runtime::Tokenizer::from_dir(test::hf_model("llama"));
   const auto ids = tok.encode("The cat", /*add_special=*/true);
-  EXPECT_EQ(decoding::encode_prompt(tok, "The cat", false), std::vector<int64_t>(ids.begin(), ids.end()));
-  EXPECT_FALSE(decoding::encode_prompt(tok, std::nullopt, false).empty());
-  EXPECT_EQ(error_code_of([&] { decoding::encode_prompt(tok, "", false); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(error_code_of([&] { decoding::encode_prompt(tok, std::nullopt, true); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(decoding::encode_prompt(tok, "The cat"), std::vector<int64_t>(ids.begin(), ids.end()));
+  EXPECT_FALSE(decoding::encode_prompt(tok, std::nullopt).empty());
+  EXPECT_EQ(error_code_of([&] { decoding::encode_prompt(tok, ""); }), ErrorCode::kInvalidArgument);
+  const auto continuation = runtime::ChatTemplate::parse(runtime::kContinuationChatTemplate, "<s>", "</s>");
+  EXPECT_EQ(error_code_of([&] { decoding::encode_prompt(tok, std::nullopt, &continuation); }),
+            ErrorCode::kInvalidArgument);
+}
+
+// --chat renders the tokenizer's chat template (here Llama-3's, with the BOS text it prints) and encodes the result
+// without adding special tokens again; a conversation the template rejects is the template's kInvalidArgument.
+TEST(Strategy, ChatPromptsGoThroughTheChatTemplate) {
+  const test::TempDir dir("chat_prompt");
+  fs::copy_file(test::hf_model("llama") / "tokenizer.json", dir / "tokenizer.json");
+  const std::string llama3 =
+      "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+      "message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 "
+      "%}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ "
+      "'<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
+  dir.write("tokenizer_config.json",
+            nlohmann::json{{"bos_token", "<|begin_of_text|>"}, {"chat_template", llama3}}.dump());
+  const auto tok = runtime::Tokenizer::from_dir(dir.path());
+  const auto tmpl = runtime::ChatTemplate::from_model_dir(dir.path());
+  const auto ids = tok.encode(
+      "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user"
+      "<|end_header_id|>\n\nThe cat<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+      /*add_special=*/false);
+  EXPECT_EQ(decoding::encode_prompt(tok, " The cat ", &tmpl, "Be brief."),
+            std::vector<int64_t>(ids.begin(), ids.end()));
+
+  dir.write("tokenizer_config.json",
+            nlohmann::json{{"chat_template",
+                            "{% if messages[0].role == 'system' %}{{ raise_exception('System role not "
+                            "supported') }}{% endif %}{{ messages[0].content }}"}}
+                .dump());
+  const auto strict = runtime::ChatTemplate::from_model_dir(dir.path());
+  EXPECT_EQ(error_code_of([&] { decoding::encode_prompt(tok, "The cat", &strict, "Be brief."); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(decoding::encode_prompt(tok, "The cat", &strict).empty());
 }
 
 TEST(Strategy, ProfileWeightsByName) {

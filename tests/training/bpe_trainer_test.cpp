@@ -8,16 +8,17 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "palign/base/error.h"
-#include "palign/scoring/fortunes.h"
+#include "palign/runtime/chat_template.h"
 #include "palign/runtime/pretokenize.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/fortunes.h"
 #include "temp_dir.h"
 
 using namespace palign;
@@ -261,10 +262,11 @@ TEST(BpeTrainer, FortunesRoundTripThroughTheRuntimeTokenizer) {
     if (back != text && mismatches++ < 3) ADD_FAILURE() << "round trip differs for: " << text << "\ngot: " << back;
   }
   const double encode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("round-tripped %zu records (%ld mismatches): %ld tokens, %.4f tokens/byte (%.2f bytes/token); "
-              "encode+decode %.2f s\n",
-              texts.size(), static_cast<long>(mismatches), static_cast<long>(tokens), double(tokens) / bytes,
-              double(bytes) / tokens, encode_seconds);
+  std::printf(
+      "round-tripped %zu records (%ld mismatches): %ld tokens, %.4f tokens/byte (%.2f bytes/token); "
+      "encode+decode %.2f s\n",
+      texts.size(), static_cast<long>(mismatches), static_cast<long>(tokens), double(tokens) / bytes,
+      double(bytes) / tokens, encode_seconds);
   EXPECT_EQ(mismatches, 0);
   EXPECT_LT(double(tokens) / bytes, 0.5) << "a 4096-token BPE should need well under one token per two bytes";
   // Bytes never seen in training still encode and decode (every byte has a token).
@@ -321,6 +323,7 @@ TEST(BpeTrainer, LoadsInTheRuntimeWithEosPadAndBos) {
   EXPECT_EQ(config["bos_token"], "<|endoftext|>");
   EXPECT_EQ(config["eos_token"], "<|endoftext|>");
   EXPECT_EQ(config["pad_token"], "<|pad|>");
+  EXPECT_EQ(config["chat_template"], std::string(palign::runtime::kContinuationChatTemplate));
   EXPECT_EQ(config["model_max_length"], 1000000);
   EXPECT_EQ(config["tokenizer_class"], "PreTrainedTokenizerFast");
   EXPECT_EQ(config["clean_up_tokenization_spaces"], false);
@@ -364,7 +367,9 @@ TEST(BpeTrainer, BadInputsAreClearErrors) {
   BpeTrainOptions bad_regex = quiet(300);
   bad_regex.pattern = "(unclosed";
   EXPECT_EQ(code_of([&] { train_bpe_tokenizer({"abc"}, bad_regex, dir / "a"); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { train_bpe_tokenizer({"ok", "caf\xE9"}, quiet(300), dir / "a"); }),
+  EXPECT_EQ(code_of([&] {
+              train_bpe_tokenizer({"ok", "caf\xE9"}, quiet(300), dir / "a");
+            }),
             ErrorCode::kInvalidArgument);
   EXPECT_TRUE(quiet(300).validate().empty());
 }
@@ -373,9 +378,12 @@ TEST(BpeTrainer, ReadsTheTrainSplitOfAJsonlCorpus) {
   const fs::path dir = fresh_dir("jsonl");
   {
     std::ofstream out(dir / "c.jsonl");
-    out << R"({"text": "one", "split": "train"})" << "\n"
-        << R"({"text": "two", "split": "valid"})" << "\n\n"
-        << R"({"text": "three"})" << "\n";
+    out << R"({"text": "one", "split": "train"})"
+        << "\n"
+        << R"({"text": "two", "split": "valid"})"
+        << "\n\n"
+        << R"({"text": "three"})"
+        << "\n";
   }
   EXPECT_EQ(read_corpus_texts(dir / "c.jsonl"), (std::vector<std::string>{"one", "three"}));
   EXPECT_EQ(read_corpus_texts(dir / "c.jsonl", "valid"), (std::vector<std::string>{"two"}));
@@ -384,7 +392,9 @@ TEST(BpeTrainer, ReadsTheTrainSplitOfAJsonlCorpus) {
   EXPECT_EQ(code_of([&] { read_corpus_texts(dir / "missing.jsonl"); }), ErrorCode::kNotFound);
   {
     std::ofstream out(dir / "bad.jsonl");
-    out << R"({"text": "one"})" << "\n" << "{not json\n";
+    out << R"({"text": "one"})"
+        << "\n"
+        << "{not json\n";
   }
   try {
     read_corpus_texts(dir / "bad.jsonl");
@@ -395,12 +405,11 @@ TEST(BpeTrainer, ReadsTheTrainSplitOfAJsonlCorpus) {
   }
   {
     std::ofstream out(dir / "notext.jsonl");
-    out << R"({"txt": "one"})" << "\n";
+    out << R"({"txt": "one"})"
+        << "\n";
   }
   EXPECT_EQ(code_of([&] { read_corpus_texts(dir / "notext.jsonl"); }), ErrorCode::kInvalidArgument);
-  {
-    std::ofstream out(dir / "empty.jsonl");
-  }
+  { std::ofstream out(dir / "empty.jsonl"); }
   EXPECT_EQ(code_of([&] { read_corpus_texts(dir / "empty.jsonl"); }), ErrorCode::kInvalidArgument);
 }
 

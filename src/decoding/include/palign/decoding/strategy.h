@@ -31,6 +31,7 @@
 
 namespace palign::runtime {
 class LoraAdapter;
+class ChatTemplate;
 class Model;
 class Tokenizer;
 }  // namespace palign::runtime
@@ -173,12 +174,13 @@ struct StrategyCost {
   int64_t passes = 0;
 };
 
-// A request's prompt given as text: encoded with special tokens, or (chat) wrapped as a user message after an optional
-// system message with the tokenizer's chat template; no text: the tokenizer's beginning-of-text token(s). Throws
-// kInvalidArgument for an empty text, chat without text, or no beginning-of-text token; kUnsupported for chat with a
-// tokenizer without a chat template.
+// A request's prompt given as text: encoded with special tokens, or (chat not null) wrapped as a user message after an
+// optional system message, rendered with that chat template (runtime::ChatTemplate::from_model_dir finds a model's)
+// and encoded without adding special tokens again; no text: the tokenizer's beginning-of-text token(s). Throws
+// kInvalidArgument for an empty text, chat without text, no beginning-of-text token, or a chat template that rejects
+// the conversation; kUnsupported for a template that uses Jinja outside palign's subset (runtime/chat_template.h).
 std::vector<int64_t> encode_prompt(const runtime::Tokenizer& tokenizer, const std::optional<std::string>& text,
-                                   bool chat, const std::string& system = "");
+                                   const runtime::ChatTemplate* chat = nullptr, const std::string& system = "");
 
 class Strategy {
  public:
