@@ -53,8 +53,8 @@ UserProfile UserProfile::load(const fs::path& dir) {
     PALIGN_CHECK(j["weights"].is_object(), ErrorCode::kInvalidArgument, "[users.profile] ", file.string(),
                  ": \"weights\" must be an object {\"dimension\": number}");
     for (const auto& [name, w] : j["weights"].items()) {
-      PALIGN_CHECK(w.is_number() && std::isfinite(w.get<double>()), ErrorCode::kInvalidArgument,
-                   "[users.profile] ", file.string(), ": the weight of \"", name, "\" is not a finite number");
+      PALIGN_CHECK(w.is_number() && std::isfinite(w.get<double>()), ErrorCode::kInvalidArgument, "[users.profile] ",
+                   file.string(), ": the weight of \"", name, "\" is not a finite number");
       p.weights[name] = w.get<double>();
     }
   }
@@ -72,13 +72,8 @@ void UserProfile::save(const fs::path& dir) {
     const bool inside = !rel.empty() && *rel.begin() != "..";
     return json((inside && !rel.is_absolute() ? rel : p).string());
   };
-  json j = {{"format", kFormat},
-            {"version", version + 1},
-            {"user_id", user_id},
-            {"weights", weights},
-            {"statement", statement},
-            {"reward", stored(reward)},
-            {"history", stored(history)}};
+  json j = {{"format", kFormat},      {"version", version + 1},   {"user_id", user_id},        {"weights", weights},
+            {"statement", statement}, {"reward", stored(reward)}, {"history", stored(history)}};
   const fs::path tmp = dir / (std::string(kFile) + ".tmp");
   {
     std::ofstream out(tmp);
