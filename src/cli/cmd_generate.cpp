@@ -1,5 +1,5 @@
 // palign generate: flags in, one decoding strategy (palign/decoding/strategy.h) out, personalized by --user-profile
-// DIR or by the strategy's own flags.
+// DIR, by a stored user (--store DB --user U) or by the strategy's own flags.
 #include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -14,6 +14,8 @@
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 #include "palign/users/profile.h"
+#include "palign/users/store.h"
+#include "user_common.h"
 
 namespace palign::cli {
 
@@ -22,7 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct GenerateFlags {
-  std::string model, adapter, strategy = "sample", user_profile;
+  std::string model, adapter, strategy = "sample", user_profile, store;
   decoding::StrategyOptions options;
   std::vector<std::pair<const CLI::Option*, std::string>> fields;  // the strategy options' flags and names
   std::optional<std::string> prompt, prompt_ids;
@@ -59,11 +61,22 @@ int run_generate(const GenerateFlags& f) {
     const auto p = users::UserProfile::load(f.user_profile);
     profile = decoding::Personalization{p.user_id, p.weights, p.statement, p.reward, p.history, {}};
   }
-  const decoding::StrategySetup setup{
-      model.get(), dir, tokenizer ? &*tokenizer : nullptr, f.adapter, f.options, profile ? &*profile : nullptr, {}};
   std::vector<std::string> given;
   for (const auto& [option, name] : f.fields)
     if (option->count() > 0) given.push_back(name);
+  decoding::StrategyOptions strategy_options = f.options;
+  if (!f.store.empty()) {
+    // --user names the store's user: their posterior personalizes the strategy (it is not a reward's own user).
+    PALIGN_CHECK(!strategy_options.user.empty(), ErrorCode::kInvalidArgument,
+                 "[cli.generate] --store needs --user, the user whose profile personalizes the output");
+    const auto store = users::ProfileStore::open(f.store, {.create = false, .read_only = true});
+    profile = personalization_of(*store, strategy_options.user, strategy_options.reward);
+    strategy_options.user.clear();
+    given.erase(std::remove(given.begin(), given.end(), std::string("user")), given.end());
+  }
+  const decoding::StrategySetup setup{
+      model.get(), dir, tokenizer ? &*tokenizer : nullptr, f.adapter, strategy_options, profile ? &*profile : nullptr,
+      {}};
   const auto strategy = decoding::make_strategy(f.strategy, setup, given);
   const auto results = strategy->generate(request);
   for (const auto& note : strategy->notes()) std::cerr << "note: " << note << "\n";
@@ -90,6 +103,7 @@ int run_generate(const GenerateFlags& f) {
                        {"strategy", f.strategy},
                        {"options", options}};
       if (!f.user_profile.empty()) j["user_profile"] = f.user_profile;
+      if (profile && !f.store.empty()) j["profile_user"] = profile->user_id;
       if (!rewards.empty()) j["reward"] = rewards[static_cast<size_t>(&r - results.data())];
       print_json_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else {
@@ -146,9 +160,13 @@ Command add_generate(CLI::App& root) {
   app->add_option("--user-profile", f->user_profile,
                   "A user profile directory (profile.json): the weights, statement, reward and history the strategy "
                   "personalizes with");
+  auto* store = app->add_option("--store", f->store,
+                                "A profile store (palign user): --user's current posterior personalizes the strategy "
+                                "(weights, statement, past choices)");
   f->options.visit_fields([&](const char* name, auto& field, const char* help, const char*) {
     f->fields.emplace_back(app->add_option("--" + std::string(name), field, help)->capture_default_str(), name);
   });
+  store->excludes(app->get_option("--user-profile"));
   return {app, [f] { return run_generate(*f); }};
 }
 

@@ -33,6 +33,8 @@ Command add_data(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_score(CLI::App& root);
 Command add_profile(CLI::App& root);
+Command add_user(CLI::App& root);
+Command add_chat(CLI::App& root);
 // Under `palign train`:
 Command add_train_tokenizer(CLI::App& train);
 Command add_train_lm(CLI::App& train);
