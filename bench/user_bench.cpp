@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "palign/base/rng.h"
 #include "palign/base/timer.h"
 #include "palign/users/online_model.h"
@@ -24,20 +25,9 @@
 using namespace palign;
 using namespace palign::users;
 namespace fs = std::filesystem;
+using bench_util::best_seconds;
 
 namespace {
-
-template <typename F>
-double best_seconds(int repeats, F&& f) {
-  f();
-  double best = 1e30;
-  for (int i = 0; i < repeats; ++i) {
-    const auto t0 = Clock::now();
-    f();
-    best = std::min(best, seconds_since(t0));
-  }
-  return best;
-}
 
 DimensionWeights prior_k(int k) {
   std::vector<std::string> names;
