@@ -71,7 +71,7 @@ Response MethodContext::sample(const std::vector<int64_t>& prompt_ids, uint64_t 
 }
 
 std::vector<Response> MethodContext::sample_each(const std::vector<std::vector<int64_t>>& prompts, uint64_t seed,
-                                                const RowResidualHook& row_residual_hook) const {
+                                                 const RowResidualHook& row_residual_hook) const {
   runtime::GenerateOptions g;
   g.max_new_tokens = settings_.max_new_tokens;
   g.sampling = {.temperature = settings_.temperature, .top_p = settings_.top_p, .seed = seed};
@@ -83,6 +83,17 @@ std::vector<Response> MethodContext::sample_each(const std::vector<std::vector<i
   std::vector<Response> out;
   for (auto& r : results) out.push_back({std::move(r.text), static_cast<int64_t>(r.ids.size()), steps, 0.0});
   return out;
+}
+
+bool MethodContext::ask(const std::string& user_id, const std::string& prompt, const std::string& a,
+                        const std::string& b, const std::string& key) const {
+  PALIGN_CHECK(static_cast<bool>(ask_), ErrorCode::kInternal,
+               "[bench.ask] no simulated user to ask: the runner sets one up before fitting");
+  const bool known = std::any_of(elicitation_prompts_.begin(), elicitation_prompts_.end(),
+                                 [&](const ElicitationPrompt& e) { return e.prompt == prompt; });
+  PALIGN_CHECK(known, ErrorCode::kInvalidArgument, "[bench.ask] '", prompt,
+               "' is not a training prompt; ask only about elicitation_prompts()");
+  return ask_(user_id, prompt, a, b, key);
 }
 
 std::shared_ptr<void> MethodContext::shared_erased(const std::string& key, std::type_index type,

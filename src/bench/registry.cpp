@@ -30,7 +30,8 @@ const std::vector<MethodInfo>& method_registry() {
        .description =
            "PAL (Chen et al. 2024): prototype rewards mixed by per-user simplex weights, refitted from a new user's "
            "pairs; best-of-N",
-       .make = make_pal_method},
+       .make = make_pal_method,
+       .curve = true},
       {.name = "pal_signed",
        .description =
            "PAL with signed mixture weights (any linear combination of the prototypes, so users outside their "
@@ -40,12 +41,27 @@ const std::vector<MethodInfo>& method_registry() {
        .description =
            "VPL (Poddar et al. 2024): a user's pairs encoded to a Gaussian latent that conditions the reward; "
            "best-of-N",
-       .make = make_vpl_method},
+       .make = make_vpl_method,
+       .curve = true},
       {.name = "multi_linear",
        .description =
            "per-user MAP weights over K named-dimension reward heads (fitted on the per-dimension pairs) with a "
            "population prior; best-of-N",
-       .make = make_multi_linear_method},
+       .make = make_multi_linear_method,
+       .curve = true},
+      {.name = "online",
+       .description =
+           "the users module's online model: a Gaussian posterior over the user's weights on multi_linear's heads, "
+           "from a population prior, one assumed-density step per pair (random queries: the user's own pairs); "
+           "best-of-N by the posterior mean",
+       .make = make_online_method,
+       .curve = true},
+      {.name = "active",
+       .description = "online, but the user's events are questions it chooses (the pair of candidates, among every "
+                      "training prompt's, of the largest expected information gain), answered by the simulated user; "
+                      "as many as the budget",
+       .make = make_active_method,
+       .curve = true},
       {.name = "multi_linear_xfit",
        .description =
            "multi_linear with the user weights fitted on cross-fitted head scores: a training prompt's responses "
@@ -177,7 +193,19 @@ const std::vector<MethodInfo>& method_registry() {
            "DIAGNOSTIC (reads the graders): multi_linear's per-user estimator on the TRUE grader z-scores instead of "
            "learned heads; separates a weak user model from weak features",
        .oracle = true,
-       .make = make_oracle_features_method},
+       .make = make_oracle_features_method,
+       .curve = true},
+      {.name = "online_true",
+       .description = "DIAGNOSTIC (reads the graders): online on the TRUE grader z-scores instead of learned heads",
+       .oracle = true,
+       .make = make_online_true_method,
+       .curve = true},
+      {.name = "active_true",
+       .description = "DIAGNOSTIC (reads the graders): active on the TRUE grader z-scores: what elicitation gains when "
+                      "the scores carry the graders",
+       .oracle = true,
+       .make = make_active_true_method,
+       .curve = true},
       {.name = "oracle_mean",
        .description = "ORACLE: the population's mean hidden utility (knows the graders, not the user): the most a "
                       "one-size-fits-all reward can reach",

@@ -123,6 +123,53 @@ void html_accuracy_table(std::ostringstream& out, const BenchResults& r, std::st
   out << "</table>\n";
 }
 
+// The learning curve of generation for one group (CurveRow): utility per budget, the paired gain over b=0 last.
+void html_curve_table(std::ostringstream& out, const BenchResults& r, std::string_view group) {
+  std::vector<int64_t> budgets;
+  for (const auto& c : r.curves)
+    if (c.group == group) budgets.push_back(c.budget);
+  std::sort(budgets.begin(), budgets.end());
+  budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+  if (budgets.empty()) return;
+  out << "<table class=\"stack\">\n<tr><th>method</th>";
+  for (int64_t b : budgets) out << "<th class=\"num\">b=" << b << "</th>";
+  out << "<th class=\"num\">b=" << budgets.back() << " vs b=0</th></tr>\n";
+  for (const auto& name : r.curved()) {
+    out << "<tr><td>" << html_method(r, name) << "</td>";
+    for (int64_t b : budgets) {
+      const CurveRow* c = r.find_curve(name, b, group);
+      out << "<td class=\"num\">" << (c ? html_figure(c->utility, kUtilityDigits) : kDash) << "</td>";
+    }
+    const CurveRow* last = r.find_curve(name, budgets.back(), group);
+    out << "<td class=\"num\">" << escape_html(last ? difference_text(last->vs_b0, kUtilityDigits) : kDash)
+        << "</td></tr>\n";
+  }
+  out << "</table>\n";
+}
+
+// The reliability table: per method, the expected calibration error and each bin's observed share (count).
+void html_calibration_table(std::ostringstream& out, const BenchResults& r) {
+  out << "<table class=\"stack\">\n<tr><th>method</th><th class=\"num\">ECE</th>";
+  for (int bin = 0; bin < 10; ++bin)
+    out << "<th class=\"num\">" << fixed(bin / 10.0, 1) << "&ndash;" << fixed((bin + 1) / 10.0, 1) << "</th>";
+  out << "</tr>\n";
+  for (const auto& m : r.methods) {
+    const double ece = r.calibration_error(m.name);
+    if (!std::isfinite(ece)) continue;
+    out << "<tr><td>" << html_method(r, m.name) << "</td><td class=\"num\">" << fixed(ece, 3) << "</td>";
+    for (int64_t bin = 0; bin < 10; ++bin) {
+      out << "<td class=\"num\">";
+      for (const auto& c : r.calibration)
+        if (c.method == m.name && c.bin == bin && c.n > 0)
+          out << "<span title=\"mean predicted " << fixed(c.predicted, 3) << "\">" << fixed(c.observed, 2)
+              << "</span> <span class=\"ci\">(" << c.n << ")</span>";
+      out << "</td>";
+    }
+    out << "</tr>\n";
+  }
+  out << "</table>\n";
+}
+
 void html_generation_table(std::ostringstream& out, const BenchResults& r) {
   out << "<table>\n<tr><th>method</th><th class=\"num\">utility</th><th class=\"num\">vs "
       << escape_html(r.base_method()) << "</th><th class=\"num\">win rate vs " << escape_html(r.base_method())
@@ -242,6 +289,36 @@ std::string html(const BenchResults& r) {
         }
       out << "</details>\n";
     }
+  }
+
+  if (!r.curves.empty()) {
+    out << "<h2>Learning curves</h2>\n<p class=\"note\">Accuracy after b events is in the plot and tables above. "
+           "Generation after b events: the hidden utility of the pooled sample each method predicts the user prefers "
+           "to the pool's first (best-of-N by its predictions), mean over users &times; test prompts with a 95% "
+           "interval; the last column is the paired gain over b=0 (the cold start: the population prior alone), * "
+           "where its interval excludes 0.</p>\n";
+    out << "<figure>\n" << plot_utility_curves(r) << "</figure>\n";
+    for (const char* group : {"seen", "unseen"})
+      if (std::any_of(r.curves.begin(), r.curves.end(), [&](const CurveRow& c) { return c.group == group; })) {
+        out << "<h3>" << (std::string_view(group) == "seen" ? "Seen" : "Unseen") << " users</h3>\n";
+        html_curve_table(out, r, group);
+      }
+  }
+  if (!r.comparisons.empty()) {
+    out << "<p class=\"note\">Paired comparisons (expected accuracy, the same users and items; * the interval "
+           "excludes 0):</p>\n<ul>\n";
+    for (const auto& c : r.comparisons)
+      out << "<li><b>" << escape_html(c.name) << "</b>, " << escape_html(c.group)
+          << " users: " << escape_html(difference_text(c.difference, kAccuracyDigits)) << " <span class=\"ci\">"
+          << escape_html(c.description) << "</span></li>\n";
+    out << "</ul>\n";
+  }
+  if (!r.calibration.empty()) {
+    out << "<h2>Calibration</h2>\n<p class=\"note\">Reliability at " << max_b
+        << " (seen and unseen users): each method's predictions binned by the predicted probability that the first "
+           "response shown is preferred; each cell is the share of the bin's pairs whose first was chosen (count; "
+           "hover for the bin's mean prediction). ECE: the count-weighted mean |predicted &minus; observed|.</p>\n";
+    html_calibration_table(out, r);
   }
 
   out << "<h2>Per-user accuracy</h2>\n";

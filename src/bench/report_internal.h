@@ -73,6 +73,7 @@ void md_table(std::ostringstream& out, const std::vector<std::string>& header,
 // ---- Plots (report_svg.cpp): each an inline <svg>, or a placeholder when there is nothing to plot.
 std::string plot_gain_share(const BenchResults& r);
 std::string plot_accuracy(const BenchResults& r);
+std::string plot_utility_curves(const BenchResults& r);
 std::string scatter_method(const BenchResults& r);
 std::string plot_users(const BenchResults& r, const std::string& name);
 

@@ -107,6 +107,54 @@ void md_accuracy_table(std::ostringstream& out, const BenchResults& r, std::stri
   md_table(out, header, rows);
 }
 
+// The learning curve of generation for one group: each curve method's best-of-N utility at every budget, and its
+// paired gains over b=0 at the largest budget.
+void md_curve_table(std::ostringstream& out, const BenchResults& r, std::string_view group) {
+  std::vector<int64_t> budgets;
+  for (const auto& c : r.curves)
+    if (c.group == group) budgets.push_back(c.budget);
+  std::sort(budgets.begin(), budgets.end());
+  budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+  if (budgets.empty()) return;
+  std::vector<std::string> header{"method"};
+  for (int64_t b : budgets) header.push_back("b=" + std::to_string(b));
+  header.push_back("b=" + std::to_string(budgets.back()) + " vs b=0");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& name : r.curved()) {
+    std::vector<std::string> row{method_label(r, name)};
+    for (int64_t b : budgets) {
+      const CurveRow* c = r.find_curve(name, b, group);
+      row.push_back(c ? fixed(c->utility.value, 3) : kDash);
+    }
+    const CurveRow* last = r.find_curve(name, budgets.back(), group);
+    row.push_back(last ? difference_text(last->vs_b0, kUtilityDigits) : kDash);
+    rows.push_back(std::move(row));
+  }
+  md_table(out, header, rows);
+}
+
+// The reliability tables: per method, the observed share of first-preferred pairs in each bin of predicted
+// probability (with the bin's count), and the expected calibration error.
+void md_calibration_table(std::ostringstream& out, const BenchResults& r) {
+  std::vector<std::string> header{"method", "ECE"};
+  for (int bin = 0; bin < 10; ++bin) header.push_back(fixed(bin / 10.0, 1) + "–" + fixed((bin + 1) / 10.0, 1));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& m : r.methods) {
+    const double ece = r.calibration_error(m.name);
+    if (!std::isfinite(ece)) continue;
+    std::vector<std::string> row{method_label(r, m.name), fixed(ece, 3)};
+    for (int64_t bin = 0; bin < 10; ++bin) {
+      std::string cell;
+      for (const auto& c : r.calibration)
+        if (c.method == m.name && c.bin == bin && c.n > 0)
+          cell = fixed(c.observed, 2) + " (" + std::to_string(c.n) + ")";
+      row.push_back(cell);
+    }
+    rows.push_back(std::move(row));
+  }
+  md_table(out, header, rows);
+}
+
 std::string markdown(const BenchResults& r) {
   std::ostringstream out;
   const std::string max_b = "b=" + std::to_string(r.max_budget());
@@ -140,6 +188,32 @@ std::string markdown(const BenchResults& r) {
       out << "### Unseen users (model fitted on the seen users at " << max_b << "; b = the new user's own pairs)\n\n";
       md_accuracy_table(out, r, "unseen");
     }
+  }
+
+  if (!r.curves.empty()) {
+    out << "## Learning curves\n\nAccuracy per budget is in the tables above. Generation after b events: the hidden "
+           "utility of the pooled sample each method predicts the user prefers to the pool's first (best-of-N by its "
+           "predictions), mean over users x test prompts; the last column is the paired gain over b=0 (the cold "
+           "start: the population prior alone), * where its interval excludes 0.\n\n";
+    for (const char* group : {"seen", "unseen"})
+      if (std::any_of(r.curves.begin(), r.curves.end(), [&](const CurveRow& c) { return c.group == group; })) {
+        out << "### " << (std::string_view(group) == "seen" ? "Seen" : "Unseen") << " users\n\n";
+        md_curve_table(out, r, group);
+      }
+  }
+  if (!r.comparisons.empty()) {
+    out << "Paired comparisons (expected accuracy, the same users and items; * the interval excludes 0):\n\n";
+    for (const auto& c : r.comparisons)
+      out << "- " << md_cell(c.name) << ", " << md_cell(c.group)
+          << " users: " << difference_text(c.difference, kAccuracyDigits) << " (" << md_cell(c.description) << ")\n";
+    out << "\n";
+  }
+  if (!r.calibration.empty()) {
+    out << "## Calibration\n\nReliability at " << max_b
+        << " (seen and unseen users): the predictions binned by the predicted probability that the first response "
+           "shown is preferred; each cell the share of the bin's pairs whose first was chosen (count). ECE: the "
+           "count-weighted mean |predicted − observed|.\n\n";
+    md_calibration_table(out, r);
   }
 
   out << "## Generation\n\n";

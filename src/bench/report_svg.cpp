@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -232,19 +233,34 @@ std::string plot_gain_share(const BenchResults& r) {
   return svg.finish();
 }
 
-// (2) Accuracy against budget, one colour per predicting method: seen users solid with a 95% band, unseen users dashed
-// with 95% error bars. Budgets sit at even spacing (they are usually geometric: 0, 4, 16, 64).
-std::string plot_accuracy(const BenchResults& r) {
-  const std::vector<int64_t> budgets = r.measured_budgets();
-  const std::vector<std::string> methods = r.predicting();
-  if (budgets.empty() || methods.empty()) return placeholder("No predicting method ran: no accuracy to plot.");
+namespace {
+
+// A figure against budget, one colour per method: seen users solid with a 95% band, unseen users dashed with 95% error
+// bars. Budgets sit at even spacing (they are usually geometric: 0, 1, 2, 4, …, 64). figure_at: the method's figure at
+// a budget and group (null when absent); references: horizontal lines (value, label), drawn when finite.
+struct BudgetPlot {
+  std::string title, y_label;
+  std::function<const Figure*(const std::string& method, int64_t budget, std::string_view group)> figure_at;
+  std::vector<std::pair<double, std::string>> references;
+  bool unit = false;  // the values are probabilities: the axis stays within [0, 1]
+};
+
+std::string plot_budgets(const BenchResults& r, const std::vector<int64_t>& budgets,
+                         const std::vector<std::string>& methods, const BudgetPlot& plot) {
   const double height = 440;
   const Box box{80, 56, kWidth - kLegendWidth - 20, height - 60};
-  double lo = 0.45, hi = std::isfinite(r.ceiling()) ? r.ceiling() : 0.55;
-  for (const auto& a : r.accuracy)
-    for (double v : {a.mean.value, a.mean.lo, a.mean.hi})
-      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
-  const Ticks ticks = clamp_unit(nice_ticks(lo, hi + 0.01, 6));
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const auto& [v, label] : plot.references)
+    if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  for (const auto& name : methods)
+    for (int64_t b : budgets)
+      for (const char* group : {"seen", "unseen"})
+        if (const Figure* f = plot.figure_at(name, b, group))
+          for (double v : {f->value, f->lo, f->hi})
+            if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  if (!std::isfinite(lo)) lo = 0, hi = 1;
+  const double pad = std::max(0.01, 0.02 * (hi - lo));
+  const Ticks ticks = plot.unit ? clamp_unit(nice_ticks(lo, hi + pad, 6)) : nice_ticks(lo - pad, hi + pad, 6);
   const Scale y{ticks.lo, ticks.hi, box.bottom, box.top};
   const double slot = (box.right - box.left) / static_cast<double>(budgets.size());
   auto x_of = [&](size_t budget_idx) { return box.left + slot * (static_cast<double>(budget_idx) + 0.5); };
@@ -252,8 +268,8 @@ std::string plot_accuracy(const BenchResults& r) {
   const double m = static_cast<double>(methods.size());
   const double dodge = std::min(5.0, slot * 0.4 / m);
 
-  Svg svg(kWidth, height, "Preference accuracy against budget");
-  draw_frame(svg, box, y, ticks, "Preference accuracy against budget (mean, 95% interval)", "held-out accuracy");
+  Svg svg(kWidth, height, plot.title);
+  draw_frame(svg, box, y, ticks, plot.title + " (mean, 95% interval)", plot.y_label);
   for (size_t bi = 0; bi < budgets.size(); ++bi) {
     svg.line(x_of(bi), box.bottom, x_of(bi), box.bottom + 5, kMuted);
     svg.text(x_of(bi), box.bottom + 20, std::to_string(budgets[bi]), "middle", 12, kMuted);
@@ -266,13 +282,12 @@ std::string plot_accuracy(const BenchResults& r) {
   auto series = [&](const std::string& name, size_t k, std::string_view group) {
     std::vector<std::vector<Point>> runs(1);  // consecutive budgets with a value; a missing one breaks the line
     for (size_t bi = 0; bi < budgets.size(); ++bi) {
-      const AccuracyRow* a = r.find_accuracy(name, budgets[bi], group);
-      if (!a || !std::isfinite(a->mean.value)) {
+      const Figure* f = plot.figure_at(name, budgets[bi], group);
+      if (!f || !std::isfinite(f->value)) {
         if (!runs.back().empty()) runs.emplace_back();
         continue;
       }
-      runs.back().push_back(
-          {x_of(bi) + (static_cast<double>(k) - (m - 1) / 2) * dodge, a->mean.value, a->mean.lo, a->mean.hi});
+      runs.back().push_back({x_of(bi) + (static_cast<double>(k) - (m - 1) / 2) * dodge, f->value, f->lo, f->hi});
     }
     if (runs.back().empty()) runs.pop_back();
     return runs;
@@ -287,8 +302,9 @@ std::string plot_accuracy(const BenchResults& r) {
         if (std::isfinite(it->lo) && std::isfinite(it->hi)) poly.emplace_back(it->x, y(it->lo));
       if (poly.size() >= 4) svg.polygon(poly, colour_of(r, methods[k]), 0.12);
     }
-  reference_line(svg, box, y, 0.5, "chance 0.5", "2 3");
-  reference_line(svg, box, y, r.ceiling(), "ceiling " + fixed(r.ceiling(), 3), "6 4");
+  const char* dashes[] = {"2 3", "6 4"};
+  for (size_t i = 0; i < plot.references.size(); ++i)
+    reference_line(svg, box, y, plot.references[i].first, plot.references[i].second, dashes[i % 2]);
   for (size_t k = 0; k < methods.size(); ++k) {
     const std::string colour = colour_of(r, methods[k]);
     for (const char* group : {"seen", "unseen"}) {
@@ -328,6 +344,39 @@ std::string plot_accuracy(const BenchResults& r) {
   svg.circle(lx + 11, ly - 4, 3.8, kInk, true);
   svg.text(lx + 30, ly, "unseen users (bars: 95%)");
   return svg.finish();
+}
+
+}  // namespace
+
+// (2) Accuracy against budget, one colour per predicting method.
+std::string plot_accuracy(const BenchResults& r) {
+  const std::vector<int64_t> budgets = r.measured_budgets();
+  const std::vector<std::string> methods = r.predicting();
+  if (budgets.empty() || methods.empty()) return placeholder("No predicting method ran: no accuracy to plot.");
+  BudgetPlot plot{.title = "Preference accuracy against budget", .y_label = "held-out accuracy"};
+  plot.figure_at = [&](const std::string& name, int64_t b, std::string_view group) -> const Figure* {
+    const AccuracyRow* a = r.find_accuracy(name, b, group);
+    return a ? &a->mean : nullptr;
+  };
+  plot.references = {{0.5, "chance 0.5"}, {r.ceiling(), "ceiling " + fixed(r.ceiling(), 3)}};
+  plot.unit = true;
+  return plot_budgets(r, budgets, methods, plot);
+}
+
+// (2b) The learning curve of generation: each curve method's best-of-N utility by its predictions against budget.
+std::string plot_utility_curves(const BenchResults& r) {
+  const std::vector<std::string> methods = r.curved();
+  std::vector<int64_t> budgets;
+  for (const auto& c : r.curves) budgets.push_back(c.budget);
+  std::sort(budgets.begin(), budgets.end());
+  budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+  if (budgets.empty() || methods.empty()) return placeholder("No method with a learning curve ran: nothing to plot.");
+  BudgetPlot plot{.title = "Best-of-N utility against budget", .y_label = "hidden utility per response"};
+  plot.figure_at = [&](const std::string& name, int64_t b, std::string_view group) -> const Figure* {
+    const CurveRow* c = r.find_curve(name, b, group);
+    return c ? &c->utility : nullptr;
+  };
+  return plot_budgets(r, budgets, methods, plot);
 }
 
 // The method the per-user plot shows: the best non-oracle predictor of seen users at the largest budget that has

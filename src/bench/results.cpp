@@ -156,6 +156,30 @@ std::string BenchResults::best_predictor(int64_t budget, std::string_view group)
   return best;
 }
 
+double BenchResults::calibration_error(const std::string& name) const {
+  double err = 0, n = 0;
+  for (const auto& c : calibration)
+    if (c.method == name && c.n > 0 && std::isfinite(c.predicted) && std::isfinite(c.observed)) {
+      err += static_cast<double>(c.n) * std::abs(c.predicted - c.observed);
+      n += static_cast<double>(c.n);
+    }
+  return n > 0 ? err / n : kNaN;
+}
+
+const CurveRow* BenchResults::find_curve(const std::string& name, int64_t budget, std::string_view group) const {
+  for (const auto& c : curves)
+    if (c.method == name && c.budget == budget && c.group == group) return &c;
+  return nullptr;
+}
+
+std::vector<std::string> BenchResults::curved() const {
+  std::vector<std::string> out;
+  for (const auto& m : methods)
+    if (std::any_of(curves.begin(), curves.end(), [&](const CurveRow& c) { return c.method == m.name; }))
+      out.push_back(m.name);
+  return out;
+}
+
 json to_json(const BenchResults& r) {
   json methods = json::array(), accuracy = json::array(), generation = json::array(), per_user = json::array(),
        dimensions = json::array();
@@ -203,11 +227,30 @@ json to_json(const BenchResults& r) {
                         {"minority", u.minority},
                         {"accuracy", u.accuracy},
                         {"utility", u.utility}});
-  return {{"format", kFormat},        {"version", 1},
-          {"config", r.config},       {"wall_seconds", finite_or_null(r.wall_seconds)},
-          {"methods", methods},       {"accuracy", accuracy},
-          {"generation", generation}, {"dimensions", dimensions},
-          {"per_user", per_user}};
+  json curves = json::array(), calibration = json::array(), comparisons = json::array();
+  for (const auto& c : r.curves)
+    curves.push_back({{"method", c.method},
+                      {"group", c.group},
+                      {"budget", c.budget},
+                      {"utility", figure_json(c.utility)},
+                      {"vs_b0", figure_json(c.vs_b0)}});
+  for (const auto& c : r.calibration)
+    calibration.push_back({{"method", c.method},
+                           {"bin", c.bin},
+                           {"n", c.n},
+                           {"predicted", finite_or_null(c.predicted)},
+                           {"observed", finite_or_null(c.observed)}});
+  for (const auto& c : r.comparisons)
+    comparisons.push_back({{"name", c.name},
+                           {"group", c.group},
+                           {"description", c.description},
+                           {"difference", figure_json(c.difference)}});
+  return {{"format", kFormat},          {"version", 1},
+          {"config", r.config},         {"wall_seconds", finite_or_null(r.wall_seconds)},
+          {"methods", methods},         {"accuracy", accuracy},
+          {"generation", generation},   {"dimensions", dimensions},
+          {"per_user", per_user},       {"curves", curves},
+          {"calibration", calibration}, {"comparisons", comparisons}};
 }
 
 BenchResults results_from_json(const std::string& results_json) {
@@ -313,6 +356,38 @@ BenchResults results_from_json(const std::string& results_json) {
         for (const auto& [name, value] : u[key].items())
           if (value.is_number()) (*into)[name] = value.get<double>();
     r.per_user.push_back(std::move(row));
+  }
+  for (const auto& c : section(doc, "curves")) {
+    CurveRow row;
+    row.method = text(c, "method");
+    row.group = text(c, "group");
+    const double budget = number(c, "budget");
+    if (row.method.empty() || row.group.empty() || !is_budget(budget)) continue;
+    row.budget = static_cast<int64_t>(budget);
+    row.utility = figure(c, "utility");
+    row.vs_b0 = figure(c, "vs_b0");
+    ensure_method(r, row.method);
+    r.curves.push_back(std::move(row));
+  }
+  for (const auto& c : section(doc, "calibration")) {
+    CalibrationRow row;
+    row.method = text(c, "method");
+    const double bin = number(c, "bin"), n = number(c, "n");
+    if (row.method.empty() || !std::isfinite(bin) || bin < 0 || bin > 9 || !std::isfinite(n) || n < 0) continue;
+    row.bin = static_cast<int64_t>(bin);
+    row.n = static_cast<int64_t>(n);
+    row.predicted = number(c, "predicted");
+    row.observed = number(c, "observed");
+    r.calibration.push_back(std::move(row));
+  }
+  for (const auto& c : section(doc, "comparisons")) {
+    ComparisonRow row;
+    row.name = text(c, "name");
+    if (row.name.empty()) continue;
+    row.group = text(c, "group");
+    row.description = text(c, "description");
+    row.difference = figure(c, "difference");
+    r.comparisons.push_back(std::move(row));
   }
   return r;
 }

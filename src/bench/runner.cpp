@@ -145,6 +145,7 @@ class BenchRun {
     prepare_truth();
     prepare_groups();
     for (int64_t p = n_train_prompts_; p < n_prompts_; ++p) ctx_.set_pool(prompts_[p], pools_[p]);
+    prepare_elicitation();
     std::vector<std::pair<std::string, std::string>> texts;
     for (const auto& item : data_.items) texts.emplace_back(prompts_[item.prompt], item.response);
     for (int64_t p = 0; p < n_prompts_; ++p) texts.emplace_back(prompts_[p], "");
@@ -191,6 +192,9 @@ class BenchRun {
   // Generation figures against the base method, per-user rows, the ceiling and the config.
   BenchResults summarise(const std::vector<const MethodInfo*>& methods, double wall_seconds) {
     summarise_accuracy(methods);
+    summarise_curves(methods);
+    summarise_calibration(methods);
+    compare_elicitation();
     summarise_generation(methods);
     for (int64_t u = 0; u < n_users_; ++u) {
       UserRow& row = per_user_[u];
@@ -260,6 +264,26 @@ class BenchRun {
     }
   }
 
+  // The simulated users answer questions about the training prompts' candidates (MethodContext::ask), each answer
+  // drawn as a training label is, from a stream of the run's seed, the user and the question's key.
+  void prepare_elicitation() {
+    std::vector<MethodContext::ElicitationPrompt> prompts;
+    for (int64_t p = 0; p < n_train_prompts_; ++p) {
+      prompts.push_back({prompts_[p], {}});
+      for (int64_t item : data_.candidates[p]) prompts.back().candidates.push_back(data_.items[item].response);
+    }
+    ctx_.set_elicitation(std::move(prompts), [this](const std::string& user_id, const std::string& prompt,
+                                                    const std::string& a, const std::string& b,
+                                                    const std::string& key) {
+      const auto it = user_index_.find(user_id);
+      PALIGN_CHECK(it != user_index_.end(), ErrorCode::kInvalidArgument, "[bench.ask] unknown user '", user_id, "'");
+      const SimulatedUser& user = data_.population.users[it->second];
+      const double p = sigmoid(truth_.beta * (utility(user, z_of(prompt + a)) - utility(user, z_of(prompt + b))));
+      Rng rng(derive_seed(seed_, "ask." + user_id + "." + key));
+      return rng.bernoulli(p);
+    });
+  }
+
   // Seen and unseen users, and the pre-declared minority (contrarians and the least-aligned decile) within each.
   void prepare_groups() {
     seen_.assign(static_cast<size_t>(n_users_), false);
@@ -298,13 +322,16 @@ class BenchRun {
   // The accuracy grids of one method at one budget and group: users of the group × test prompts.
   struct AccuracyGrids {
     Grid credit, expected;
+    Grid utility;  // MethodInfo::curve: the best-of-N utility by the method's predictions (utility_of)
   };
 
   // Held-out accuracy, added to the user's row of the grids (and of the minority's, for a user in it); each test pair
   // is shown in an order fixed per user, the same for every method. A prediction earns 1 when it orders the pair as
   // the label does (0.5 for a tie) and, as expected accuracy, the true probability of the order it predicts.
-  // Returns the user's accuracy.
-  double accuracy_of(Method& method, const UserData& ud, int64_t u, std::map<std::string, AccuracyGrids>& grids) {
+  // Returns the user's accuracy. calibration: when given, each prediction (P(first ≻ second), the first chosen) is
+  // added to it.
+  double accuracy_of(Method& method, const UserData& ud, int64_t u, std::map<std::string, AccuracyGrids>& grids,
+                     std::vector<std::pair<double, bool>>* calibration = nullptr) {
     Rng order(derive_seed(seed_, "order." + ud.id));
     const std::string group = seen_[u] ? "seen" : "unseen";
     std::vector<std::pair<AccuracyGrids*, int64_t>> rows = {{&grid_of(grids, group), row_of_.at(group).at(u)}};
@@ -319,6 +346,7 @@ class BenchRun {
       const double credit = prob == 0.5 ? 0.5 : (says_chosen ? 1.0 : 0.0);
       const double q = sigmoid(truth_.beta * (data_.utility(u, lp.chosen) - data_.utility(u, lp.rejected)));
       const double expected = prob == 0.5 ? 0.5 : (says_chosen ? q : 1.0 - q);
+      if (calibration) calibration->emplace_back(prob, chosen_first);
       for (auto& [g, row] : rows) {
         g->credit.add(row, lp.prompt - n_train_prompts_, credit);
         g->expected.add(row, lp.prompt - n_train_prompts_, expected);
@@ -328,12 +356,35 @@ class BenchRun {
     return total / static_cast<double>(data_.test_pairs[u].size());
   }
 
+  // The learning curve of generation: at each test prompt, the pooled sample the method predicts the user prefers
+  // most to the pool's first (P(c ≻ first), the first scoring 1/2; the first of ties), scored by the user's hidden
+  // utility, added to the user's row of the utility grids. For a reward model this is its best-of-N at this budget.
+  void utility_of(Method& method, const UserData& ud, int64_t u, std::map<std::string, AccuracyGrids>& grids) {
+    const std::string group = seen_[u] ? "seen" : "unseen";
+    std::vector<std::pair<AccuracyGrids*, int64_t>> rows = {{&grid_of(grids, group), row_of_.at(group).at(u)}};
+    if (minority_[u]) rows.emplace_back(&grid_of(grids, group + ".minority"), row_of_.at(group + ".minority").at(u));
+    for (int64_t p = n_train_prompts_; p < n_prompts_; ++p) {
+      const std::vector<Response>& pool = pools_[p];
+      size_t best = 0;
+      double best_prob = 0.5;
+      for (size_t i = 1; i < pool.size(); ++i) {
+        const double prob = method.predict(ud, prompts_[p], pool[i].text, pool[0].text, ctx_);
+        if (prob > best_prob) best = i, best_prob = prob;
+      }
+      const double value = truth_.utility(ud.id, prompts_[p], pool[best].text);
+      for (auto& [g, row] : rows) g->utility.add(row, p - n_train_prompts_, value);
+    }
+  }
+
   // The group's grids in grids, made empty (its users × the test prompts) on first use.
   AccuracyGrids& grid_of(std::map<std::string, AccuracyGrids>& grids, const std::string& group) const {
     auto it = grids.find(group);
     if (it == grids.end()) {
       const auto rows = static_cast<int64_t>(row_of_.at(group).size());
-      it = grids.emplace(group, AccuracyGrids{Grid(rows, n_test_prompts_), Grid(rows, n_test_prompts_)}).first;
+      it = grids
+               .emplace(group, AccuracyGrids{Grid(rows, n_test_prompts_), Grid(rows, n_test_prompts_),
+                                             Grid(rows, n_test_prompts_)})
+               .first;
     }
     return it->second;
   }
@@ -359,10 +410,12 @@ class BenchRun {
         continue;
       }
       t0 = Clock::now();
+      auto* calibration = budget == max_budget ? &calibration_[info.name] : nullptr;
       for (size_t i = 0; i < data_.seen.size(); ++i) {
         const int64_t u = data_.seen[i];
-        const double acc = accuracy_of(method, fit.users[i], u, grids[bi]);
+        const double acc = accuracy_of(method, fit.users[i], u, grids[bi], calibration);
         if (budget == max_budget) per_user_[u].accuracy[info.name] = acc;
+        if (info.curve) utility_of(method, fit.users[i], u, grids[bi]);
         bar.update(++done_, info.name);
       }
       t.n_predictions += static_cast<int64_t>(data_.seen.size()) * data_.options.test_pairs_per_user;
@@ -370,8 +423,10 @@ class BenchRun {
       if (budget == max_budget) {
         for (size_t bj = 0; bj < budgets.size(); ++bj)
           for (int64_t u : data_.unseen) {
-            const double acc = accuracy_of(method, user_data(u, budgets[bj]), u, grids[bj]);
+            const UserData ud = user_data(u, budgets[bj]);
+            const double acc = accuracy_of(method, ud, u, grids[bj], budgets[bj] == max_budget ? calibration : nullptr);
             if (budgets[bj] == max_budget) per_user_[u].accuracy[info.name] = acc;
+            if (info.curve) utility_of(method, ud, u, grids[bj]);
           }
         t.n_predictions +=
             static_cast<int64_t>(budgets.size() * data_.unseen.size()) * data_.options.test_pairs_per_user;
@@ -489,6 +544,83 @@ class BenchRun {
           }
           results_.accuracy.push_back(std::move(row));
         }
+    }
+  }
+
+  // The curve rows of methods with MethodInfo::curve: utility per budget and group, and its paired gain over b=0.
+  void summarise_curves(const std::vector<const MethodInfo*>& methods) {
+    const std::vector<int64_t>& budgets = data_.options.budgets;
+    for (const auto* info : methods) {
+      const auto it = accuracy_grids_.find(info->name);
+      if (!info->curve || it == accuracy_grids_.end()) continue;
+      for (size_t bi = 0; bi < budgets.size(); ++bi)
+        for (const char* group : {"seen", "unseen", "seen.minority", "unseen.minority"}) {
+          const auto g = it->second[bi].find(group);
+          if (g == it->second[bi].end() || std::isnan(g->second.utility.mean())) continue;
+          const uint64_t s = derive_seed(seed_, "boot.curve." + info->name + std::to_string(bi) + group);
+          CurveRow row{.method = info->name, .group = group, .budget = budgets[bi]};
+          row.utility = figure_of(bootstrap_grids(
+              {&g->second.utility}, [](const std::vector<double>& m) { return m[0]; }, s));
+          if (bi > 0 && budgets[0] == 0)
+            if (const auto z = it->second[0].find(group); z != it->second[0].end())
+              row.vs_b0 = figure_of(bootstrap_grids(
+                  {&g->second.utility, &z->second.utility}, [](const std::vector<double>& m) { return m[0] - m[1]; },
+                  s));
+          results_.curves.push_back(std::move(row));
+        }
+    }
+  }
+
+  // Each predicting method's reliability table: its predictions at the largest budget in ten bins of P(first ≻
+  // second), against the share of them whose first response was chosen.
+  void summarise_calibration(const std::vector<const MethodInfo*>& methods) {
+    for (const auto* info : methods) {
+      const auto it = calibration_.find(info->name);
+      if (it == calibration_.end() || it->second.empty()) continue;
+      std::vector<double> predicted(10, 0.0), observed(10, 0.0);
+      std::vector<int64_t> n(10, 0);
+      for (const auto& [p, first] : it->second) {
+        const auto bin =
+            static_cast<size_t>(std::clamp(static_cast<int64_t>(std::floor(p * 10.0)), int64_t{0}, int64_t{9}));
+        predicted[bin] += p, observed[bin] += first ? 1.0 : 0.0, ++n[bin];
+      }
+      for (size_t bin = 0; bin < 10; ++bin)
+        if (n[bin] > 0)
+          results_.calibration.push_back({.method = info->name,
+                                          .bin = static_cast<int64_t>(bin),
+                                          .n = n[bin],
+                                          .predicted = predicted[bin] / static_cast<double>(n[bin]),
+                                          .observed = observed[bin] / static_cast<double>(n[bin])});
+    }
+  }
+
+  // The elicitation goal: active queries at 16 events against random ones (online) at 64, in expected accuracy on the
+  // same users and items, when both ran at those budgets; and the same for their twins on the true scores.
+  void compare_elicitation() {
+    compare_elicitation("active", "online");
+    compare_elicitation("active_true", "online_true");
+  }
+  void compare_elicitation(const std::string& active_name, const std::string& online_name) {
+    const std::vector<int64_t>& budgets = data_.options.budgets;
+    const auto active = accuracy_grids_.find(active_name), online = accuracy_grids_.find(online_name);
+    const auto b16 = std::find(budgets.begin(), budgets.end(), 16), b64 = std::find(budgets.begin(), budgets.end(), 64);
+    if (active == accuracy_grids_.end() || online == accuracy_grids_.end() || b16 == budgets.end() ||
+        b64 == budgets.end())
+      return;
+    for (const char* group : {"seen", "unseen"}) {
+      const auto a = active->second[b16 - budgets.begin()].find(group);
+      const auto o = online->second[b64 - budgets.begin()].find(group);
+      if (a == active->second[b16 - budgets.begin()].end() || o == online->second[b64 - budgets.begin()].end())
+        continue;
+      const uint64_t s = derive_seed(seed_, "boot.elicitation." + active_name + group);
+      results_.comparisons.push_back({.name = active_name + "@16 - " + online_name + "@64",
+                                      .group = group,
+                                      .description = "expected accuracy of " + active_name +
+                                                     " (active elicitation) after 16 events minus " + online_name +
+                                                     " (random queries) after 64",
+                                      .difference = figure_of(bootstrap_grids(
+                                          {&a->second.expected, &o->second.expected},
+                                          [](const std::vector<double>& m) { return m[0] - m[1]; }, s))});
     }
   }
 
@@ -635,7 +767,9 @@ class BenchRun {
   std::vector<UserRow> per_user_;
   std::map<std::string, std::vector<double>> utilities_;  // utilities_[method][u * n_test + t]
   std::map<std::string, std::vector<std::map<std::string, AccuracyGrids>>> accuracy_grids_;  // [method][budget][group]
-  std::vector<bool> seen_, minority_;                                                        // per user
+  // [method]: every prediction at the largest budget (seen and unseen users): P(first ≻ second), the first chosen.
+  std::map<std::string, std::vector<std::pair<double, bool>>> calibration_;
+  std::vector<bool> seen_, minority_;                         // per user
   std::vector<int64_t> test_items_;                           // the candidates at the test prompts
   std::map<std::string, std::map<int64_t, int64_t>> row_of_;  // group -> user -> its row in the group's grids
   std::map<std::string, GenerationRow> costs_;                // the cost fields of each generating method

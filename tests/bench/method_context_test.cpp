@@ -34,3 +34,28 @@ TEST(MethodContextShared, MakesEachKeyOnceAndChecksItsType) {
   auto wrong_type = [&] { ctx.shared<std::string>("numbers", [] { return std::make_shared<std::string>(); }); };
   EXPECT_EQ(test::error_code_of(wrong_type), ErrorCode::kInternal);
 }
+
+// Interactive elicitation: a method may ask the simulated user only about the training prompts the runner set up,
+// never before it set them up, and the question reaches the runner's answerer unchanged.
+TEST(MethodContextAsk, OnlyTrainingPromptsAndOnlyOnceSetUp) {
+  const auto model = runtime::Model::load(test::hf_model("llama"));
+  const auto tok = runtime::Tokenizer::from_dir(test::hf_model("llama"));
+  MethodContext ctx(*model, tok, {}, /*seed=*/0);
+  auto before = [&] { ctx.ask("u0", "p", "a", "b", "k"); };
+  EXPECT_EQ(test::error_code_of(before), ErrorCode::kInternal);
+  std::vector<std::string> asked;
+  ctx.set_elicitation({{"train prompt", {"a", "b", "c"}}},
+                      [&](const std::string& user, const std::string& prompt, const std::string& a,
+                          const std::string& b, const std::string& key) {
+                        asked.push_back(user + "|" + prompt + "|" + a + "|" + b + "|" + key);
+                        return a < b;
+                      });
+  ASSERT_EQ(ctx.elicitation_prompts().size(), 1u);
+  EXPECT_EQ(ctx.elicitation_prompts()[0].candidates.size(), 3u);
+  EXPECT_TRUE(ctx.ask("u0", "train prompt", "a", "c", "q1"));
+  EXPECT_FALSE(ctx.ask("u0", "train prompt", "c", "a", "q2"));
+  EXPECT_EQ(asked, (std::vector<std::string>{"u0|train prompt|a|c|q1", "u0|train prompt|c|a|q2"}));
+  auto test_prompt = [&] { ctx.ask("u0", "a test prompt", "a", "c", "q3"); };
+  EXPECT_EQ(test::error_code_of(test_prompt), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(asked.size(), 2u);
+}

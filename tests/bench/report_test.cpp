@@ -171,10 +171,11 @@ std::string line_starting(const std::string& text, const std::string& prefix, co
 }
 
 // Structure checks every HTML rendering must pass, whatever the data.
-void expect_well_formed_html(const std::string& html) {
+// Three plots, and a fourth (the learning curves of generation) when the document has curve rows.
+void expect_well_formed_html(const std::string& html, size_t plots = 3) {
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(html.find("</html>\n"), std::string::npos);
-  EXPECT_EQ(count(html, "<svg"), 3u);
+  EXPECT_EQ(count(html, "<svg"), plots);
   EXPECT_EQ(count(html, "<svg"), count(html, "</svg>"));
   for (const char* tag : {"table", "tr", "figure", "details", "text", "title", "ul", "h2", "h3", "main"})
     EXPECT_EQ(count(html, std::string("<") + tag + ">") + count(html, std::string("<") + tag + " "),
@@ -421,4 +422,49 @@ TEST(Report, BadInputThrows) {
   EXPECT_EQ(code_of(R"({"format": "palign.bench.results"})"), ErrorCode::kInvalidArgument);
   EXPECT_EQ(code_of(R"({"format": "palign.bench.results", "version": 1, "accuracy": 3})"), ErrorCode::kInvalidArgument);
   EXPECT_THROW((void)render_html("{"), Error);
+}
+
+// The learning curves, the reliability table and the paired comparisons: in both reports, with the expected
+// calibration error computed by hand (bins 0.3–0.4: 10 pairs, predicted 0.35, observed 0.30; 0.7–0.8: 20 pairs,
+// predicted 0.72, observed 0.80: (10 · 0.05 + 20 · 0.08) / 30 = 0.070), and the curve plot as a fourth <svg>.
+TEST(Report, LearningCurvesCalibrationAndComparisons) {
+  json doc = sample_results();
+  const double utility[] = {-0.10, 0.02, 0.11, 0.15};
+  const int budgets[] = {0, 4, 16, 64};
+  for (int i = 0; i < 4; ++i)
+    for (const char* group : {"seen", "unseen"}) {
+      json row = {{"method", "bt"},
+                  {"group", group},
+                  {"budget", budgets[i]},
+                  {"utility", estimate(utility[i], utility[i] - 0.05, utility[i] + 0.05, 9)},
+                  {"vs_b0", i == 0 ? json(nullptr) : estimate(utility[i] - utility[0], 0.01, 0.4, 9)}};
+      doc["curves"].push_back(row);
+    }
+  doc["calibration"] = json::array({{{"method", "bt"}, {"bin", 3}, {"n", 10}, {"predicted", 0.35}, {"observed", 0.30}},
+                                    {{"method", "bt"}, {"bin", 7}, {"n", 20}, {"predicted", 0.72}, {"observed", 0.80}},
+                                    {{"method", "bt"}, {"bin", 12}, {"n", 5}, {"predicted", 1.5}, {"observed", 1}}});
+  doc["comparisons"] = json::array({{{"name", "active@16 - online@64 <i>"},
+                                     {"group", "seen"},
+                                     {"description", "expected accuracy"},
+                                     {"difference", estimate(-0.021, -0.05, 0.01, 9)}}});
+  const BenchResults r = results_from_json(doc.dump());
+  EXPECT_EQ(r.calibration.size(), 2u);  // the bin outside 0..9 is dropped
+  EXPECT_NEAR(r.calibration_error("bt"), 0.07, 1e-12);
+  EXPECT_TRUE(std::isnan(r.calibration_error("random")));
+  EXPECT_EQ(r.curved(), std::vector<std::string>{"bt"});
+  const std::string md = render_markdown(doc.dump());
+  std::printf(
+      "%s", md.substr(md.find("## Learning curves"), md.find("## Generation") - md.find("## Learning curves")).c_str());
+  EXPECT_NE(md.find("## Learning curves"), std::string::npos);
+  EXPECT_NE(line_starting(md, "| bt ", "### Unseen users\n\n").find("0.150"), std::string::npos);
+  EXPECT_NE(md.find("+0.250 [0.010, 0.400] *"), std::string::npos);  // b=64 vs b=0
+  EXPECT_NE(md.find("- active@16 - online@64 <i>, seen users: -0.021 [-0.05, 0.01]"), std::string::npos);
+  EXPECT_NE(line_starting(md, "| bt ", "## Calibration").find("0.070"), std::string::npos);
+  EXPECT_NE(line_starting(md, "| bt ", "## Calibration").find("0.80 (20)"), std::string::npos);
+  const std::string html = render_html(doc.dump());
+  expect_well_formed_html(html, /*plots=*/4);
+  EXPECT_NE(html.find("Best-of-N utility against budget"), std::string::npos);
+  EXPECT_NE(html.find("active@16 - online@64 &lt;i&gt;"), std::string::npos);
+  EXPECT_EQ(html.find("<i>"), std::string::npos);
+  EXPECT_EQ(to_json(results_from_json(to_json(r).dump())), to_json(r));
 }

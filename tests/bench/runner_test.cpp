@@ -198,6 +198,78 @@ TEST_F(Runner, PairedDifferencesAndTheMinority) {
               r.at("config").at("expected_ceiling_accuracy").get<double>(), 0.03);
 }
 
+// The learning curves: every curve method has a utility at every budget for both groups, with the paired gain over
+// b=0 from the second budget on. For seen users at b=0 no method has seen anything, so each predicts 1/2 everywhere
+// and picks the pool's first sample: the curves start at one shared value.
+TEST_F(Runner, LearningCurvesStartFromOneColdStart) {
+  const json& curves = results_->at("curves");
+  for (const char* m :
+       {"online", "active", "multi_linear", "pal", "vpl", "online_true", "active_true", "oracle_features"})
+    for (int b : {0, 4, 16})
+      for (const char* g : {"seen", "unseen"}) {
+        const json* row = find_row(curves, m, b, g);
+        ASSERT_NE(row, nullptr) << m << b << g;
+        EXPECT_EQ(row->at("vs_b0").is_null(), b == 0) << row->dump();
+      }
+  EXPECT_EQ(find_row(curves, "bt"), nullptr);  // not a curve method
+  const double cold = find_row(curves, "online", 0, "seen")->at("utility").at("value").get<double>();
+  for (const char* m : {"active", "multi_linear", "online_true", "active_true"})
+    EXPECT_DOUBLE_EQ(find_row(curves, m, 0, "seen")->at("utility").at("value").get<double>(), cold) << m;
+  for (const auto& row : curves)
+    if (row.at("group") == "seen" || row.at("group") == "unseen")
+      std::printf("curve %-16s %-7s b=%-3d utility %+.3f\n", row.at("method").get<std::string>().c_str(),
+                  row.at("group").get<std::string>().c_str(), row.at("budget").get<int>(),
+                  row.at("utility").at("value").get<double>());
+}
+
+// The online model learns inside the bench: on the true scores (online_true) 16 of a seen user's pairs lift expected
+// accuracy well above the cold start's 1/2, and so do 16 questions chosen by active elicitation (active_true); its
+// predictions are calibrated (reliability over every prediction at the largest budget), and the reliability rows
+// count every prediction once.
+TEST_F(Runner, OnlineModelLearnsAndIsCalibrated) {
+  const json& acc = results_->at("accuracy");
+  for (const char* m : {"online_true", "active_true"}) {
+    const double at0 = find_row(acc, m, 0, "seen")->at("expected").at("value").get<double>();
+    const double at16 = find_row(acc, m, 16, "seen")->at("expected").at("value").get<double>();
+    std::printf("%s seen expected accuracy b=0 %.3f b=16 %.3f\n", m, at0, at16);
+    EXPECT_DOUBLE_EQ(at0, 0.5);
+    EXPECT_GT(at16, 0.65);
+  }
+  const BenchResults r = results_from_json(results_->dump());
+  for (const char* m : {"online", "online_true", "active_true", "multi_linear", "random"}) {
+    int64_t n = 0;
+    for (const auto& c : r.calibration)
+      if (c.method == m) {
+        n += c.n;
+        EXPECT_GE(c.predicted, c.bin / 10.0 - 1e-12) << m;
+        EXPECT_LE(c.predicted, (c.bin + 1) / 10.0 + 1e-12) << m;
+      }
+    EXPECT_EQ(n, 24 * 24) << m;  // every user's test pairs at the largest budget
+    std::printf("%-13s ECE %.3f\n", m, r.calibration_error(m));
+  }
+  EXPECT_LT(r.calibration_error("online_true"), 0.1);
+}
+
+// Active elicitation against random queries: the run compares active at 16 events with online at 64, paired, when
+// both budgets ran; the same seed asks the same questions and gets the same answers.
+TEST(RunnerElicitation, ComparesActiveAt16WithRandomAt64AndRepeats) {
+  BenchOptions o = small_options();
+  o.methods = {"online", "active", "online_true", "active_true"};
+  o.dataset.budgets = {0, 16, 64};
+  const json r = to_json(run_bench(o));
+  ASSERT_EQ(r.at("comparisons").size(), 4u);
+  for (const auto& c : r.at("comparisons")) {
+    std::printf("%s %s: %+.3f [%.3f, %.3f]\n", c.at("name").get<std::string>().c_str(),
+                c.at("group").get<std::string>().c_str(), c.at("difference").at("value").get<double>(),
+                c.at("difference").at("lo").get<double>(), c.at("difference").at("hi").get<double>());
+    EXPECT_LE(c.at("difference").at("lo").get<double>(), c.at("difference").at("value").get<double>());
+  }
+  EXPECT_EQ(r.at("comparisons").at(0).at("name"), "active@16 - online@64");
+  const json again = to_json(run_bench(o));
+  EXPECT_EQ(again.at("accuracy"), r.at("accuracy"));
+  EXPECT_EQ(again.at("comparisons"), r.at("comparisons"));
+}
+
 TEST_F(Runner, SameSeedSameFigures) {
   BenchOptions o = small_options();
   o.methods = {"random", "bt"};

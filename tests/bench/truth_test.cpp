@@ -48,6 +48,11 @@ Said run(const MethodInfo& info, const runtime::Model& model, const runtime::Tok
   for (const auto& r : kResponses) pool.push_back({r, 4, 4, 0.0});
   ctx.set_pool(kPrompts[2], pool);
   ctx.set_truth(truth);
+  // The simulated user answers questions about the training prompts (active elicitation) without the truth: the
+  // answers are labels, as the training pairs are, and here a fixed rule gives them.
+  ctx.set_elicitation({{kPrompts[0], kResponses}, {kPrompts[1], kResponses}},
+                      [](const std::string&, const std::string&, const std::string& a, const std::string& b,
+                         const std::string&) { return a.size() < b.size(); });
   const FitData data = fit_data();
   auto method = info.make();
   method->fit(data, ctx);

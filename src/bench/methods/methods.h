@@ -31,6 +31,10 @@ std::unique_ptr<Method> make_vpl_method();
 std::unique_ptr<Method> make_multi_linear_method();
 std::unique_ptr<Method> make_oracle_features_method();
 std::unique_ptr<Method> make_arm_linear_method();
+std::unique_ptr<Method> make_online_method();
+std::unique_ptr<Method> make_active_method();
+std::unique_ptr<Method> make_online_true_method();
+std::unique_ptr<Method> make_active_true_method();
 
 std::unique_ptr<Method> make_steer_method();
 std::unique_ptr<Method> make_steer_bipo_method();

@@ -19,12 +19,13 @@ struct DatasetOptions {
   // The first n_train_prompts prompts give training pairs and per-dimension pairs; the rest give test pairs and the
   // generation prompts.
   int64_t n_train_prompts = 24;
-  std::vector<int64_t> budgets = {0, 4, 16, 64};  // ascending; each user gets max(budgets) training pairs
+  // Ascending; each user gets max(budgets) training pairs. The powers of two: the learning curves' points.
+  std::vector<int64_t> budgets = {0, 1, 2, 4, 8, 16, 32, 64};
   int64_t test_pairs_per_user = 32;
   int64_t pairs_per_dimension = 64;  // per grader dimension
   double unseen_share = 0.25;  // round(n_users · unseen_share) users are unseen, stratified by persona and contrarian
-  PopulationOptions population;      // n_users, personas, beta, ...
-  uint64_t seed = 0;                 // pairs and labels (the population has its own seed in population)
+  PopulationOptions population;  // n_users, personas, beta, ...
+  uint64_t seed = 0;             // pairs and labels (the population has its own seed in population)
   // Append new fields here.
   std::string validate() const;  // "" when valid
 };

@@ -124,6 +124,26 @@ class MethodContext {
   // The keys whose objects shared() has made so far, in the order made (each at most once).
   const std::vector<std::string>& shared_made() const { return shared_made_; }
 
+  // Interactive elicitation: the training prompts with their candidate responses, and a simulated user who answers
+  // "which of these two do you prefer?" about them. The answer is drawn like a training label, P(a) = σ(β(R_u(a) −
+  // R_u(b))), from a stream seeded by the run's seed, the user and the method's key for the question (the same key
+  // gets the same answer). Any method may ask (it is what a live user does); only training prompts may be asked
+  // about (kInvalidArgument otherwise, and kInternal before the runner set it up).
+  struct ElicitationPrompt {
+    std::string prompt;
+    std::vector<std::string> candidates;
+  };
+  using AskFn = std::function<bool(const std::string& user_id, const std::string& prompt, const std::string& a,
+                                   const std::string& b, const std::string& key)>;
+  const std::vector<ElicitationPrompt>& elicitation_prompts() const { return elicitation_prompts_; }
+  // True when the user prefers a to b.
+  bool ask(const std::string& user_id, const std::string& prompt, const std::string& a, const std::string& b,
+           const std::string& key) const;
+  void set_elicitation(std::vector<ElicitationPrompt> prompts, AskFn ask) {
+    elicitation_prompts_ = std::move(prompts);
+    ask_ = std::move(ask);
+  }
+
   // Null unless the method being run is an oracle.
   const HiddenTruth* truth() const { return truth_; }
   void set_truth(const HiddenTruth* truth) { truth_ = truth; }
@@ -138,6 +158,8 @@ class MethodContext {
   scoring::FeatureCache& cache(const std::string& spec);
   std::unordered_map<std::string, std::vector<Response>> pools_;
   const HiddenTruth* truth_ = nullptr;
+  std::vector<ElicitationPrompt> elicitation_prompts_;
+  AskFn ask_;
   struct SharedEntry {
     std::shared_ptr<void> object;
     std::type_index type;
@@ -182,10 +204,13 @@ struct MethodInfo {
   bool oracle = false;
   std::function<std::unique_ptr<Method>()> make;
   bool in_default = true;  // false: too slow for the default runs; only with --methods NAME
-  std::string group;        // e.g. "decoding": --methods decoding runs every method of the group
+  std::string group;       // e.g. "decoding": --methods decoding runs every method of the group
   // A second base to pair this generator with, besides the run's (e.g. args_greedy with greedy, decoding at the same
   // temperature); when it runs too, GenerationRow::vs_own_base is filled.
   std::string own_base;
+  // The runner also measures its best-of-N utility at every budget (the candidate it predicts the user prefers to the
+  // pool's first sample): the learning curve of generation, besides accuracy's.
+  bool curve = false;
 };
 
 // Every method, in report order.

@@ -1,7 +1,8 @@
 // The results of a bench run, typed: what run_bench returns, what the reports render, and its one JSON form
 // (results.json: {"format": "palign.bench.results", "version": 1, "config", "wall_seconds", "methods", "accuracy",
-// "generation", "dimensions", "per_user"}). Reading is lenient so that older or partial documents still render: an
-// absent, null or non-numeric figure reads as NaN (printed "—"), rows without a method name are skipped.
+// "generation", "dimensions", "per_user", "curves", "calibration", "comparisons"}). Reading is lenient so that older or
+// partial documents still render: an absent, null or non-numeric figure reads as NaN (printed "—"), rows without a
+// method name are skipped.
 #pragma once
 
 #include <cmath>
@@ -70,6 +71,32 @@ struct DimensionRow {
   double correlation = std::numeric_limits<double>::quiet_NaN();
 };
 
+// The learning curve of generation, for methods with MethodInfo::curve: at each budget and group, the hidden utility
+// of the pooled sample the method predicts the user prefers (best-of-N by its predictions), over users × test prompts,
+// and its paired difference from the same method at b=0 (the cold start).
+struct CurveRow {
+  std::string method, group;
+  int64_t budget = 0;
+  Figure utility, vs_b0;
+};
+
+// A reliability table: a method's predictions at the largest budget (seen and unseen users) binned by the predicted
+// probability that the first response shown is preferred (ten bins of width 0.1), against how often it was.
+struct CalibrationRow {
+  std::string method;
+  int64_t bin = 0;  // [bin / 10, (bin + 1) / 10); the last bin includes 1
+  int64_t n = 0;
+  double predicted = std::numeric_limits<double>::quiet_NaN();  // mean predicted probability in the bin
+  double observed = std::numeric_limits<double>::quiet_NaN();   // share of the bin's pairs whose first was chosen
+};
+
+// A named paired comparison the run makes beyond the tables' columns, e.g. active elicitation at 16 events against
+// random queries at 64 (expected accuracy, the same users and items).
+struct ComparisonRow {
+  std::string name, group, description;
+  Figure difference;
+};
+
 struct UserRow {
   std::string user, group;
   double alignment = std::numeric_limits<double>::quiet_NaN();  // cosine with the population's mean preference
@@ -87,6 +114,9 @@ struct BenchResults {
   std::vector<GenerationRow> generation;
   std::vector<DimensionRow> dimensions;
   std::vector<UserRow> per_user;
+  std::vector<CurveRow> curves;
+  std::vector<CalibrationRow> calibration;
+  std::vector<ComparisonRow> comparisons;
 
   // ---- Views the reports use.
   const MethodRow* method(const std::string& name) const;
@@ -103,6 +133,12 @@ struct BenchResults {
   std::string base_method() const;         // the config's, "sample" by default
   std::string baseline_predictor() const;  // the config's, "bt" by default
   double ceiling() const;                  // the config's expected_ceiling_accuracy (NaN when absent)
+  // The expected calibration error of a method's reliability table: Σ n_bin |predicted − observed| / Σ n_bin; NaN
+  // without rows.
+  double calibration_error(const std::string& name) const;
+  const CurveRow* find_curve(const std::string& name, int64_t budget, std::string_view group) const;
+  // Methods with curve rows, in method order.
+  std::vector<std::string> curved() const;
   // The non-oracle method with the highest mean accuracy of group at budget; "" when none has one.
   std::string best_predictor(int64_t budget, std::string_view group) const;
 };
