@@ -283,7 +283,11 @@ Command add_user(CLI::App& root) {
                 PALIGN_THROW(ErrorCode::kInvalidArgument, "[cli.user] ", f->file,
                              " is not JSON; import a file written by `palign user export`");
               }
-              // Importing into a new file creates the store.
+              // Importing into a new file creates the store, so what is not an export is refused before that.
+              PALIGN_CHECK(j.is_object() && j.value("format", "") == "palign.user", ErrorCode::kInvalidArgument,
+                           "[cli.user] ", f->file,
+                           " is not a palign user export (its \"format\" must be \"palign.user\"); export one with "
+                           "`palign user export`");
               auto store = open_store(*f, /*create=*/true);
               print_json_line(describe_user(store->import_user(j, f->replace)).dump());
               return 0;
