@@ -125,11 +125,7 @@ void html_accuracy_table(std::ostringstream& out, const BenchResults& r, std::st
 
 // The learning curve of generation for one group (CurveRow): utility per budget, the paired gain over b=0 last.
 void html_curve_table(std::ostringstream& out, const BenchResults& r, std::string_view group) {
-  std::vector<int64_t> budgets;
-  for (const auto& c : r.curves)
-    if (c.group == group) budgets.push_back(c.budget);
-  std::sort(budgets.begin(), budgets.end());
-  budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+  const std::vector<int64_t> budgets = r.curve_budgets(group);
   if (budgets.empty()) return;
   out << "<table class=\"stack\">\n<tr><th>method</th>";
   for (int64_t b : budgets) out << "<th class=\"num\">b=" << b << "</th>";

@@ -110,11 +110,7 @@ void md_accuracy_table(std::ostringstream& out, const BenchResults& r, std::stri
 // The learning curve of generation for one group: each curve method's best-of-N utility at every budget, and its
 // paired gains over b=0 at the largest budget.
 void md_curve_table(std::ostringstream& out, const BenchResults& r, std::string_view group) {
-  std::vector<int64_t> budgets;
-  for (const auto& c : r.curves)
-    if (c.group == group) budgets.push_back(c.budget);
-  std::sort(budgets.begin(), budgets.end());
-  budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+  const std::vector<int64_t> budgets = r.curve_budgets(group);
   if (budgets.empty()) return;
   std::vector<std::string> header{"method"};
   for (int64_t b : budgets) header.push_back("b=" + std::to_string(b));

@@ -366,10 +366,7 @@ std::string plot_accuracy(const BenchResults& r) {
 // (2b) The learning curve of generation: each curve method's best-of-N utility by its predictions against budget.
 std::string plot_utility_curves(const BenchResults& r) {
   const std::vector<std::string> methods = r.curved();
-  std::vector<int64_t> budgets;
-  for (const auto& c : r.curves) budgets.push_back(c.budget);
-  std::sort(budgets.begin(), budgets.end());
-  budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+  const std::vector<int64_t> budgets = r.curve_budgets();
   if (budgets.empty() || methods.empty()) return placeholder("No method with a learning curve ran: nothing to plot.");
   BudgetPlot plot{.title = "Best-of-N utility against budget", .y_label = "hidden utility per response"};
   plot.figure_at = [&](const std::string& name, int64_t b, std::string_view group) -> const Figure* {

@@ -172,6 +172,15 @@ const CurveRow* BenchResults::find_curve(const std::string& name, int64_t budget
   return nullptr;
 }
 
+std::vector<int64_t> BenchResults::curve_budgets(std::string_view group) const {
+  std::vector<int64_t> out;
+  for (const auto& c : curves)
+    if (group.empty() || c.group == group) out.push_back(c.budget);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 std::vector<std::string> BenchResults::curved() const {
   std::vector<std::string> out;
   for (const auto& m : methods)

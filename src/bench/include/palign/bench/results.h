@@ -137,6 +137,8 @@ struct BenchResults {
   // without rows.
   double calibration_error(const std::string& name) const;
   const CurveRow* find_curve(const std::string& name, int64_t budget, std::string_view group) const;
+  // The budgets of curve rows (of group; empty: any group), ascending and distinct.
+  std::vector<int64_t> curve_budgets(std::string_view group = "") const;
   // Methods with curve rows, in method order.
   std::vector<std::string> curved() const;
   // The non-oracle method with the highest mean accuracy of group at budget; "" when none has one.
