@@ -80,6 +80,16 @@ class SteerStrategy final : public Strategy {
 
 }  // namespace
 
+std::map<int64_t, at::Tensor> request_steering_deltas(const std::vector<scoring::SteeringVector>& vectors,
+                                                      const std::string& weights_text, const Personalization* profile,
+                                                      double lambda) {
+  std::vector<std::string> names;
+  for (const auto& v : vectors) names.push_back(v.name);
+  const auto weights = detail::resolve_weights(weights_text, names, weights_text.empty() ? profile : nullptr,
+                                               "vectors of the steering file", true);
+  return steering_deltas(vectors, weights, lambda);
+}
+
 std::unique_ptr<Strategy> make_steer_strategy(const StrategySetup& setup) {
   return std::make_unique<SteerStrategy>(setup);
 }

@@ -8,11 +8,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "palign/scoring/steering_vectors.h"
 
 namespace palign::decoding {
+
+struct Personalization;
 
 // layer -> Σ_k weights[k] · lambda · vectors[k].vector over the vectors at that layer ([D] float32, summed in the
 // vectors' order). Throws kInvalidArgument when the weights are not one per vector.
@@ -23,5 +26,13 @@ std::map<int64_t, at::Tensor> steering_deltas(const std::vector<scoring::Steerin
 // are summed once, here). Throws kInvalidArgument when the weights are not one per vector.
 std::function<void(int64_t, at::Tensor&)> steering_hook(const std::vector<scoring::SteeringVector>& vectors,
                                                         const std::vector<double>& weights, double lambda);
+
+// The steer strategy's deltas for one request (a row of the server's batch): the weights from weights_text (numbers
+// in the vectors' order, or name=number pairs) when given, else the profile's weights by vector name (a name it does
+// not weigh gets 0); then steering_deltas. Throws kInvalidArgument for weights that do not fit the vectors, or
+// neither weights nor a profile.
+std::map<int64_t, at::Tensor> request_steering_deltas(const std::vector<scoring::SteeringVector>& vectors,
+                                                      const std::string& weights_text, const Personalization* profile,
+                                                      double lambda);
 
 }  // namespace palign::decoding
