@@ -10,6 +10,7 @@
 #include "palign/base/error.h"
 #include "palign/scoring/reward_model.h"
 #include "palign/users/online_model.h"
+#include "palign/users/prior_file.h"
 #include "palign/users/scorer.h"
 #include "palign/users/store.h"
 #include "user_common.h"
@@ -19,59 +20,7 @@ namespace palign::cli {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-nlohmann::ordered_json describe_user(const users::UserState& s) {
-  nlohmann::ordered_json weights = nlohmann::ordered_json::object();
-  const auto sd = s.posterior.sd();
-  for (size_t k = 0; k < s.posterior.names.size(); ++k)
-    weights[s.posterior.names[k]] = {{"mean", s.posterior.mean[k]}, {"sd", sd[k]}};
-  return {{"user_id", s.user_id},     {"version", s.version}, {"events", s.events}, {"observations", s.observations},
-          {"statement", s.statement}, {"scorer", s.scorer},   {"weights", weights}};
-}
-
-decoding::Personalization personalization_of(const users::ProfileStore& store, const std::string& user,
-                                             const fs::path& reward_dir) {
-  const auto state = store.profile(user);
-  decoding::Personalization p;
-  p.user_id = user;
-  p.weights = state.posterior.as_map();
-  p.statement = state.statement;
-  p.reward = reward_dir;
-  const auto events = store.events(user);
-  std::set<int64_t> undone;
-  for (const auto& e : events)
-    if (e.type == users::EventType::kUndo) undone.insert(e.target);
-  for (const auto& e : events) {
-    if (e.type != users::EventType::kChoice || e.choice < 0 || undone.count(e.id)) continue;
-    for (size_t i = 0; i < e.responses.size(); ++i)
-      if (static_cast<int>(i) != e.choice)
-        p.pairs.push_back({e.prompt, e.responses[static_cast<size_t>(e.choice)], e.responses[i], user, "", {}, {}});
-  }
-  return p;
-}
-
 namespace {
-
-users::DimensionWeights read_prior_file(const fs::path& file, const std::vector<std::string>& names) {
-  std::ifstream in(file);
-  PALIGN_CHECK(in.good(), ErrorCode::kNotFound, "[cli.user] no prior file ", file.string(),
-               "; write one with `palign user prior`");
-  users::DimensionWeights prior;
-  try {
-    const json j = json::parse(in);
-    PALIGN_CHECK(j.value("format", "") == "palign.prior", ErrorCode::kInvalidArgument, "[cli.user] ", file.string(),
-                 " is not a palign prior (\"format\": \"palign.prior\"); write one with "
-                 "`palign user prior`");
-    prior.names = j.at("names").get<std::vector<std::string>>();
-    prior.mean = j.at("mean").get<std::vector<double>>();
-    prior.covariance = j.at("covariance").get<std::vector<double>>();
-  } catch (const json::exception& e) {
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[cli.user] ", file.string(), " is not a valid prior: ", e.what());
-  }
-  PALIGN_CHECK(prior.names == names, ErrorCode::kInvalidArgument, "[cli.user] the prior in ", file.string(),
-               " weighs other dimensions than the reward's; fit it with `palign user prior --reward` on the same "
-               "reward");
-  return users::gaussian_prior(prior.names, prior.mean, prior.covariance);
-}
 
 struct UserFlags {
   std::string store, user, reward, prior, pairs, out, events, key, file;
@@ -249,7 +198,7 @@ Command add_user(CLI::App& root) {
               const auto names = users::scorer_dimensions(*reward);
               const auto p = f->prior.empty() ? users::prior_dimension_weights(
                                                     names, std::vector<double>(names.size(), 0.0), f->prior_precision)
-                                              : read_prior_file(f->prior, names);
+                                              : users::read_prior_file(f->prior, names);
               auto store = open_store(*f, /*create=*/true);
               const auto state = store->create_user(f->user, p, users::scorer_fingerprint(f->reward), f->statement);
               print_json_line(describe_user(state).dump());

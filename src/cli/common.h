@@ -35,6 +35,8 @@ Command add_score(CLI::App& root);
 Command add_profile(CLI::App& root);
 Command add_user(CLI::App& root);
 Command add_chat(CLI::App& root);
+Command add_serve(CLI::App& root);
+Command add_key(CLI::App& root);
 // Under `palign train`:
 Command add_train_tokenizer(CLI::App& train);
 Command add_train_lm(CLI::App& train);

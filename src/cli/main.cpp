@@ -17,8 +17,8 @@ int main(int argc, char** argv) {
   std::vector<cli::Command> commands = {cli::add_generate(app), cli::add_tokenize(app), cli::add_detokenize(app),
                                         cli::add_forward(app),  cli::add_info(app),     cli::add_data(app),
                                         cli::add_bench(app),    cli::add_score(app),    cli::add_profile(app),
-                                        cli::add_template(app), cli::add_user(app),
-                                        cli::add_chat(app)};
+                                        cli::add_template(app), cli::add_user(app),     cli::add_chat(app),
+                                        cli::add_serve(app),    cli::add_key(app)};
   CLI::App* train = app.add_subcommand("train", "Train tokenizers, language models, reward models, adapters");
   train->require_subcommand(1);
   commands.push_back(cli::add_train_tokenizer(*train));

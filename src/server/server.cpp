@@ -1,0 +1,417 @@
+// The server's lifecycle (load, bind, serve, graceful stop), authentication, OpenAI-shaped errors, the metrics and the
+// access log. The endpoints themselves are in completions.cpp and users_api.cpp.
+#include <chrono>
+#include <iomanip>
+#include <sstream>
+
+#include "page.h"
+#include "palign/base/error.h"
+#include "palign/runtime/generate.h"
+#include "palign/users/online_model.h"
+#include "palign/users/prior_file.h"
+#include "palign/users/scorer.h"
+#include "server_internal.h"
+
+namespace palign::server {
+
+namespace fs = std::filesystem;
+using detail::Caller;
+using detail::fail;
+using detail::json;
+
+namespace detail {
+
+void fail(int status, const std::string& message, const std::string& param, const std::string& code) {
+  HttpError e;
+  e.status = status;
+  e.message = message;
+  e.param = param;
+  e.code = code;
+  if (status == 401) e.type = "authentication_error";
+  if (status == 403) e.type = "permission_error";
+  if (status == 404) e.type = "not_found_error";
+  if (status == 429) e.type = "rate_limit_error";
+  if (status >= 500) e.type = "server_error";
+  throw e;
+}
+
+json error_body(const HttpError& e) {
+  return {{"error",
+           {{"message", e.message},
+            {"type", e.type},
+            {"param", e.param.empty() ? json(nullptr) : json(e.param)},
+            {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
+}
+
+StrategyWorker::StrategyWorker() {
+  thread_ = std::thread([this] {
+    while (true) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  });
+}
+
+StrategyWorker::~StrategyWorker() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void StrategyWorker::run(const std::function<void()>& fn) {
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::exception_ptr error;
+  {
+    std::lock_guard lock(mutex_);
+    jobs_.push_back([&] {
+      try {
+        fn();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard l(done_mutex);
+      done = true;
+      done_cv.notify_all();
+    });
+  }
+  cv_.notify_all();
+  std::unique_lock lock(done_mutex);
+  done_cv.wait(lock, [&] { return done; });
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace detail
+
+std::string ServerLimits::validate() const {
+  if (max_body_bytes < 1024) return "max_body_bytes must be at least 1024";
+  if (max_messages < 1 || max_n < 1 || max_tokens < 1) return "max_messages, max_n and max_tokens must be at least 1";
+  if (request_timeout_s < 1) return "request_timeout_s must be at least 1";
+  return "";
+}
+
+namespace {
+
+bool is_loopback(const std::string& host) { return host == "127.0.0.1" || host == "localhost" || host == "::1"; }
+
+int status_of(const Error& e) {
+  switch (e.code()) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kUnsupported:
+      return 400;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kConflict:
+      return 409;
+    default:
+      return 500;
+  }
+}
+
+// palign's messages start with "[module] "; clients see the sentence.
+std::string client_message(const std::string& what) {
+  if (!what.empty() && what[0] == '[') {
+    const auto end = what.find("] ");
+    if (end != std::string::npos) return what.substr(end + 2);
+  }
+  return what;
+}
+
+}  // namespace
+
+Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {
+  const std::string lerr = options.limits.validate();
+  PALIGN_CHECK(lerr.empty(), ErrorCode::kInvalidArgument, "[server] ", lerr);
+  PALIGN_CHECK(options.threads >= 2, ErrorCode::kInvalidArgument, "[server] --threads must be at least 2");
+  // What needs no file is checked before anything is loaded or created.
+  (void)decoding::find_strategy(options.strategy);
+  PALIGN_CHECK(options.strategy != "steer" || !options.vectors.empty(), ErrorCode::kInvalidArgument,
+               "[server] --strategy steer needs --vectors FILE");
+  PALIGN_CHECK(options.prior.empty() || !options.reward.empty(), ErrorCode::kInvalidArgument,
+               "[server] --prior needs --reward, the scorer whose dimensions it weighs");
+  PALIGN_CHECK(!options.store.empty(), ErrorCode::kInvalidArgument, "[server] give --store FILE, the profile store");
+  if (!options.api_keys.empty()) keys = KeyRing::load(options.api_keys);
+  PALIGN_CHECK(!keys.empty() || is_loopback(options.host), ErrorCode::kInvalidArgument, "[server] --host ",
+               options.host,
+               " without API keys would serve anyone on the network; give --api-keys FILE (palign serve "
+               "key) or bind 127.0.0.1");
+  if (keys.empty())
+    notes.push_back("no API keys configured: serving " + options.host +
+                    " only, every caller is the local user (give --api-keys FILE to serve others)");
+  model = runtime::Model::load(options.model);
+  PALIGN_CHECK(model->config().head == runtime::HeadKind::kCausalLm, ErrorCode::kInvalidArgument, "[server] ",
+               options.model.string(), " is not a causal language model");
+  PALIGN_CHECK(fs::exists(options.model / "tokenizer.json"), ErrorCode::kNotFound, "[server] ", options.model.string(),
+               " has no tokenizer.json; the server needs text in and out");
+  tokenizer.emplace(runtime::Tokenizer::from_dir(options.model));
+  try {
+    chat.emplace(runtime::ChatTemplate::from_model_dir(options.model));
+  } catch (const Error& e) {
+    notes.push_back("no chat template (" + client_message(e.what()) + "): /v1/chat/completions is refused");
+  }
+  stop_ids = runtime::default_stop_ids(options.model, *model, &*tokenizer);
+  model_name =
+      options.model_name.empty() ? fs::weakly_canonical(options.model).filename().string() : options.model_name;
+  store = users::ProfileStore::open(options.store);
+  if (!options.reward.empty()) {
+    reward = scoring::RewardModel::load(options.reward);
+    dimensions = users::scorer_dimensions(*reward);
+    scorer = users::scorer_fingerprint(options.reward);
+    prior = options.prior.empty()
+                ? users::prior_dimension_weights(dimensions, std::vector<double>(dimensions.size(), 0.0), 1.0)
+                : users::read_prior_file(options.prior, dimensions);
+  } else {
+    notes.push_back("no --reward: choice and rating feedback are refused (statements are still taken)");
+  }
+  if (!options.vectors.empty()) vectors = scoring::load_steering_vectors(options.vectors, model->config());
+  scheduler = std::make_unique<Scheduler>(*model, &*tokenizer, options.scheduler);
+  worker = std::make_unique<detail::StrategyWorker>();
+  routes();
+}
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Server::~Server() { stop(); }
+
+const std::vector<std::string>& Server::notes() const { return impl_->notes; }
+
+int Server::bind() {
+  auto& o = impl_->options;
+  int port = o.port;
+  if (port == 0) {
+    port = impl_->http.bind_to_any_port(o.host);
+    PALIGN_CHECK(port > 0, ErrorCode::kIo, "[server] cannot bind ", o.host, "; is the address right?");
+  } else {
+    PALIGN_CHECK(impl_->http.bind_to_port(o.host, port), ErrorCode::kIo, "[server] cannot bind ", o.host, ":", port,
+                 "; is another server on that port? (--port)");
+  }
+  return port;
+}
+
+void Server::run() { impl_->http.listen_after_bind(); }
+
+void Server::stop() {
+  Impl& s = *impl_;
+  std::call_once(s.stopped, [&] {
+    s.draining = true;
+    s.scheduler->drain(std::chrono::milliseconds(s.options.drain_timeout_ms));
+    s.http.stop();
+  });
+}
+
+Caller Server::Impl::authenticate(const httplib::Request& req) const {
+  if (keys.empty()) return {"", true};
+  const std::string header = req.get_header_value("Authorization");
+  if (header.empty())
+    fail(401, "You didn't provide an API key. Send it as the header 'Authorization: Bearer KEY'.", "",
+         "missing_api_key");
+  const std::string prefix = "Bearer ";
+  const std::string key = header.rfind(prefix, 0) == 0 ? header.substr(prefix.size()) : header;
+  const ApiKey* found = keys.find(key);
+  if (!found) fail(401, "Incorrect API key provided.", "", "invalid_api_key");
+  return {found->tenant, found->admin};
+}
+
+std::string Server::Impl::store_user(const Caller& caller, const std::string& user) const {
+  if (user.empty() || user.size() > 256) fail(400, "a user id has 1 to 256 characters", "user");
+  for (unsigned char c : user)
+    if (c < 0x20 || c == 0x7f) fail(400, "a user id may not hold control characters", "user");
+  if (caller.tenant.empty()) return user;  // no keys: the local user names store ids directly
+  if (user.find('/') != std::string::npos) {
+    if (!caller.admin) fail(400, "a user id may not contain '/'", "user");
+    return user;  // an admin names TENANT/USER
+  }
+  return caller.tenant + "/" + user;
+}
+
+std::string Server::Impl::new_id(const std::string& prefix) {
+  static const uint64_t start =
+      static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) & 0xffffffffull;
+  std::ostringstream s;
+  s << prefix << std::hex << start << "-" << std::dec << ++next_id;
+  return s.str();
+}
+
+void Server::Impl::remember(const std::string& id, detail::Remembered r) {
+  std::lock_guard lock(remembered_mutex);
+  remembered.emplace(id, std::move(r));
+  remembered_order.push_back(id);
+  while (remembered_order.size() > options.limits.max_remembered) {
+    remembered.erase(remembered_order.front());
+    remembered_order.pop_front();
+  }
+}
+
+std::optional<detail::Remembered> Server::Impl::recall(const std::string& id) {
+  std::lock_guard lock(remembered_mutex);
+  const auto it = remembered.find(id);
+  if (it == remembered.end()) return std::nullopt;
+  return it->second;
+}
+
+httplib::Server::Handler Server::Impl::endpoint(
+    const std::string& name, std::function<void(const httplib::Request&, httplib::Response&, const Caller&)> fn,
+    bool needs_auth) {
+  return [this, name, fn = std::move(fn), needs_auth](const httplib::Request& req, httplib::Response& res) {
+    try {
+      if (draining) fail(503, "the server is shutting down; retry on another replica or later");
+      const Caller caller = needs_auth ? authenticate(req) : Caller{};
+      fn(req, res, caller);
+    } catch (const detail::HttpError& e) {
+      res.status = e.status;
+      res.set_content(detail::error_body(e).dump(), "application/json");
+    } catch (const Error& e) {
+      detail::HttpError h;
+      h.status = status_of(e);
+      h.message = client_message(e.what());
+      if (h.status >= 500) h.type = "server_error";
+      if (h.status == 404) h.type = "not_found_error";
+      res.status = h.status;
+      res.set_content(detail::error_body(h).dump(), "application/json");
+    } catch (const std::exception& e) {
+      detail::HttpError h{500, std::string("internal error: ") + e.what(), "server_error", "", ""};
+      res.status = 500;
+      res.set_content(detail::error_body(h).dump(), "application/json");
+    }
+    std::lock_guard lock(metrics.mutex);
+    ++metrics.requests[{name, res.status == -1 ? 200 : res.status}];  // httplib sets 200 after the handler
+  };
+}
+
+std::string Server::Impl::metrics_text() {
+  std::ostringstream m;
+  m << std::setprecision(9);
+  {
+    std::lock_guard lock(metrics.mutex);
+    m << "# HELP palign_requests_total HTTP requests by endpoint and status.\n# TYPE palign_requests_total counter\n";
+    for (const auto& [k, v] : metrics.requests)
+      m << "palign_requests_total{endpoint=\"" << k.first << "\",status=\"" << k.second << "\"} " << v << "\n";
+    m << "# HELP palign_prompt_tokens_total Prompt tokens of completed requests.\n"
+      << "# TYPE palign_prompt_tokens_total counter\npalign_prompt_tokens_total " << metrics.prompt_tokens << "\n";
+    m << "# HELP palign_completion_tokens_total Tokens generated for clients.\n"
+      << "# TYPE palign_completion_tokens_total counter\npalign_completion_tokens_total " << metrics.completion_tokens
+      << "\n";
+    m << "# HELP palign_feedback_events_total Feedback events stored.\n"
+      << "# TYPE palign_feedback_events_total counter\npalign_feedback_events_total " << metrics.feedback_events
+      << "\n";
+    m << "# HELP palign_request_seconds Completion latency by strategy.\n# TYPE palign_request_seconds summary\n";
+    for (const auto& [k, v] : metrics.latency)
+      m << "palign_request_seconds_sum{strategy=\"" << k << "\"} " << v.first << "\n"
+        << "palign_request_seconds_count{strategy=\"" << k << "\"} " << v.second << "\n";
+    m << "# HELP palign_first_token_seconds Time to first token by strategy.\n"
+      << "# TYPE palign_first_token_seconds summary\n";
+    for (const auto& [k, v] : metrics.first_token)
+      m << "palign_first_token_seconds_sum{strategy=\"" << k << "\"} " << v.first << "\n"
+        << "palign_first_token_seconds_count{strategy=\"" << k << "\"} " << v.second << "\n";
+  }
+  const SchedulerStats s = scheduler->stats();
+  m << "# HELP palign_queue_depth Rows waiting for a place in the batch.\n# TYPE palign_queue_depth gauge\n"
+    << "palign_queue_depth " << s.queued << "\n"
+    << "# HELP palign_active_rows Rows in the batch.\n# TYPE palign_active_rows gauge\npalign_active_rows " << s.active
+    << "\n"
+    << "# HELP palign_decode_steps_total Batched decode passes.\n# TYPE palign_decode_steps_total counter\n"
+    << "palign_decode_steps_total " << s.steps << "\n"
+    << "# HELP palign_decode_rows_total Rows summed over decode passes (over steps: the mean batch size).\n"
+    << "# TYPE palign_decode_rows_total counter\npalign_decode_rows_total " << s.step_rows << "\n"
+    << "# HELP palign_batch_size_max The largest decode batch so far.\n# TYPE palign_batch_size_max gauge\n"
+    << "palign_batch_size_max " << s.max_step_rows << "\n"
+    << "# HELP palign_prefill_tokens_total Prompt tokens prefilled.\n# TYPE palign_prefill_tokens_total counter\n"
+    << "palign_prefill_tokens_total " << s.prefill_tokens << "\n"
+    << "# HELP palign_rows_total Rows by how they ended.\n# TYPE palign_rows_total counter\n"
+    << "palign_rows_total{end=\"finished\"} " << s.rows_finished << "\n"
+    << "palign_rows_total{end=\"cancelled\"} " << s.rows_cancelled << "\n"
+    << "palign_rows_total{end=\"failed\"} " << s.rows_failed << "\n";
+  return m.str();
+}
+
+void Server::Impl::routes() {
+  http.new_task_queue = [n = options.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
+  http.set_payload_max_length(options.limits.max_body_bytes);
+  http.set_read_timeout(30);
+  http.set_write_timeout(30);
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    res.status = 500;
+    res.set_content(detail::error_body({500, "internal error", "server_error", "", ""}).dump(), "application/json");
+  });
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    detail::HttpError e{res.status, "", "invalid_request_error", "", ""};
+    if (res.status == 404)
+      e.message = "no endpoint " + req.method + " " + req.path, e.type = "not_found_error";
+    else if (res.status == 413)
+      e.message = "the request body is larger than this server accepts";
+    else
+      e.message = "the request could not be handled (HTTP " + std::to_string(res.status) + ")";
+    res.set_content(detail::error_body(e).dump(), "application/json");
+  });
+  if (options.log)
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      static std::mutex log_mutex;
+      const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+      std::lock_guard lock(log_mutex);
+      *options.log << std::put_time(std::gmtime(&now), "%Y-%m-%dT%H:%M:%SZ") << " " << req.remote_addr << " "
+                   << req.method << " " << req.path << " " << res.status << " " << req.body.size() << "\n"
+                   << std::flush;
+    });
+
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string(detail::page_html()), "text/html; charset=utf-8");
+  });
+  http.Get("/health", endpoint(
+                          "health",
+                          [this](const httplib::Request&, httplib::Response& res, const Caller&) {
+                            res.set_content(json{{"status", "ok"}, {"model", model_name}}.dump(), "application/json");
+                          },
+                          false));
+  http.Get("/metrics", endpoint(
+                           "metrics",
+                           [this](const httplib::Request&, httplib::Response& res, const Caller&) {
+                             res.set_content(metrics_text(), "text/plain; version=0.0.4");
+                           },
+                           false));
+  http.Get("/v1/models", endpoint("models", [this](const httplib::Request&, httplib::Response& res, const Caller&) {
+             const json m = {{"id", model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "palign"}};
+             res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
+           }));
+  http.Get(R"(/v1/models/([^/]+))",
+           endpoint("models", [this](const httplib::Request& req, httplib::Response& res, const Caller&) {
+             if (req.matches[1] != model_name)
+               fail(404, "The model '" + std::string(req.matches[1]) + "' does not exist", "model", "model_not_found");
+             res.set_content(
+                 json{{"id", model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "palign"}}.dump(),
+                 "application/json");
+           }));
+  http.Post("/v1/chat/completions",
+            endpoint("chat.completions", [this](const httplib::Request& req, httplib::Response& res, const Caller& c) {
+              completions(req, res, c, true);
+            }));
+  http.Post("/v1/completions", endpoint("completions", [this](const httplib::Request& req, httplib::Response& res,
+                                                              const Caller& c) { completions(req, res, c, false); }));
+  http.Post("/v1/feedback", endpoint("feedback", [this](const httplib::Request& req, httplib::Response& res,
+                                                        const Caller& c) { feedback(req, res, c); }));
+  http.Get(R"(/v1/users/([^/]+(?:/[^/]+)?))",
+           endpoint("users.get", [this](const httplib::Request& req, httplib::Response& res, const Caller& c) {
+             get_user(req, res, c);
+           }));
+  http.Delete(R"(/v1/users/([^/]+(?:/[^/]+)?))",
+              endpoint("users.delete", [this](const httplib::Request& req, httplib::Response& res, const Caller& c) {
+                delete_user(req, res, c);
+              }));
+  http.Post(R"(/v1/users/([^/]+(?:/[^/]+)?)/elicit)",
+            endpoint("users.elicit", [this](const httplib::Request& req, httplib::Response& res, const Caller& c) {
+              elicit(req, res, c);
+            }));
+}
+
+}  // namespace palign::server

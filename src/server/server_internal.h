@@ -1,0 +1,165 @@
+// The server's state and what its endpoint files share (server.cpp: lifecycle, auth, errors, metrics;
+// completions.cpp: /v1/chat/completions and /v1/completions; users_api.cpp: feedback and users).
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "palign/decoding/strategy.h"
+#include "palign/runtime/chat_template.h"
+#include "palign/runtime/model.h"
+#include "palign/runtime/tokenizer.h"
+#include "palign/scoring/reward_model.h"
+#include "palign/scoring/steering_vectors.h"
+#include "palign/server/auth.h"
+#include "palign/server/scheduler.h"
+#include "palign/server/server.h"
+#include "palign/users/store.h"
+
+namespace palign::server::detail {
+
+using json = nlohmann::json;
+
+// An error answered as OpenAI's error object.
+struct HttpError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // the request field at fault ("": none)
+  std::string code;   // e.g. "model_not_found", "invalid_api_key" ("": none)
+};
+[[noreturn]] void fail(int status, const std::string& message, const std::string& param = "",
+                       const std::string& code = "");
+json error_body(const HttpError& e);
+
+// Who is calling: the key's tenant ("" without keys) and whether it may name any tenant's users.
+struct Caller {
+  std::string tenant;
+  bool admin = false;
+};
+
+// A response kept for feedback by id.
+struct Remembered {
+  std::string store_user;
+  std::string prompt;  // the prompt's text as the scorer reads it (the last user message for a chat)
+  std::vector<std::string> texts;
+};
+
+// Runs whole-request strategies one after another on its own thread.
+class StrategyWorker {
+ public:
+  StrategyWorker();
+  ~StrategyWorker();
+  // Runs fn on the worker and waits for it; rethrows what it throws.
+  void run(const std::function<void()>& fn);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+struct Metrics {
+  std::mutex mutex;
+  std::map<std::pair<std::string, int>, int64_t> requests;        // (endpoint, status) -> count
+  std::map<std::string, std::pair<double, int64_t>> latency;      // strategy -> (seconds summed, requests)
+  std::map<std::string, std::pair<double, int64_t>> first_token;  // strategy -> (seconds summed, rows)
+  int64_t prompt_tokens = 0, completion_tokens = 0, feedback_events = 0;
+};
+
+}  // namespace palign::server::detail
+
+namespace palign::server {
+
+struct Server::Impl {
+  explicit Impl(ServerOptions options);
+
+  // Setup.
+  ServerOptions options;
+  std::string model_name;
+  std::unique_ptr<runtime::Model> model;
+  std::optional<runtime::Tokenizer> tokenizer;
+  std::optional<runtime::ChatTemplate> chat;
+  std::vector<int64_t> stop_ids;
+  std::unique_ptr<users::ProfileStore> store;
+  std::mutex store_mutex;
+  std::unique_ptr<scoring::RewardModel> reward;  // the users' scorer (may be null)
+  std::mutex reward_mutex;
+  std::string scorer;                   // its fingerprint
+  std::vector<std::string> dimensions;  // its dimension names
+  users::DimensionWeights prior;
+  std::vector<scoring::SteeringVector> vectors;
+  KeyRing keys;
+  std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<detail::StrategyWorker> worker;
+  std::vector<std::string> notes;
+  httplib::Server http;
+  std::atomic<bool> draining{false};
+  std::once_flag stopped;
+  detail::Metrics metrics;
+  std::mutex remembered_mutex;
+  std::unordered_map<std::string, detail::Remembered> remembered;
+  std::deque<std::string> remembered_order;
+  std::atomic<uint64_t> next_id{0};
+
+  // server.cpp
+  void routes();
+  detail::Caller authenticate(const httplib::Request& req) const;
+  // The store's id of a user named in a request (tenant-namespaced). Throws 400 for a malformed id.
+  std::string store_user(const detail::Caller& caller, const std::string& user) const;
+  // A handler wrapped with errors, draining, metrics and the access log.
+  httplib::Server::Handler endpoint(
+      const std::string& name,
+      std::function<void(const httplib::Request&, httplib::Response&, const detail::Caller&)> fn,
+      bool needs_auth = true);
+  std::string new_id(const std::string& prefix);
+  void remember(const std::string& id, detail::Remembered r);
+  std::optional<detail::Remembered> recall(const std::string& id);
+  std::string metrics_text();
+
+  // completions.cpp
+  // One request's outputs being decoded: rows of the scheduler (streamable), or a whole-request strategy's results.
+  struct Decoding {
+    std::string strategy;
+    std::vector<std::shared_ptr<RowTicket>> tickets;
+    std::vector<runtime::GenerateResult> results;  // whole-request strategies: already done
+    int64_t prompt_tokens = 0;
+    users::UserState state;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  };
+  // Starts decoding n outputs of prompt for the user (personalization: the request's palign object, may be null,
+  // else the server's default strategy with the user's profile).
+  Decoding decode(const std::string& store_user, const detail::json* palign, std::vector<int64_t> prompt,
+                  const std::string& prompt_text, const runtime::GenerateOptions& generate, int64_t n);
+  // Waits for every output (cancelling those still running at the deadline).
+  std::vector<runtime::GenerateResult> finish(Decoding& d, std::chrono::steady_clock::time_point deadline);
+  void count(const Decoding& d, const std::vector<runtime::GenerateResult>& results);
+  void completions(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller, bool chat);
+
+  // users_api.cpp
+  // The user's state: stored, or the prior for a user palign has not seen.
+  users::UserState state_of(const std::string& store_user, std::vector<users::FeedbackEvent>* events = nullptr);
+  void feedback(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
+  void get_user(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
+  void delete_user(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
+  void elicit(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
+  // The K scores of each response under the users' scorer (400 when the server has none).
+  std::vector<std::vector<double>> score(const std::string& prompt, const std::vector<std::string>& responses);
+};
+
+}  // namespace palign::server

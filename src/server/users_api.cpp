@@ -1,0 +1,256 @@
+// POST /v1/feedback, GET and DELETE /v1/users/{id}, POST /v1/users/{id}/elicit. Feedback is acknowledged only once
+// the event is durable in the store (ProfileStore::append commits it with synchronous=FULL), and the store's append
+// returns the user's new posterior, which the user's next request reads: the update is visible before the
+// acknowledgement is.
+#include <algorithm>
+
+#include "palign/base/error.h"
+#include "palign/base/rng.h"
+#include "palign/server/profiles.h"
+#include "palign/users/online_model.h"
+#include "palign/users/scorer.h"
+#include "server_internal.h"
+
+namespace palign::server {
+
+using detail::Caller;
+using detail::fail;
+using detail::json;
+
+namespace {
+
+const json* field(const json& body, const char* name) {
+  const auto it = body.find(name);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::string string_field(const json& body, const char* name, bool required) {
+  const json* v = field(body, name);
+  if (!v) {
+    if (required) fail(400, std::string("'") + name + "' is required: a string", name);
+    return "";
+  }
+  if (!v->is_string()) fail(400, std::string("'") + name + "' must be a string, got " + v->type_name(), name);
+  return v->get<std::string>();
+}
+
+json parse_body(const httplib::Request& req) {
+  json body = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
+  if (body.is_discarded()) fail(400, "the request body is not valid JSON");
+  if (!body.is_object()) fail(400, "the request body must be a JSON object");
+  return body;
+}
+
+}  // namespace
+
+users::UserState Server::Impl::state_of(const std::string& user, std::vector<users::FeedbackEvent>* events) {
+  std::lock_guard lock(store_mutex);
+  if (!store->has_user(user)) {
+    if (events) events->clear();
+    return users::initial_state(user, prior, scorer);
+  }
+  if (events) *events = store->events(user);
+  return store->profile(user);
+}
+
+std::vector<std::vector<double>> Server::Impl::score(const std::string& prompt,
+                                                     const std::vector<std::string>& responses) {
+  if (!reward)
+    fail(400,
+         "this server has no scorer (start it with --reward DIR), so it cannot learn from choices or ratings; "
+         "a stated preference ('statement') is still taken",
+         "", "no_scorer");
+  std::lock_guard lock(reward_mutex);
+  return users::score_responses(*reward, prompt, responses);
+}
+
+void Server::Impl::feedback(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
+  const json body = parse_body(req);
+  const std::string user = string_field(body, "user", true);
+  const std::string stored = store_user(caller, user);
+  users::FeedbackEvent e;
+  e.key = string_field(body, "key", false);
+  const auto integer = [&](const char* name) -> std::optional<int64_t> {
+    const json* v = field(body, name);
+    if (!v) return std::nullopt;
+    if (!v->is_number_integer()) fail(400, std::string("'") + name + "' must be an integer", name);
+    return v->get<int64_t>();
+  };
+  const std::string response_id = string_field(body, "response_id", false);
+  std::optional<detail::Remembered> response;
+  if (!response_id.empty()) {
+    response = recall(response_id);
+    // Another user's (or tenant's) response is reported as unknown, not as forbidden: ids are not probed.
+    if (!response || response->store_user != stored)
+      fail(404,
+           "no response '" + response_id + "' of user '" + user +
+               "' is remembered; give the texts instead (prompt, chosen, rejected)",
+           "response_id", "response_not_found");
+  }
+  const auto rating = integer("rating");
+  if (const json* statement = field(body, "statement")) {
+    if (!statement->is_string() || statement->get<std::string>().empty())
+      fail(400, "'statement' must be a non-empty string", "statement");
+    e.type = users::EventType::kStatement;
+    e.text = statement->get<std::string>();
+    e.dimension = string_field(body, "dimension", false);
+    if (!e.dimension.empty()) {
+      const json* dir = field(body, "direction");
+      if (!dir || !dir->is_number())
+        fail(400, "'direction' (a number, e.g. 1 or -1) comes with 'dimension'", "direction");
+      e.direction = dir->get<double>();
+      if (const json* st = field(body, "strength")) {
+        if (!st->is_number()) fail(400, "'strength' must be a number", "strength");
+        e.strength = st->get<double>();
+      }
+    }
+  } else if (rating) {
+    if (*rating != 1 && *rating != -1) fail(400, "'rating' must be 1 (up) or -1 (down)", "rating");
+    e.type = users::EventType::kRating;
+    e.rating = static_cast<int>(*rating);
+    if (response) {
+      const int64_t index = integer("index").value_or(0);
+      if (index < 0 || index >= std::ssize(response->texts))
+        fail(400, "'index' must name one of the response's " + std::to_string(response->texts.size()) + " choices",
+             "index");
+      e.prompt = response->prompt;
+      e.responses = {response->texts[static_cast<size_t>(index)]};
+    } else {
+      e.prompt = string_field(body, "prompt", true);
+      e.responses = {string_field(body, "response", true)};
+    }
+  } else {
+    e.type = users::EventType::kChoice;
+    if (response) {
+      const auto choice = integer("choice");
+      if (!choice)
+        fail(400, "'choice' (the preferred choice's index, or -1 for none) comes with 'response_id'", "choice");
+      if (response->texts.size() < 2)
+        fail(400, "response '" + response_id + "' has one choice; ask with n >= 2 to let the user choose", "choice");
+      if (*choice < -1 || *choice >= std::ssize(response->texts))
+        fail(400,
+             "'choice' must be -1 or the index of one of the response's " + std::to_string(response->texts.size()) +
+                 " choices",
+             "choice");
+      e.prompt = response->prompt;
+      e.responses = response->texts;
+      e.choice = static_cast<int>(*choice);
+    } else {
+      e.prompt = string_field(body, "prompt", true);
+      e.responses = {string_field(body, "chosen", true), string_field(body, "rejected", true)};
+      e.choice = 0;
+    }
+  }
+  if (e.type == users::EventType::kChoice || e.type == users::EventType::kRating) {
+    e.scores = score(e.prompt, e.responses);
+    e.scorer = scorer;
+  }
+  users::ProfileStore::Appended appended;
+  {
+    std::lock_guard lock(store_mutex);
+    if (!store->has_user(stored)) {
+      if (prior.names.empty())
+        fail(400,
+             "this server has no scorer (--reward), so it cannot create users; create them with palign user "
+             "create",
+             "user");
+      store->create_user(stored, prior, scorer);
+    }
+    appended = store->append(stored, {e});
+  }
+  {
+    std::lock_guard lock(metrics.mutex);
+    metrics.feedback_events += appended.stored;
+  }
+  json out = describe_user(appended.state);
+  out["user_id"] = user;
+  out["object"] = "feedback";
+  out["event_id"] = appended.ids.at(0);
+  out["stored"] = appended.stored == 1;
+  res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void Server::Impl::get_user(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
+  const std::string user = req.matches[1];
+  const std::string stored = store_user(caller, user);
+  users::UserState state;
+  {
+    std::lock_guard lock(store_mutex);
+    if (!store->has_user(stored)) fail(404, "no user '" + user + "'", "user", "user_not_found");
+    state = store->profile(stored);
+  }
+  json out = describe_user(state);
+  out["user_id"] = user;
+  out["object"] = "user";
+  res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void Server::Impl::delete_user(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
+  const std::string user = req.matches[1];
+  const std::string stored = store_user(caller, user);
+  {
+    std::lock_guard lock(store_mutex);
+    if (!store->has_user(stored)) fail(404, "no user '" + user + "'", "user", "user_not_found");
+    store->delete_user(stored);
+  }
+  res.set_content(json{{"id", user}, {"object", "user"}, {"deleted", true}}.dump(), "application/json");
+}
+
+void Server::Impl::elicit(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
+  const json body = parse_body(req);
+  const std::string user = req.matches[1];
+  const std::string stored = store_user(caller, user);
+  const std::string prompt = string_field(body, "prompt", true);
+  if (prompt.empty()) fail(400, "'prompt' is empty", "prompt");
+  const json* n_field = field(body, "candidates");
+  if (n_field && !n_field->is_number_integer()) fail(400, "'candidates' must be an integer", "candidates");
+  const int64_t n = n_field ? n_field->get<int64_t>() : 4;
+  if (n < 2 || n > options.limits.max_n)
+    fail(400, "'candidates' must be between 2 and " + std::to_string(options.limits.max_n), "candidates");
+  const json* mt = field(body, "max_tokens");
+  if (mt && !mt->is_number_integer()) fail(400, "'max_tokens' must be an integer", "max_tokens");
+  runtime::GenerateOptions gen;
+  gen.max_new_tokens = std::clamp<int64_t>(mt ? mt->get<int64_t>() : 48, 1, options.limits.max_tokens);
+  const json* seed = field(body, "seed");
+  if (seed && !seed->is_number_integer()) fail(400, "'seed' must be an integer", "seed");
+  gen.sampling.seed = seed ? static_cast<uint64_t>(seed->get<int64_t>()) : next_id.load() * 104729 + 17;
+  gen.stop_ids = stop_ids;
+  std::vector<int64_t> ids;
+  if (chat) {
+    const auto e = tokenizer->encode(chat->apply({{"user", prompt}}), false);
+    ids.assign(e.begin(), e.end());
+  } else {
+    const auto e = tokenizer->encode(prompt, true);
+    ids.assign(e.begin(), e.end());
+  }
+  Decoding d = decode(stored, field(body, "palign"), ids, prompt, gen, n);
+  const auto results =
+      finish(d, std::chrono::steady_clock::now() + std::chrono::seconds(options.limits.request_timeout_s));
+  count(d, results);
+  std::vector<std::string> texts;
+  for (const auto& r : results)
+    if (std::find(texts.begin(), texts.end(), r.text) == texts.end() && !r.text.empty()) texts.push_back(r.text);
+  if (texts.size() < 2)
+    fail(422, "the model gave fewer than 2 different answers to this prompt; try another prompt or more candidates",
+         "prompt", "too_few_candidates");
+  const auto scores = score(prompt, texts);
+  Rng rng(derive_seed(gen.sampling.seed, "elicit"));
+  const int anchor = users::best_candidate(d.state.posterior, scores);
+  const auto pair = users::choose_pair(d.state.posterior, scores, users::QueryPolicy::kInformation, rng, anchor);
+  const auto a = static_cast<size_t>(pair.first), b = static_cast<size_t>(pair.second);
+  const std::string id = new_id("elicit-");
+  remember(id, {stored, prompt, {texts[a], texts[b]}});
+  res.set_content(json{{"id", id},
+                       {"object", "elicitation"},
+                       {"user", user},
+                       {"prompt", prompt},
+                       {"choices", {texts[a], texts[b]}},
+                       {"scores", {scores[a], scores[b]}},
+                       {"predicted", users::predictive_preference(d.state.posterior, scores[a], scores[b])},
+                       {"information", pair.value},
+                       {"profile_version", d.state.version}}
+                      .dump(-1, ' ', false, json::error_handler_t::replace),
+                  "application/json");
+}
+
+}  // namespace palign::server
