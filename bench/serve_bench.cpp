@@ -279,7 +279,7 @@ int main(int argc, char** argv) {
         const bool sent = cl.send(req, res, err);
         ++requests;
         if (!sent || res.status != 200) {
-          error("chat HTTP " + std::to_string(sent ? res.status : 0));
+          error(sent ? "chat HTTP " + std::to_string(res.status) : "chat request failed: " + httplib::to_string(err));
           continue;
         }
         {

@@ -1,5 +1,7 @@
 // The server's lifecycle (load, bind, serve, graceful stop), authentication, OpenAI-shaped errors, the metrics and the
 // access log. The endpoints themselves are in completions.cpp and users_api.cpp.
+#include <sys/socket.h>
+
 #include <chrono>
 #include <iomanip>
 #include <sstream>
@@ -196,6 +198,9 @@ int Server::bind() {
     PALIGN_CHECK(impl_->http.bind_to_port(o.host, port), ErrorCode::kIo, "[server] cannot bind ", o.host, ":", port,
                  "; is another server on that port? (--port)");
   }
+  // A backlog for bursts of clients (httplib's own is 5); listen() on a listening socket only changes it.
+  PALIGN_CHECK(::listen(impl_->http.listening_socket(), 1024) == 0, ErrorCode::kIo, "[server] cannot listen on ",
+               o.host, ":", port);
   return port;
 }
 

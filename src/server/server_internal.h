@@ -33,6 +33,13 @@ namespace palign::server::detail {
 
 using json = nlohmann::json;
 
+// httplib's server with its listening socket reachable: the library listens with a backlog of 5, too few for a burst
+// of clients (their connections then fail or wait a second for a SYN retry), so bind() raises it.
+class HttpServer : public httplib::Server {
+ public:
+  socket_t listening_socket() const { return svr_sock_; }
+};
+
 // An error answered as OpenAI's error object.
 struct HttpError {
   int status = 400;
@@ -108,7 +115,7 @@ struct Server::Impl {
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<detail::StrategyWorker> worker;
   std::vector<std::string> notes;
-  httplib::Server http;
+  detail::HttpServer http;
   std::atomic<bool> draining{false};
   std::once_flag stopped;
   detail::Metrics metrics;

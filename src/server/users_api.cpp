@@ -47,6 +47,11 @@ users::UserState Server::Impl::state_of(const std::string& user, std::vector<use
   std::lock_guard lock(store_mutex);
   if (!store->has_user(user)) {
     if (events) events->clear();
+    if (prior.names.empty()) {  // no scorer: nothing to weigh, the user is their statement alone (none yet)
+      users::UserState none;
+      none.user_id = user;
+      return none;
+    }
     return users::initial_state(user, prior, scorer);
   }
   if (events) *events = store->events(user);

@@ -471,5 +471,37 @@ TEST(ServerAuth, KeyFilesAreCheckedAndHashed) {
   EXPECT_THROW(Server{o}, Error);
 }
 
+// A server without a scorer (no --reward) and without keys: completions are served; feedback that needs scores is
+// refused with what to do.
+TEST(ServerWithoutScorer, ServesAndSaysWhatFeedbackNeeds) {
+  palign::test::TempDir dir("server_plain");
+  ServerOptions o;
+  o.model = kModel;
+  o.store = dir / "u.db";
+  o.port = 0;
+  Server server(o);
+  const int port = server.bind();
+  std::thread t([&] { server.run(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  const auto chat = reply_of(c.Post("/v1/chat/completions", chat_body("ana", "Why did the").dump(), "application/json"));
+  EXPECT_EQ(chat.status, 200) << chat.raw;
+  EXPECT_TRUE(chat.body["palign"]["weights"].empty());
+  const json pair = {{"user", "ana"}, {"prompt", "p"}, {"chosen", "a"}, {"rejected", "b"}};
+  expect_error(reply_of(c.Post("/v1/feedback", pair.dump(), "application/json")), 400, "--reward");
+  expect_error(
+      reply_of(c.Post("/v1/feedback", json{{"user", "ana"}, {"statement", "short"}}.dump(), "application/json")), 400,
+      "palign user create");
+  // A stream is not compressed, whatever the client accepts: each event reaches it as it is made.
+  json stream = chat_body("ana", "Why did the");
+  stream["stream"] = true;
+  const auto res = c.Post("/v1/chat/completions", {{"Accept-Encoding", "gzip, br"}}, stream.dump(), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->get_header_value("Content-Encoding"), "");
+  EXPECT_NE(res->body.find("data: [DONE]"), std::string::npos);
+  server.stop();
+  t.join();
+}
+
 }  // namespace
 }  // namespace palign::server
