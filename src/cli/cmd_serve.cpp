@@ -86,6 +86,17 @@ Command add_serve(CLI::App& root) {
                   "learn from choices and ratings");
   app->add_option("--prior", o.prior, "Population prior of new users (palign user prior); default N(0, I)");
   app->add_option("--vectors", o.vectors, "Steering vectors (palign train steer) for the steer strategy");
+  app->add_option_function<std::vector<std::string>>(
+      "--adapter",
+      [f](const std::vector<std::string>& values) {
+        for (const auto& v : values) {
+          const auto eq = v.find('=');
+          PALIGN_CHECK(eq != std::string::npos && eq > 0, ErrorCode::kInvalidArgument,
+                       "[cli.serve] --adapter takes NAME=DIR, got '", v, "'");
+          f->options.adapters.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+        }
+      },
+      "A LoRA adapter (PEFT directory) requests may name (palign.adapter) or mix (palign.adapters); repeatable");
   app->add_option("--model-name", o.model_name, "The model id clients send (default: the directory's name)");
   app->add_option("--max-batch", o.scheduler.max_batch, "Rows decoded together")->capture_default_str();
   app->add_option("--max-queue", o.scheduler.max_queue, "Rows waiting; more are answered 429")->capture_default_str();

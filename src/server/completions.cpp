@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <set>
 
 #include "palign/base/error.h"
@@ -86,6 +87,67 @@ int64_t unix_now() {
 
 }  // namespace
 
+const runtime::LoraAdapter* Server::Impl::request_adapter(const json& palign, const decoding::Personalization& profile,
+                                                          std::string* described) {
+  const json* one = field(palign, "adapter");
+  const json* mix = field(palign, "adapters");
+  if (!one && !mix) return nullptr;
+  if (one && mix) fail(400, "give 'palign.adapter' or 'palign.adapters', not both", "palign.adapters");
+  const auto known = [&](const std::string& name, const std::string& param) -> const runtime::LoraAdapter* {
+    const auto it = adapters.find(name);
+    if (it == adapters.end()) {
+      std::string names;
+      for (const auto& [n, a] : adapters) names += (names.empty() ? "" : ", ") + n;
+      fail(400, "no adapter '" + name + "' on this server" + (names.empty() ? " (it has none)" : "; it has " + names),
+           param);
+    }
+    return it->second.get();
+  };
+  if (one) {
+    if (!one->is_string()) fail(400, "'palign.adapter' must be an adapter's name", "palign.adapter");
+    *described = one->get<std::string>();
+    return known(*described, "palign.adapter");
+  }
+  // A mix: {name: weight} or "profile" (the user's weights over the adapters' names; a name it does not weigh: 0).
+  std::vector<std::string> names;
+  std::vector<double> weights;
+  if (mix->is_string() && mix->get<std::string>() == "profile") {
+    for (const auto& [name, adapter] : adapters) {
+      names.push_back(name);
+      const auto w = profile.weights.find(name);
+      weights.push_back(w == profile.weights.end() ? 0.0 : w->second);
+    }
+    if (names.empty())
+      fail(400, "this server has no adapters to mix (start it with --adapter NAME=DIR)", "palign.adapters");
+  } else if (mix->is_object() && !mix->empty()) {
+    for (const auto& [name, w] : mix->items()) {
+      if (!w.is_number()) fail(400, "'palign.adapters." + name + "' must be a number", "palign.adapters");
+      (void)known(name, "palign.adapters");
+      names.push_back(name);
+      weights.push_back(w.get<double>());
+    }
+  } else {
+    fail(400, "'palign.adapters' must be {\"NAME\": weight, ...} or \"profile\"", "palign.adapters");
+  }
+  std::string key;
+  for (size_t k = 0; k < names.size(); ++k) {
+    char w[32];
+    std::snprintf(w, sizeof w, "%.6g", weights[k]);
+    key += (k ? "," : "") + names[k] + "=" + w;
+  }
+  *described = key;
+  std::lock_guard lock(mixes_mutex);
+  auto it = mixes.find(key);
+  if (it == mixes.end()) {
+    if (mixes.size() >= 256)
+      fail(400, "this server already holds 256 different adapter mixes; reuse one or restart it", "palign.adapters");
+    std::vector<const runtime::LoraAdapter*> parts;
+    for (const auto& n : names) parts.push_back(adapters.at(n).get());
+    it = mixes.emplace(key, std::make_unique<runtime::LoraAdapter>(runtime::lora_soup(parts, weights))).first;
+  }
+  return it->second.get();
+}
+
 Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const json* palign,
                                             std::vector<int64_t> prompt, const std::string& prompt_text,
                                             const runtime::GenerateOptions& generate, int64_t n) {
@@ -101,6 +163,8 @@ Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const
       d.strategy = s->get<std::string>();
     }
     opts.erase("strategy");
+    opts.erase("adapter");
+    opts.erase("adapters");
     try {
       (void)decoding::find_strategy(d.strategy);
       strategy_options = decoding::StrategyOptions::from_json(opts.dump(), &given);
@@ -120,6 +184,9 @@ Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const
   d.state = state_of(store_user, &events);
   const decoding::Personalization profile = personalization_of(d.state, events, options.reward);
   d.prompt_tokens = std::ssize(prompt);
+  const runtime::LoraAdapter* adapter = palign ? request_adapter(*palign, profile, &d.adapter) : nullptr;
+  if (adapter && d.strategy != "sample" && d.strategy != "steer")
+    fail(400, "'palign.adapter' and 'palign.adapters' apply to the sample and steer strategies", "palign.adapter");
   if (d.strategy == "sample" || d.strategy == "steer") {
     std::map<int64_t, at::Tensor> steering;
     if (d.strategy == "steer") {
@@ -139,6 +206,7 @@ Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const
       row.stop_ids = generate.stop_ids;
       row.stop_strings = generate.stop_strings;
       row.steering = steering;
+      row.adapter = adapter;
       auto ticket = scheduler->submit(std::move(row));
       if (!ticket) {
         for (auto& t : d.tickets) t->cancel();
@@ -308,6 +376,7 @@ void Server::Impl::completions(const httplib::Request& req, httplib::Response& r
                      {"user", user},
                      {"profile_version", d->state.version},
                      {"weights", d->state.posterior.as_map()}};
+  if (!d->adapter.empty()) palign_out["adapter"] = d->adapter;
   const char* object = chat ? "chat.completion" : "text_completion";
 
   if (!stream) {

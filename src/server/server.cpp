@@ -177,6 +177,11 @@ Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {
     notes.push_back("no --reward: choice and rating feedback are refused (statements are still taken)");
   }
   if (!options.vectors.empty()) vectors = scoring::load_steering_vectors(options.vectors, model->config());
+  for (const auto& [name, dir] : options.adapters) {
+    PALIGN_CHECK(!name.empty() && !adapters.count(name), ErrorCode::kInvalidArgument, "[server] adapter name '", name,
+                 "' is empty or given twice; use --adapter NAME=DIR once per adapter");
+    adapters.emplace(name, std::make_unique<runtime::LoraAdapter>(runtime::LoraAdapter::load(dir, model->config())));
+  }
   scheduler = std::make_unique<Scheduler>(*model, &*tokenizer, options.scheduler);
   worker = std::make_unique<detail::StrategyWorker>();
   routes();

@@ -20,6 +20,7 @@
 
 #include "palign/decoding/strategy.h"
 #include "palign/runtime/chat_template.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 #include "palign/scoring/reward_model.h"
@@ -111,6 +112,13 @@ struct Server::Impl {
   std::vector<std::string> dimensions;  // its dimension names
   users::DimensionWeights prior;
   std::vector<scoring::SteeringVector> vectors;
+  std::map<std::string, std::unique_ptr<runtime::LoraAdapter>> adapters;  // by name
+  // Adapter mixes made for requests, by their weights ("a=0.5,b=0.5"); kept for the server's life (rows borrow them).
+  std::mutex mixes_mutex;
+  std::map<std::string, std::unique_ptr<runtime::LoraAdapter>> mixes;
+  // The adapter of a request's palign.adapter / palign.adapters (null: none), and its description for the response.
+  const runtime::LoraAdapter* request_adapter(const detail::json& palign, const decoding::Personalization& profile,
+                                              std::string* described);
   KeyRing keys;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<detail::StrategyWorker> worker;
@@ -143,6 +151,7 @@ struct Server::Impl {
   // One request's outputs being decoded: rows of the scheduler (streamable), or a whole-request strategy's results.
   struct Decoding {
     std::string strategy;
+    std::string adapter;  // the adapter or mix the rows decode with ("": none)
     std::vector<std::shared_ptr<RowTicket>> tickets;
     std::vector<runtime::GenerateResult> results;  // whole-request strategies: already done
     int64_t prompt_tokens = 0;

@@ -10,6 +10,7 @@
 
 #include "palign/base/error.h"
 #include "palign/runtime/generate.h"
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
 #include "test_util.h"
@@ -52,6 +53,7 @@ runtime::GenerateResult alone(const RowRequest& r) {
   o.stop_ids = r.stop_ids;
   o.stop_strings = r.stop_strings;
   std::map<int64_t, at::Tensor> steering = r.steering;
+  o.linear_hook = r.adapter;
   if (!steering.empty())
     o.residual_hook = [steering](int64_t layer, at::Tensor& x) {
       const auto it = steering.find(layer);
@@ -131,6 +133,28 @@ TEST(Scheduler, EachRowItsOwnSteering) {
     outs.push_back(got.ids);
   }
   EXPECT_NE(outs[0], outs[1]);  // the steering changed the greedy continuation
+}
+
+TEST(Scheduler, EachRowItsOwnAdapter) {
+  auto& f = fixture();
+  std::vector<runtime::LoraAdapter> adapters;
+  for (int k = 0; k < 2; ++k) {
+    adapters.push_back(runtime::LoraAdapter::init(
+        f.model->config(), {.r = 4, .alpha = 8, .target_modules = {"q_proj", "v_proj"}, .base_model = {}}, 3 + k));
+    at::NoGradGuard no_grad;
+    for (auto& [name, t] : adapters.back().named_parameters())
+      if (name.find("lora_B") != std::string::npos) t.copy_(at::randn_like(t) * 0.5);
+  }
+  Scheduler scheduler(*f.model, &f.tokenizer, {.max_batch = 4});
+  std::vector<RowRequest> rows;
+  for (int i = 0; i < 4; ++i) {
+    rows.push_back(row(f.encode("Why did the"), 30 + i, 14, i % 2 == 0));
+    rows.back().adapter = i == 0 ? nullptr : &adapters[static_cast<size_t>(i % 2)];
+  }
+  std::vector<std::shared_ptr<RowTicket>> tickets;
+  for (const auto& r : rows) tickets.push_back(scheduler.submit(r));
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(wait_done(tickets[i]).ids, alone(rows[i]).ids) << "row " << i;
+  EXPECT_NE(alone(rows[0]).ids, alone(rows[2]).ids);  // greedy with and without an adapter
 }
 
 TEST(Scheduler, StopStringsCutAndHeldBack) {

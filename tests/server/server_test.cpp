@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/scoring/steering_vectors.h"
 #include "palign/server/auth.h"
@@ -42,6 +43,14 @@ struct Running {
     for (size_t k = 0; k < names.size(); ++k)
       vectors.push_back({names[k], static_cast<int64_t>(k + 1), at::randn({model->config().hidden_size}) * 3.0});
     scoring::save_steering_vectors(dir / "vectors.safetensors", vectors);
+    for (int k = 0; k < 2; ++k) {  // two adapters large enough to change greedy text
+      auto a = runtime::LoraAdapter::init(
+          model->config(), {.r = 4, .alpha = 8, .target_modules = {"q_proj", "v_proj"}, .base_model = {}}, 10 + k);
+      at::NoGradGuard no_grad;
+      for (auto& [name, t] : a.named_parameters())
+        if (name.find("lora_B") != std::string::npos) t.copy_(at::randn_like(t) * 0.5);
+      a.save(dir / ("adapter" + std::to_string(k)));
+    }
     acme = add_api_key(dir / "keys", "acme", false);
     globex = add_api_key(dir / "keys", "globex", false);
     admin = add_api_key(dir / "keys", "ops", true);
@@ -51,6 +60,7 @@ struct Running {
     o.reward = palign::test::hf_model("llama_rm_multi");
     o.vectors = dir / "vectors.safetensors";
     o.api_keys = dir / "keys";
+    o.adapters = {{"a0", dir / "adapter0"}, {"a1", dir / "adapter1"}};
     o.port = 0;
     o.threads = 16;
     o.limits.max_body_bytes = 64 * 1024;
@@ -334,6 +344,39 @@ TEST(Server, WholeRequestStrategiesAndElicitation) {
   EXPECT_EQ(fb.body["observations"], 1);
 }
 
+TEST(Server, EachRequestItsOwnAdapterOrMix) {
+  const std::string k = srv().acme;
+  const auto text = [&](json palign) {
+    json body = chat_body("gus", "Why did the", {{"temperature", 0}, {"max_tokens", 12}});
+    if (!palign.is_null()) body["palign"] = palign;
+    const auto r = post(k, "/v1/chat/completions", body);
+    EXPECT_EQ(r.status, 200) << r.raw;
+    return r.body["choices"][0]["message"]["content"].get<std::string>();
+  };
+  const std::string plain = text(nullptr), a0 = text({{"adapter", "a0"}}), a1 = text({{"adapter", "a1"}});
+  std::cout << "plain: " << plain << "\na0: " << a0 << "\na1: " << a1 << "\n";
+  EXPECT_NE(a0, plain);
+  EXPECT_NE(a0, a1);
+  // A mix of one adapter at weight 1 is that adapter; a mix at weight 0 is the base model.
+  EXPECT_EQ(text({{"adapters", {{"a0", 1.0}}}}), a0);
+  EXPECT_EQ(text({{"adapters", {{"a0", 0.0}, {"a1", 0.0}}}}), plain);
+  // The adapter rides on steer rows too, and the response says which one it was.
+  const auto r = post(k, "/v1/chat/completions",
+                      chat_body("gus", "Why", {{"palign", {{"strategy", "steer"}, {"adapters", "profile"}}}}));
+  EXPECT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["palign"]["adapter"], "a0=0,a1=0");  // gus weighs no dimension named a0 or a1
+  expect_error(post(k, "/v1/chat/completions", chat_body("gus", "Why", {{"palign", {{"adapter", "zz"}}}})), 400,
+               "a0, a1");
+  expect_error(post(k, "/v1/chat/completions",
+                    chat_body("gus", "Why", {{"palign", {{"adapter", "a0"}, {"adapters", {{"a1", 1}}}}}})),
+               400, "not both");
+  expect_error(post(k, "/v1/chat/completions",
+                    chat_body("gus", "Why", {{"palign", {{"strategy", "best_of_n"}, {"adapter", "a0"}}}})),
+               400, "sample and steer");
+  expect_error(post(k, "/v1/chat/completions", chat_body("gus", "Why", {{"palign", {{"adapters", {{"a0", "x"}}}}}})),
+               400, "number");
+}
+
 TEST(Server, TenantsCannotReachEachOthersUsers) {
   const std::string a = srv().acme, b = srv().globex;
   const auto mine = post(a, "/v1/chat/completions", chat_body("fay", "Why", {{"n", 2}}));
@@ -484,7 +527,8 @@ TEST(ServerWithoutScorer, ServesAndSaysWhatFeedbackNeeds) {
   std::thread t([&] { server.run(); });
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(60);
-  const auto chat = reply_of(c.Post("/v1/chat/completions", chat_body("ana", "Why did the").dump(), "application/json"));
+  const auto chat =
+      reply_of(c.Post("/v1/chat/completions", chat_body("ana", "Why did the").dump(), "application/json"));
   EXPECT_EQ(chat.status, 200) << chat.raw;
   EXPECT_TRUE(chat.body["palign"]["weights"].empty());
   const json pair = {{"user", "ana"}, {"prompt", "p"}, {"chosen", "a"}, {"rejected", "b"}};

@@ -2,8 +2,9 @@
 // from their feedback. DESIGN.md's one request path: the request's `user` (namespaced by the API key's tenant) ->
 // the user's posterior from the profile store -> a decoding strategy (the request's `palign` object, what OpenAI
 // clients send through extra_body, else the server's default) -> rows of the continuous-batching scheduler
-// (scheduler.h: sample and steer, each row its own steering deltas and sampler) or, for strategies that decode whole
-// requests (best_of_n, args, cd_block, fusion, contrast, prompt, proxy), one strategy call on the strategy worker.
+// (scheduler.h: sample and steer, each row its own steering deltas, adapter or adapter mix, and sampler) or, for
+// strategies that decode whole requests (best_of_n, args, cd_block, fusion, contrast, prompt, proxy), one strategy call
+// on the strategy worker.
 //
 // Endpoints:
 //   GET  /v1/models                     the served model
@@ -42,13 +43,16 @@ struct ServerLimits {
 };
 
 struct ServerOptions {
-  std::filesystem::path model;     // a model directory (causal LM with tokenizer.json)
-  std::string model_name;          // the id of /v1/models and the "model" requests send ("": the directory's name)
-  std::filesystem::path store;     // the profile store (SQLite; created when missing)
-  std::filesystem::path reward;    // the users' scorer (a reward with named dimensions); "": choice and rating
-                                   // feedback are refused, statements still taken
-  std::filesystem::path prior;     // a palign.prior for new users ("": N(0, I) over the scorer's dimensions)
-  std::filesystem::path vectors;   // steering vectors for the steer strategy ("": steer refused)
+  std::filesystem::path model;    // a model directory (causal LM with tokenizer.json)
+  std::string model_name;         // the id of /v1/models and the "model" requests send ("": the directory's name)
+  std::filesystem::path store;    // the profile store (SQLite; created when missing)
+  std::filesystem::path reward;   // the users' scorer (a reward with named dimensions); "": choice and rating
+                                  // feedback are refused, statements still taken
+  std::filesystem::path prior;    // a palign.prior for new users ("": N(0, I) over the scorer's dimensions)
+  std::filesystem::path vectors;  // steering vectors for the steer strategy ("": steer refused)
+  // LoRA adapters (PEFT directories) by name: a request's palign.adapter names one, palign.adapters mixes several
+  // (a soup: Σ_k w_k Δ_k) or "profile" (the user's weights over the adapters' names); sample and steer rows only.
+  std::vector<std::pair<std::string, std::filesystem::path>> adapters;
   std::filesystem::path api_keys;  // "": no keys, and the server binds loopback only
   std::string host = "127.0.0.1";
   int port = 8000;                  // 0: a free port (bind() returns it)
