@@ -4,7 +4,8 @@
 //      16 rows of 16 users with 16 different steering vectors, and 16 rows with 16 different LoRA adapters, against
 //      16 unpersonalized rows (target: >= 70% of their throughput); the same 16 plain requests served one at a time.
 //   2. A load test over HTTP: 32 concurrent streaming clients as 32 different users with mixed strategies (sample,
-//      steer, best_of_n), each giving feedback between its requests: errors, lost events (every acknowledged event
+//      some of them with an adapter, steer, best_of_n, fusion of two adapters), each giving feedback between its
+//      requests: errors, lost events (every acknowledged event
 //      must be in the store afterwards), p50/p99 time to first token and per-token latency.
 //   3. (--long MODEL_DIR TOKENS) A long prompt prefilled in chunks of 256 tokens through the scheduler, against the
 //      runtime's one-shot prefill (runtime::generate), each in a child process of its own so that its peak memory
@@ -199,7 +200,10 @@ int main(int argc, char** argv) {
   for (size_t k = 0; k < names.size(); ++k)
     vectors.push_back({names[k], static_cast<int64_t>(k + 1), at::randn({c.hidden_size}) * 2.0});
   scoring::save_steering_vectors(dir / "vectors.safetensors", vectors);
+  adapters[0].save(dir / "e0");
+  adapters[1].save(dir / "e1");
   ServerOptions o;
+  o.adapters = {{"e0", dir / "e0"}, {"e1", dir / "e1"}};
   o.model = kModel;
   o.store = dir / "users.db";
   o.reward = kScorer;
@@ -212,7 +216,7 @@ int main(int argc, char** argv) {
   std::thread serving([&] { srv.run(); });
 
   const int clients = 32, per_client = quick ? 2 : 4;
-  const std::vector<std::string> strategies = {"sample", "steer", "best_of_n", "sample"};
+  const std::vector<std::string> strategies = {"sample", "steer", "best_of_n", "fusion"};
   std::atomic<int> errors{0}, requests{0};
   std::mutex stats_mutex;
   std::vector<double> ttft, per_token;
@@ -241,6 +245,8 @@ int main(int argc, char** argv) {
                      {"stream", true},
                      {"palign", {{"strategy", strategy}}}};
         if (strategy == "best_of_n") body["palign"]["best_of"] = 2;
+        if (strategy == "fusion") body["palign"]["models"] = "e0,e1", body["palign"]["weights"] = "0.7,0.3";
+        if (strategy == "sample" && ci % 2 == 1) body["palign"]["adapter"] = ci % 4 == 1 ? "e0" : "e1";
         const auto start = Steady::now();
         double first = -1;
         auto last = start;
@@ -315,7 +321,8 @@ int main(int argc, char** argv) {
     }
   }
   std::printf(
-      "\nload: %d streaming clients (32 users; sample, steer, best_of_n), %d requests with n = 2 and "
+      "\nload: %d streaming clients (32 users; sample with and without adapters, steer, best_of_n, fusion), %d "
+      "requests with n = 2 and "
       "feedback after each, %.1f s\n",
       clients, requests.load(), wall);
   std::printf("  errors %d, events acknowledged %lld, in the store %lld, lost %lld\n", errors.load(),

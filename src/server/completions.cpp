@@ -173,12 +173,23 @@ Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const
       fail(400, what.substr(what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2), "palign",
            "invalid_strategy");
     }
-    for (const auto& name : given)
+    for (const auto& name : given) {
+      // fusion's models may be the server's adapters, by name (fused as rows of one batched pass).
+      if (name == "models" && !strategy_options.models.empty()) {
+        bool all_adapters = true;
+        std::string list = strategy_options.models + ",";
+        for (size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1)
+          all_adapters &= adapters.count(list.substr(at, comma - at)) > 0;
+        if (all_adapters) continue;
+        fail(400, "'palign.models' may name only this server's adapters (--adapter NAME=DIR), comma-separated",
+             "palign.models");
+      }
       if (kServerFileOptions.count(name))
         fail(400,
              "'palign." + name + "' names a file on the server, which a client may not choose; the server's " +
                  "models, vectors and scorer are set when it starts",
              "palign." + name);
+    }
   }
   std::vector<users::FeedbackEvent> events;
   d.state = state_of(store_user, &events);
@@ -219,6 +230,7 @@ Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const
   // A whole-request strategy on the worker, with what the server holds in memory.
   decoding::StrategyInputs inputs;
   if (!vectors.empty()) inputs.vectors = &vectors;
+  for (const auto& [name, a] : adapters) inputs.adapters.emplace(name, a.get());
   if (reward)
     inputs.reward = [this, &d](const std::string& p, const std::vector<std::string>& responses) {
       const auto scores = score(p, responses);

@@ -365,6 +365,16 @@ TEST(Server, EachRequestItsOwnAdapterOrMix) {
                       chat_body("gus", "Why", {{"palign", {{"strategy", "steer"}, {"adapters", "profile"}}}}));
   EXPECT_EQ(r.status, 200) << r.raw;
   EXPECT_EQ(r.body["palign"]["adapter"], "a0=0,a1=0");  // gus weighs no dimension named a0 or a1
+  // fusion over the server's adapters, by name, with the request's weights; a file path is refused.
+  const auto fused = post(
+      k, "/v1/chat/completions",
+      chat_body("gus", "Why", {{"palign", {{"strategy", "fusion"}, {"models", "a0,a1"}, {"weights", "0.5,0.5"}}}}));
+  EXPECT_EQ(fused.status, 200) << fused.raw;
+  EXPECT_EQ(fused.body["palign"]["strategy"], "fusion");
+  expect_error(post(k, "/v1/chat/completions",
+                    chat_body("gus", "Why",
+                              {{"palign", {{"strategy", "fusion"}, {"models", "a0,/tmp/x"}, {"weights", "0.5,0.5"}}}})),
+               400, "only this server's adapters");
   expect_error(post(k, "/v1/chat/completions", chat_body("gus", "Why", {{"palign", {{"adapter", "zz"}}}})), 400,
                "a0, a1");
   expect_error(post(k, "/v1/chat/completions",
@@ -375,6 +385,39 @@ TEST(Server, EachRequestItsOwnAdapterOrMix) {
                400, "sample and steer");
   expect_error(post(k, "/v1/chat/completions", chat_body("gus", "Why", {{"palign", {{"adapters", {{"a0", "x"}}}}}})),
                400, "number");
+}
+
+// A streaming client that goes away frees its row: the scheduler cancels it at the next step.
+TEST(Server, DisconnectedClientFreesItsRow) {
+  const auto cancelled = [] {
+    const std::string m = get("", "/metrics").raw;
+    const std::string key = "palign_rows_total{end=\"cancelled\"} ";
+    const auto at = m.find(key);
+    return at == std::string::npos ? -1 : std::stoi(m.substr(at + key.size()));
+  };
+  const int before = cancelled();
+  httplib::Client c("127.0.0.1", srv().port);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.headers = {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + srv().acme}};
+  req.body = json{{"model", "default"}, {"prompt", "Once upon a time"},
+                  {"max_tokens", 64},   {"stream", true},
+                  {"user", "hal"},      {"seed", 1},
+                  {"stop", "zzzz"}}
+                 .dump();
+  int chunks = 0;
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 2; };  // hang up
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  (void)c.send(req, res, err);
+  int after = before;
+  for (int i = 0; i < 100 && after == before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    after = cancelled();
+  }
+  std::cout << "cancelled rows: " << before << " -> " << after << "\n";
+  EXPECT_EQ(after, before + 1);
 }
 
 TEST(Server, TenantsCannotReachEachOthersUsers) {
