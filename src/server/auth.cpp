@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -105,6 +106,30 @@ std::string add_api_key(const std::filesystem::path& file, const std::string& te
   ::close(fd);
   PALIGN_CHECK(ok, ErrorCode::kIo, "[server.auth] cannot write ", file.string());
   return key;
+}
+
+void remove_api_key(const std::filesystem::path& file, const std::string& hash) {
+  std::ifstream in(file);
+  PALIGN_CHECK(in.good(), ErrorCode::kNotFound, "[server.auth] no API key file ", file.string());
+  std::string kept, line;
+  bool found = false;
+  while (std::getline(in, line)) {
+    std::istringstream words(line.substr(0, line.find('#')));
+    std::string tenant, h;
+    if (words >> tenant >> h && h == hash) {
+      found = true;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  PALIGN_CHECK(found, ErrorCode::kNotFound, "[server.auth] no key with hash ", hash, " in ", file.string());
+  const std::filesystem::path tmp = file.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  PALIGN_CHECK(fd >= 0, ErrorCode::kIo, "[server.auth] cannot write ", tmp.string());
+  const bool ok = ::write(fd, kept.data(), kept.size()) == static_cast<ssize_t>(kept.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  PALIGN_CHECK(ok && ::rename(tmp.c_str(), file.c_str()) == 0, ErrorCode::kIo, "[server.auth] cannot write ",
+               file.string());
 }
 
 }  // namespace palign::server

@@ -143,12 +143,16 @@ Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {
   PALIGN_CHECK(options.prior.empty() || !options.reward.empty(), ErrorCode::kInvalidArgument,
                "[server] --prior needs --reward, the scorer whose dimensions it weighs");
   PALIGN_CHECK(!options.store.empty(), ErrorCode::kInvalidArgument, "[server] give --store FILE, the profile store");
-  if (!options.api_keys.empty()) keys = KeyRing::load(options.api_keys);
-  PALIGN_CHECK(!keys.empty() || is_loopback(options.host), ErrorCode::kInvalidArgument, "[server] --host ",
-               options.host,
-               " without API keys would serve anyone on the network; give --api-keys FILE (palign serve "
+  auth = !options.api_keys.empty();
+  if (auth) {
+    keys = KeyRing::load(options.api_keys);
+    PALIGN_CHECK(!keys.empty(), ErrorCode::kInvalidArgument, "[server] ", options.api_keys.string(),
+                 " holds no keys; add one with `palign key --api-keys ", options.api_keys.string(), " --tenant NAME`");
+  }
+  PALIGN_CHECK(auth || is_loopback(options.host), ErrorCode::kInvalidArgument, "[server] --host ", options.host,
+               " without API keys would serve anyone on the network; give --api-keys FILE (palign "
                "key) or bind 127.0.0.1");
-  if (keys.empty())
+  if (!auth)
     notes.push_back("no API keys configured: serving " + options.host +
                     " only, every caller is the local user (give --api-keys FILE to serve others)");
   model = runtime::Model::load(options.model);
@@ -221,16 +225,17 @@ void Server::stop() {
 }
 
 Caller Server::Impl::authenticate(const httplib::Request& req) const {
-  if (keys.empty()) return {"", true};
+  if (!auth) return {"", true, ""};
   const std::string header = req.get_header_value("Authorization");
   if (header.empty())
     fail(401, "You didn't provide an API key. Send it as the header 'Authorization: Bearer KEY'.", "",
          "missing_api_key");
   const std::string prefix = "Bearer ";
   const std::string key = header.rfind(prefix, 0) == 0 ? header.substr(prefix.size()) : header;
+  std::shared_lock lock(keys_mutex);
   const ApiKey* found = keys.find(key);
   if (!found) fail(401, "Incorrect API key provided.", "", "invalid_api_key");
-  return {found->tenant, found->admin};
+  return {found->tenant, found->admin, found->hash};
 }
 
 std::string Server::Impl::store_user(const Caller& caller, const std::string& user) const {
@@ -345,6 +350,53 @@ std::string Server::Impl::metrics_text() {
   return m.str();
 }
 
+void Server::Impl::admin_keys(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
+  if (!auth) fail(400, "this server has no key file (start it with --api-keys FILE)", "", "no_keys");
+  if (!caller.admin) fail(403, "managing keys needs an admin key", "", "not_admin");
+  if (req.method == "GET") {
+    json list = json::array();
+    std::shared_lock lock(keys_mutex);
+    for (const auto& k : keys.keys()) list.push_back({{"tenant", k.tenant}, {"hash", k.hash}, {"admin", k.admin}});
+    res.set_content(json{{"object", "list"}, {"data", list}}.dump(), "application/json");
+    return;
+  }
+  std::unique_lock lock(keys_mutex);
+  if (req.method == "POST") {
+    const json body = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) fail(400, "the request body must be a JSON object");
+    if (!body.contains("tenant") || !body["tenant"].is_string()) fail(400, "'tenant' is required: a string", "tenant");
+    const auto admin = body.value("admin", json(false));
+    if (!admin.is_boolean()) fail(400, "'admin' must be a boolean", "admin");
+    const std::string tenant = body["tenant"];
+    if (const auto err = check_tenant(tenant); !err.empty()) fail(400, err, "tenant");
+    const std::string key = add_api_key(options.api_keys, tenant, admin.get<bool>());
+    keys = KeyRing::load(options.api_keys);
+    res.set_content(
+        json{{"object", "api_key"}, {"key", key}, {"hash", hash_key(key)}, {"tenant", tenant}, {"admin", admin}}.dump(),
+        "application/json");
+    return;
+  }
+  const std::string hash = req.matches[1];  // DELETE /v1/admin/keys/{hash}
+  if (hash == caller.key_hash) fail(409, "a key cannot delete itself; use another admin key", "", "own_key");
+  remove_api_key(options.api_keys, hash);
+  keys = KeyRing::load(options.api_keys);
+  res.set_content(json{{"object", "api_key"}, {"hash", hash}, {"deleted", true}}.dump(), "application/json");
+}
+
+void Server::Impl::admin_users(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
+  if (!caller.admin) fail(403, "listing users needs an admin key", "", "not_admin");
+  const std::string tenant = req.get_param_value("tenant");
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(store_mutex);
+    ids = store->users();
+  }
+  json list = json::array();
+  for (const auto& id : ids)
+    if (tenant.empty() || id.rfind(tenant + "/", 0) == 0) list.push_back(id);
+  res.set_content(json{{"object", "list"}, {"data", list}}.dump(), "application/json");
+}
+
 void Server::Impl::routes() {
   http.new_task_queue = [n = options.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   http.set_payload_max_length(options.limits.max_body_bytes);
@@ -418,6 +470,13 @@ void Server::Impl::routes() {
               endpoint("users.delete", [this](const httplib::Request& req, httplib::Response& res, const Caller& c) {
                 delete_user(req, res, c);
               }));
+  const auto admin_keys_endpoint = endpoint("admin.keys", [this](const httplib::Request& req, httplib::Response& res,
+                                                                 const Caller& c) { admin_keys(req, res, c); });
+  http.Get("/v1/admin/keys", admin_keys_endpoint);
+  http.Post("/v1/admin/keys", admin_keys_endpoint);
+  http.Delete(R"(/v1/admin/keys/(sha256:[0-9a-f]{64}))", admin_keys_endpoint);
+  http.Get("/v1/admin/users", endpoint("admin.users", [this](const httplib::Request& req, httplib::Response& res,
+                                                             const Caller& c) { admin_users(req, res, c); }));
   http.Post(R"(/v1/users/([^/]+(?:/[^/]+)?)/elicit)",
             endpoint("users.elicit", [this](const httplib::Request& req, httplib::Response& res, const Caller& c) {
               elicit(req, res, c);

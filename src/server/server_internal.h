@@ -13,6 +13,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -57,6 +58,7 @@ json error_body(const HttpError& e);
 struct Caller {
   std::string tenant;
   bool admin = false;
+  std::string key_hash;  // "": no keys
 };
 
 // A response kept for feedback by id.
@@ -119,7 +121,9 @@ struct Server::Impl {
   // The adapter of a request's palign.adapter / palign.adapters (null: none), and its description for the response.
   const runtime::LoraAdapter* request_adapter(const detail::json& palign, const decoding::Personalization& profile,
                                               std::string* described);
+  bool auth = false;  // --api-keys given: every request carries a key (the ring may change: admin endpoints)
   KeyRing keys;
+  mutable std::shared_mutex keys_mutex;
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<detail::StrategyWorker> worker;
   std::vector<std::string> notes;
@@ -174,6 +178,9 @@ struct Server::Impl {
   void get_user(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
   void delete_user(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
   void elicit(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
+  // server.cpp: /v1/admin/keys (POST adds, GET lists, DELETE removes) and /v1/admin/users (GET lists, ?tenant=).
+  void admin_keys(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
+  void admin_users(const httplib::Request& req, httplib::Response& res, const detail::Caller& caller);
   // The K scores of each response under the users' scorer (400 when the server has none).
   std::vector<std::vector<double>> score(const std::string& prompt, const std::vector<std::string>& responses);
 };

@@ -451,6 +451,40 @@ TEST(Server, TenantsCannotReachEachOthersUsers) {
   expect_error(get(a, "/v1/users/fay"), 404);
 }
 
+TEST(Server, AdminManagesKeysAndUsers) {
+  const std::string admin = srv().admin, acme = srv().acme;
+  expect_error(get(acme, "/v1/admin/keys"), 403);
+  expect_error(post(acme, "/v1/admin/keys", json{{"tenant", "evil"}}), 403);
+  expect_error(get(acme, "/v1/admin/users"), 403);
+  const auto listed = get(admin, "/v1/admin/keys");
+  ASSERT_EQ(listed.status, 200) << listed.raw;
+  EXPECT_GE(listed.body["data"].size(), 3u);
+  EXPECT_EQ(listed.raw.find(acme), std::string::npos) << "a key itself was listed";
+  // A new key works at once; deleted, it stops working at once.
+  const auto made = post(admin, "/v1/admin/keys", json{{"tenant", "initech"}});
+  ASSERT_EQ(made.status, 200) << made.raw;
+  const std::string key = made.body["key"];
+  EXPECT_EQ(made.body["hash"], hash_key(key));
+  EXPECT_EQ(get(key, "/v1/models").status, 200);
+  expect_error(get(key, "/v1/admin/keys"), 403);
+  EXPECT_EQ(del(admin, "/v1/admin/keys/" + made.body["hash"].get<std::string>()).status, 200);
+  expect_error(get(key, "/v1/models"), 401);
+  expect_error(del(admin, "/v1/admin/keys/" + hash_key(admin)), 409);
+  expect_error(del(admin, "/v1/admin/keys/" + hash_key("nobody")), 404);
+  expect_error(post(admin, "/v1/admin/keys", json{{"tenant", "a b"}}), 400, "tenant");
+  expect_error(post(admin, "/v1/admin/keys", json{{"tenant", "x"}, {"admin", "yes"}}), 400, "admin");
+  // Users of one tenant, by store id.
+  ASSERT_EQ(post(acme, "/v1/feedback", json{{"user", "ivy"}, {"statement", "short"}}).status, 200);
+  const auto users = get(admin, "/v1/admin/users?tenant=acme");
+  ASSERT_EQ(users.status, 200) << users.raw;
+  bool ivy = false;
+  for (const auto& id : users.body["data"]) {
+    EXPECT_EQ(id.get<std::string>().rfind("acme/", 0), 0u) << id;
+    ivy |= id == "acme/ivy";
+  }
+  EXPECT_TRUE(ivy);
+}
+
 TEST(Server, BadRequestsGetOpenAIErrors) {
   const std::string k = srv().acme;
   expect_error(post(k, "/v1/chat/completions", std::string("{not json")), 400, "not valid JSON");

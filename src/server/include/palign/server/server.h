@@ -16,6 +16,7 @@
 //   GET    /v1/users/{id}               weights with their uncertainty, events, version
 //   DELETE /v1/users/{id}               the user with every event
 //   POST   /v1/users/{id}/elicit        the pair of responses to a prompt the user's answer would teach palign most
+//   GET/POST /v1/admin/keys, DELETE /v1/admin/keys/{hash}, GET /v1/admin/users   (admin keys only)
 //   GET  /health, GET /metrics          liveness; Prometheus text (requests, tokens, queue, batch, latency)
 // Errors are OpenAI's error objects: {"error": {"message", "type", "param", "code"}} with 400, 401, 403, 404, 413,
 // 429, 500 or 503.
