@@ -21,6 +21,7 @@ namespace palign::server {
 
 using detail::Caller;
 using detail::fail;
+using detail::field;
 using detail::json;
 using Clock = std::chrono::steady_clock;
 
@@ -29,11 +30,6 @@ namespace {
 // Options that name files on the server's disk: a client may not choose them (the server's own are set at start).
 const std::set<std::string> kServerFileOptions = {"models", "vectors", "history",    "reward",    "reward-model",
                                                   "user",   "expert",  "antiexpert", "user-pairs"};
-
-const json* field(const json& body, const char* name) {
-  const auto it = body.find(name);
-  return it == body.end() || it->is_null() ? nullptr : &*it;
-}
 
 int64_t int_field(const json& body, const char* name, int64_t fallback, int64_t lo, int64_t hi) {
   const json* v = field(body, name);

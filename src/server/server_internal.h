@@ -50,6 +50,12 @@ struct HttpError {
   std::string param;  // the request field at fault ("": none)
   std::string code;   // e.g. "model_not_found", "invalid_api_key" ("": none)
 };
+// A request body's field, or null when it is absent or JSON null.
+inline const json* field(const json& body, const char* name) {
+  const auto it = body.find(name);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+
 [[noreturn]] void fail(int status, const std::string& message, const std::string& param = "",
                        const std::string& code = "");
 json error_body(const HttpError& e);

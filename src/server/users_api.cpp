@@ -15,14 +15,10 @@ namespace palign::server {
 
 using detail::Caller;
 using detail::fail;
+using detail::field;
 using detail::json;
 
 namespace {
-
-const json* field(const json& body, const char* name) {
-  const auto it = body.find(name);
-  return it == body.end() || it->is_null() ? nullptr : &*it;
-}
 
 std::string string_field(const json& body, const char* name, bool required) {
   const json* v = field(body, name);
