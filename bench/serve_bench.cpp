@@ -2,7 +2,9 @@
 // the same requests give one at a time), then:
 //   1. Personalized batches against unpersonalized ones, in the scheduler (interleaved rounds, best of each):
 //      16 rows of 16 users with 16 different steering vectors, and 16 rows with 16 different LoRA adapters, against
-//      16 unpersonalized rows (target: >= 70% of their throughput); the same 16 plain requests served one at a time.
+//      16 unpersonalized rows (target: >= 70% of their throughput); the same 16 plain requests served one at a time;
+//      16 fusion rows, each user their own weights over 2 shared LoRA experts (2 sequences a row), in one batch and one
+//      at a time (as the strategy worker decoded fusion before it joined the batch).
 //   2. A load test over HTTP: 32 concurrent streaming clients as 32 different users with mixed strategies (sample,
 //      some of them with an adapter, steer, best_of_n, fusion of two adapters), each giving feedback between its
 //      requests: errors, lost events (every acknowledged event
@@ -144,7 +146,7 @@ int main(int argc, char** argv) {
                                             "Politics is",  "Food for",      "Time flies",       "Every day"};
 
   // ---- 1. Personalized batches in the scheduler ----
-  std::vector<RowRequest> plain, steered, adapted;
+  std::vector<RowRequest> plain, steered, adapted, fused;
   std::vector<runtime::LoraAdapter> adapters;
   for (int64_t i = 0; i < rows_n; ++i) adapters.push_back(bench_util::random_expert(c, 100 + i));
   at::manual_seed(7);
@@ -161,11 +163,18 @@ int main(int argc, char** argv) {
     RowRequest a = r;
     a.adapter = &adapters[static_cast<size_t>(i)];
     adapted.push_back(a);
+    RowRequest f = r;  // each user their own weights over two experts all rows share
+    f.fusion_experts = {&adapters[0], &adapters[1]};
+    const double w = static_cast<double>(i) / (rows_n - 1);
+    f.fusion_weights = {w, 1.0 - w};
+    fused.push_back(f);
   }
   Scheduler scheduler(*model, &tokenizer, {.max_batch = rows_n});
-  // Checks: batched rows equal the same requests one at a time (steered and adapted too).
-  for (const auto* set : {&plain, &steered, &adapted}) {
-    const auto together = run_together(scheduler, *set), alone = run_one_by_one(scheduler, *set);
+  Scheduler fusion_scheduler(*model, &tokenizer, {.max_batch = 2 * rows_n});  // a fusion row is 2 sequences
+  // Checks: batched rows equal the same requests one at a time (steered, adapted and fused too).
+  for (const auto* set : {&plain, &steered, &adapted, &fused}) {
+    Scheduler& on = set == &fused ? fusion_scheduler : scheduler;
+    const auto together = run_together(on, *set), alone = run_one_by_one(on, *set);
     for (int64_t i = 0; i < rows_n; ++i)
       if (together[static_cast<size_t>(i)] != alone[static_cast<size_t>(i)]) {
         std::fprintf(stderr, "FAIL: row %lld decoded differently in a batch than alone\n", static_cast<long long>(i));
@@ -176,12 +185,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "FAIL: the steering vectors changed nothing\n");
     return 1;
   }
-  std::printf("checks: %lld rows batched = one at a time (plain, 16 steering vectors, 16 adapters)\n",
-              static_cast<long long>(rows_n));
+  if (run_together(fusion_scheduler, fused) == run_together(scheduler, plain)) {
+    std::fprintf(stderr, "FAIL: the fusion weights changed nothing\n");
+    return 1;
+  }
+  std::printf(
+      "checks: %lld rows batched = one at a time (plain, 16 steering vectors, 16 adapters, 16 fusion weights)\n",
+      static_cast<long long>(rows_n));
   const int rounds = quick ? 2 : 4;
   const auto t = bench_util::best_interleaved(
       rounds, {[&] { run_together(scheduler, plain); }, [&] { run_together(scheduler, steered); },
-               [&] { run_together(scheduler, adapted); }, [&] { run_one_by_one(scheduler, plain); }});
+               [&] { run_together(scheduler, adapted); }, [&] { run_one_by_one(scheduler, plain); },
+               [&] { run_together(fusion_scheduler, fused); }, [&] { run_one_by_one(fusion_scheduler, fused); }});
   const double tokens = static_cast<double>(rows_n * new_tokens);
   std::printf("\n16 rows x %lld tokens (best of %d interleaved rounds)\n", static_cast<long long>(new_tokens), rounds);
   std::printf("  %-36s %8.0f tok/s\n", "unpersonalized, one batch", tokens / t[0]);
@@ -190,6 +205,10 @@ int main(int argc, char** argv) {
   std::printf("  %-36s %8.0f tok/s  %.2fx of unpersonalized (target >= 0.70)\n", "16 LoRA adapters, one batch",
               tokens / t[2], t[0] / t[2]);
   std::printf("  %-36s %8.0f tok/s  %.2fx of one batch\n", "unpersonalized, one at a time", tokens / t[3], t[0] / t[3]);
+  std::printf("  %-36s %8.0f tok/s  %.2fx of unpersonalized (2 sequences a row)\n", "16 fusion weights, one batch",
+              tokens / t[4], t[0] / t[4]);
+  std::printf("  %-36s %8.0f tok/s  %.2fx of the fusion batch\n", "16 fusion weights, one at a time", tokens / t[5],
+              t[4] / t[5]);
 
   // ---- 2. Load over HTTP ----
   const fs::path dir = fs::temp_directory_path() / ("palign_serve_bench_" + std::to_string(::getpid()));

@@ -117,6 +117,9 @@ Command add_serve(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--threads", o.threads, "HTTP worker threads (each streaming client holds one)")
       ->capture_default_str();
+  app->add_option("--strategy-workers", o.strategy_workers,
+                  "Threads running whole-request strategies (best_of_n, args, cd_block, prompt, contrast) at once")
+      ->capture_default_str();
   app->add_option("--drain-timeout-ms", o.drain_timeout_ms, "On SIGTERM, how long in-flight requests may finish")
       ->capture_default_str();
   app->add_flag("--quiet", f->quiet, "No access log");

@@ -3,6 +3,7 @@
 #include "palign/decoding/strategy.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "palign/base/error.h"
 #include "palign/base/json.h"
@@ -108,15 +109,19 @@ const StrategyInfo& find_strategy(const std::string& name) {
   PALIGN_THROW(ErrorCode::kInvalidArgument, "[decoding.strategy] unknown strategy '", name, "'; known: ", known);
 }
 
-std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategySetup& setup,
-                                        const std::vector<std::string>& given) {
-  const StrategyInfo& info = find_strategy(name);
+void check_options_belong(const std::string& name, const std::vector<std::string>& given) {
   StrategyOptions probe;
   probe.visit_fields([&](const char* field, auto&, const char*, const char* owners) {
     const bool set = std::find(given.begin(), given.end(), field) != given.end();
     PALIGN_CHECK(!set || belongs(name, owners), ErrorCode::kInvalidArgument, "[decoding.strategy] --", field,
                  " belongs to --strategy ", owners, "; add --strategy ", owners);
   });
+}
+
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategySetup& setup,
+                                        const std::vector<std::string>& given) {
+  const StrategyInfo& info = find_strategy(name);
+  check_options_belong(name, given);
   PALIGN_CHECK(!setup.profile || belongs(name, kProfileStrategies), ErrorCode::kInvalidArgument,
                "[decoding.strategy] --user-profile belongs to --strategy ", kProfileStrategies, "; add --strategy ",
                kProfileStrategies);
@@ -286,11 +291,11 @@ double parse_weight(const std::string& item) {
   try {
     size_t used = 0;
     const double w = std::stod(item, &used);
-    if (used == item.size()) return w;
+    if (used == item.size() && std::isfinite(w)) return w;
   } catch (const std::exception&) {
   }
   PALIGN_THROW(ErrorCode::kInvalidArgument, "[decoding.weights] --weights: '", item,
-               "' is not a number; give comma-separated numbers (--weights 0.7,0.3) or name=number pairs "
+               "' is not a finite number; give comma-separated numbers (--weights 0.7,0.3) or name=number pairs "
                "(--weights humour=0.7,length=-0.2)");
 }
 

@@ -70,6 +70,23 @@ class FusionStrategy final : public Strategy {
 
 }  // namespace
 
+FusionExperts request_fusion_experts(const std::map<std::string, const runtime::LoraAdapter*>& adapters,
+                                     const std::string& models_text, const std::string& weights_text,
+                                     const Personalization* profile) {
+  FusionExperts out;
+  out.names = split_list(models_text);
+  PALIGN_CHECK(!out.names.empty(), ErrorCode::kInvalidArgument,
+               "[decoding.fusion] fusion needs models A,B[,C...] (adapters by name) and weights a,b[,c...]");
+  for (const auto& name : out.names) {
+    const auto it = adapters.find(name);
+    PALIGN_CHECK(it != adapters.end(), ErrorCode::kInvalidArgument, "[decoding.fusion] no adapter '", name,
+                 "' to fuse; name adapters held in memory");
+    out.experts.push_back(it->second);
+  }
+  out.weights = detail::resolve_weights(weights_text, out.names, profile, "models in --models");
+  return out;
+}
+
 std::unique_ptr<Strategy> make_fusion_strategy(const StrategySetup& setup) {
   return std::make_unique<FusionStrategy>(setup);
 }

@@ -1,8 +1,8 @@
 // POST /v1/chat/completions and /v1/completions as OpenAI defines them, personalized per request: the request's
 // `palign` object (a strategy and its options, the fields of decoding::StrategyOptions) or the server's default
-// strategy, with the profile of the request's `user`. sample and steer decode as rows of the continuous-batching
-// scheduler; the other strategies decode the whole request on the strategy worker. Streams are server-sent events of
-// OpenAI's chunk objects ending with `data: [DONE]`.
+// strategy, with the profile of the request's `user`. sample, steer and fusion over the server's adapters decode as
+// rows of the continuous-batching scheduler; the other strategies decode the whole request on the strategy worker.
+// Streams are server-sent events of OpenAI's chunk objects ending with `data: [DONE]`.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 
 #include "palign/base/error.h"
 #include "palign/decoding/steering.h"
+#include "palign/decoding/strategies.h"
 #include "palign/runtime/generate.h"
 #include "palign/server/profiles.h"
 #include "palign/users/online_model.h"
@@ -194,26 +195,35 @@ Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const
   const runtime::LoraAdapter* adapter = palign ? request_adapter(*palign, profile, &d.adapter) : nullptr;
   if (adapter && d.strategy != "sample" && d.strategy != "steer")
     fail(400, "'palign.adapter' and 'palign.adapters' apply to the sample and steer strategies", "palign.adapter");
-  if (d.strategy == "sample" || d.strategy == "steer") {
-    std::map<int64_t, at::Tensor> steering;
+  // fusion over the server's adapters (the only models a request may name) is a row of K sequences in the batch.
+  const bool fusion_rows = d.strategy == "fusion" && !strategy_options.models.empty();
+  if (d.strategy == "sample" || d.strategy == "steer" || fusion_rows) {
+    RowRequest personal;  // the rows' personalization
+    personal.adapter = adapter;
     if (d.strategy == "steer") {
       if (vectors.empty())
         fail(400, "this server has no steering vectors (start it with --vectors FILE)", "palign.strategy");
-      steering =
+      personal.steering =
           decoding::request_steering_deltas(vectors, strategy_options.weights, &profile, strategy_options.lambda);
+    } else if (fusion_rows) {
+      decoding::check_options_belong("fusion", given);
+      std::map<std::string, const runtime::LoraAdapter*> held;
+      for (const auto& [name, a] : adapters) held.emplace(name, a.get());
+      auto fused = decoding::request_fusion_experts(held, strategy_options.models, strategy_options.weights, &profile);
+      for (size_t k = 0; k < fused.names.size(); ++k) d.fusion[fused.names[k]] = fused.weights[k];
+      personal.fusion_experts = std::move(fused.experts);
+      personal.fusion_weights = std::move(fused.weights);
     } else if (!given.empty()) {
       fail(400, "the sample strategy takes no options, got 'palign." + given[0] + "'", "palign." + given[0]);
     }
     for (int64_t i = 0; i < n; ++i) {
-      RowRequest row;
+      RowRequest row = personal;
       row.prompt = prompt;
       row.sampling = generate.sampling;
       row.sampling.seed = generate.sampling.seed + static_cast<uint64_t>(i);
       row.max_new_tokens = generate.max_new_tokens;
       row.stop_ids = generate.stop_ids;
       row.stop_strings = generate.stop_strings;
-      row.steering = steering;
-      row.adapter = adapter;
       auto ticket = scheduler->submit(std::move(row));
       if (!ticket) {
         for (auto& t : d.tickets) t->cancel();
@@ -385,6 +395,7 @@ void Server::Impl::completions(const httplib::Request& req, httplib::Response& r
                      {"profile_version", d->state.version},
                      {"weights", d->state.posterior.as_map()}};
   if (!d->adapter.empty()) palign_out["adapter"] = d->adapter;
+  if (!d->fusion.empty()) palign_out["fusion"] = d->fusion;
   const char* object = chat ? "chat.completion" : "text_completion";
 
   if (!stream) {

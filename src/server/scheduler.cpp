@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "palign/base/error.h"
@@ -99,7 +100,8 @@ void RowTicket::finish(runtime::GenerateResult result, std::string error) {
 struct Scheduler::Row {
   RowRequest request;
   std::shared_ptr<RowTicket> ticket;
-  int64_t slot = -1;
+  std::vector<int64_t> slots;  // its KV-cache sequences: one, or a fusion row's K (expert k on slots[k])
+  at::Tensor fusion_weights;   // a fusion row's weights [1, K] float32
   int64_t budget = 0;
   int64_t prefilled = 0;  // prompt tokens in the cache
   std::optional<runtime::Sampler> sampler;
@@ -175,7 +177,23 @@ std::shared_ptr<RowTicket> Scheduler::submit(RowRequest row) {
                      delta.size(0) == model_.config().hidden_size,
                  ErrorCode::kInvalidArgument, "[server.scheduler] a steering delta must be [",
                  model_.config().hidden_size, "] at a layer below ", model_.config().n_layer);
+  const auto K = std::ssize(row.fusion_experts);
+  PALIGN_CHECK(std::ssize(row.fusion_weights) == K, ErrorCode::kInvalidArgument, "[server.scheduler] fusion has ",
+               row.fusion_weights.size(), " weights for ", K, " experts; give one weight per expert");
+  for (double w : row.fusion_weights)
+    PALIGN_CHECK(std::isfinite(w), ErrorCode::kInvalidArgument, "[server.scheduler] fusion weight ", w,
+                 " is not a finite number");
+  PALIGN_CHECK(K == 0 || !row.adapter, ErrorCode::kInvalidArgument,
+               "[server.scheduler] a fusion row takes no adapter of its own; make the adapter one of its experts");
+  PALIGN_CHECK(K == 0 || row.steering.empty(), ErrorCode::kInvalidArgument,
+               "[server.scheduler] a fusion row takes no steering deltas; steer a plain row");
+  PALIGN_CHECK(K <= options_.max_batch, ErrorCode::kInvalidArgument, "[server.scheduler] fusion over ", K,
+               " experts needs ", K, " sequences; this scheduler decodes at most ", options_.max_batch,
+               " together (max_batch); fuse fewer experts");
   auto r = std::make_unique<Row>();
+  if (K > 0)
+    r->fusion_weights =
+        at::tensor(std::vector<float>(row.fusion_weights.begin(), row.fusion_weights.end()), at::kFloat).unsqueeze(0);
   r->budget = std::min(row.max_new_tokens, max_row_tokens_ - P);
   r->request = std::move(row);
   r->ticket = std::make_shared<RowTicket>();
@@ -255,12 +273,17 @@ void Scheduler::loop() {
 
 void Scheduler::admit() {
   std::lock_guard lock(mutex_);
-  while (!queue_.empty() && !free_slots_.empty()) {
+  // In order of arrival: a fusion row at the front waits for its K sequences (rows behind it do not overtake it).
+  while (!queue_.empty() &&
+         std::ssize(free_slots_) >= std::max<int64_t>(1, std::ssize(queue_.front()->request.fusion_experts))) {
     auto r = std::move(queue_.front());
     queue_.pop_front();
-    r->slot = free_slots_.back();
-    free_slots_.pop_back();
-    cache_->kv.truncate(r->slot, 0);
+    const auto width = std::max<int64_t>(1, std::ssize(r->request.fusion_experts));
+    for (int64_t k = 0; k < width; ++k) {
+      r->slots.push_back(free_slots_.back());
+      free_slots_.pop_back();
+      cache_->kv.truncate(r->slots.back(), 0);
+    }
     r->sampler.emplace(r->request.sampling);
     r->history = r->request.prompt;
     active_.push_back(std::move(r));
@@ -272,17 +295,25 @@ void Scheduler::admit() {
 at::Tensor Scheduler::forward_rows(const std::vector<size_t>& rows, const at::Tensor& ids,
                                    const std::vector<int64_t>& n_tokens) {
   const auto B = std::ssize(rows);
-  std::vector<int64_t> seqs;
+  // The pass's sequences: each row's, in order (a fusion row's K in a run); of_row[s]: the row of sequence s.
+  std::vector<int64_t> seqs, of_row, seq_tokens;
   std::vector<const runtime::LoraAdapter*> adapters;
-  bool any_adapter = false;
-  std::map<int64_t, std::vector<int64_t>> steered;  // layer -> rows of the pass with a delta there
+  bool any_adapter = false, any_fusion = false;
+  std::map<int64_t, std::vector<int64_t>> steered;  // layer -> sequences of the pass with a delta there
   for (int64_t b = 0; b < B; ++b) {
     const Row& r = *active_[rows[b]];
-    seqs.push_back(r.slot);
-    adapters.push_back(r.request.adapter);
-    any_adapter |= r.request.adapter != nullptr;
-    for (const auto& [layer, delta] : r.request.steering) steered[layer].push_back(b);
+    const auto& experts = r.request.fusion_experts;
+    any_fusion |= !experts.empty();
+    for (size_t k = 0; k < r.slots.size(); ++k) {
+      for (const auto& [layer, delta] : r.request.steering) steered[layer].push_back(std::ssize(seqs));
+      seqs.push_back(r.slots[k]);
+      of_row.push_back(b);
+      if (!n_tokens.empty()) seq_tokens.push_back(n_tokens[b]);
+      adapters.push_back(experts.empty() ? r.request.adapter : experts[k]);
+      any_adapter |= adapters.back() != nullptr;
+    }
   }
+  const auto S = std::ssize(seqs);
   runtime::ForwardOptions fo;
   fo.logits = runtime::ForwardOptions::Logits::kLast;
   if (any_adapter) {
@@ -292,10 +323,10 @@ at::Tensor Scheduler::forward_rows(const std::vector<size_t>& rows, const at::Te
     }
     fo.linear_hook = cache_->hook.get();
   }
-  std::map<int64_t, at::Tensor> deltas;  // layer -> [B, 1, D]
-  for (const auto& [layer, in_rows] : steered) {
-    at::Tensor d = at::zeros({B, 1, model_.config().hidden_size});
-    for (int64_t b : in_rows) d[b][0].copy_(active_[rows[b]]->request.steering.at(layer));
+  std::map<int64_t, at::Tensor> deltas;  // layer -> [S, 1, D]
+  for (const auto& [layer, in_seqs] : steered) {
+    at::Tensor d = at::zeros({S, 1, model_.config().hidden_size});
+    for (int64_t s : in_seqs) d[s][0].copy_(active_[rows[of_row[s]]]->request.steering.at(layer));
     deltas.emplace(layer, d);
   }
   if (!deltas.empty())
@@ -303,7 +334,23 @@ at::Tensor Scheduler::forward_rows(const std::vector<size_t>& rows, const at::Te
       const auto it = deltas.find(layer);
       if (it != deltas.end()) x = x + it->second;
     };
-  return model_.forward(runtime::Batch{.ids = ids, .n_tokens = n_tokens, .seq = seqs}, cache_->kv, fo).logits;
+  const at::Tensor seq_ids = S == B ? ids : ids.index_select(0, at::tensor(of_row, at::kLong));
+  const at::Tensor logits =
+      model_.forward(runtime::Batch{.ids = seq_ids, .n_tokens = seq_tokens, .seq = seqs}, cache_->kv, fo).logits;
+  if (!any_fusion) return logits;
+  // A fusion row's scores: Σ_k w_k · log_softmax(logits_k) as one [1, K] x [K, V] product, as make_lora_fusion's.
+  std::vector<at::Tensor> scores;
+  for (int64_t b = 0, s = 0; b < B; ++b) {
+    const Row& r = *active_[rows[b]];
+    const auto width = std::ssize(r.slots);
+    if (r.request.fusion_experts.empty())
+      scores.push_back(logits[s].to(at::kFloat));
+    else
+      scores.push_back(
+          at::matmul(r.fusion_weights, at::log_softmax(logits.narrow(0, s, width).to(at::kFloat), -1)).squeeze(0));
+    s += width;
+  }
+  return at::stack(scores);
 }
 
 void Scheduler::prefill() {
@@ -377,14 +424,16 @@ void Scheduler::decode() {
     if (!active_[i]->finished && active_[i]->pending >= 0) rows.push_back(i), toks.push_back(active_[i]->pending);
   if (rows.empty()) return;
   const at::Tensor logits = forward_rows(rows, at::tensor(toks, at::kLong).unsqueeze(1), {});
+  int64_t seqs = 0;
   for (size_t b = 0; b < rows.size(); ++b) {
     active_[rows[b]]->pending = -1;
     active_[rows[b]]->logits = logits[static_cast<int64_t>(b)];
+    seqs += std::ssize(active_[rows[b]]->slots);
   }
   std::lock_guard lock(mutex_);
   ++stats_.steps;
-  stats_.step_rows += std::ssize(rows);
-  stats_.max_step_rows = std::max(stats_.max_step_rows, std::ssize(rows));
+  stats_.step_rows += seqs;
+  stats_.max_step_rows = std::max(stats_.max_step_rows, seqs);
 }
 
 void Scheduler::retire(size_t index, const std::string& reason, const std::string& error) {
@@ -397,10 +446,10 @@ void Scheduler::retire(size_t index, const std::string& reason, const std::strin
     const size_t cut = find_stop(r.result.text, r.request.stop_strings);
     if (cut != std::string::npos) r.result.text.resize(cut);
   }
-  cache_->kv.truncate(r.slot, 0);
+  for (int64_t slot : r.slots) cache_->kv.truncate(slot, 0);
   {
     std::lock_guard lock(mutex_);
-    free_slots_.push_back(r.slot);
+    for (auto it = r.slots.rbegin(); it != r.slots.rend(); ++it) free_slots_.push_back(*it);
     if (reason == "cancelled")
       ++stats_.rows_cancelled;
     else if (reason == "error")

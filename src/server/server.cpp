@@ -45,20 +45,21 @@ json error_body(const HttpError& e) {
             {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
 }
 
-StrategyWorker::StrategyWorker() {
-  thread_ = std::thread([this] {
-    while (true) {
-      std::function<void()> job;
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
+StrategyWorker::StrategyWorker(int threads) {
+  for (int t = 0; t < threads; ++t)
+    threads_.emplace_back([this] {
+      while (true) {
+        std::function<void()> job;
+        {
+          std::unique_lock lock(mutex_);
+          cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+          if (jobs_.empty()) return;
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+        job();
       }
-      job();
-    }
-  });
+    });
 }
 
 StrategyWorker::~StrategyWorker() {
@@ -67,7 +68,7 @@ StrategyWorker::~StrategyWorker() {
     stopping_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
 void StrategyWorker::run(const std::function<void()>& fn) {
@@ -136,6 +137,8 @@ Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {
   const std::string lerr = options.limits.validate();
   PALIGN_CHECK(lerr.empty(), ErrorCode::kInvalidArgument, "[server] ", lerr);
   PALIGN_CHECK(options.threads >= 2, ErrorCode::kInvalidArgument, "[server] --threads must be at least 2");
+  PALIGN_CHECK(options.strategy_workers >= 1 && options.strategy_workers <= 64, ErrorCode::kInvalidArgument,
+               "[server] --strategy-workers must be between 1 and 64, got ", options.strategy_workers);
   // What needs no file is checked before anything is loaded or created.
   (void)decoding::find_strategy(options.strategy);
   PALIGN_CHECK(options.strategy != "steer" || !options.vectors.empty(), ErrorCode::kInvalidArgument,
@@ -187,7 +190,7 @@ Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {
     adapters.emplace(name, std::make_unique<runtime::LoraAdapter>(runtime::LoraAdapter::load(dir, model->config())));
   }
   scheduler = std::make_unique<Scheduler>(*model, &*tokenizer, options.scheduler);
-  worker = std::make_unique<detail::StrategyWorker>();
+  worker = std::make_unique<detail::StrategyWorker>(options.strategy_workers);
   routes();
 }
 

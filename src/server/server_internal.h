@@ -74,12 +74,12 @@ struct Remembered {
   std::vector<std::string> texts;
 };
 
-// Runs whole-request strategies one after another on its own thread.
+// Runs whole-request strategies on a pool of threads (at most that many at once, the rest in order of arrival).
 class StrategyWorker {
  public:
-  StrategyWorker();
+  explicit StrategyWorker(int threads);
   ~StrategyWorker();
-  // Runs fn on the worker and waits for it; rethrows what it throws.
+  // Runs fn on a worker thread and waits for it; rethrows what it throws.
   void run(const std::function<void()>& fn);
 
  private:
@@ -87,7 +87,7 @@ class StrategyWorker {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   bool stopping_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 struct Metrics {
@@ -161,7 +161,8 @@ struct Server::Impl {
   // One request's outputs being decoded: rows of the scheduler (streamable), or a whole-request strategy's results.
   struct Decoding {
     std::string strategy;
-    std::string adapter;  // the adapter or mix the rows decode with ("": none)
+    std::string adapter;                   // the adapter or mix the rows decode with ("": none)
+    std::map<std::string, double> fusion;  // fusion rows: each expert adapter's weight
     std::vector<std::shared_ptr<RowTicket>> tickets;
     std::vector<runtime::GenerateResult> results;  // whole-request strategies: already done
     int64_t prompt_tokens = 0;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "palign/base/error.h"
+#include "palign/decoding/strategies.h"
 #include "palign/decoding/strategy.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
@@ -163,6 +164,26 @@ TEST(StrategyInputs, InMemoryInputsEqualTheirFiles) {
               by_rows == by_dirs ? "equal" : "differ");
   EXPECT_EQ(by_rows, by_dirs);
   EXPECT_EQ(fused_rows->cost().passes, static_cast<int64_t>(by_rows.size())) << "one batched pass per token";
+
+  // The same experts and weights for one request (a serving batch's fusion row), by names in memory.
+  const auto plan =
+      decoding::request_fusion_experts(rows.inputs.adapters, "expert,base", "base=0.4,expert=0.6", nullptr);
+  EXPECT_EQ(plan.names, (std::vector<std::string>{"expert", "base"}));
+  EXPECT_EQ(plan.experts, (std::vector<const runtime::LoraAdapter*>{&adapter, nullptr}));
+  EXPECT_EQ(plan.weights, (std::vector<double>{0.6, 0.4}));
+  const decoding::Personalization weighs = [] {
+    decoding::Personalization p;
+    p.user_id = "u";
+    p.weights = {{"expert", 2.0}, {"base", -1.0}};
+    return p;
+  }();
+  EXPECT_EQ(decoding::request_fusion_experts(rows.inputs.adapters, "base,expert", "", &weighs).weights,
+            (std::vector<double>{-1.0, 2.0}));
+  for (const auto& [models, weights] : std::vector<std::pair<std::string, std::string>>{
+           {"", "1"}, {"gone", "1"}, {"base,expert", "1"}, {"base,expert", "1,nan"}, {"base,expert", ""}})
+    EXPECT_EQ(error_code_of([&] { decoding::request_fusion_experts(rows.inputs.adapters, models, weights, nullptr); }),
+              ErrorCode::kInvalidArgument)
+        << models << " / " << weights;
 
   // A name given in memory as null is refused as a model.
   decoding::StrategySetup null_model = f.setup(proxy);

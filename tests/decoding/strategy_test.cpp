@@ -219,6 +219,10 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   setup.options.models = dir.string();
   setup.options.weights = "1,2";
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup); }), ErrorCode::kInvalidArgument);
+  for (const char* bad : {"nan", "inf", "-inf", "1e999"}) {  // non-finite weights decode garbage: refused
+    setup.options.weights = bad;
+    EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup); }), ErrorCode::kInvalidArgument) << bad;
+  }
   setup.options.weights = "1";
   setup.adapter = dir;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup); }), ErrorCode::kInvalidArgument);

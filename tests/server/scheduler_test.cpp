@@ -1,14 +1,17 @@
-// The continuous-batching scheduler against its naive twin, runtime::generate one request at a time: rows that share
-// steps (joining mid-flight, each with its own seed, budget, stop strings and steering deltas, prefilled in chunks)
-// give the tokens each gives alone.
+// The continuous-batching scheduler against its naive twins, runtime::generate one request at a time (and for fusion
+// rows decoding::decode over make_lora_fusion): rows that share steps (joining mid-flight, each with its own seed,
+// budget, stop strings, steering deltas, adapter or fusion weights, prefilled in chunks) give the tokens each gives
+// alone.
 #include "palign/server/scheduler.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <thread>
 
 #include "palign/base/error.h"
+#include "palign/decoding/strategies.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
@@ -48,6 +51,13 @@ RowRequest row(const std::vector<int64_t>& prompt, uint64_t seed, int64_t max_ne
 
 runtime::GenerateResult alone(const RowRequest& r) {
   runtime::GenerateOptions o;
+  if (!r.fusion_experts.empty()) {
+    o.max_new_tokens = r.max_new_tokens;
+    o.sampling = r.sampling;
+    o.stop_ids = r.stop_ids;
+    auto scorer = decoding::make_lora_fusion(*fixture().model, r.fusion_experts, r.fusion_weights, r.prompt);
+    return decoding::decode(*scorer, r.prompt, o, fixture().model->config().max_position, &fixture().tokenizer);
+  }
   o.max_new_tokens = r.max_new_tokens;
   o.sampling = r.sampling;
   o.stop_ids = r.stop_ids;
@@ -135,16 +145,23 @@ TEST(Scheduler, EachRowItsOwnSteering) {
   EXPECT_NE(outs[0], outs[1]);  // the steering changed the greedy continuation
 }
 
-TEST(Scheduler, EachRowItsOwnAdapter) {
-  auto& f = fixture();
+// n adapters of the default model with random (non-zero) B, so each changes the greedy continuation.
+std::vector<runtime::LoraAdapter> random_adapters(int n) {
   std::vector<runtime::LoraAdapter> adapters;
-  for (int k = 0; k < 2; ++k) {
+  for (int k = 0; k < n; ++k) {
     adapters.push_back(runtime::LoraAdapter::init(
-        f.model->config(), {.r = 4, .alpha = 8, .target_modules = {"q_proj", "v_proj"}, .base_model = {}}, 3 + k));
+        fixture().model->config(), {.r = 4, .alpha = 8, .target_modules = {"q_proj", "v_proj"}, .base_model = {}},
+        3 + k));
     at::NoGradGuard no_grad;
     for (auto& [name, t] : adapters.back().named_parameters())
       if (name.find("lora_B") != std::string::npos) t.copy_(at::randn_like(t) * 0.5);
   }
+  return adapters;
+}
+
+TEST(Scheduler, EachRowItsOwnAdapter) {
+  auto& f = fixture();
+  const auto adapters = random_adapters(2);
   Scheduler scheduler(*f.model, &f.tokenizer, {.max_batch = 4});
   std::vector<RowRequest> rows;
   for (int i = 0; i < 4; ++i) {
@@ -155,6 +172,45 @@ TEST(Scheduler, EachRowItsOwnAdapter) {
   for (const auto& r : rows) tickets.push_back(scheduler.submit(r));
   for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(wait_done(tickets[i]).ids, alone(rows[i]).ids) << "row " << i;
   EXPECT_NE(alone(rows[0]).ids, alone(rows[2]).ids);  // greedy with and without an adapter
+}
+
+TEST(Scheduler, EachRowItsOwnFusionWeights) {
+  auto& f = fixture();
+  const auto adapters = random_adapters(2);
+  const runtime::LoraAdapter *a = &adapters[0], *b = &adapters[1];
+  // Six sequences: the fusion rows take 3 and 2, so the last rows wait for places and join mid-flight.
+  Scheduler scheduler(*f.model, &f.tokenizer, {.max_batch = 6, .prefill_chunk = 3});
+  std::vector<RowRequest> rows;
+  const auto fused = [&](const std::string& text, uint64_t seed, int64_t max_new, bool greedy,
+                         std::vector<const runtime::LoraAdapter*> experts, std::vector<double> weights) {
+    RowRequest r = row(f.encode(text), seed, max_new, greedy);
+    r.fusion_experts = std::move(experts);
+    r.fusion_weights = std::move(weights);
+    rows.push_back(r);
+  };
+  fused("Why did the", 41, 16, true, {nullptr, a, b}, {0.5, 0.3, 0.2});
+  fused("Why did the", 42, 16, true, {a, b}, {1.5, -0.5});  // extrapolating weights
+  rows.push_back(row(f.encode("Why did the"), 43, 12, true));
+  fused("Once upon a time there was", 44, 20, false, {b, a}, {0.7, 0.3});  // sampled
+  fused("Love is a", 45, 10, false, {nullptr, b}, {0.2, 0.8});
+  rows.push_back(row(f.encode("The cat"), 46, 9));
+  rows.back().adapter = a;
+  std::vector<std::shared_ptr<RowTicket>> tickets;
+  for (const auto& r : rows) tickets.push_back(scheduler.submit(r));
+  std::vector<std::vector<int64_t>> outs;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto got = wait_done(tickets[i]), want = alone(rows[i]);
+    EXPECT_EQ(got.ids, want.ids) << "row " << i;
+    EXPECT_EQ(got.text, want.text) << "row " << i;
+    outs.push_back(got.ids);
+  }
+  EXPECT_NE(outs[0], outs[1]);  // different weights, different greedy continuations
+  EXPECT_NE(outs[0], outs[2]);
+  const auto s = scheduler.stats();
+  std::cout << "fusion: steps " << s.steps << ", mean sequences per step " << static_cast<double>(s.step_rows) / s.steps
+            << ", max " << s.max_step_rows << "\n";
+  EXPECT_LE(s.max_step_rows, 6);
+  EXPECT_EQ(s.rows_finished, 6);
 }
 
 TEST(Scheduler, StopStringsCutAndHeldBack) {
@@ -214,6 +270,20 @@ TEST(Scheduler, BadRowsAreRefused) {
   RowRequest bad_steer = row({1, 2}, 0, 4);
   bad_steer.steering[0] = at::zeros({3});
   expect_invalid(bad_steer, "steering delta");
+  const auto adapters = random_adapters(1);
+  RowRequest fusion = row({1, 2}, 0, 4);
+  fusion.fusion_experts = {nullptr, &adapters[0]};
+  fusion.fusion_weights = {1.0};
+  expect_invalid(fusion, "one weight per expert");
+  fusion.fusion_weights = {1.0, std::nan("")};
+  expect_invalid(fusion, "not a finite number");
+  fusion.fusion_weights = {0.5, 0.5};
+  expect_invalid(fusion, "at most 1 together");  // two sequences, max_batch 1
+  fusion.adapter = &adapters[0];
+  expect_invalid(fusion, "no adapter of its own");
+  fusion.adapter = nullptr;
+  fusion.steering[0] = at::zeros({f.model->config().hidden_size});
+  expect_invalid(fusion, "no steering");
   RowRequest bad_temp = row({1, 2}, 0, 4);
   bad_temp.sampling.temperature = -1;
   expect_invalid(bad_temp, "temperature");

@@ -365,12 +365,30 @@ TEST(Server, EachRequestItsOwnAdapterOrMix) {
                       chat_body("gus", "Why", {{"palign", {{"strategy", "steer"}, {"adapters", "profile"}}}}));
   EXPECT_EQ(r.status, 200) << r.raw;
   EXPECT_EQ(r.body["palign"]["adapter"], "a0=0,a1=0");  // gus weighs no dimension named a0 or a1
-  // fusion over the server's adapters, by name, with the request's weights; a file path is refused.
+  // fusion over the server's adapters, by name, with the request's weights, as rows of the batch: greedy under
+  // weights (1, 0) is a0's greedy answer (the argmax of its log-probabilities); a file path is refused.
   const auto fused = post(
       k, "/v1/chat/completions",
       chat_body("gus", "Why", {{"palign", {{"strategy", "fusion"}, {"models", "a0,a1"}, {"weights", "0.5,0.5"}}}}));
   EXPECT_EQ(fused.status, 200) << fused.raw;
   EXPECT_EQ(fused.body["palign"]["strategy"], "fusion");
+  EXPECT_EQ(fused.body["palign"]["fusion"], (json{{"a0", 0.5}, {"a1", 0.5}}));
+  EXPECT_EQ(text({{"strategy", "fusion"}, {"models", "a0,a1"}, {"weights", "1,0"}}), a0);
+  EXPECT_EQ(text({{"strategy", "fusion"}, {"models", "a1,a0"}, {"weights", "a0=0,a1=1"}}), a1);
+  const std::string mixed = text({{"strategy", "fusion"}, {"models", "a0,a1"}, {"weights", "0.5,0.5"}});
+  std::cout << "fusion a0,a1 at 0.5,0.5: " << mixed << "\n";
+  expect_error(post(k, "/v1/chat/completions",
+                    chat_body("gus", "Why", {{"palign", {{"strategy", "fusion"}, {"models", "a0,a1"}}}})),
+               400, "no weight for 'a0'");  // gus's profile weighs dimensions, not these adapters
+  expect_error(
+      post(k, "/v1/chat/completions",
+           chat_body("gus", "Why", {{"palign", {{"strategy", "fusion"}, {"models", "a0,a1"}, {"weights", "1,nan"}}}})),
+      400, "weight");
+  expect_error(
+      post(k, "/v1/chat/completions",
+           chat_body("gus", "Why",
+                     {{"palign", {{"strategy", "fusion"}, {"models", "a0"}, {"weights", "1"}, {"best_of", 3}}}})),
+      400, "belongs to");
   expect_error(post(k, "/v1/chat/completions",
                     chat_body("gus", "Why",
                               {{"palign", {{"strategy", "fusion"}, {"models", "a0,/tmp/x"}, {"weights", "0.5,0.5"}}}})),

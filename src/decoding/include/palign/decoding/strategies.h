@@ -16,8 +16,10 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "palign/runtime/generate.h"
@@ -52,6 +54,20 @@ std::unique_ptr<NextTokenScorer> make_fusion(const std::vector<const runtime::Mo
 std::unique_ptr<NextTokenScorer> make_lora_fusion(const runtime::Model& base,
                                                   const std::vector<const runtime::LoraAdapter*>& experts,
                                                   const std::vector<double>& weights, std::span<const int64_t> prompt);
+struct Personalization;
+// The fusion strategy's experts and weights for one request over LoRA adapters held in memory (a fusion row of a
+// serving batch, decoded as make_lora_fusion decodes): the adapters named by models_text (comma-separated names of
+// `adapters`, in that order), weighted by weights_text (numbers in that order, or name=number pairs) when given, else
+// by the profile's weights of those names. Throws kInvalidArgument as the fusion strategy does: no models, a name
+// `adapters` lacks, weights that do not fit, neither weights nor a profile.
+struct FusionExperts {
+  std::vector<std::string> names;
+  std::vector<const runtime::LoraAdapter*> experts;
+  std::vector<double> weights;
+};
+FusionExperts request_fusion_experts(const std::map<std::string, const runtime::LoraAdapter*>& adapters,
+                                     const std::string& models_text, const std::string& weights_text,
+                                     const Personalization* profile);
 std::unique_ptr<NextTokenScorer> make_proxy(const runtime::Model& base, const runtime::Model& expert,
                                             const runtime::Model& antiexpert, double alpha,
                                             std::span<const int64_t> prompt);

@@ -225,8 +225,10 @@ struct StrategyInfo {
 std::span<const StrategyInfo> strategies();
 // The named strategy's entry. Throws kInvalidArgument listing the names.
 const StrategyInfo& find_strategy(const std::string& name);
-// find_strategy(name).make(setup), after checking that the options given (given: the fields set, by name) belong
-// to the strategy (kInvalidArgument naming the field and its strategies).
+// Throws kInvalidArgument, naming the field and its strategies, when an option given (given: the fields set, by name)
+// does not belong to the named strategy.
+void check_options_belong(const std::string& name, const std::vector<std::string>& given);
+// find_strategy(name).make(setup), after check_options_belong(name, given).
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategySetup& setup,
                                         const std::vector<std::string>& given = {});
 

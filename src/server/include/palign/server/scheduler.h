@@ -3,11 +3,16 @@
 // prompt's attention scores are [H, chunk, T] per pass rather than [H, T, T], and decoding rows keep stepping while it
 // fills); finished and cancelled rows leave at once and their KV-cache sequence is reused. Each row carries its own
 // personalization: its own steering deltas (added to its rows of the residual stream), its own LoRA adapter (the
-// runtime's per-row LoraBatchHook), its own sampler and seed, token budget and stop conditions. No KV cache is shared
-// between rows. Row i of a request with n outputs is one more row with its own seed.
+// runtime's per-row LoraBatchHook), its own fusion weights over LoRA experts, its own sampler and seed, token budget
+// and stop conditions. No KV cache is shared between rows. Row i of a request with n outputs is one more row with its
+// own seed.
 //
-// A row decodes the tokens runtime::generate gives for its prompt, options and seed (tested as the scheduler's naive
-// twin), whichever rows it shares steps with.
+// A fusion row (MOD / GenARM over K LoRA experts of the model) is K KV-cache sequences of the batch, one per expert,
+// fed the same tokens: each step it samples from Σ_k w_k · log_softmax(logits_k) of its K sequences, so rows with
+// different experts and weights decode in the same passes as plain rows.
+//
+// A row decodes the tokens runtime::generate gives for its prompt, options and seed, and a fusion row those of
+// decoding::decode over make_lora_fusion (tested as the scheduler's naive twins), whichever rows it shares steps with.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -44,6 +49,10 @@ struct RowRequest {
   // layer -> [D] float32 added to this row's residual stream after that layer (steering deltas); empty: none.
   std::map<int64_t, at::Tensor> steering;
   const runtime::LoraAdapter* adapter = nullptr;  // borrowed, outlives the row; null: the base model
+  // Fusion: K experts (borrowed; null: the base model) and K weights (any real numbers). Empty: a plain row. A fusion
+  // row takes K of the max_batch sequences and takes no `adapter` and no `steering`.
+  std::vector<const runtime::LoraAdapter*> fusion_experts;
+  std::vector<double> fusion_weights;
 };
 
 // A row's progress, shared by the scheduler (which writes it) and the request's thread (which reads it).
@@ -77,7 +86,7 @@ class RowTicket {
 };
 
 struct SchedulerOptions {
-  int64_t max_batch = 16;       // rows decoded together (KV-cache sequences)
+  int64_t max_batch = 16;       // KV-cache sequences decoded together (a plain row is one, a fusion row K)
   int64_t max_queue = 256;      // rows waiting for a place; submit refuses more
   int64_t prefill_chunk = 256;  // prompt tokens of a row per prefill pass
   // Memory budget of the KV cache in bytes (0: none): a row whose prompt and budget would need more than its share,
@@ -93,7 +102,7 @@ struct SchedulerStats {
   int64_t tokens = 0;          // tokens sampled
   int64_t prefill_tokens = 0;  // prompt tokens forwarded
   int64_t rows_finished = 0, rows_cancelled = 0, rows_failed = 0;
-  int64_t step_rows = 0;  // rows summed over decode passes (step_rows / steps: the mean batch)
+  int64_t step_rows = 0;  // sequences summed over decode passes (step_rows / steps: the mean batch)
   int64_t max_step_rows = 0;
 };
 
@@ -109,7 +118,9 @@ class Scheduler {
 
   // Queues a row. Returns null when the queue is full (the caller answers "busy") or the scheduler is draining.
   // Throws kInvalidArgument for an empty prompt, a prompt beyond the model's context or the KV budget, bad sampling
-  // options, stop strings without a tokenizer, or steering deltas of another width than the model's.
+  // options, stop strings without a tokenizer, steering deltas of another width than the model's, or fusion with
+  // weights of another count than its experts, non-finite weights, more experts than max_batch, or an adapter or
+  // steering too.
   std::shared_ptr<RowTicket> submit(RowRequest row);
   // Stops taking rows, waits up to `timeout` for the queued and active ones to finish, then cancels what is left.
   void drain(std::chrono::milliseconds timeout);
@@ -125,6 +136,8 @@ class Scheduler {
   void sample_ready();
   void decode();
   void retire(size_t index, const std::string& reason, const std::string& error = "");
+  // One pass over rows (ids [B, T], n_tokens per row; empty: T each), every sequence of each row; returns each row's
+  // next-token scores [B, V] (a fusion row's fused log-probabilities).
   at::Tensor forward_rows(const std::vector<size_t>& rows, const at::Tensor& ids, const std::vector<int64_t>& n_tokens);
 
   const runtime::Model& model_;

@@ -2,9 +2,9 @@
 // from their feedback. DESIGN.md's one request path: the request's `user` (namespaced by the API key's tenant) ->
 // the user's posterior from the profile store -> a decoding strategy (the request's `palign` object, what OpenAI
 // clients send through extra_body, else the server's default) -> rows of the continuous-batching scheduler
-// (scheduler.h: sample and steer, each row its own steering deltas, adapter or adapter mix, and sampler) or, for
-// strategies that decode whole requests (best_of_n, args, cd_block, fusion, contrast, prompt, proxy), one strategy call
-// on the strategy worker.
+// (scheduler.h: sample, steer and fusion over the server's adapters, each row its own steering deltas, adapter or
+// adapter mix, fusion weights and sampler) or, for strategies that decode whole requests (best_of_n, args, cd_block,
+// contrast, prompt), one strategy call on a strategy worker thread.
 //
 // Endpoints:
 //   GET  /v1/models                     the served model
@@ -61,6 +61,7 @@ struct ServerOptions {
   SchedulerOptions scheduler;
   ServerLimits limits;
   int threads = 64;                  // HTTP worker threads (each streaming client holds one)
+  int strategy_workers = 2;          // threads running whole-request strategies (best_of_n, args, ...) at once
   std::ostream* log = nullptr;       // access log and start notes (null: none)
   int64_t drain_timeout_ms = 30000;  // stop(): how long in-flight requests may finish
 };
