@@ -60,9 +60,10 @@ struct ServerOptions {
   std::string strategy = "sample";  // for a request without palign.strategy
   SchedulerOptions scheduler;
   ServerLimits limits;
-  int threads = 64;                  // HTTP worker threads (each streaming client holds one)
-  int strategy_workers = 2;          // threads running whole-request strategies (best_of_n, args, ...) at once
-  std::ostream* log = nullptr;       // access log and start notes (null: none)
+  int threads = 64;             // HTTP worker threads (each streaming client holds one)
+  int strategy_workers = 1;     // threads running whole-request strategies (best_of_n, args, ...) at once (more: for
+                                // machines with cores to spare beside the batch; on 2 cores 2 gave nothing)
+  std::ostream* log = nullptr;  // access log and start notes (null: none)
   int64_t drain_timeout_ms = 30000;  // stop(): how long in-flight requests may finish
 };
 
