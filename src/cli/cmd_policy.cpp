@@ -33,7 +33,7 @@ Command add_train_policy(CLI::App& train) {
   app->add_option("--data", f->data, "Preference pairs, JSON Lines {prompt, chosen, rejected}")->required();
   app->add_option("--model", f->model, "The policy model directory (default: the shipped model)");
   app->add_option("--out", f->out, "Output adapter directory (PEFT layout)")->required();
-  app->add_option("--beta", f->beta, "β (default: dpo 0.1, ipo 0.1, simpo 2.0)");
+  app->add_option("--beta", f->beta, "β (default: dpo 0.1, ipo 0.1, simpo 2.0)")->check(finite_above(0, false));
   app->add_option("--gamma", o.gamma, "simpo: target reward margin γ")->capture_default_str();
   app->add_option("--user", o.user, "Train on this user's records only (their \"user_id\"): a per-user adapter")
       ->capture_default_str();

@@ -69,7 +69,8 @@ Command add_train_reward(CLI::App& train) {
   app->add_option("--embed-dim", o.fit.embed_dim, "prm: user embedding size")->capture_default_str();
   app->add_option("--prior-weight", o.fit.prior_weight, "linear: pull toward the population weights")
       ->capture_default_str();
-  app->add_option("--l2", o.l2, "bt, multi: L2 strength (default: picked on held-out pairs)");
+  app->add_option("--l2", o.l2, "bt, multi: L2 strength (default: picked on held-out pairs)")
+      ->check(finite_above(0, true));
   app->add_option("--beta", o.arm.beta, "arm: reward scale β in r = β·Σ log π_r(y_t | x, y_<t)")->capture_default_str();
   app->add_option("--lora-r", o.arm.lora.r, "arm: LoRA rank")->capture_default_str();
   app->add_option("--lora-alpha", o.arm.lora.alpha, "arm: LoRA alpha (scaling alpha / r)")->capture_default_str();

@@ -20,6 +20,9 @@ struct Command {
 // The model directory to use: --model when given, else the shipped default model. Throws kNotFound with what to do.
 std::filesystem::path resolve_model_dir(const std::string& flag_value);
 
+// A flag's number check: finite and above lo (strictly when !inclusive). CLI11's Range lets NaN through.
+CLI::Validator finite_above(double lo, bool inclusive);
+
 // Writes one JSON line to stdout (invalid UTF-8 is replaced, never thrown on).
 void print_json_line(const std::string& json_text);
 

@@ -122,6 +122,13 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategyS
                                         const std::vector<std::string>& given) {
   const StrategyInfo& info = find_strategy(name);
   check_options_belong(name, given);
+  // A non-finite scale (--alpha inf, --lambda nan, --args-w nan) would decode garbage.
+  StrategyOptions numbers = setup.options;
+  numbers.visit_fields([](const char* field, auto& value, const char*, const char*) {
+    if constexpr (std::is_floating_point_v<std::decay_t<decltype(value)>>)
+      PALIGN_CHECK(std::isfinite(value), ErrorCode::kInvalidArgument, "[decoding.strategy] --", field,
+                   " must be a finite number, got ", value);
+  });
   PALIGN_CHECK(!setup.profile || belongs(name, kProfileStrategies), ErrorCode::kInvalidArgument,
                "[decoding.strategy] --user-profile belongs to --strategy ", kProfileStrategies, "; add --strategy ",
                kProfileStrategies);
@@ -253,8 +260,8 @@ StrategyOptions StrategyOptions::from_json(std::string_view json_text, std::vect
                      "\" must be an integer, got ", value.dump());
         target = value.template get<T>();
       } else {
-        PALIGN_CHECK(value.is_number(), ErrorCode::kInvalidArgument, "[decoding.options] \"", key,
-                     "\" must be a number, got ", value.dump());
+        PALIGN_CHECK(value.is_number() && std::isfinite(value.template get<double>()), ErrorCode::kInvalidArgument,
+                     "[decoding.options] \"", key, "\" must be a finite number, got ", value.dump());
         target = value.template get<T>();
       }
     });

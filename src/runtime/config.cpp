@@ -1,6 +1,7 @@
 // config.json parsing and writing for the supported architectures (see config.h).
 #include "palign/runtime/config.h"
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,12 +14,18 @@ using nlohmann::json;
 
 std::string_view arch_name(Arch arch) {
   switch (arch) {
-    case Arch::kLlama: return "llama";
-    case Arch::kMistral: return "mistral";
-    case Arch::kQwen2: return "qwen2";
-    case Arch::kQwen3: return "qwen3";
-    case Arch::kGpt2: return "gpt2";
-    case Arch::kSentinel: break;
+    case Arch::kLlama:
+      return "llama";
+    case Arch::kMistral:
+      return "mistral";
+    case Arch::kQwen2:
+      return "qwen2";
+    case Arch::kQwen3:
+      return "qwen3";
+    case Arch::kGpt2:
+      return "gpt2";
+    case Arch::kSentinel:
+      break;
   }
   return "unknown";
 }
@@ -212,6 +219,13 @@ ModelConfig ModelConfig::parse(std::string_view text, const std::string& path) {
                  ") and no head_dim is given");
   PALIGN_CHECK(c.head_dim > 0 && (c.arch == Arch::kGpt2 || c.head_dim % 2 == 0), ErrorCode::kInvalidArgument,
                "[runtime.ModelConfig] ", path, ": head_dim must be positive and even for RoPE");
+  // Values the forward would accept and turn into all-NaN logits.
+  PALIGN_CHECK(c.arch == Arch::kGpt2 || (std::isfinite(c.rope.theta) && c.rope.theta > 0), ErrorCode::kInvalidArgument,
+               "[runtime.ModelConfig] ", path, ": rope_theta must be a positive number, got ", c.rope.theta);
+  PALIGN_CHECK(std::isfinite(c.norm_eps) && c.norm_eps >= 0, ErrorCode::kInvalidArgument, "[runtime.ModelConfig] ",
+               path, ": the norm epsilon (rms_norm_eps / layer_norm_epsilon) must be a number >= 0, got ", c.norm_eps);
+  PALIGN_CHECK(!c.sliding_window || *c.sliding_window > 0, ErrorCode::kInvalidArgument, "[runtime.ModelConfig] ", path,
+               ": sliding_window must be positive (null: no window), got ", c.sliding_window.value_or(0));
 
   if (c.head == HeadKind::kSequenceClassification) {
     std::vector<std::string> labels;

@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -219,6 +220,26 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   setup.options.models = dir.string();
   setup.options.weights = "1,2";
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup); }), ErrorCode::kInvalidArgument);
+  for (const char* json_text : {R"({"alpha": 1e999})", R"({"lambda": -1e999})"})  // JSON's only way to infinity
+    EXPECT_EQ(error_code_of([&] { decoding::StrategyOptions::from_json(json_text); }), ErrorCode::kInvalidArgument)
+        << json_text;
+  EXPECT_NO_THROW(decoding::StrategyOptions::from_json(R"({"alpha": -2.5, "lambda": 0})"));
+  for (auto scale : {&decoding::StrategyOptions::alpha, &decoding::StrategyOptions::lambda,
+                     &decoding::StrategyOptions::args_w}) {  // --alpha inf, --lambda nan, --args-w nan
+    decoding::StrategySetup bad = setup;
+    const auto refused = [&](const char* name) {
+      try {
+        decoding::make_strategy(name, bad);
+      } catch (const Error& e) {
+        return std::string(e.what()).find("must be a finite number") != std::string::npos;
+      }
+      return false;
+    };
+    bad.options.*scale = std::numeric_limits<double>::quiet_NaN();
+    for (const char* name : {"proxy", "contrast", "steer", "args"}) EXPECT_TRUE(refused(name)) << name;
+    bad.options.*scale = std::numeric_limits<double>::infinity();
+    EXPECT_TRUE(refused("fusion"));
+  }
   for (const char* bad : {"nan", "inf", "-inf", "1e999"}) {  // non-finite weights decode garbage: refused
     setup.options.weights = bad;
     EXPECT_EQ(error_code_of([&] { decoding::make_strategy("fusion", setup); }), ErrorCode::kInvalidArgument) << bad;

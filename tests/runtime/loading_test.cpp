@@ -2,19 +2,18 @@
 // every bad-input path with its error code.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
 #include <unistd.h>
 
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 
 #include "palign/base/error.h"
 #include "palign/runtime/config.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
-#include "test_util.h"
 #include "temp_dir.h"
+#include "test_util.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -49,9 +48,11 @@ ErrorCode open_error(const fs::path& p, std::string* message = nullptr) {
 TEST(Safetensors, RoundTripAllDtypes) {
   auto dir = fresh_dir("st_roundtrip");
   at::Tensor f = at::randn({3, 5});
-  std::vector<std::pair<std::string, at::Tensor>> tensors = {
-      {"f32", f}, {"f16", f.to(at::kHalf)}, {"bf16", f.to(at::kBFloat16)}, {"i64", at::arange(7, at::kLong)},
-      {"empty", at::zeros({0, 4})}};
+  std::vector<std::pair<std::string, at::Tensor>> tensors = {{"f32", f},
+                                                             {"f16", f.to(at::kHalf)},
+                                                             {"bf16", f.to(at::kBFloat16)},
+                                                             {"i64", at::arange(7, at::kLong)},
+                                                             {"empty", at::zeros({0, 4})}};
   save_safetensors(dir / "a.safetensors", tensors, {{"format", "pt"}});
   auto file = SafetensorsFile::open(dir / "a.safetensors");
   EXPECT_EQ(file.metadata().at("format"), "pt");
@@ -112,8 +113,8 @@ TEST(Safetensors, BadFilesAreClearErrors) {
 }
 
 TEST(Config, HubAndLibraryFormsAgree) {
-  for (const std::string name : {"llama", "llama_untied_noscale", "qwen2", "qwen3", "mistral", "gpt2", "llama_rm",
-                                 "llama_rm_multi"}) {
+  for (const std::string name :
+       {"llama", "llama_untied_noscale", "qwen2", "qwen3", "mistral", "gpt2", "llama_rm", "llama_rm_multi"}) {
     auto hub = ModelConfig::load(test::hf_model(name) / "config.json");
     auto lib = ModelConfig::load(test::hf_model(name) / "config.library.json");
     EXPECT_EQ(hub.rope.type, lib.rope.type) << name;
@@ -210,6 +211,18 @@ TEST(Config, BadConfigsAreClearErrors) {
   EXPECT_NE(msg.find("yarn"), std::string::npos);
   EXPECT_EQ(code_of(base + R"(, "num_key_value_heads": 3})"), ErrorCode::kInvalidArgument);
   EXPECT_EQ(code_of(base + R"(, "hidden_act": "relu"})"), ErrorCode::kUnsupported);
+  // Values that loaded and gave all-NaN logits.
+  EXPECT_EQ(code_of(base + R"(, "rope_theta": 0})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("rope_theta must be a positive number"), std::string::npos) << msg;
+  EXPECT_EQ(code_of(base + R"(, "rope_theta": -10000})"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of(base + R"(, "rms_norm_eps": -1e-6})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("rms_norm_eps"), std::string::npos) << msg;
+  const std::string mistral = R"({"architectures": ["MistralForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+      "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2)";
+  EXPECT_EQ(code_of(mistral + R"(, "sliding_window": 0})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("sliding_window must be positive"), std::string::npos) << msg;
+  EXPECT_EQ(code_of(mistral + R"(, "sliding_window": 4096})"), ErrorCode::kSentinel);
+  EXPECT_EQ(code_of(mistral + R"(, "sliding_window": null})"), ErrorCode::kSentinel);
 }
 
 TEST(ModelDir, MissingPiecesAreClearErrors) {
