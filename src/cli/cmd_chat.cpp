@@ -220,7 +220,9 @@ Command add_chat(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--query", f->policy, "How the two are chosen: information, variance, thompson or random")
       ->capture_default_str();
-  app->add_option("--max-new-tokens", f->max_new_tokens, "Most tokens per response")->capture_default_str();
+  app->add_option("--max-new-tokens", f->max_new_tokens, "Most tokens per response")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->capture_default_str();
   app->add_option("--temperature", f->temperature, "Sampling temperature")->capture_default_str();
   app->add_option("--seed", f->seed, "Random seed")->capture_default_str();
   app->add_option("--system", f->system, "System message");

@@ -129,7 +129,9 @@ Command add_generate(CLI::App& root) {
   runtime::GenerateOptions& g = f->generate;
   g.max_new_tokens = 64;
   runtime::SamplingOptions& s = g.sampling;
-  app->add_option("--max-new-tokens", g.max_new_tokens, "Most tokens to generate")->capture_default_str();
+  app->add_option("--max-new-tokens", g.max_new_tokens, "Most tokens to generate")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->capture_default_str();
   auto* greedy = app->add_flag("--greedy", s.greedy, "Argmax decoding");
   for (auto* o : {app->add_option("--temperature", s.temperature, "Sampling temperature (> 0)"),
                   app->add_option("--top-p", s.top_p, "Nucleus sampling mass in (0, 1]"),
