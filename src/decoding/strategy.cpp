@@ -29,6 +29,7 @@ std::unique_ptr<Strategy> make_proxy_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_steer_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_contrast_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_args_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_cards_strategy(const StrategySetup& setup);
 
 namespace {
 
@@ -43,10 +44,12 @@ constexpr StrategyInfo kStrategies[] = {
     {"steer", "steering vectors added to the residual stream", make_steer_strategy},
     {"contrast", "contrastive steering with the user's preference prompt", make_contrast_strategy},
     {"args", "ARGS: the policy's top-k tokens rescored by a reward model", make_args_strategy},
+    {"cards", "CARDS: segments cut where the model's uncertainty rises, kept when the reward clears a threshold",
+     make_cards_strategy},
 };
 
 // Which strategies read the profile (--user-profile).
-constexpr const char* kProfileStrategies = "prompt|best_of_n|cd_block|fusion|steer|contrast|args";
+constexpr const char* kProfileStrategies = "prompt|best_of_n|cd_block|fusion|steer|contrast|args|cards";
 
 bool belongs(const std::string& name, const std::string& strategies) {
   return ("|" + strategies + "|").find("|" + name + "|") != std::string::npos;

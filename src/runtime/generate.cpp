@@ -25,7 +25,7 @@ bool GenerateOptions::equal_but_seed(const GenerateOptions& o) const {
   const bool same_sampling = a.greedy == b.greedy && a.temperature == b.temperature && a.top_k == b.top_k &&
                              a.top_p == b.top_p && a.min_p == b.min_p && a.repetition_penalty == b.repetition_penalty;
   const bool no_hooks = !residual_hook && !o.residual_hook && !row_residual_hook && !o.row_residual_hook &&
-                        row_seeds.empty() && o.row_seeds.empty();
+                        row_seeds.empty() && o.row_seeds.empty() && !end_segment && !o.end_segment;
   return same_sampling && no_hooks && max_new_tokens == o.max_new_tokens && stop_ids == o.stop_ids &&
          stop_strings == o.stop_strings && linear_hook == o.linear_hook && virtual_tokens == o.virtual_tokens;
 }
@@ -126,6 +126,11 @@ std::vector<GenerateResult> generate_rows(const Model& model, const Tokenizer* t
     rows.clear();
     for (int64_t i = 0; i < n_rows; ++i) {
       if (done[i]) continue;
+      if (options.end_segment && !results[i].ids.empty() && options.end_segment(i, logits[i])) {
+        results[i].finish_reason = "segment";
+        done[i] = true, --active;
+        continue;
+      }
       next[i] = samplers[i].sample(logits[i], history[i]);
       history[i].push_back(next[i]);
       results[i].ids.push_back(next[i]);

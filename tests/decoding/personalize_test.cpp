@@ -1,10 +1,13 @@
-// steer, prompt, best_of_n, cd_block and folded reward heads: each fast path against a naive twin
+// steer, prompt, best_of_n, cd_block, cards and folded reward heads: each fast path against a naive twin
 // (full recompute, samples drawn one at a time), hand-computed cases, file round trips and bad inputs.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 
 #include "palign/base/error.h"
 #include "palign/decoding/prompting.h"
@@ -193,7 +196,8 @@ TEST(Steer, MeanDifferenceEqualsPerSequenceMeans) {
         .mean(0);
   };
   at::Tensor chosen = at::zeros({m->config().hidden_size}), rejected = at::zeros({m->config().hidden_size});
-  for (const auto& p : pairs) chosen += mean_of(p.prompt, p.chosen) / 3.0, rejected += mean_of(p.prompt, p.rejected) / 3.0;
+  for (const auto& p : pairs)
+    chosen += mean_of(p.prompt, p.chosen) / 3.0, rejected += mean_of(p.prompt, p.rejected) / 3.0;
   const at::Tensor fast = scoring::mean_difference_vector(*m, pairs, layer);
   const double diff = (fast - (chosen - rejected)).abs().max().item<double>();
   std::printf("mean-difference vector, batched vs one by one: max-abs-diff = %.3g\n", diff);
@@ -211,9 +215,8 @@ TEST(Steer, MeanDifferenceEqualsPerSequenceMeans) {
 // A reward over continuations: how many of its tokens are even (any deterministic function will do).
 std::vector<double> even_tokens(const std::vector<std::vector<int64_t>>& cs) {
   std::vector<double> out;
-  for (const auto& c : cs) out.push_back(static_cast<double>(std::count_if(c.begin(), c.end(), [](int64_t t) {
-    return t % 2 == 0;
-  })));
+  for (const auto& c : cs)
+    out.push_back(static_cast<double>(std::count_if(c.begin(), c.end(), [](int64_t t) { return t % 2 == 0; })));
   return out;
 }
 
@@ -272,6 +275,134 @@ TEST(Rerank, CdBlockEqualsItsNaiveTwin) {
   EXPECT_EQ(error_code_of([&] { decoding::cd_block(*m, nullptr, kPrompt, options(5, false), 0, 2, even_tokens); }),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([&] { decoding::cd_block(*m, nullptr, kPrompt, options(5, false), 2, 0, even_tokens); }),
+            ErrorCode::kInvalidArgument);
+}
+
+// ---- cards ----
+
+// softmax entropy in nats, the plain way.
+double naive_entropy(const at::Tensor& logits) {
+  const auto l = logits.to(at::kDouble).contiguous();
+  const double* x = l.data_ptr<double>();
+  double m = -INFINITY, z = 0, h = 0;
+  for (int64_t v = 0; v < l.numel(); ++v) m = std::max(m, x[v]);
+  for (int64_t v = 0; v < l.numel(); ++v) z += std::exp(x[v] - m);
+  for (int64_t v = 0; v < l.numel(); ++v) {
+    const double p = std::exp(x[v] - m) / z;
+    if (p > 0) h -= p * std::log(p);
+  }
+  return h;
+}
+
+TEST(Rerank, NextTokenEntropyHandComputed) {
+  const double uniform = decoding::next_token_entropy(at::zeros({8}));
+  EXPECT_NEAR(uniform, std::log(8.0), 1e-12);
+  const double certain = decoding::next_token_entropy(at::tensor({0.0f, -INFINITY, -INFINITY}));
+  EXPECT_NEAR(certain, 0.0, 1e-12);
+  const double quarter = decoding::next_token_entropy(at::tensor({0.0, std::log(3.0)}));  // p = (1/4, 3/4)
+  const double expected = -(0.25 * std::log(0.25) + 0.75 * std::log(0.75));
+  EXPECT_NEAR(quarter, expected, 1e-12);
+  std::printf("entropy: uniform over 8 %.12f (log 8 %.12f), (1/4, 3/4) %.12f vs %.12f\n", uniform, std::log(8.0),
+              quarter, expected);
+}
+
+// CARDS against a naive twin: every candidate sampled on its own by full recompute of the whole text at each step,
+// its segment cut by a plainly computed entropy, the first candidate clearing the threshold kept (else the best seen).
+TEST(Rerank, CardsEqualsItsNaiveTwin) {
+  auto m = load("llama");
+  // A threshold inside the entropies this model gives, so that some segments end by uncertainty and some by length.
+  std::vector<double> seen;
+  {
+    std::vector<int64_t> ids = kPrompt;
+    for (int t = 0; t < 12; ++t) {
+      const at::Tensor last = m->forward_full(at::tensor(ids, at::kLong))[-1];
+      seen.push_back(naive_entropy(last));
+      ids.push_back(last.argmax().item<int64_t>());
+    }
+    std::sort(seen.begin(), seen.end());
+  }
+  decoding::CardsOptions c;
+  c.k = 3;
+  c.rounds = 2;
+  c.max_segment = 4;
+  c.margin = 2;  // a segment needs 2 more even tokens: some rounds reject every candidate
+  c.entropy = seen[seen.size() / 2];
+  const int64_t budget = 14;
+  int64_t cut_by_entropy = 0, rejected_rounds = 0, fallbacks = 0;
+  for (uint64_t seed : {0u, 5u, 77u}) {
+    decoding::RerankCost cost;
+    const auto fast = decoding::cards(*m, nullptr, kPrompt, options(budget, false, seed), c, even_tokens, &cost);
+    std::vector<int64_t> kept;
+    double current = even_tokens({{}})[0];
+    int64_t tokens = 0;
+    for (int64_t s = 0; static_cast<int64_t>(kept.size()) < budget; ++s) {
+      const int64_t n = std::min<int64_t>(c.max_segment, budget - static_cast<int64_t>(kept.size()));
+      std::optional<std::vector<int64_t>> chosen;
+      double chosen_score = -INFINITY;
+      for (int64_t r = 0; r < c.rounds; ++r) {
+        std::vector<std::vector<int64_t>> cands;
+        for (int64_t i = 0; i < c.k; ++i) {
+          Sampler sampler(options(n, false, seed + static_cast<uint64_t>((s * c.rounds + r) * c.k + i)).sampling);
+          std::vector<int64_t> ids = kPrompt, segment;
+          ids.insert(ids.end(), kept.begin(), kept.end());
+          while (static_cast<int64_t>(segment.size()) < n) {
+            const at::Tensor last = m->forward_full(at::tensor(ids, at::kLong))[-1];
+            if (!segment.empty() && naive_entropy(last) > c.entropy) {
+              ++cut_by_entropy;
+              break;
+            }
+            const int64_t t = sampler.sample(last, ids);
+            ids.push_back(t);
+            segment.push_back(t);
+          }
+          tokens += static_cast<int64_t>(segment.size());
+          cands.push_back(kept);
+          cands.back().insert(cands.back().end(), segment.begin(), segment.end());
+        }
+        const auto scores = even_tokens(cands);
+        size_t accepted = cands.size();
+        for (size_t i = 0; i < cands.size() && accepted == cands.size(); ++i)
+          if (scores[i] >= current + c.margin) accepted = i;
+        if (accepted < cands.size()) {
+          chosen = cands[accepted], chosen_score = scores[accepted];
+          break;
+        }
+        ++rejected_rounds;
+        for (size_t i = 0; i < cands.size(); ++i)
+          if (!chosen || scores[i] > chosen_score) chosen = cands[i], chosen_score = scores[i];
+        fallbacks += r == c.rounds - 1;
+      }
+      kept = *chosen;
+      current = chosen_score;
+    }
+    EXPECT_EQ(fast.ids, kept) << "seed " << seed;
+    EXPECT_EQ(cost.tokens, tokens) << "seed " << seed;
+    std::printf("cards k=%lld rounds=%lld entropy>%.3f (seed %llu): %zu tokens identical to the naive twin: %s\n",
+                static_cast<long long>(c.k), static_cast<long long>(c.rounds), c.entropy,
+                static_cast<unsigned long long>(seed), fast.ids.size(), fast.ids == kept ? "yes" : "no");
+  }
+  std::printf("cards twin: %lld segments cut by entropy, %lld rounds rejected, %lld segments kept as the best seen\n",
+              static_cast<long long>(cut_by_entropy), static_cast<long long>(rejected_rounds),
+              static_cast<long long>(fallbacks));
+  EXPECT_GT(cut_by_entropy, 0);
+  EXPECT_GT(rejected_rounds, 0);
+  EXPECT_GT(fallbacks, 0);
+  // An infinite threshold never cuts: every segment is max_segment long but the last.
+  decoding::CardsOptions never = c;
+  never.entropy = 1e9;
+  never.margin = -1e9;  // the first candidate is always accepted: the plain sampler's first sample, segment by segment
+  const auto plain = decoding::cards(*m, nullptr, kPrompt, options(8, false, 3), never, even_tokens);
+  EXPECT_EQ(plain.ids.size(), 8u);
+  for (auto bad : std::vector<std::function<void(decoding::CardsOptions&)>>{
+           [](auto& o) { o.k = 0; }, [](auto& o) { o.rounds = 0; }, [](auto& o) { o.max_segment = 0; },
+           [](auto& o) { o.entropy = -1; }, [](auto& o) { o.entropy = NAN; }, [](auto& o) { o.margin = INFINITY; }}) {
+    decoding::CardsOptions o = c;
+    bad(o);
+    EXPECT_EQ(error_code_of([&] { decoding::cards(*m, nullptr, kPrompt, options(5, false), o, even_tokens); }),
+              ErrorCode::kInvalidArgument);
+  }
+  auto short_scorer = [](const std::vector<std::vector<int64_t>>&) { return std::vector<double>{}; };
+  EXPECT_EQ(error_code_of([&] { decoding::cards(*m, nullptr, kPrompt, options(5, false), c, short_scorer); }),
             ErrorCode::kInvalidArgument);
 }
 

@@ -106,9 +106,11 @@ TEST(StrategyInputs, InMemoryInputsEqualTheirFiles) {
   // best_of_n and cd_block: a reward function vs the reward directory it scores with.
   const auto reward = scoring::RewardModel::load(rm);
   int64_t calls = 0;
-  for (const char* name : {"best_of_n", "cd_block"}) {
+  for (const char* name : {"best_of_n", "cd_block", "cards"}) {
     decoding::StrategyOptions o;
     o.best_of = 3;
+    o.cards_k = 2;
+    o.cards_segment = 3;
     o.cd_k = 2;
     o.cd_block = 3;
     decoding::StrategySetup memory = f.setup(o);
@@ -273,6 +275,7 @@ TEST(StrategyInputs, RequestProfilesEqualTheSetupsProfile) {
       {"sample", [](auto&) {}},
       {"best_of_n", [&](auto& o) { o.reward = rm.string(); }},
       {"cd_block", [&](auto& o) { o.reward = rm.string(); }},
+      {"cards", [&](auto& o) { o.reward = rm.string(); }},
       {"args", [&](auto& o) { o.reward = rm.string(); }},
       {"proxy", [&](auto& o) { o.expert = o.antiexpert = f.dir.string(); }},
   };

@@ -97,6 +97,16 @@ std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& di
          o.args_k = 3;
          return o;
        }},
+      {"cards",
+       [rm](const fs::path&) {
+         Options o;
+         o.reward = rm;
+         o.cards_k = 2;
+         o.cards_segment = 2;
+         o.cards_rounds = 2;
+         o.cards_margin = 0.01;
+         return o;
+       }},
   };
 }
 
@@ -210,8 +220,29 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   setup.profile = &profile;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("sample", setup); }), ErrorCode::kInvalidArgument);
   setup.profile = nullptr;
-  for (const char* name : {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args"})
+  for (const char* name : {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args", "cards"})
     EXPECT_EQ(error_code_of([&] { decoding::make_strategy(name, setup); }), ErrorCode::kInvalidArgument) << name;
+  {  // cards' own knobs, each refused with its flag's name
+    decoding::StrategySetup cards = setup;
+    cards.options.reward = test::hf_model("llama_rm").string();
+    for (auto [flag, set] : std::vector<std::pair<const char*, std::function<void(decoding::StrategyOptions&)>>>{
+             {"--cards-k", [](auto& o) { o.cards_k = 0; }},
+             {"--cards-rounds", [](auto& o) { o.cards_rounds = 0; }},
+             {"--cards-segment", [](auto& o) { o.cards_segment = -1; }},
+             {"--cards-entropy", [](auto& o) { o.cards_entropy = -0.5; }},
+             {"--cards-margin", [](auto& o) { o.cards_margin = NAN; }}}) {
+      decoding::StrategySetup bad = cards;
+      set(bad.options);
+      try {
+        decoding::make_strategy("cards", bad);
+        ADD_FAILURE() << flag << " was not refused";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+      }
+    }
+    EXPECT_EQ(error_code_of([&] { decoding::make_strategy("best_of_n", cards, {"cards-k"}); }),
+              ErrorCode::kInvalidArgument);
+  }
   // prompt and contrast can serve requests that bring their users' profiles: without one, the request is refused.
   for (const char* name : {"prompt", "contrast"})
     EXPECT_EQ(error_code_of([&] { decoding::make_strategy(name, setup)->generate(request_of(tok, 1)); }),
@@ -508,9 +539,10 @@ TEST(Strategy, RerankersReportTheRewardOfEachOutput) {
   const std::string prompt_text =
       tok.decode(std::vector<int32_t>(request.prompt.begin(), request.prompt.end()), /*skip_special=*/true);
   double worst = 0;
-  for (const char* name : {"best_of_n", "cd_block"}) {
+  for (const char* name : {"best_of_n", "cd_block", "cards"}) {
     decoding::StrategyOptions o;
     o.reward = rm.string();
+    o.cards_segment = 3;
     o.best_of = 3;
     o.cd_k = 2;
     o.cd_block = 3;

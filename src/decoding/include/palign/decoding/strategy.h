@@ -10,6 +10,7 @@
 //   steer      steering vectors added to the residual stream (steering.h)
 //   contrast   contrastive context steering with the user's preference prompt
 //   args       ARGS: the policy's top-k tokens rescored by a reward model
+//   cards      CARDS: segment-level rejection sampling by a reward model (rerank.h)
 //
 // Adding a strategy: a file strategy_<name>.cpp with its class and factory, one line in the registry table
 // (strategy.cpp), and its options as fields of StrategyOptions when it has new ones.
@@ -72,13 +73,18 @@ struct StrategyOptions {
   std::string context_ids;         // contrast
   double lambda = 1.0;             // contrast, steer
   int64_t best_of = 4;             // best_of_n
-  std::string reward;              // best_of_n, cd_block, args
-  std::string user;                // best_of_n, cd_block, args, sample (pdpo adapter)
-  std::string user_pairs;          // best_of_n, cd_block, args
+  std::string reward;              // best_of_n, cd_block, args, cards
+  std::string user;                // best_of_n, cd_block, args, cards, sample (pdpo adapter)
+  std::string user_pairs;          // best_of_n, cd_block, args, cards
   int64_t cd_k = 4, cd_block = 8;  // cd_block
   std::string reward_model;        // args: the same as reward
   int64_t args_k = 10;             // args
   double args_w = 1.0;             // args
+  int64_t cards_k = 4;             // cards
+  double cards_entropy = 3.0;      // cards
+  double cards_margin = 0.0;       // cards
+  int64_t cards_rounds = 3;        // cards
+  int64_t cards_segment = 16;      // cards
   // Append new fields here and in visit_fields.
 
   // Options from a JSON object (what the server receives): keys are the field names, with '-' or '_' (best_of or
@@ -109,19 +115,27 @@ struct StrategyOptions {
     v("lambda", lambda, "contrast: with + lambda * (with - without); steer: the vectors' scale", "contrast|steer");
     v("best-of", best_of, "best_of_n: samples per output, reranked by --reward", "best_of_n");
     v("reward", reward,
-      "best_of_n, cd_block: a reward directory (palign train reward); args: a sequence-classification reward model "
-      "(bt, multi) or a linear reward over one",
-      "best_of_n|cd_block|args");
+      "best_of_n, cd_block, cards: a reward directory (palign train reward); args: a sequence-classification reward "
+      "model (bt, multi) or a linear reward over one",
+      "best_of_n|cd_block|args|cards");
     v("user", user,
-      "best_of_n, cd_block, args: a user the personalized reward has seen; sample with a pdpo --adapter: the user "
-      "whose learned tokens condition the policy (unknown: the generic user)",
-      "best_of_n|cd_block|args|sample");
-    v("user-pairs", user_pairs, "best_of_n, cd_block, args: a new user's labelled pairs", "best_of_n|cd_block|args");
+      "best_of_n, cd_block, args, cards: a user the personalized reward has seen; sample with a pdpo --adapter: the "
+      "user whose learned tokens condition the policy (unknown: the generic user)",
+      "best_of_n|cd_block|args|cards|sample");
+    v("user-pairs", user_pairs, "best_of_n, cd_block, args, cards: a new user's labelled pairs",
+      "best_of_n|cd_block|args|cards");
     v("cd-k", cd_k, "cd_block: candidate continuations per block", "cd_block");
     v("cd-block", cd_block, "cd_block: tokens per block", "cd_block");
     v("reward-model", reward_model, "args: the same as --reward (kept for older command lines)", "args");
     v("args-k", args_k, "args: candidate tokens per step (top-k of the policy)", "args");
     v("args-w", args_w, "args: reward weight w in log p + w * r", "args");
+    v("cards-k", cards_k, "cards: candidate segments sampled per round, in one batch", "cards");
+    v("cards-entropy", cards_entropy,
+      "cards: a segment ends before a token whose next-token entropy (nats) exceeds this", "cards");
+    v("cards-margin", cards_margin,
+      "cards: a segment is accepted when the reward of the text with it is at least the text's before + this", "cards");
+    v("cards-rounds", cards_rounds, "cards: rounds of candidates per segment before the best seen is kept", "cards");
+    v("cards-segment", cards_segment, "cards: most tokens in a segment", "cards");
   }
 };
 

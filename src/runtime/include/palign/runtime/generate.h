@@ -25,8 +25,8 @@ class Tokenizer;
 struct GenerateOptions {
   int64_t max_new_tokens = 256;
   SamplingOptions sampling;
-  std::vector<int64_t> stop_ids;          // end-of-sequence ids; the token is kept in the output, as HF does
-  std::vector<std::string> stop_strings;  // text is cut before the stop string; needs a tokenizer
+  std::vector<int64_t> stop_ids;            // end-of-sequence ids; the token is kept in the output, as HF does
+  std::vector<std::string> stop_strings;    // text is cut before the stop string; needs a tokenizer
   const LinearHook* linear_hook = nullptr;  // e.g. a LoRA adapter attached to every forward (see lora.h)
   // Called with each decoder layer's output residual stream on every forward (prompt and generated tokens), e.g.
   // steering vectors added to it (ForwardOptions::residual_hook).
@@ -41,6 +41,10 @@ struct GenerateOptions {
   // generate_each: row i's sampling seed, one per prompt (empty: sampling.seed + i), for rows that are separate
   // requests with seeds of their own.
   std::vector<uint64_t> row_seeds;
+  // Called with row i's next-token logits [V] (the model's, before the sampler's filters) once the row has generated
+  // at least one token; true ends the row there, before sampling, with finish_reason "segment" (e.g. CARDS' cut where
+  // the model's uncertainty rises). Unset: never.
+  std::function<bool(int64_t row, const at::Tensor& logits)> end_segment;
   // Append new fields here.
 
   std::string validate() const;
@@ -52,7 +56,7 @@ struct GenerateOptions {
 struct GenerateResult {
   std::vector<int64_t> ids;   // new tokens only
   std::string text;           // decoded new tokens without special tokens (empty without a tokenizer)
-  std::string finish_reason;  // "stop" (stop id or string) or "length"
+  std::string finish_reason;  // "stop" (stop id or string), "length" or "segment" (end_segment)
 };
 
 // Generates n_samples continuations of prompt in one batch; sample i uses seed options.sampling.seed + i.
