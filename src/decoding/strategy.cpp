@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #include "palign/base/error.h"
 #include "palign/base/json.h"
@@ -30,6 +32,7 @@ std::unique_ptr<Strategy> make_steer_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_contrast_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_args_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_cards_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_value_strategy(const StrategySetup& setup);
 
 namespace {
 
@@ -46,10 +49,12 @@ constexpr StrategyInfo kStrategies[] = {
     {"args", "ARGS: the policy's top-k tokens rescored by a reward model", make_args_strategy},
     {"cards", "CARDS: segments cut where the model's uncertainty rises, kept when the reward clears a threshold",
      make_cards_strategy},
+    {"value", "value-guided decoding (CD-FUDGE, VAS): the policy's top-k tokens reweighted by exp(beta * V(prefix))",
+     make_value_strategy},
 };
 
 // Which strategies read the profile (--user-profile).
-constexpr const char* kProfileStrategies = "prompt|best_of_n|cd_block|fusion|steer|contrast|args|cards";
+constexpr const char* kProfileStrategies = "prompt|best_of_n|cd_block|fusion|steer|contrast|args|cards|value";
 
 bool belongs(const std::string& name, const std::string& strategies) {
   return ("|" + strategies + "|").find("|" + name + "|") != std::string::npos;
@@ -363,6 +368,32 @@ std::vector<runtime::GenerateResult> decode_each(const std::function<std::unique
     cost->passes += passes_per_token * tokens;
   }
   return results;
+}
+
+std::vector<runtime::GenerateResult> decode_args(const runtime::Model& policy, const runtime::Model& scorer, int64_t k,
+                                                 double w, const StrategyRequest& request,
+                                                 const runtime::Tokenizer* tokenizer, StrategyCost* cost,
+                                                 std::vector<double>* rewards) {
+  auto out = decode_each([&] { return make_args(policy, scorer, k, w, request.prompt); }, request.prompt, request,
+                         policy, tokenizer, /*passes_per_token=*/2, cost);
+  rewards->clear();
+  for (const auto& r : out) {
+    std::vector<int64_t> ids = request.prompt;
+    ids.insert(ids.end(), r.ids.begin(), r.ids.end());
+    rewards->push_back(scorer.score(ids)[0].item<double>());
+  }
+  return out;
+}
+
+void check_same_tokenizer(const fs::path& policy_dir, const fs::path& dir, const char* strategy, const char* what) {
+  const auto text = [](const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  if (fs::exists(policy_dir / "tokenizer.json") && fs::exists(dir / "tokenizer.json"))
+    PALIGN_CHECK(text(policy_dir / "tokenizer.json") == text(dir / "tokenizer.json"), ErrorCode::kInvalidArgument,
+                 "[decoding.", strategy, "] ", what, "'s tokenizer (", dir.string(), ") differs from the policy's; ",
+                 strategy, " scores the policy's tokens, so both must share one tokenizer");
 }
 
 const Personalization* request_profile(const StrategyRequest& request, const Personalization* fallback) {

@@ -1,9 +1,6 @@
 // args: ARGS (Khanov et al. 2024), the policy's top-k tokens v scored log p(v) + w · r(prefix + v) by a
 // sequence-classification reward model over the policy's vocabulary; a multi-objective reward is scored as the
 // profile's weighted sum of its labels, and a linear reward as its user's weights over its objectives' labels.
-#include <fstream>
-#include <iterator>
-
 #include "palign/base/error.h"
 #include "palign/runtime/heads.h"
 #include "strategy_internal.h"
@@ -13,11 +10,6 @@ namespace palign::decoding {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string file_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 class ArgsStrategy final : public Strategy {
  public:
@@ -55,11 +47,7 @@ class ArgsStrategy final : public Strategy {
       PALIGN_CHECK(setup.options.user.empty() && setup.options.user_pairs.empty(), ErrorCode::kInvalidArgument,
                    "[decoding.args] ", given, " is the same for every user; drop --user/--user-pairs");
     }
-    const std::filesystem::path policy = setup.model_dir;
-    if (fs::exists(policy / "tokenizer.json") && fs::exists(dir / "tokenizer.json"))
-      PALIGN_CHECK(file_text(policy / "tokenizer.json") == file_text(dir / "tokenizer.json"),
-                   ErrorCode::kInvalidArgument, "[decoding.args] the reward model's tokenizer (", dir.string(),
-                   ") differs from the policy's; ARGS scores the policy's tokens, so both must share one tokenizer");
+    detail::check_same_tokenizer(setup.model_dir, dir, "args", "the reward model");
     reward_ = &models_.load(dir);
     if (label_weights)
       reward_ = &models_.keep(runtime::weighted_classifier(*reward_, *label_weights));
@@ -71,16 +59,7 @@ class ArgsStrategy final : public Strategy {
   std::vector<runtime::GenerateResult> generate(const StrategyRequest& request) override {
     detail::refuse_request_profile(request, "args");
     // Per token: the policy's pass and one batched pass of the reward over the k candidates.
-    auto out = detail::decode_each([&] { return make_args(model_, *reward_, k_, w_, request.prompt); }, request.prompt,
-                                   request, model_, tokenizer_, /*passes_per_token=*/2, &cost_);
-    // The reward of each whole output: what ARGS scored its last token by (r of the prompt and every new token).
-    output_rewards_.clear();
-    for (const auto& r : out) {
-      std::vector<int64_t> ids = request.prompt;
-      ids.insert(ids.end(), r.ids.begin(), r.ids.end());
-      output_rewards_.push_back(reward_->score(ids)[0].item<double>());
-    }
-    return out;
+    return detail::decode_args(model_, *reward_, k_, w_, request, tokenizer_, &cost_, &output_rewards_);
   }
 
  private:

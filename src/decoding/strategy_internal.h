@@ -47,7 +47,7 @@ class ModelSet {
   StrategyInputs inputs_;
   std::map<std::filesystem::path, const runtime::Model*> by_dir_;
   std::map<std::string, const runtime::Model*> by_name_;  // in-memory adapters merged into the policy
-  const runtime::Model* adapted_ = nullptr;  // the policy with --adapter merged
+  const runtime::Model* adapted_ = nullptr;               // the policy with --adapter merged
 };
 
 // Whom a personalized reward scores for: --user / --user-pairs, else the profile's user when the reward has seen them,
@@ -87,5 +87,17 @@ std::vector<runtime::GenerateResult> decode_rows(
     const runtime::Model& model, const runtime::Tokenizer* tokenizer, std::span<const StrategyRequest> requests,
     runtime::GenerateOptions options, const std::function<std::vector<int64_t>(const StrategyRequest&)>& prompt_of,
     StrategyCost* cost);
+
+// ARGS's loop (args, value): request.n outputs of make_args(policy, scorer, k, w); *rewards: the scorer's first
+// score of the prompt and each whole output (what its last step was scored by).
+std::vector<runtime::GenerateResult> decode_args(const runtime::Model& policy, const runtime::Model& scorer, int64_t k,
+                                                 double w, const StrategyRequest& request,
+                                                 const runtime::Tokenizer* tokenizer, StrategyCost* cost,
+                                                 std::vector<double>* rewards);
+
+// Throws kInvalidArgument when both directories hold a tokenizer.json and they differ: a model scoring the policy's
+// tokens (args' reward, value's value model) must share its tokenizer. what: "the reward model".
+void check_same_tokenizer(const std::filesystem::path& policy_dir, const std::filesystem::path& dir,
+                          const char* strategy, const char* what);
 
 }  // namespace palign::decoding::detail

@@ -103,19 +103,6 @@ HeadFit fit_head(const at::Tensor& chosen, const at::Tensor& rejected, double l2
   return out;
 }
 
-// Writes a Hugging Face *ForSequenceClassification directory: the backbone's weights (without lm_head) and
-// score.weight [K, D], padded with the backbone's pad token (its first end-of-sequence token when it has none).
-void write_classifier(const fs::path& out, const runtime::Model& backbone, const fs::path& backbone_dir,
-                      const at::Tensor& score_weight, const std::vector<std::string>& labels) {
-  const runtime::ModelConfig& c = backbone.config();
-  std::optional<int64_t> pad = c.pad_token_id;
-  if (!pad && !c.eos_token_ids.empty()) pad = c.eos_token_ids[0];
-  runtime::classifier_on_backbone(backbone, score_weight.detach(), labels, pad)->save(out);
-  for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
-    if (fs::exists(backbone_dir / file))
-      fs::copy_file(backbone_dir / file, out / file, fs::copy_options::overwrite_existing);
-}
-
 // bt --lora: the Bradley–Terry reward r = w · h_last(x + y) with a LoRA on the backbone, trained jointly (AdamW,
 // seeded batches, validation on a seeded share of the pairs every epoch, the best adapter and head kept).
 struct LoraBtResult {
@@ -244,6 +231,19 @@ LoraBtResult fit_bt_lora(const runtime::Model& model, const runtime::Tokenizer& 
 
 }  // namespace
 
+// Writes a Hugging Face *ForSequenceClassification directory: the backbone's weights (without lm_head) and
+// score.weight [K, D], padded with the backbone's pad token (its first end-of-sequence token when it has none).
+void write_classifier_directory(const fs::path& out, const runtime::Model& backbone, const fs::path& backbone_dir,
+                                const at::Tensor& score_weight, const std::vector<std::string>& labels) {
+  const runtime::ModelConfig& c = backbone.config();
+  std::optional<int64_t> pad = c.pad_token_id;
+  if (!pad && !c.eos_token_ids.empty()) pad = c.eos_token_ids[0];
+  runtime::classifier_on_backbone(backbone, score_weight.detach(), labels, pad)->save(out);
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+    if (fs::exists(backbone_dir / file))
+      fs::copy_file(backbone_dir / file, out / file, fs::copy_options::overwrite_existing);
+}
+
 namespace {
 
 // How each method trains: through the backbone (arm), or on cached backbone features as linear classifier heads (bt,
@@ -258,12 +258,9 @@ struct RewardMethod {
 };
 
 constexpr RewardMethod kMethods[] = {
-    {.name = "bt", .fit = Fit::kClassifier},
-    {.name = "multi", .fit = Fit::kClassifier, .per_dimension = true},
-    {.name = "prm", .fit = Fit::kPersonalized},
-    {.name = "pal", .fit = Fit::kPersonalized},
-    {.name = "vpl", .fit = Fit::kPersonalized},
-    {.name = "linear", .fit = Fit::kPersonalized, .needs_objectives = true},
+    {.name = "bt", .fit = Fit::kClassifier},    {.name = "multi", .fit = Fit::kClassifier, .per_dimension = true},
+    {.name = "prm", .fit = Fit::kPersonalized}, {.name = "pal", .fit = Fit::kPersonalized},
+    {.name = "vpl", .fit = Fit::kPersonalized}, {.name = "linear", .fit = Fit::kPersonalized, .needs_objectives = true},
     {.name = "arm", .fit = Fit::kArm},
 };
 
@@ -365,7 +362,7 @@ void fit_classifier(const RewardMethod& method, const RewardTrainOptions& option
     c10::InferenceMode train_mode(false);
     const LoraBtResult lb = fit_bt_lora(*data.backbone, data.tokenizer, records, rows[0], options);
     const auto merged = runtime::merge_lora(*data.backbone, lb.adapter);
-    write_classifier(options.out, *merged, options.backbone, lb.head.unsqueeze(0), labels);
+    write_classifier_directory(options.out, *merged, options.backbone, lb.head.unsqueeze(0), labels);
     lb.adapter.save(options.out / "adapter");
     train_acc = lb.train_accuracy;
     valid_acc = lb.valid_accuracy;
@@ -375,7 +372,7 @@ void fit_classifier(const RewardMethod& method, const RewardTrainOptions& option
                         {"steps", lb.steps},
                         {"frozen_valid_accuracy", lb.frozen_valid_accuracy}};
   } else {
-    write_classifier(options.out, *data.backbone, options.backbone, at::stack(rows), labels);
+    write_classifier_directory(options.out, *data.backbone, options.backbone, at::stack(rows), labels);
   }
   report.dimensions = method.per_dimension ? labels : std::vector<std::string>{};
   report.train_accuracy = train_acc;

@@ -16,7 +16,9 @@
 
 #include "palign/base/error.h"
 #include "palign/decoding/steering.h"
+#include "palign/decoding/strategies.h"
 #include "palign/runtime/chat_template.h"
+#include "palign/runtime/heads.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
@@ -105,6 +107,14 @@ std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& di
          o.cards_segment = 2;
          o.cards_rounds = 2;
          o.cards_margin = 0.01;
+         return o;
+       }},
+      {"value",
+       [rm](const fs::path&) {
+         Options o;
+         o.value = rm;  // any one-label classifier on the policy's vocabulary reads as a value model
+         o.value_k = 3;
+         o.value_beta = 2.0;
          return o;
        }},
   };
@@ -220,7 +230,7 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   setup.profile = &profile;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("sample", setup); }), ErrorCode::kInvalidArgument);
   setup.profile = nullptr;
-  for (const char* name : {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args", "cards"})
+  for (const char* name : {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args", "cards", "value"})
     EXPECT_EQ(error_code_of([&] { decoding::make_strategy(name, setup); }), ErrorCode::kInvalidArgument) << name;
   {  // cards' own knobs, each refused with its flag's name
     decoding::StrategySetup cards = setup;
@@ -387,6 +397,48 @@ TEST(Strategy, BestOfNRanksAMultiLabelRewardByTheProfilesWeights) {
   decoding::StrategySetup without = setup;
   without.profile = nullptr;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("best_of_n", without); }), ErrorCode::kInvalidArgument);
+}
+
+// value over a value model with several labels (one per reward label, as `palign train value` writes over a multi
+// reward) decodes by the profile's weighted sum of them: token for token make_args over the weighted head, and the
+// output's reward is that head's score of the whole text.
+TEST(Strategy, ValueFoldsAMultiLabelValueModelByTheProfilesWeights) {
+  const fs::path dir = test::hf_model("llama"), vm = test::hf_model("llama_rm_multi");
+  const auto model = runtime::Model::load(dir);
+  const auto tok = runtime::Tokenizer::from_dir(dir);
+  const auto multi = runtime::Model::load(vm);
+  const decoding::Personalization profile = profile_of({{"helpful", 0.5}, {"formal", -2.0}});
+  decoding::StrategyOptions options;
+  options.value = vm.string();
+  options.value_k = 4;
+  options.value_beta = 3.0;
+  const auto strategy = decoding::make_strategy("value", setup_of(*model, dir, tok, options, &profile));
+  decoding::StrategyRequest request = request_of(tok, 1);
+  request.options.max_new_tokens = 8;
+  request.options.sampling.greedy = true;
+  const auto out = strategy->generate(request);
+  const auto folded = runtime::weighted_classifier(*multi, {0.5, 0.0, -2.0, 0.0});
+  auto scorer = decoding::make_args(*model, *folded, 4, 3.0, request.prompt);
+  const auto twin = decoding::decode(*scorer, request.prompt, request.options, model->config().max_position);
+  EXPECT_EQ(out[0].ids, twin.ids);
+  std::vector<int64_t> ids = request.prompt;
+  ids.insert(ids.end(), twin.ids.begin(), twin.ids.end());
+  const double expected = folded->score(ids)[0].item<double>();
+  ASSERT_EQ(strategy->output_rewards().size(), 1u);
+  std::printf(
+      "value over 4 labels folded by the profile: %zu tokens as make_args over the folded head: %s; reward "
+      "%.6f vs %.6f\n",
+      twin.ids.size(), out[0].ids == twin.ids ? "yes" : "no", strategy->output_rewards()[0], expected);
+  EXPECT_NEAR(strategy->output_rewards()[0], expected, 1e-6);
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("value", setup_of(*model, dir, tok, options)); }),
+            ErrorCode::kInvalidArgument);  // several labels and no profile
+  options.value_k = 0;
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("value", setup_of(*model, dir, tok, options, &profile)); }),
+            ErrorCode::kInvalidArgument);
+  options.value_k = 3;
+  options.value = (dir / "no_such_value").string();
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("value", setup_of(*model, dir, tok, options, &profile)); }),
+            ErrorCode::kNotFound);
 }
 
 // Nothing is dropped without a word: liked responses that do not fit the context and history pairs of other users

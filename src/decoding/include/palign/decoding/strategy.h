@@ -11,6 +11,7 @@
 //   contrast   contrastive context steering with the user's preference prompt
 //   args       ARGS: the policy's top-k tokens rescored by a reward model
 //   cards      CARDS: segment-level rejection sampling by a reward model (rerank.h)
+//   value      value-guided decoding: ARGS's rule over a prefix value model (training/value_trainer.h)
 //
 // Adding a strategy: a file strategy_<name>.cpp with its class and factory, one line in the registry table
 // (strategy.cpp), and its options as fields of StrategyOptions when it has new ones.
@@ -85,6 +86,9 @@ struct StrategyOptions {
   double cards_margin = 0.0;       // cards
   int64_t cards_rounds = 3;        // cards
   int64_t cards_segment = 16;      // cards
+  std::string value;               // value
+  int64_t value_k = 10;            // value
+  double value_beta = 1.0;         // value
   // Append new fields here and in visit_fields.
 
   // Options from a JSON object (what the server receives): keys are the field names, with '-' or '_' (best_of or
@@ -136,6 +140,9 @@ struct StrategyOptions {
       "cards: a segment is accepted when the reward of the text with it is at least the text's before + this", "cards");
     v("cards-rounds", cards_rounds, "cards: rounds of candidates per segment before the best seen is kept", "cards");
     v("cards-segment", cards_segment, "cards: most tokens in a segment", "cards");
+    v("value", value, "value: a prefix value model (palign train value)", "value");
+    v("value-k", value_k, "value: candidate tokens per step (top-k of the policy)", "value");
+    v("value-beta", value_beta, "value: beta in log p + beta * V(prefix + token)", "value");
   }
 };
 
@@ -150,7 +157,7 @@ struct StrategyInputs {
   // steer: the vectors, instead of --vectors.
   const std::vector<scoring::SteeringVector>* vectors = nullptr;
   // args: a sequence-classification model over the policy's vocabulary (e.g. runtime::classifier_on_backbone), the
-  // user's reward, instead of --reward.
+  // user's reward, instead of --reward; value: the user's prefix value model (a one-label head), instead of --value.
   const runtime::Model* reward_classifier = nullptr;
   // best_of_n, cd_block: the user's reward of responses (texts) to a prompt (its text), instead of --reward.
   std::function<std::vector<double>(const std::string& prompt, const std::vector<std::string>& responses)> reward;

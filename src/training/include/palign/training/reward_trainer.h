@@ -18,6 +18,8 @@
 // "backbone_fingerprint", "features", "users", "dimensions", "objectives", "report": {...}}.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -28,6 +30,10 @@
 #include "palign/scoring/preference_data.h"
 #include "palign/training/pair_loop.h"
 #include "palign/training/reward_heads.h"
+
+namespace palign::runtime {
+class Model;
+}
 
 namespace palign::training {
 
@@ -69,5 +75,12 @@ struct RewardTrainReport {
 // personalized method, no dimension for multi, all pairs identical), or an objectives directory made on another
 // backbone; kNotFound for missing files.
 RewardTrainReport train_reward(const RewardTrainOptions& options);
+
+// Writes a Hugging Face *ForSequenceClassification directory into out: the backbone's weights (without lm_head),
+// score.weight [K, D] with labels, padded with the backbone's pad token (its first end-of-sequence token when it has
+// none), and the tokenizer files of backbone_dir. What bt and multi write, and `palign train value`.
+void write_classifier_directory(const std::filesystem::path& out, const runtime::Model& backbone,
+                                const std::filesystem::path& backbone_dir, const at::Tensor& score_weight,
+                                const std::vector<std::string>& labels);
 
 }  // namespace palign::training
