@@ -1,6 +1,7 @@
 // Decoding strategies' cost per generated token on the shipped default model, as ratios to plain greedy decoding
 // measured in the same run (issue goals: ARGS k = 10 at most 3x, fusion of 3 LoRA experts at most 1.6x, best-of-16
-// at most 4x one sample), each beside its naive twin (the prefix recomputed every step; experts one after another)
+// at most 4x one sample, value-guided decoding k = 10 at most 2.5x, CARDS below best-of-N at the same reward), each
+// beside its naive twin (the prefix recomputed every step; experts one after another)
 // to show what batching and cache sharing buy. First checks that the fast paths give their naive twins' tokens.
 // The fast strategies are timed in interleaved rounds (best of each), so a busy machine slows every ratio's two
 // sides alike. Times include the scorers' prompt prefill, amortised over the generated tokens. The linears run on the
@@ -15,9 +16,13 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <string>
+#include <tuple>
 
 #include "bench_util.h"
+#include "palign/decoding/rerank.h"
 #include "palign/decoding/strategies.h"
+#include "palign/decoding/strategy.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/heads.h"
 #include "palign/runtime/linear.h"
@@ -47,6 +52,29 @@ std::unique_ptr<Model> reward_on(const Model& policy) {
   return runtime::classifier_on_backbone(policy, at::randn({1, policy.config().hidden_size}) * 0.05);
 }
 
+// The reward of continuations of prompt: the reward model on prompt + continuation, every continuation a row of one
+// right-padded forward (each row's score at its own last token).
+decoding::ContinuationScorer score_of(const Model& reward, const std::vector<int64_t>& prompt) {
+  return [&reward, prompt](const std::vector<std::vector<int64_t>>& continuations) {
+    int64_t longest = 0;
+    for (const auto& c : continuations)
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(prompt.size() + c.size()));
+    at::Tensor ids = at::zeros({static_cast<int64_t>(continuations.size()), longest}, at::kLong);
+    std::vector<int64_t> n_tokens;
+    for (size_t i = 0; i < continuations.size(); ++i) {
+      std::vector<int64_t> row = prompt;
+      row.insert(row.end(), continuations[i].begin(), continuations[i].end());
+      ids[static_cast<int64_t>(i)].narrow(0, 0, static_cast<int64_t>(row.size())).copy_(at::tensor(row, at::kLong));
+      n_tokens.push_back(static_cast<int64_t>(row.size()));
+    }
+    ForwardOptions fo;
+    fo.logits = ForwardOptions::Logits::kLast;
+    const at::Tensor scores = reward.forward_uncached(Batch{.ids = ids, .n_tokens = n_tokens}, fo).logits;
+    std::vector<double> out;
+    for (size_t i = 0; i < continuations.size(); ++i) out.push_back(scores[static_cast<int64_t>(i)][0].item<double>());
+    return out;
+  };
+}
 
 // The naive loop: next-token scores from a full recompute of the whole history.
 std::vector<int64_t> naive_greedy(const std::function<at::Tensor(const std::vector<int64_t>&)>& scores,
@@ -64,6 +92,140 @@ at::Tensor full_last(const Model& m, const std::vector<int64_t>& ids, const Line
   ForwardOptions fo;
   fo.linear_hook = hook;
   return m.forward_full(at::tensor(ids, at::kLong), fo).select(0, static_cast<int64_t>(ids.size()) - 1);
+}
+
+// --strategy value (k = 10, a value head on the policy's backbone: ARGS's one k-row pass per token) per token against
+// plain greedy decoding, and CARDS against best-of-N on the same reward (the random reward head scoring the whole
+// text so far): mean reward and time per response over prompts and seeds, sampled at temperature 1.
+bool value_and_cards(const Model& policy, const Model& reward, const std::vector<int64_t>& base_prompt, int64_t n) {
+  const int64_t V = policy.config().vocab_size;
+  decoding::StrategySetup setup;
+  setup.model = &policy;
+  setup.inputs.reward_classifier = &reward;
+  setup.options.value_k = 10;
+  decoding::StrategyRequest request;
+  request.prompt = base_prompt;
+  request.options = greedy(n);
+  auto value = decoding::make_strategy("value", setup);
+  setup.options.value_k = 1;
+  const bool value_ok = decoding::make_strategy("value", setup)->generate(request)[0].ids ==
+                        generate(policy, nullptr, base_prompt, greedy(n))[0].ids;
+  std::printf("check: value k=1 gives plain greedy tokens: %s\n", value_ok ? "yes" : "NO");
+  if (!value_ok) return false;
+  const std::vector<double> t = best_interleaved(
+      5, {[&] { generate(policy, nullptr, base_prompt, greedy(n)); }, [&] { value->generate(request); }});
+  std::printf(
+      "| value k=10 (--strategy value: the policy's pass and one 10-row pass of the value head per token) | "
+      "%.2f | %.2fx | <= 2.5x | | |\n\n",
+      1e3 * t[1] / n, t[1] / t[0]);
+
+  // The policy's next-token entropy along sampled text: where CARDS' threshold sits among its values.
+  GenerateOptions sampled;
+  sampled.max_new_tokens = n;
+  sampled.sampling.temperature = 1.0f;
+  std::vector<double> entropies;
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    GenerateOptions o = sampled;
+    o.sampling.seed = seed;
+    std::vector<int64_t> ids = base_prompt;
+    const auto out = generate(policy, nullptr, base_prompt, o)[0].ids;
+    ids.insert(ids.end(), out.begin(), out.end());
+    const at::Tensor logits = policy.forward_full(at::tensor(ids, at::kLong));
+    for (int64_t j = static_cast<int64_t>(base_prompt.size()); j < static_cast<int64_t>(ids.size()); ++j)
+      entropies.push_back(decoding::next_token_entropy(logits[j]));
+  }
+  std::sort(entropies.begin(), entropies.end());
+  const auto q = [&](double p) {
+    return entropies[static_cast<size_t>(p * static_cast<double>(entropies.size() - 1))];
+  };
+  std::printf("next-token entropy of sampled text (nats; log V = %.2f): p10 %.2f, p50 %.2f, p75 %.2f, p90 %.2f\n",
+              std::log(static_cast<double>(V)), q(0.1), q(0.5), q(0.75), q(0.9));
+
+  // The batched reward against each sequence scored alone.
+  {
+    const std::vector<std::vector<int64_t>> cs = {{5}, {7, 8, 9, 10}, {}};
+    const auto batched = score_of(reward, base_prompt)(cs);
+    double worst = 0;
+    for (size_t i = 0; i < cs.size(); ++i) {
+      std::vector<int64_t> ids = base_prompt;
+      ids.insert(ids.end(), cs[i].begin(), cs[i].end());
+      worst = std::max(worst, std::abs(batched[i] - reward.score(ids)[0].item<double>()));
+    }
+    std::printf("check: the batched reward of 3 right-padded continuations vs each alone: max |diff| %.2g: %s\n", worst,
+                worst < 1e-4 ? "yes" : "NO");
+    if (worst >= 1e-4) return false;
+  }
+
+  // Prompts: the bench prompt with one token changed, each with 2 seeds.
+  std::vector<std::vector<int64_t>> prompts;
+  for (int64_t i = 0; i < 6; ++i) {
+    std::vector<int64_t> p = base_prompt;
+    p[1] = 100 + 37 * i;
+    prompts.push_back(p);
+  }
+  struct Row {
+    std::string name;
+    std::function<GenerateResult(const std::vector<int64_t>&, uint64_t, decoding::RerankCost*)> run;
+    double reward = 0, seconds = 0, tokens = 0, scored = 0;
+  };
+  std::vector<Row> rows;
+  for (int64_t bo : {2, 4, 8, 16})
+    rows.push_back({"best-of-" + std::to_string(bo),
+                    [&, bo](const std::vector<int64_t>& p, uint64_t seed, decoding::RerankCost* cost) {
+                      GenerateOptions o = sampled;
+                      o.sampling.seed = seed;
+                      return decoding::best_of_n(policy, nullptr, p, o, bo, score_of(reward, p), cost);
+                    }});
+  for (const auto& [k, rounds, entropy] : std::vector<std::tuple<int64_t, int64_t, double>>{
+           {4, 1, 4.5}, {2, 2, 5.5}, {4, 1, 5.5}, {4, 2, 5.5}, {8, 1, 5.5}, {4, 2, 1e9}}) {
+    decoding::CardsOptions c{.k = k, .entropy = entropy, .margin = 0, .rounds = rounds, .max_segment = 16};
+    char name[96];
+    std::snprintf(name, sizeof name, "cards k=%lld rounds=%lld entropy>%s", static_cast<long long>(k),
+                  static_cast<long long>(rounds),
+                  entropy > 100 ? "never (16-token segments)" : (entropy < 5 ? "4.5" : "5.5"));
+    rows.push_back({name, [&, c](const std::vector<int64_t>& p, uint64_t seed, decoding::RerankCost* cost) {
+                      GenerateOptions o = sampled;
+                      o.sampling.seed = seed;
+                      return decoding::cards(policy, nullptr, p, o, c, score_of(reward, p), cost);
+                    }});
+  }
+  const int64_t outputs = static_cast<int64_t>(prompts.size()) * 2;
+  for (int round = 0; round < 2; ++round)  // the first round warms up; the second is reported
+    for (auto& row : rows) {
+      row.reward = row.seconds = row.tokens = row.scored = 0;
+      for (const auto& p : prompts)
+        for (uint64_t seed : {0u, 1000u}) {
+          decoding::RerankCost cost;
+          GenerateResult r;
+          row.seconds += best_seconds(1, [&] { r = row.run(p, seed, &cost); });
+          std::vector<int64_t> ids = p;
+          ids.insert(ids.end(), r.ids.begin(), r.ids.end());
+          row.reward += reward.score(ids)[0].item<double>();
+          row.tokens += static_cast<double>(cost.tokens);
+          row.scored += static_cast<double>(cost.scored);
+        }
+    }
+  std::printf(
+      "\nCARDS and best-of-N on one reward (%lld outputs of up to %lld tokens each, sampled at temperature 1):\n",
+      static_cast<long long>(outputs), static_cast<long long>(n));
+  std::printf("| method | mean reward | ms per response | tokens sampled | reward calls |\n|---|---|---|---|---|\n");
+  for (const auto& row : rows)
+    std::printf("| %s | %.4f | %.1f | %.0f | %.1f |\n", row.name.c_str(), row.reward / outputs,
+                1e3 * row.seconds / outputs, row.tokens / outputs, row.scored / outputs);
+  // The cheapest best-of-N reaching each CARDS row's reward.
+  for (size_t c = 4; c < rows.size(); ++c) {  // rows 0-3: best-of-2, 4, 8, 16
+    const Row* match = nullptr;
+    for (size_t b = 0; b < 4 && !match; ++b)
+      if (rows[b].reward >= rows[c].reward) match = &rows[b];
+    if (match)
+      std::printf("%s: reward %.4f; %s reaches it at %.2fx the time of cards\n", rows[c].name.c_str(),
+                  rows[c].reward / outputs, match->name.c_str(), match->seconds / rows[c].seconds);
+    else
+      std::printf("%s: reward %.4f, above every best-of-N measured (best-of-16: %.4f at %.2fx the time of cards)\n",
+                  rows[c].name.c_str(), rows[c].reward / outputs, rows[3].reward / outputs,
+                  rows[3].seconds / rows[c].seconds);
+  }
+  return true;
 }
 
 }  // namespace
@@ -177,5 +339,5 @@ int main(int argc, char** argv) {
       "| best-of-16 samples (one batch, shared prompt prefix) vs one sample | %.1f vs %.1f | %.2fx | <= 4x | "
       "%.1f (16 separate runs) | %.1fx |\n",
       1e3 * bon, 1e3 * one, bon / one, 1e3 * bon_separate, bon_separate / bon);
-  return 0;
+  return value_and_cards(*policy, *reward, prompt, n) ? 0 : 1;
 }

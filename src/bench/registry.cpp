@@ -43,6 +43,19 @@ const std::vector<MethodInfo>& method_registry() {
            "best-of-N",
        .make = make_vpl_method,
        .curve = true},
+      {.name = "maxmin",
+       .description =
+           "MaxMin-RLHF (Chakraborty et al. 2024): K Bradley-Terry rewards fitted by EM over users (K in 1..4 chosen "
+           "on held-out pairs), each user in the group that explains their labels best (a new user's from their "
+           "pairs); best-of-N by the user's group",
+       .make = make_maxmin_method,
+       .in_default = false},
+      {.name = "maxmin_egal",
+       .description =
+           "maxmin's groups, every user served the candidate that maximises the minimum reward over the groups "
+           "(MaxMin's egalitarian target, unpersonalized); best-of-N",
+       .make = make_maxmin_egalitarian_method,
+       .in_default = false},
       {.name = "multi_linear",
        .description =
            "per-user MAP weights over K named-dimension reward heads (fitted on the per-dimension pairs) with a "
@@ -123,6 +136,22 @@ const std::vector<MethodInfo>& method_registry() {
            "decoding: block-wise controlled decoding, 4 candidates of 8 tokens per block, the best by the user's "
            "reward",
        .make = make_cd_block_method,
+       .in_default = false,
+       .group = "decoding"},
+      {.name = "cards",
+       .description =
+           "decoding: CARDS (Li et al. 2024), segments cut where the policy's next-token entropy exceeds 5.5 nats (at "
+           "most 16 tokens), 4 candidates per round, the first whose user reward does not fall kept, else 4 more, "
+           "then the best of the 8",
+       .make = make_cards_method,
+       .in_default = false,
+       .group = "decoding"},
+      {.name = "value",
+       .description =
+           "decoding: CD-FUDGE value-guided decoding, top-10 tokens rescored by log p + 1.5 x the user's prefix value "
+           "(a linear map from a prefix's state to its rollouts' final state, fitted on 24 training prompts x 4 "
+           "rollouts, folded with args's reward)",
+       .make = make_value_method,
        .in_default = false,
        .group = "decoding"},
       {.name = "fusion",

@@ -29,8 +29,8 @@ Command add_train_reward(CLI::App& train) {
       "Train a reward model on preference pairs over a frozen backbone's cached features (arm: a LoRA adapter on the "
       "backbone, GenARM's autoregressive reward)");
   auto& o = f->o;
-  app->add_option("--method", o.method, "bt, multi, prm, pal, vpl, linear or arm")
-      ->check(CLI::IsMember({"bt", "multi", "prm", "pal", "vpl", "linear", "arm"}))
+  app->add_option("--method", o.method, "bt, multi, prm, pal, vpl, linear, arm or maxmin")
+      ->check(CLI::IsMember({"bt", "multi", "prm", "pal", "vpl", "linear", "arm", "maxmin"}))
       ->capture_default_str();
   app->add_option("--data", f->data, "Preference pairs, JSON Lines {prompt, chosen, rejected, user_id, dimension}")
       ->required();
@@ -67,8 +67,18 @@ Command add_train_reward(CLI::App& train) {
   app->add_option("--context-pairs", o.fit.context_pairs, "vpl: pairs per user the encoder sees")
       ->capture_default_str();
   app->add_option("--embed-dim", o.fit.embed_dim, "prm: user embedding size")->capture_default_str();
-  app->add_option("--prior-weight", o.fit.prior_weight, "linear: pull toward the population weights")
+  app->add_option("--prior-weight", o.fit.prior_weight,
+                  "linear: pull toward the population weights; maxmin: each group head's L2")
       ->capture_default_str();
+  app->add_option("--groups", o.fit.groups, "maxmin: preference groups K (0: chosen on held-out pairs)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  app->add_option("--max-groups", o.fit.max_groups, "maxmin: the largest K tried when --groups is 0")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app->add_option("--em-restarts", o.fit.em_restarts, "maxmin: random starts of the EM")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app->add_option("--l2", o.l2, "bt, multi: L2 strength (default: picked on held-out pairs)")
       ->check(finite_above(0, true));
   app->add_option("--beta", o.arm.beta, "arm: reward scale β in r = β·Σ log π_r(y_t | x, y_<t)")->capture_default_str();
@@ -124,6 +134,7 @@ Command add_train_reward(CLI::App& train) {
                      {"fit_seconds", r.fit_seconds},
                      {"fit_pairs_per_second", r.pairs_per_second}};
             if (!r.by_dimension.empty()) out["by_dimension"] = by_dimension;
+            if (r.groups > 0) out["groups"] = r.groups, out["valid_loss_by_groups"] = r.valid_loss_by_groups;
             print_json_line(out.dump());
             return 0;
           }};

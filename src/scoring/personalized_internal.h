@@ -58,4 +58,7 @@ std::unique_ptr<PersonalizedReward> load_vpl(const nlohmann::json& meta, const r
 std::unique_ptr<PersonalizedReward> load_linear(const nlohmann::json& meta, const runtime::SafetensorsFile& file,
                                                 const std::filesystem::path& path);
 
+std::unique_ptr<PersonalizedReward> load_maxmin(const nlohmann::json& meta, const runtime::SafetensorsFile& file,
+                                                const std::filesystem::path& path);
+
 }  // namespace palign::scoring::detail

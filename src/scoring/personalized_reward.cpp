@@ -1,5 +1,5 @@
 // The shared part of the personalized reward heads (see personalized_reward.h): input checks, the new-user fit,
-// save/load plumbing and the method table. The methods are in personalized_{prm,pal,vpl,linear}.cpp.
+// save/load plumbing and the method table. The methods are in personalized_{prm,pal,vpl,linear,maxmin}.cpp.
 #include <torch/torch.h>
 
 #include <fstream>
@@ -16,7 +16,7 @@ using nlohmann::json;
 namespace {
 constexpr const char* kFormat = "palign.reward_head";
 constexpr int kVersion = 1;
-constexpr const char* kKnownMethods = "prm, pal, vpl, linear";
+constexpr const char* kKnownMethods = "prm, pal, vpl, linear, maxmin";
 }  // namespace
 
 at::Tensor check_feature_matrix(const at::Tensor& t, const char* what, int64_t dim, const char* where) {
@@ -118,6 +118,7 @@ std::unique_ptr<PersonalizedReward> load_personalized_reward(const fs::path& dir
   if (method == "pal") return detail::load_pal(meta, file, meta_path);
   if (method == "vpl") return detail::load_vpl(meta, file, meta_path);
   if (method == "linear") return detail::load_linear(meta, file, meta_path);
+  if (method == "maxmin") return detail::load_maxmin(meta, file, meta_path);
   PALIGN_THROW(ErrorCode::kInvalidArgument, "[scoring.reward_head.load] ", meta_path.string(), " has method '", method,
                "'; known: ", kKnownMethods);
 }

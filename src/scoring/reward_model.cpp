@@ -26,7 +26,7 @@ constexpr const char* kWhere = "scoring.reward";
 }  // namespace
 
 bool is_personalized_method(const std::string& method) {
-  return method == "prm" || method == "pal" || method == "vpl" || method == "linear";
+  return method == "prm" || method == "pal" || method == "vpl" || method == "linear" || method == "maxmin";
 }
 
 bool is_plain_directory_name(const std::string& name) {

@@ -1,6 +1,6 @@
 // The shared part of the personalized reward heads' fits (see reward_heads.h): options, input validation, the
 // held-out split, the AdamW loop with early stopping and the method table. The fits themselves are in fit_prm.cpp,
-// fit_pal.cpp, fit_vpl.cpp and fit_linear.cpp; the fitted heads in scoring.
+// fit_pal.cpp, fit_vpl.cpp, fit_linear.cpp and fit_maxmin.cpp; the fitted heads in scoring.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -16,7 +16,7 @@
 namespace palign::training {
 
 namespace {
-constexpr const char* kKnownMethods = "prm, pal, vpl, linear";
+constexpr const char* kKnownMethods = "prm, pal, vpl, linear, maxmin";
 }  // namespace
 
 std::string RewardFitOptions::validate() const {
@@ -34,6 +34,9 @@ std::string RewardFitOptions::validate() const {
   if (!(prior_weight > 0 && std::isfinite(prior_weight))) return "prior_weight must be > 0";
   if (adapt_steps < 0) return "adapt_steps must be >= 0";
   if (!(adapt_l2 >= 0 && std::isfinite(adapt_l2))) return "adapt_l2 must be >= 0";
+  if (groups < 0) return "groups must be >= 0 (0: chosen on the held-out pairs)";
+  if (max_groups < 1) return "max_groups must be >= 1";
+  if (em_restarts < 1 || em_iterations < 1) return "em_restarts and em_iterations must be >= 1";
   return {};
 }
 
@@ -199,7 +202,9 @@ FittedReward fit_personalized_reward(const std::string& method, const Preference
                                      const RewardFitOptions& options) {
   using Fit = FittedReward (*)(const detail::PairData&, const RewardFitOptions&);
   static constexpr std::pair<std::string_view, Fit> kFits[] = {
-      {"prm", detail::fit_prm}, {"pal", detail::fit_pal}, {"vpl", detail::fit_vpl}, {"linear", detail::fit_linear}};
+      {"prm", detail::fit_prm},       {"pal", detail::fit_pal},       {"vpl", detail::fit_vpl},
+      {"linear", detail::fit_linear}, {"maxmin", detail::fit_maxmin},
+  };
   for (const auto& [name, fit] : kFits)
     if (name == method) {
       const std::string where = "training." + method + ".fit";

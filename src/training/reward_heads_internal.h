@@ -59,5 +59,6 @@ FittedReward fit_prm(const PairData& data, const RewardFitOptions& options);
 FittedReward fit_pal(const PairData& data, const RewardFitOptions& options);
 FittedReward fit_vpl(const PairData& data, const RewardFitOptions& options);
 FittedReward fit_linear(const PairData& data, const RewardFitOptions& options);
+FittedReward fit_maxmin(const PairData& data, const RewardFitOptions& options);
 
 }  // namespace palign::training::detail

@@ -261,7 +261,7 @@ constexpr RewardMethod kMethods[] = {
     {.name = "bt", .fit = Fit::kClassifier},    {.name = "multi", .fit = Fit::kClassifier, .per_dimension = true},
     {.name = "prm", .fit = Fit::kPersonalized}, {.name = "pal", .fit = Fit::kPersonalized},
     {.name = "vpl", .fit = Fit::kPersonalized}, {.name = "linear", .fit = Fit::kPersonalized, .needs_objectives = true},
-    {.name = "arm", .fit = Fit::kArm},
+    {.name = "arm", .fit = Fit::kArm},          {.name = "maxmin", .fit = Fit::kPersonalized},
 };
 
 const RewardMethod& find_method(const std::string& name) {
@@ -420,6 +420,9 @@ void fit_personalized(const RewardMethod& method, const RewardTrainOptions& opti
   report.valid_accuracy = fitted.report.valid_accuracy;
   report.n_valid = fitted.report.valid_pairs;
   report.n_skipped += fitted.report.skipped_pairs;
+  report.groups = fitted.report.groups;
+  report.valid_loss_by_groups = fitted.report.valid_loss_by_groups;
+  if (report.groups > 0) manifest["groups"] = report.groups;
   manifest["users"] = users;
 }
 
@@ -479,6 +482,8 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
                         {"users", report.n_users},
                         {"train_accuracy", finite_or_null(report.train_accuracy)},
                         {"valid_accuracy", finite_or_null(report.valid_accuracy)},
+                        {"groups", report.groups},
+                        {"valid_loss_by_groups", report.valid_loss_by_groups},
                         {"feature_seconds", report.feature_seconds},
                         {"fit_seconds", report.fit_seconds}};
   write_json_file(options.out / scoring::kRewardManifest, manifest, "training.reward");

@@ -286,6 +286,24 @@ TEST_F(Runner, SameSeedSameFigures) {
   EXPECT_EQ(again.at("methods").size(), 4u);
 }
 
+// maxmin predicts with the user's group and generates by it; maxmin_egal shares its fit, predicts nothing and serves
+// every user the candidate with the best minimum over the groups.
+TEST(RunnerMaxmin, PredictsByGroupAndItsEgalitarianTwinGenerates) {
+  BenchOptions o = small_options();
+  o.methods = {"maxmin", "maxmin_egal"};
+  const json r = to_json(run_bench(o));
+  const json* seen0 = find_row(r.at("accuracy"), "maxmin", 0, "seen");
+  const json* seen16 = find_row(r.at("accuracy"), "maxmin", 16, "seen");
+  ASSERT_TRUE(seen0 && seen16);
+  EXPECT_EQ(find_row(r.at("accuracy"), "maxmin_egal", 16, "seen"), nullptr);
+  std::printf("maxmin accuracy @16 (seen) %.3f\n", seen16->at("mean").at("value").get<double>());
+  for (const char* m : {"maxmin", "maxmin_egal"}) {
+    const json* row = find_row(r.at("generation"), m);
+    ASSERT_NE(row, nullptr) << m;
+    EXPECT_TRUE(std::isfinite(row->at("utility").at("value").get<double>())) << m;
+  }
+}
+
 // The opt-in GenARM method trains its per-dimension adapters inside the bench (which runs in inference mode) and
 // reports like the others.
 TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {
@@ -310,7 +328,7 @@ TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {
 TEST(RunnerOptIn, DecodingGroupRunsEveryStrategy) {
   const auto names = expand_method_names({"decoding", "bt"});
   EXPECT_EQ(names, (std::vector<std::string>{"steer", "steer_bipo", "prompt", "contrast", "greedy", "args",
-                                             "args_greedy", "cd_block", "fusion", "proxy", "bt"}));
+                                             "args_greedy", "cd_block", "cards", "value", "fusion", "proxy", "bt"}));
   BenchOptions o = small_options();
   o.methods = {"decoding"};
   o.dataset.population.n_users = 8;

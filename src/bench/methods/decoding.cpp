@@ -11,6 +11,13 @@
 //   contrast  the same statement as contrastive context, l_with + λ · (l_with − l_without).
 //   args      ARGS with the user's reward folded into a sequence-classification head on the last token's features.
 //   cd_block  block-wise controlled decoding by the user's reward.
+//   cards     CARDS: segments cut where the policy's next-token entropy rises, each accepted when the user's reward of
+//             the text with it is at least the text's before, else resampled (rerank.h).
+//   value     CD-FUDGE value-guided decoding: ARGS's rule over a prefix value model. The policy's rollouts from the
+//             training prompts fit a linear map M from a prefix's final state to the expected final state of the whole
+//             text (training/value_trainer.h, one output per feature); since the user's reward is linear in that
+//             final state (args's reward, coefficients c_u), the user's value head is c_uᵀ M: one fit serves every
+//             user, exactly under that linearity.
 //   fusion    GenARM: log π_base + (1/β) Σ_k w̃_uk · log π_arm,k over per-dimension ARM LoRA adapters, one batched
 //             pass of K + 1 rows (opt-in: trains the adapters).
 //   proxy     proxy-tuning toward the user's strongest dimension: base + α · (π_arm,k − base), the sign of w_uk
@@ -34,6 +41,7 @@
 #include "palign/scoring/tokenize.h"
 #include "palign/training/arm_trainer.h"
 #include "palign/training/steering_trainer.h"
+#include "palign/training/value_trainer.h"
 
 namespace palign::bench {
 
@@ -44,14 +52,20 @@ constexpr double kContrastLambda = 1.0;
 constexpr int64_t kArgsK = 10;
 constexpr double kArgsW = 1.5;
 constexpr int64_t kCdK = 4, kCdBlock = 8;
+constexpr int64_t kCardsK = 4, kCardsRounds = 2, kCardsSegment = 16;
+constexpr double kCardsEntropy = 5.5;  // about the default model's 90th percentile (decoding_bench)
+constexpr int64_t kValueK = 10, kValueRollouts = 4, kValuePrompts = 24;
+constexpr double kValueBeta = 1.5;
 constexpr double kProxyAlpha = 1.0;
 constexpr size_t kMaxDocs = 2;
 
 // What the bench's dimension names ask for, in words a statement can use.
 std::string phrase(const std::string& dimension) {
-  static const std::map<std::string, std::string> kWords = {
-      {"humour", "jokes"},          {"length", "long answers"},       {"positivity", "cheerful words"},
-      {"reading_ease", "simple words"}, {"questions", "questions"}};
+  static const std::map<std::string, std::string> kWords = {{"humour", "jokes"},
+                                                            {"length", "long answers"},
+                                                            {"positivity", "cheerful words"},
+                                                            {"reading_ease", "simple words"},
+                                                            {"questions", "questions"}};
   if (dimension.rfind("topic.", 0) == 0) return dimension.substr(6);
   const auto it = kWords.find(dimension);
   return it != kWords.end() ? it->second : dimension;
@@ -67,7 +81,8 @@ std::string statement_of(const std::vector<std::string>& dimensions, const std::
   for (size_t i = 0; i < 2 && i < order.size() && w[order[i]] > 0; ++i)
     likes += (likes.empty() ? "" : " and ") + phrase(dimensions[order[i]]);
   if (!likes.empty()) text = "I like " + likes + ".";
-  if (w[order.back()] < 0) text += (text.empty() ? "" : " ") + ("I do not like " + phrase(dimensions[order.back()]) + ".");
+  if (w[order.back()] < 0)
+    text += (text.empty() ? "" : " ") + ("I do not like " + phrase(dimensions[order.back()]) + ".");
   return text;
 }
 
@@ -311,6 +326,96 @@ class CdBlockMethod final : public DecodingMethod {
   }
 };
 
+class CardsMethod final : public DecodingMethod {
+ public:
+  Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.cards_k = kCardsK;
+    setup.options.cards_rounds = kCardsRounds;
+    setup.options.cards_segment = kCardsSegment;
+    setup.options.cards_entropy = kCardsEntropy;
+    setup.inputs.reward = [&](const std::string& prompt_text, const std::vector<std::string>& responses) {
+      return profile_->rewards(user, prompt_text, responses, ctx);
+    };
+    auto strategy = decoding::make_strategy("cards", setup);
+    const auto r = strategy->generate(request_of(ctx, prompt, seed_of(ctx, "cards", user.id + prompt)));
+    return response_of(r.at(0), strategy->cost());  // each round's batched steps (rejected ones too), scoring passes
+  }
+  std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
+                                       MethodContext& ctx) override {
+    return Method::generate_batch(users, prompt, ctx);
+  }
+};
+
+class ValueMethod final : public DecodingMethod {
+ public:
+  ValueMethod() : reward_(make_last_token_linear_method()) {}
+  Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.options.value_k = kValueK;
+    setup.options.value_beta = kValueBeta;
+    setup.inputs.reward_classifier = &value_model(user, ctx);
+    auto strategy = decoding::make_strategy("value", setup);
+    const auto r = strategy->generate(request_of(ctx, prompt, seed_of(ctx, "value", user.id + prompt)));
+    return response_of(r.at(0), strategy->cost());  // the policy's and the value model's pass per token
+  }
+  std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
+                                       MethodContext& ctx) override {
+    return Method::generate_batch(users, prompt, ctx);
+  }
+
+ private:
+  void fit_strategy(const FitData& data, MethodContext& ctx) override {
+    values_.clear();
+    reward_->fit(data, ctx);
+    if (!map_.defined()) map_ = fit_map(data, ctx);  // the policy never changes: one fit for every budget
+  }
+
+  // M [D, D]: a prefix's final state to the expected final state of the whole rollout.
+  static at::Tensor fit_map(const FitData& data, MethodContext& ctx) {
+    std::vector<std::string> texts;
+    for (const auto& pairs : data.dimension_pairs)
+      for (const auto& p : pairs)
+        if (std::find(texts.begin(), texts.end(), p.prompt) == texts.end() && std::ssize(texts) < kValuePrompts)
+          texts.push_back(p.prompt);
+    std::vector<std::vector<int64_t>> prompts;
+    for (const auto& t : texts) prompts.push_back(encode_prompt(ctx.tokenizer(), t));
+    training::ValueOptions o;
+    o.rollouts = kValueRollouts;
+    o.generate = sampling_options(ctx, derive_seed(ctx.seed(), "value.rollouts"));
+    const training::RolloutReward none = [](int64_t, const std::vector<std::vector<int64_t>>& r) {
+      return std::vector<std::vector<double>>(r.size(), {0.0});
+    };
+    training::ValueRollouts rollouts = training::sample_value_rollouts(ctx.model(), &ctx.tokenizer(), prompts, none, o);
+    // Each rollout's "rewards" are its final state: the last token's, or the one before a closing stop token (the
+    // reward reads the text, which drops it).
+    std::vector<at::Tensor> finals;
+    for (size_t i = 0; i < rollouts.ids.size(); ++i) {
+      const auto& ids = rollouts.ids[i];
+      const bool stopped =
+          std::find(o.generate.stop_ids.begin(), o.generate.stop_ids.end(), ids.back()) != o.generate.stop_ids.end();
+      const int64_t last = static_cast<int64_t>(ids.size()) - (stopped && ids.size() > 1 ? 2 : 1);
+      finals.push_back(rollouts.features[i][last].to(at::kDouble));
+    }
+    rollouts.rewards = at::stack(finals);
+    return training::fit_value(rollouts, static_cast<int64_t>(prompts.size()), o).head.to(at::kDouble);
+  }
+
+  // The user's value head c_uᵀ M on the policy's backbone; cached per user and budget.
+  const runtime::Model& value_model(const UserData& user, MethodContext& ctx) {
+    const std::string key = user.id + "#" + std::to_string(user.pairs.size());
+    if (const auto it = values_.find(key); it != values_.end()) return *it->second;
+    std::vector<double> coef = dynamic_cast<DimensionWeights&>(*reward_).feature_coefficients(user, ctx);
+    if (coef.empty()) coef.assign(static_cast<size_t>(map_.size(0)), 0.0);
+    const at::Tensor head = at::tensor(coef, at::kDouble).unsqueeze(0).matmul(map_).to(at::kFloat);
+    return *values_.emplace(key, runtime::classifier_on_backbone(ctx.model(), head)).first->second;
+  }
+
+  std::unique_ptr<Method> reward_;  // args's reward: also a DimensionWeights
+  at::Tensor map_;
+  std::map<std::string, std::unique_ptr<runtime::Model>> values_;
+};
+
 // fusion and proxy: per-dimension ARM adapters (GenARM), trained once (the dimension pairs never change).
 class ArmDecodingMethod : public DecodingMethod {
  public:
@@ -411,6 +516,8 @@ std::unique_ptr<Method> make_contrast_method() { return std::make_unique<Contras
 std::unique_ptr<Method> make_args_method() { return std::make_unique<ArgsMethod>(/*greedy=*/false); }
 std::unique_ptr<Method> make_args_greedy_method() { return std::make_unique<ArgsMethod>(/*greedy=*/true); }
 std::unique_ptr<Method> make_cd_block_method() { return std::make_unique<CdBlockMethod>(); }
+std::unique_ptr<Method> make_cards_method() { return std::make_unique<CardsMethod>(); }
+std::unique_ptr<Method> make_value_method() { return std::make_unique<ValueMethod>(); }
 std::unique_ptr<Method> make_fusion_method() { return std::make_unique<FusionMethod>(); }
 std::unique_ptr<Method> make_proxy_method() { return std::make_unique<ProxyMethod>(); }
 

@@ -1,9 +1,10 @@
-// The personalized reward models of the training module as bench methods: `prm`, `pal`, `vpl` on the backbone's
-// pooled features, and `multi_linear`, per-user weights over the K scores of a multi-objective model (one linear
-// Bradley–Terry head per named dimension, fitted on the per-dimension pairs). Each is fitted on every seen user's
-// pairs with the user's identity; a seen user is served by their fitted state, an unseen user by the state inferred
-// from the pairs they bring (none: the generic / population state). Predicts σ(r_u(a) − r_u(b)); generates best-of-N
-// over the pooled samples by r_u.
+// The personalized reward models of the training module as bench methods: `prm`, `pal`, `vpl`, `maxmin` on the
+// backbone's pooled features (`maxmin_egal`: maxmin's fit, every user served by the egalitarian reward), and
+// `multi_linear`, per-user weights over the K scores of a multi-objective model (one linear Bradley–Terry head per
+// named dimension, fitted on the per-dimension pairs). Each is fitted on every seen user's pairs with the user's
+// identity; a seen user is served by their fitted state, an unseen user by the state inferred from the pairs they bring
+// (none: the generic / population state). Predicts σ(r_u(a) − r_u(b)); generates best-of-N over the pooled samples by
+// r_u.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -86,8 +87,10 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
         pal_mixture_(std::move(pal_mixture)),
         spec_(std::move(spec)),
         cross_fit_(cross_fit) {}
-  bool predicts() const override { return true; }
+  bool predicts() const override { return !egalitarian_; }  // the egalitarian variant predicts as its twin does
   bool generates() const override { return true; }
+  // Generate for every user by the generic state instead of theirs (maxmin: the minimum over the groups).
+  void set_egalitarian() { egalitarian_ = true; }
 
   void fit(const FitData& data, MethodContext& ctx) override {
     model_.reset();
@@ -220,7 +223,8 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
     } else {
       for (const auto& r : pool) rows.push_back(input(prompt, r.text, ctx));
     }
-    const at::Tensor scores = model_->score(to_tensor_rows(rows), state(user, ctx));
+    const at::Tensor scores =
+        model_->score(to_tensor_rows(rows), egalitarian_ ? model_->new_user_state({}, {}) : state(user, ctx));
     size_t i = 0;
     return best_of_pool(
         pool, [&](const Response&) { return static_cast<double>(scores[static_cast<int64_t>(i++)].item<float>()); },
@@ -340,8 +344,9 @@ class PersonalRewardMethod final : public Method, public DimensionWeights {
   std::string head_;
   Inputs inputs_;
   bool multi_;
-  std::string pal_mixture_;                 // pal: "simplex" or "signed"
-  std::string spec_;                        // the features read ("": the run's)
+  std::string pal_mixture_;  // pal: "simplex" or "signed"
+  std::string spec_;         // the features read ("": the run's)
+  bool egalitarian_ = false;
   bool cross_fit_;
   std::vector<runtime::LoraAdapter> arms_;  // kArms: one per dimension
   double beta_ = 1.0;
@@ -395,6 +400,14 @@ std::unique_ptr<Method> make_pal_signed_method() {
   return std::make_unique<PersonalRewardMethod>("pal", Inputs::kFeatures, "signed");
 }
 std::unique_ptr<Method> make_vpl_method() { return std::make_unique<PersonalRewardMethod>("vpl", Inputs::kFeatures); }
+std::unique_ptr<Method> make_maxmin_method() {
+  return std::make_unique<PersonalRewardMethod>("maxmin", Inputs::kFeatures);
+}
+std::unique_ptr<Method> make_maxmin_egalitarian_method() {
+  auto m = std::make_unique<PersonalRewardMethod>("maxmin", Inputs::kFeatures);
+  m->set_egalitarian();
+  return m;
+}
 std::vector<runtime::LoraAdapter> fit_dimension_arms(const FitData& data, MethodContext& ctx, double* beta) {
   c10::InferenceMode training_mode(false);
   training::PairTrainOptions o;

@@ -17,9 +17,8 @@
 #include <map>
 #include <memory>
 
-#include "palign/bench/rng.h"
-
 #include "methods.h"
+#include "palign/bench/rng.h"
 #include "palign/decoding/strategies.h"
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "methods.h"
-#include "palign/training/linear_bt.h"
 #include "palign/bench/users.h"
+#include "palign/training/linear_bt.h"
 
 namespace palign::bench {
 

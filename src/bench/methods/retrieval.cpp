@@ -7,9 +7,9 @@
 #include <numeric>
 
 #include "methods.h"
-#include "palign/decoding/prompting.h"
 #include "palign/bench/rng.h"
 #include "palign/bench/users.h"
+#include "palign/decoding/prompting.h"
 #include "palign/runtime/config.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"

@@ -51,7 +51,7 @@ runtime::GenerateResult cd_block(const runtime::Model& model, const runtime::Tok
 // text so far's reward + margin; at most `rounds` rounds per segment.
 struct CardsOptions {
   int64_t k = 4;
-  double entropy = 3.0;
+  double entropy = 5.5;
   double margin = 0.0;
   int64_t rounds = 3;
   int64_t max_segment = 16;

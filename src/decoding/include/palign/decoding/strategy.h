@@ -82,7 +82,7 @@ struct StrategyOptions {
   int64_t args_k = 10;             // args
   double args_w = 1.0;             // args
   int64_t cards_k = 4;             // cards
-  double cards_entropy = 3.0;      // cards
+  double cards_entropy = 5.5;      // cards
   double cards_margin = 0.0;       // cards
   int64_t cards_rounds = 3;        // cards
   int64_t cards_segment = 16;      // cards

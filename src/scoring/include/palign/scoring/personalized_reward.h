@@ -7,6 +7,8 @@
 //   vpl    — variational preference learning (Poddar et al. 2024): a set encoder maps a user's labelled pairs to a
 //            Gaussian latent z, and r = (w + B z)·x + v·tanh(W [x; z] + b).
 //   linear — per-user MAP Bradley–Terry weights over K features with a Gaussian prior at the population weights.
+//   maxmin — MaxMin-RLHF (Chakraborty et al. 2024): K Bradley–Terry heads w_k·x, each user in one group (hard EM);
+//            without pairs, the egalitarian min_k w_k·x.
 // Saved as DIR/reward_head.safetensors + DIR/reward_head.json ({"format": "palign.reward_head", "version": 1,
 // "method", "dim", "n_users", the method's hyper-parameters}).
 #pragma once
@@ -23,7 +25,7 @@ namespace palign::scoring {
 
 // A fitted personalized reward head. Not copyable; the methods are const and thread-compatible. A user's state is a
 // 1-D float32 tensor whose meaning depends on the method: prm e_u [E], pal α_u [P] (on the simplex), vpl z [Z],
-// linear w_u [D].
+// linear w_u [D], maxmin a one-hot [K] of the user's group (all zeros: the generic user, scored min_k w_k·x).
 class PersonalizedReward {
  public:
   PersonalizedReward(int64_t dim, int64_t n_users) : dim_(dim), n_users_(n_users) {}
@@ -31,7 +33,7 @@ class PersonalizedReward {
   PersonalizedReward& operator=(const PersonalizedReward&) = delete;
   virtual ~PersonalizedReward() = default;
 
-  virtual std::string method() const = 0;       // "prm", "pal", "vpl", "linear"
+  virtual std::string method() const = 0;       // "prm", "pal", "vpl", "linear", "maxmin"
   int64_t dim() const { return dim_; }          // D
   int64_t n_users() const { return n_users_; }  // seen users
 
@@ -63,6 +65,10 @@ at::Tensor check_feature_matrix(const at::Tensor& t, const char* what, int64_t d
 // prm: w [D], mix = B [D, E], embed [U + 1, E] (row U: the generic user).
 struct PrmParams {
   at::Tensor w, mix, embed;
+};
+// maxmin: heads [K, D] float32, assignment [U] int64 (each seen user's group).
+struct MaxminParams {
+  at::Tensor heads, assignment;
 };
 // pal: prototypes [P, D], logits [U, P].
 struct PalParams {
@@ -96,6 +102,8 @@ std::unique_ptr<PersonalizedReward> make_pal_reward(PalParams params, NewUserFit
 // user_z [U, Z]: the seen users' latents. kl_weight and context_pairs are the fit's, kept with the head.
 std::unique_ptr<PersonalizedReward> make_vpl_reward(VplParams params, at::Tensor user_z, double kl_weight,
                                                     int64_t context_pairs);
+// Throws kInvalidArgument for a user's group outside [0, K).
+std::unique_ptr<PersonalizedReward> make_maxmin_reward(MaxminParams params);
 // w_pop [D], w_users [U, D]; prior_weight λ of a new user's MAP fit.
 std::unique_ptr<PersonalizedReward> make_linear_reward(at::Tensor w_pop, at::Tensor w_users, double prior_weight);
 

@@ -16,7 +16,7 @@
 namespace palign::runtime {
 class Tokenizer;
 struct ModelConfig;
-}
+}  // namespace palign::runtime
 
 namespace palign::training {
 

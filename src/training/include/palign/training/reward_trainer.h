@@ -12,6 +12,8 @@
 //   prm, pal, vpl  personalized heads on pooled backbone features (options.features, written to the manifest's
 //          "features"; training/reward_heads.h): reward_head.json + reward_head.safetensors.
 //   linear per-user MAP weights over the K scores of a `multi` model (--objectives DIR), population prior.
+//   maxmin MaxMin-RLHF's K Bradley–Terry heads by hard EM over users (K chosen on held-out pairs unless
+//          fit.groups), on pooled features as prm: reward_head.json + reward_head.safetensors.
 //   arm    GenARM's autoregressive reward (training/arm_trainer.h): one LoRA adapter on the backbone per "dimension",
 //          trained end to end (no feature cache), in PEFT's directory layout.
 // Every directory has palign_reward.json: {"format": "palign.reward", "version": 1, "method", "backbone",
@@ -38,7 +40,7 @@ class Model;
 namespace palign::training {
 
 struct RewardTrainOptions {
-  std::string method = "bt";  // bt, multi, prm, pal, vpl, linear, arm
+  std::string method = "bt";  // bt, multi, prm, pal, vpl, linear, arm, maxmin
   std::filesystem::path data, backbone, out;
   std::filesystem::path feature_cache;  // where backbone features persist ("" = memory only)
   std::filesystem::path objectives;     // linear: a `multi` reward directory on the same backbone
@@ -68,7 +70,9 @@ struct RewardTrainReport {
   };
   std::map<std::string, HeadAccuracy> by_dimension;  // multi: each head's own
   double feature_seconds = 0, fit_seconds = 0;
-  double pairs_per_second = 0;  // fit only, features cached
+  double pairs_per_second = 0;               // fit only, features cached
+  int64_t groups = 0;                        // maxmin: K
+  std::vector<double> valid_loss_by_groups;  // maxmin: the held-out loss at K = 1, 2, ... (K chosen)
 };
 
 // Trains and writes out. Throws kInvalidArgument for an unknown method, data the method cannot use (no user_id for a
