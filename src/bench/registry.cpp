@@ -154,6 +154,14 @@ const std::vector<MethodInfo>& method_registry() {
        .make = make_value_method,
        .in_default = false,
        .group = "decoding"},
+      {.name = "correct",
+       .description =
+           "decoding: MetaAligner, the sampled draft rewritten by a corrector adapter told the user's two strongest "
+           "dimensions in words (SFT on 64 pairs per dimension, the rejected answer in, the chosen out; trains the "
+           "corrector)",
+       .make = make_correct_method,
+       .in_default = false,
+       .group = "decoding"},
       {.name = "fusion",
        .description =
            "decoding: GenARM / MOD logit fusion, log p_base + sum_k w_k log p_arm,k over per-dimension ARM LoRA "

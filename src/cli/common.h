@@ -47,6 +47,7 @@ Command add_train_reward(CLI::App& train);
 Command add_train_steer(CLI::App& train);
 Command add_train_policy(CLI::App& train);
 Command add_train_value(CLI::App& train);
+Command add_train_corrector(CLI::App& train);
 // Under `palign eval`:
 Command add_eval_perplexity(CLI::App& eval);
 Command add_eval_reward(CLI::App& eval);

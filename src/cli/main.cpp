@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   commands.push_back(cli::add_train_steer(*train));
   commands.push_back(cli::add_train_policy(*train));
   commands.push_back(cli::add_train_value(*train));
+  commands.push_back(cli::add_train_corrector(*train));
   CLI::App* eval = app.add_subcommand("eval", "Evaluate models");
   eval->require_subcommand(1);
   commands.push_back(cli::add_eval_perplexity(*eval));

@@ -33,6 +33,7 @@ std::unique_ptr<Strategy> make_contrast_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_args_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_cards_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_value_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_correct_strategy(const StrategySetup& setup);
 
 namespace {
 
@@ -51,10 +52,12 @@ constexpr StrategyInfo kStrategies[] = {
      make_cards_strategy},
     {"value", "value-guided decoding (CD-FUDGE, VAS): the policy's top-k tokens reweighted by exp(beta * V(prefix))",
      make_value_strategy},
+    {"correct", "a draft rewritten by a learned corrector (Aligner; MetaAligner: toward the user's objectives)",
+     make_correct_strategy},
 };
 
 // Which strategies read the profile (--user-profile).
-constexpr const char* kProfileStrategies = "prompt|best_of_n|cd_block|fusion|steer|contrast|args|cards|value";
+constexpr const char* kProfileStrategies = "prompt|best_of_n|cd_block|fusion|steer|contrast|args|cards|value|correct";
 
 bool belongs(const std::string& name, const std::string& strategies) {
   return ("|" + strategies + "|").find("|" + name + "|") != std::string::npos;

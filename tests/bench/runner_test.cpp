@@ -327,8 +327,9 @@ TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {
 // args_greedy is paired with greedy decoding, its own base.
 TEST(RunnerOptIn, DecodingGroupRunsEveryStrategy) {
   const auto names = expand_method_names({"decoding", "bt"});
-  EXPECT_EQ(names, (std::vector<std::string>{"steer", "steer_bipo", "prompt", "contrast", "greedy", "args",
-                                             "args_greedy", "cd_block", "cards", "value", "fusion", "proxy", "bt"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"steer", "steer_bipo", "prompt", "contrast", "greedy", "args", "args_greedy",
+                                      "cd_block", "cards", "value", "correct", "fusion", "proxy", "bt"}));
   BenchOptions o = small_options();
   o.methods = {"decoding"};
   o.dataset.population.n_users = 8;

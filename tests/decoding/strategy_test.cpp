@@ -22,6 +22,7 @@
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/tokenizer.h"
+#include "palign/scoring/corrector.h"
 #include "palign/scoring/reward_model.h"
 #include "temp_dir.h"
 #include "test_util.h"
@@ -31,6 +32,26 @@ using palign::test::error_code_of;
 namespace fs = std::filesystem;
 
 namespace {
+
+// A corrector directory in dir: a LoRA adapter on model with random B matrices (so it changes the outputs) and the
+// corrector manifest (objectives: whether it was trained to be told what to correct toward).
+fs::path write_corrector(const runtime::Model& model, const fs::path& dir, bool objectives) {
+  runtime::LoraConfig lc;
+  lc.r = 4;
+  lc.base_model = test::hf_model("llama").string();
+  auto adapter = runtime::LoraAdapter::init(model.config(), lc, 5);
+  at::manual_seed(5);
+  for (int64_t l = 0; l < model.config().n_layer; ++l)
+    for (auto kind : {runtime::LinearKind::kQ, runtime::LinearKind::kV}) {
+      auto b = adapter.lora_b(l, kind);
+      b.copy_(at::randn(b.sizes()) * 0.5);
+    }
+  const fs::path out = dir / (objectives ? "corrector_meta" : "corrector");
+  adapter.save(out);
+  std::ofstream(out / "palign_corrector.json")
+      << nlohmann::json{{"format", "palign.corrector"}, {"version", 1}, {"objectives", objectives}}.dump();
+  return out;
+}
 
 // Each registered strategy's options on the llama fixture (files go to dir).
 std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& dir)>> setups(
@@ -107,6 +128,13 @@ std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& di
          o.cards_segment = 2;
          o.cards_rounds = 2;
          o.cards_margin = 0.01;
+         return o;
+       }},
+      {"correct",
+       [&model](const fs::path& dir) {
+         Options o;
+         o.corrector = write_corrector(model, dir, true).string();
+         o.correct_toward = "humour";
          return o;
        }},
       {"value",
@@ -230,7 +258,7 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   setup.profile = &profile;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("sample", setup); }), ErrorCode::kInvalidArgument);
   setup.profile = nullptr;
-  for (const char* name : {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args", "cards", "value"})
+  for (const char* name : {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args", "cards", "value", "correct"})
     EXPECT_EQ(error_code_of([&] { decoding::make_strategy(name, setup); }), ErrorCode::kInvalidArgument) << name;
   {  // cards' own knobs, each refused with its flag's name
     decoding::StrategySetup cards = setup;
@@ -439,6 +467,48 @@ TEST(Strategy, ValueFoldsAMultiLabelValueModelByTheProfilesWeights) {
   options.value = (dir / "no_such_value").string();
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("value", setup_of(*model, dir, tok, options, &profile)); }),
             ErrorCode::kNotFound);
+}
+
+// correct against its naive twin: the plain sampler's draft, then the corrector's answer to scoring::corrector_prompt
+// of the question and that draft, decoded by a separate model with the corrector merged into its weights. A corrector
+// trained with objectives is told the profile's two strongest positive dimensions, strongest first.
+TEST(Strategy, CorrectRewritesTheDraftWithTheCorrector) {
+  const fs::path dir = test::hf_model("llama");
+  const auto model = runtime::Model::load(dir);
+  const auto tok = runtime::Tokenizer::from_dir(dir);
+  const test::TempDir tmp("strategy_correct");
+  const fs::path corrector = write_corrector(*model, tmp.path(), true);
+  const auto merged = runtime::merge_lora(*model, runtime::LoraAdapter::load(corrector, model->config()));
+  const decoding::Personalization profile = profile_of({{"length", 0.4}, {"humour", 0.9}, {"topic.food", -2.0}});
+  decoding::StrategyOptions options;
+  options.corrector = corrector.string();
+  const auto strategy = decoding::make_strategy("correct", setup_of(*model, dir, tok, options, &profile));
+  decoding::StrategyRequest request = request_of(tok, 1);
+  request.options.max_new_tokens = 6;
+  request.options.sampling.greedy = true;
+  const auto out = strategy->generate(request);
+  const auto draft = runtime::generate(*model, &tok, request.prompt, request.options)[0];
+  const std::string text = scoring::corrector_prompt("The cat", draft.text, {"humour", "length"});
+  EXPECT_NE(text.find("(more humour, length)"), std::string::npos);
+  const auto twin = runtime::generate(*merged, &tok, decoding::encode_prompt(tok, text), request.options)[0];
+  std::printf("correct: draft '%s' corrected to '%s' (twin '%s')\n", draft.text.c_str(), out[0].text.c_str(),
+              twin.text.c_str());
+  EXPECT_EQ(out[0].ids, twin.ids);
+  EXPECT_NE(out[0].ids, draft.ids);
+  ASSERT_EQ(strategy->notes().size(), 1u);
+  EXPECT_EQ(strategy->notes()[0], "corrected toward humour, length");
+  EXPECT_EQ(strategy->cost().tokens, static_cast<int64_t>(draft.ids.size() + out[0].ids.size()));
+
+  // Bad inputs: no corrector, a directory without the manifest, objectives named to a corrector trained without.
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("correct", setup_of(*model, dir, tok)); }),
+            ErrorCode::kInvalidArgument);
+  options.corrector = dir.string();
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("correct", setup_of(*model, dir, tok, options)); }),
+            ErrorCode::kNotFound);
+  options.corrector = write_corrector(*model, tmp.path(), false).string();
+  options.correct_toward = "humour";
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("correct", setup_of(*model, dir, tok, options)); }),
+            ErrorCode::kInvalidArgument);
 }
 
 // Nothing is dropped without a word: liked responses that do not fit the context and history pairs of other users

@@ -18,6 +18,9 @@
 //             text (training/value_trainer.h, one output per feature); since the user's reward is linear in that
 //             final state (args's reward, coefficients c_u), the user's value head is c_uᵀ M: one fit serves every
 //             user, exactly under that linearity.
+//   correct   MetaAligner: the policy's draft rewritten by a corrector adapter (SFT on the per-dimension pairs, the
+//             rejected answer and the dimension's words in, the chosen one out) told the user's two strongest
+//             dimensions (opt-in: trains the corrector).
 //   fusion    GenARM: log π_base + (1/β) Σ_k w̃_uk · log π_arm,k over per-dimension ARM LoRA adapters, one batched
 //             pass of K + 1 rows (opt-in: trains the adapters).
 //   proxy     proxy-tuning toward the user's strongest dimension: base + α · (π_arm,k − base), the sign of w_uk
@@ -40,6 +43,8 @@
 #include "palign/scoring/steering_vectors.h"
 #include "palign/scoring/tokenize.h"
 #include "palign/training/arm_trainer.h"
+#include "palign/training/corrector_trainer.h"
+#include "palign/training/policy_trainer.h"
 #include "palign/training/steering_trainer.h"
 #include "palign/training/value_trainer.h"
 
@@ -56,6 +61,7 @@ constexpr int64_t kCardsK = 4, kCardsRounds = 2, kCardsSegment = 16;
 constexpr double kCardsEntropy = 5.5;  // about the default model's 90th percentile (decoding_bench)
 constexpr int64_t kValueK = 10, kValueRollouts = 4, kValuePrompts = 24;
 constexpr double kValueBeta = 1.5;
+constexpr size_t kCorrectorPairs = 64;
 constexpr double kProxyAlpha = 1.0;
 constexpr size_t kMaxDocs = 2;
 
@@ -416,6 +422,57 @@ class ValueMethod final : public DecodingMethod {
   std::map<std::string, std::unique_ptr<runtime::Model>> values_;
 };
 
+// correct: MetaAligner's corrector, a LoRA adapter trained once (SFT, the dimension pairs never change) on the first
+// kCorrectorPairs pairs of each dimension, the rejected answer and the dimension's words in, the chosen answer out;
+// each user's draft corrected toward their two strongest positive dimensions.
+class CorrectMethod final : public DecodingMethod {
+ public:
+  Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
+    const decoding::Personalization profile = personalization(user, dimensions_, unit_weights(user, ctx));
+    const auto r = strategy_->generate(request_of(ctx, prompt, seed_of(ctx, "correct", user.id + prompt), &profile));
+    return response_of(r.at(0), strategy_->cost());  // the draft's and the correction's tokens
+  }
+  std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
+                                       MethodContext& ctx) override {
+    return Method::generate_batch(users, prompt, ctx);
+  }
+
+ private:
+  void fit_strategy(const FitData& data, MethodContext& ctx) override {
+    if (!corrector_) {
+      c10::InferenceMode training_mode(false);
+      std::vector<scoring::PreferenceRecord> records;
+      for (size_t k = 0; k < data.dimension_pairs.size(); ++k)
+        for (size_t i = 0; i < data.dimension_pairs[k].size() && i < kCorrectorPairs; ++i) {
+          const PairText& p = data.dimension_pairs[k][i];
+          if (p.chosen == p.rejected) continue;
+          scoring::PreferenceRecord r;
+          r.prompt = p.prompt;
+          r.chosen = p.chosen;
+          r.rejected = p.rejected;
+          r.dimension = data.dimensions[k];
+          records.push_back(std::move(r));
+        }
+      training::PolicyTrainOptions o;
+      o.loss = training::PolicyLoss::kSft;
+      o.fit.seed = ctx.seed();
+      o.fit.max_tokens = ctx.model().config().max_position;
+      std::vector<training::SequencePair> pairs;
+      for (const auto& r : training::corrector_records(records, /*objectives=*/true))
+        pairs.push_back(training::tokenize_pair(ctx.tokenizer(), r.prompt, r.chosen, r.rejected, o.fit.max_tokens));
+      corrector_ = runtime::LoraAdapter::init(ctx.model().config(), o.fit.lora, o.fit.seed);
+      if (!pairs.empty()) training::fit_policy_adapter(ctx.model(), *corrector_, pairs, o);
+    }
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.inputs.corrector = &*corrector_;
+    setup.inputs.corrector_objectives = true;
+    strategy_ = decoding::make_strategy("correct", setup);
+  }
+
+  std::optional<runtime::LoraAdapter> corrector_;
+  std::unique_ptr<decoding::Strategy> strategy_;
+};
+
 // fusion and proxy: per-dimension ARM adapters (GenARM), trained once (the dimension pairs never change).
 class ArmDecodingMethod : public DecodingMethod {
  public:
@@ -518,6 +575,7 @@ std::unique_ptr<Method> make_args_greedy_method() { return std::make_unique<Args
 std::unique_ptr<Method> make_cd_block_method() { return std::make_unique<CdBlockMethod>(); }
 std::unique_ptr<Method> make_cards_method() { return std::make_unique<CardsMethod>(); }
 std::unique_ptr<Method> make_value_method() { return std::make_unique<ValueMethod>(); }
+std::unique_ptr<Method> make_correct_method() { return std::make_unique<CorrectMethod>(); }
 std::unique_ptr<Method> make_fusion_method() { return std::make_unique<FusionMethod>(); }
 std::unique_ptr<Method> make_proxy_method() { return std::make_unique<ProxyMethod>(); }
 

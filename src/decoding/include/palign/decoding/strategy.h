@@ -12,6 +12,7 @@
 //   args       ARGS: the policy's top-k tokens rescored by a reward model
 //   cards      CARDS: segment-level rejection sampling by a reward model (rerank.h)
 //   value      value-guided decoding: ARGS's rule over a prefix value model (training/value_trainer.h)
+//   correct    a draft rewritten by a learned corrector (training/corrector_trainer.h)
 //
 // Adding a strategy: a file strategy_<name>.cpp with its class and factory, one line in the registry table
 // (strategy.cpp), and its options as fields of StrategyOptions when it has new ones.
@@ -89,6 +90,8 @@ struct StrategyOptions {
   std::string value;               // value
   int64_t value_k = 10;            // value
   double value_beta = 1.0;         // value
+  std::string corrector;           // correct
+  std::string correct_toward;      // correct
   // Append new fields here and in visit_fields.
 
   // Options from a JSON object (what the server receives): keys are the field names, with '-' or '_' (best_of or
@@ -143,6 +146,11 @@ struct StrategyOptions {
     v("value", value, "value: a prefix value model (palign train value)", "value");
     v("value-k", value_k, "value: candidate tokens per step (top-k of the policy)", "value");
     v("value-beta", value_beta, "value: beta in log p + beta * V(prefix + token)", "value");
+    v("corrector", corrector, "correct: a corrector adapter (palign train corrector)", "correct");
+    v("correct-toward", correct_toward,
+      "correct: comma-separated dimensions to correct toward (default: the profile's two strongest; needs a corrector "
+      "trained with --objectives)",
+      "correct");
   }
 };
 
@@ -159,6 +167,9 @@ struct StrategyInputs {
   // args: a sequence-classification model over the policy's vocabulary (e.g. runtime::classifier_on_backbone), the
   // user's reward, instead of --reward; value: the user's prefix value model (a one-label head), instead of --value.
   const runtime::Model* reward_classifier = nullptr;
+  // correct: the corrector adapter on the policy and whether it was trained with objectives, instead of --corrector.
+  const runtime::LoraAdapter* corrector = nullptr;
+  bool corrector_objectives = false;
   // best_of_n, cd_block: the user's reward of responses (texts) to a prompt (its text), instead of --reward.
   std::function<std::vector<double>(const std::string& prompt, const std::vector<std::string>& responses)> reward;
 };
@@ -178,8 +189,8 @@ struct StrategySetup {
 // One request: the prompt's ids, and its text when it came as text (contrast puts its context before the text), the
 // generation options and the number of outputs. profile: the user this request is for when one strategy serves many
 // users (a server's batch, the bench), read instead of setup.profile by the strategies whose personalization is the
-// profile's weights, statement or pairs (prompt, fusion, steer, contrast); the others refuse it (kInvalidArgument),
-// their user is fixed when they are made.
+// profile's weights, statement or pairs (prompt, fusion, steer, contrast, correct); the others refuse it
+// (kInvalidArgument), their user is fixed when they are made.
 struct StrategyRequest {
   std::vector<int64_t> prompt;
   std::optional<std::string> prompt_text;
