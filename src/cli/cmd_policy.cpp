@@ -87,17 +87,22 @@ Command add_train_policy(CLI::App& train) {
   auto f = std::make_shared<Flags>();
   CLI::App* app = train.add_subcommand(
       "policy",
-      "Train the policy with a LoRA adapter: DPO, IPO, SimPO (reference log-probs once), P-DPO (learned user tokens) "
-      "or SFT on the liked responses");
+      "Train the policy with a LoRA adapter: DPO, IPO, SimPO (reference log-probs once), P-DPO (learned user tokens), "
+      "SFT on the liked responses, Rewards-in-Context (ric) or multi-objective DPO (modpo)");
   auto& o = f->o;
-  app->add_option("--method", f->method, "dpo, ipo, simpo, pdpo or sft")
-      ->check(CLI::IsMember({"dpo", "ipo", "simpo", "pdpo", "sft"}))
+  app->add_option("--method", f->method, "dpo, ipo, simpo, pdpo, sft, ric or modpo")
+      ->check(CLI::IsMember({"dpo", "ipo", "simpo", "pdpo", "sft", "ric", "modpo"}))
       ->capture_default_str();
   app->add_option("--beta", f->beta, "β (default: dpo 0.1, ipo 0.1, simpo 2.0)")->check(finite_above(0, false));
   app->add_option("--gamma", o.gamma, "simpo: target reward margin γ")->capture_default_str();
   app->add_option("--user-tokens", o.user_tokens, "pdpo: learned tokens per user")->capture_default_str();
   app->add_option("--alpha", o.alpha, "pdpo: weight of the generic user's loss")->capture_default_str();
   app->add_option("--user-lr", o.user_lr, "pdpo: AdamW learning rate of the user tokens")->capture_default_str();
+  app->add_option(
+      "--objectives", o.objectives,
+      "ric, modpo: a multi-objective reward directory (train reward --method multi) scoring every response");
+  app->add_option("--weights", o.weights,
+                  "modpo: name=w pairs over the objectives' labels (each pair's own \"dimension\" must weigh > 0)");
   add_fit_flags(app, *f);
   return {app, [f] {
             auto& o = f->o;

@@ -34,6 +34,7 @@ std::unique_ptr<Strategy> make_args_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_cards_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_value_strategy(const StrategySetup& setup);
 std::unique_ptr<Strategy> make_correct_strategy(const StrategySetup& setup);
+std::unique_ptr<Strategy> make_ric_strategy(const StrategySetup& setup);
 
 namespace {
 
@@ -54,10 +55,13 @@ constexpr StrategyInfo kStrategies[] = {
      make_value_strategy},
     {"correct", "a draft rewritten by a learned corrector (Aligner; MetaAligner: toward the user's objectives)",
      make_correct_strategy},
+    {"ric", "a Rewards-in-Context policy asked for the scores the user wants (DPA: along the user's direction)",
+     make_ric_strategy},
 };
 
 // Which strategies read the profile (--user-profile).
-constexpr const char* kProfileStrategies = "prompt|best_of_n|cd_block|fusion|steer|contrast|args|cards|value|correct";
+constexpr const char* kProfileStrategies =
+    "prompt|best_of_n|cd_block|fusion|steer|contrast|args|cards|value|correct|ric";
 
 bool belongs(const std::string& name, const std::string& strategies) {
   return ("|" + strategies + "|").find("|" + name + "|") != std::string::npos;

@@ -53,6 +53,20 @@ fs::path write_corrector(const runtime::Model& model, const fs::path& dir, bool 
   return out;
 }
 
+// A ric policy directory in dir: the corrector's random adapter with a ric manifest over labels a and b (training
+// scores: a from −1 to 3, median 1; b from 0 to 0.4, median 0.2).
+fs::path write_ric(const runtime::Model& model, const fs::path& dir) {
+  const fs::path out = write_corrector(model, dir / "ric_base", false);
+  std::ofstream(out / "palign_policy.json")
+      << nlohmann::json{{"format", "palign.policy"},
+                        {"version", 1},
+                        {"method", "ric"},
+                        {"ric",
+                         {{"labels", {"a", "b"}}, {"p10", {-1.0, 0.0}}, {"p50", {1.0, 0.2}}, {"p90", {3.0, 0.4}}}}}
+             .dump();
+  return out;
+}
+
 // Each registered strategy's options on the llama fixture (files go to dir).
 std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& dir)>> setups(
     const runtime::Model& model) {
@@ -135,6 +149,13 @@ std::map<std::string, std::function<decoding::StrategyOptions(const fs::path& di
          Options o;
          o.corrector = write_corrector(model, dir, true).string();
          o.correct_toward = "humour";
+         return o;
+       }},
+      {"ric",
+       [&model](const fs::path& dir) {
+         Options o;
+         o.ric = write_ric(model, dir).string();
+         o.ric_targets = "a=2.5";
          return o;
        }},
       {"value",
@@ -258,7 +279,8 @@ TEST(Strategy, OptionsOfAnotherStrategyAndBadOptionsAreRefused) {
   setup.profile = &profile;
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("sample", setup); }), ErrorCode::kInvalidArgument);
   setup.profile = nullptr;
-  for (const char* name : {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args", "cards", "value", "correct"})
+  for (const char* name :
+       {"best_of_n", "cd_block", "fusion", "proxy", "steer", "args", "cards", "value", "correct", "ric"})
     EXPECT_EQ(error_code_of([&] { decoding::make_strategy(name, setup); }), ErrorCode::kInvalidArgument) << name;
   {  // cards' own knobs, each refused with its flag's name
     decoding::StrategySetup cards = setup;
@@ -509,6 +531,57 @@ TEST(Strategy, CorrectRewritesTheDraftWithTheCorrector) {
   options.correct_toward = "humour";
   EXPECT_EQ(error_code_of([&] { decoding::make_strategy("correct", setup_of(*model, dir, tok, options)); }),
             ErrorCode::kInvalidArgument);
+}
+
+// ric asks its policy for scores: the profile's weights mapped onto the training scores (each label toward its own
+// 90th / 10th percentile, or along the weights' unit direction), --ric-targets as given; the output is the adapter's
+// decoding of scoring::reward_prompt, against a model with the adapter merged in.
+TEST(Strategy, RicAsksForTheUsersScores) {
+  const fs::path dir = test::hf_model("llama");
+  const auto model = runtime::Model::load(dir);
+  const auto tok = runtime::Tokenizer::from_dir(dir);
+  const test::TempDir tmp("strategy_ric");
+  const fs::path ric = write_ric(*model, tmp.path());
+  const auto merged = runtime::merge_lora(*model, runtime::LoraAdapter::load(ric, model->config()));
+  decoding::StrategyRequest request = request_of(tok, 1);
+  request.options.max_new_tokens = 5;
+  request.options.sampling.greedy = true;
+  const auto asked = [&](const decoding::StrategyOptions& o, const decoding::Personalization* profile) {
+    const auto strategy = decoding::make_strategy("ric", setup_of(*model, dir, tok, o, profile));
+    const auto out = strategy->generate(request);
+    return std::make_pair(strategy->notes().at(0), out[0].ids);
+  };
+  decoding::StrategyOptions o;
+  o.ric = ric.string();
+  // w = (3, −4), unit (0.6, −0.8): a = 1 + 0.6 · (3 − 1) = 2.2; b = 0.2 − 0.8 · (0.2 − 0) = 0.04 → "0.0".
+  const decoding::Personalization profile = profile_of({{"a", 3.0}, {"b", -4.0}});
+  const auto [note, ids] = asked(o, &profile);
+  EXPECT_EQ(note, "asked for <a 2.2> <b 0.0> ");
+  const auto twin =
+      runtime::generate(*merged, &tok, decoding::encode_prompt(tok, "<a 2.2> <b 0.0> The cat"), request.options)[0];
+  EXPECT_EQ(ids, twin.ids);
+  // direction: one scale, the largest half-spread (2): a = 1 + 2 · 0.6 = 2.2, b = 0.2 − 2 · 0.8 = −1.4.
+  o.ric_mode = "direction";
+  EXPECT_EQ(asked(o, &profile).first, "asked for <a 2.2> <b -1.4> ");
+  o.ric_mode = "scores";
+  EXPECT_EQ(asked(o, nullptr).first, "asked for <a 1.0> <b 0.2> ");  // no user: the medians
+  o.ric_targets = "b=0.31";
+  EXPECT_EQ(asked(o, &profile).first, "asked for <a 1.0> <b 0.3> ");  // given targets win; the rest ask medians
+  std::printf("ric: the profile's scores, the direction, the medians and given targets as computed by hand\n");
+  for (const char* bad : {"c=1", "a", "a=x", "a=inf"}) {
+    o.ric_targets = bad;
+    EXPECT_EQ(error_code_of([&] { decoding::make_strategy("ric", setup_of(*model, dir, tok, o)); }),
+              ErrorCode::kInvalidArgument)
+        << bad;
+  }
+  o.ric_targets.clear();
+  o.ric_mode = "sideways";
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("ric", setup_of(*model, dir, tok, o)); }),
+            ErrorCode::kInvalidArgument);
+  o.ric_mode = "scores";
+  o.ric = write_corrector(*model, tmp.path(), false).string();  // an adapter without a ric manifest
+  EXPECT_EQ(error_code_of([&] { decoding::make_strategy("ric", setup_of(*model, dir, tok, o)); }),
+            ErrorCode::kNotFound);
 }
 
 // Nothing is dropped without a word: liked responses that do not fit the context and history pairs of other users

@@ -13,6 +13,7 @@
 //   cards      CARDS: segment-level rejection sampling by a reward model (rerank.h)
 //   value      value-guided decoding: ARGS's rule over a prefix value model (training/value_trainer.h)
 //   correct    a draft rewritten by a learned corrector (training/corrector_trainer.h)
+//   ric        a Rewards-in-Context policy asked for the user's scores (training/policy_trainer.h, --method ric)
 //
 // Adding a strategy: a file strategy_<name>.cpp with its class and factory, one line in the registry table
 // (strategy.cpp), and its options as fields of StrategyOptions when it has new ones.
@@ -63,35 +64,38 @@ struct Personalization {
 
 // Every strategy's options. visit_fields names each field once, for CLI flags (--name), JSON fields and help.
 struct StrategyOptions {
-  std::string models;              // fusion: comma-separated model or adapter directories
-  std::string weights;             // fusion, steer: numbers in order, or name=number pairs
-  std::string vectors;             // steer: a steering-vector file
-  std::string statement;           // prompt
-  std::string history;             // prompt: labelled pairs (JSONL)
-  int64_t retrieve = 3;            // prompt
-  std::string expert, antiexpert;  // proxy
-  double alpha = 1.0;              // proxy
-  std::string context;             // contrast
-  std::string context_ids;         // contrast
-  double lambda = 1.0;             // contrast, steer
-  int64_t best_of = 4;             // best_of_n
-  std::string reward;              // best_of_n, cd_block, args, cards
-  std::string user;                // best_of_n, cd_block, args, cards, sample (pdpo adapter)
-  std::string user_pairs;          // best_of_n, cd_block, args, cards
-  int64_t cd_k = 4, cd_block = 8;  // cd_block
-  std::string reward_model;        // args: the same as reward
-  int64_t args_k = 10;             // args
-  double args_w = 1.0;             // args
-  int64_t cards_k = 4;             // cards
-  double cards_entropy = 5.5;      // cards
-  double cards_margin = 0.0;       // cards
-  int64_t cards_rounds = 3;        // cards
-  int64_t cards_segment = 16;      // cards
-  std::string value;               // value
-  int64_t value_k = 10;            // value
-  double value_beta = 1.0;         // value
-  std::string corrector;           // correct
-  std::string correct_toward;      // correct
+  std::string models;               // fusion: comma-separated model or adapter directories
+  std::string weights;              // fusion, steer: numbers in order, or name=number pairs
+  std::string vectors;              // steer: a steering-vector file
+  std::string statement;            // prompt
+  std::string history;              // prompt: labelled pairs (JSONL)
+  int64_t retrieve = 3;             // prompt
+  std::string expert, antiexpert;   // proxy
+  double alpha = 1.0;               // proxy
+  std::string context;              // contrast
+  std::string context_ids;          // contrast
+  double lambda = 1.0;              // contrast, steer
+  int64_t best_of = 4;              // best_of_n
+  std::string reward;               // best_of_n, cd_block, args, cards
+  std::string user;                 // best_of_n, cd_block, args, cards, sample (pdpo adapter)
+  std::string user_pairs;           // best_of_n, cd_block, args, cards
+  int64_t cd_k = 4, cd_block = 8;   // cd_block
+  std::string reward_model;         // args: the same as reward
+  int64_t args_k = 10;              // args
+  double args_w = 1.0;              // args
+  int64_t cards_k = 4;              // cards
+  double cards_entropy = 5.5;       // cards
+  double cards_margin = 0.0;        // cards
+  int64_t cards_rounds = 3;         // cards
+  int64_t cards_segment = 16;       // cards
+  std::string value;                // value
+  int64_t value_k = 10;             // value
+  double value_beta = 1.0;          // value
+  std::string corrector;            // correct
+  std::string correct_toward;       // correct
+  std::string ric;                  // ric
+  std::string ric_targets;          // ric
+  std::string ric_mode = "scores";  // ric
   // Append new fields here and in visit_fields.
 
   // Options from a JSON object (what the server receives): keys are the field names, with '-' or '_' (best_of or
@@ -151,6 +155,13 @@ struct StrategyOptions {
       "correct: comma-separated dimensions to correct toward (default: the profile's two strongest; needs a corrector "
       "trained with --objectives)",
       "correct");
+    v("ric", ric, "ric: a Rewards-in-Context adapter (palign train policy --method ric)", "ric");
+    v("ric-targets", ric_targets,
+      "ric: label=score pairs to ask for (default: the profile's weights mapped onto the training scores)", "ric");
+    v("ric-mode", ric_mode,
+      "ric: how weights become scores: scores (each label toward its own 10th/90th percentile) or direction (DPA: "
+      "along the weights' unit direction)",
+      "ric");
   }
 };
 
@@ -189,7 +200,7 @@ struct StrategySetup {
 // One request: the prompt's ids, and its text when it came as text (contrast puts its context before the text), the
 // generation options and the number of outputs. profile: the user this request is for when one strategy serves many
 // users (a server's batch, the bench), read instead of setup.profile by the strategies whose personalization is the
-// profile's weights, statement or pairs (prompt, fusion, steer, contrast, correct); the others refuse it
+// profile's weights, statement or pairs (prompt, fusion, steer, contrast, correct, ric); the others refuse it
 // (kInvalidArgument), their user is fixed when they are made.
 struct StrategyRequest {
   std::vector<int64_t> prompt;
