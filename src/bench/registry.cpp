@@ -162,6 +162,13 @@ const std::vector<MethodInfo>& method_registry() {
        .make = make_correct_method,
        .in_default = false,
        .group = "decoding"},
+      {.name = "ric",
+       .description =
+           "policy: Rewards-in-Context, one SFT adapter on 64 pairs per dimension whose responses follow their "
+           "per-dimension head scores; each user asks for the scores their weights map to (trains the adapter)",
+       .make = make_ric_method,
+       .in_default = false,
+       .group = "policy"},
       {.name = "fusion",
        .description =
            "decoding: GenARM / MOD logit fusion, log p_base + sum_k w_k log p_arm,k over per-dimension ARM LoRA "

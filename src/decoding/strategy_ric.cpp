@@ -40,26 +40,18 @@ class RicStrategy final : public Strategy {
     PALIGN_CHECK(tokenizer_, ErrorCode::kInvalidArgument,
                  "[decoding.ric] the scores are written as text before the prompt, but the model directory has no "
                  "tokenizer.json");
-    PALIGN_CHECK(!o.ric.empty(), ErrorCode::kInvalidArgument,
-                 "[decoding.ric] --strategy ric needs --ric DIR, an adapter from `palign train policy --method ric`");
-    const fs::path manifest = fs::path(o.ric) / "palign_policy.json";
-    PALIGN_CHECK(fs::exists(manifest), ErrorCode::kNotFound, "[decoding.ric] ", o.ric,
-                 " has no palign_policy.json; give the --out directory of `palign train policy --method ric`");
-    const auto j = read_json_file(manifest, "decoding.ric");
-    PALIGN_CHECK(j.is_object() && j.value("method", "") == "ric" && j.contains("ric") && j["ric"].is_object(),
-                 ErrorCode::kInvalidArgument, "[decoding.ric] ", manifest.string(),
-                 " is not a ric policy (its method is not \"ric\"); train one with `palign train policy --method ric`");
-    try {
-      labels_ = j["ric"].at("labels").get<std::vector<std::string>>();
-      for (const char* q : {"p10", "p50", "p90"}) quantiles_.push_back(j["ric"].at(q).get<std::vector<double>>());
-    } catch (const nlohmann::json::exception&) {
-      PALIGN_THROW(ErrorCode::kInvalidArgument, "[decoding.ric] ", manifest.string(),
-                   "'s \"ric\" lacks labels or score quantiles (p10, p50, p90)");
+    if (setup.inputs.ric_adapter && o.ric.empty()) {  // held in memory
+      adapter_ = setup.inputs.ric_adapter;
+      labels_ = setup.inputs.ric_labels;
+      quantiles_ = setup.inputs.ric_quantiles;
+      PALIGN_CHECK(quantiles_.size() == 3, ErrorCode::kInvalidArgument,
+                   "[decoding.ric] give the p10, p50 and p90 of the training scores");
+    } else {
+      load(o.ric);
     }
     for (const auto& q : quantiles_)
-      PALIGN_CHECK(q.size() == labels_.size(), ErrorCode::kInvalidArgument, "[decoding.ric] ", manifest.string(),
-                   " has ", labels_.size(), " labels but ", q.size(), " quantiles of each");
-    adapter_ = runtime::LoraAdapter::load(o.ric, model_.config());
+      PALIGN_CHECK(q.size() == labels_.size(), ErrorCode::kInvalidArgument, "[decoding.ric] ", labels_.size(),
+                   " labels but ", q.size(), " quantiles of each");
     std::string known;
     for (const auto& l : labels_) known += (known.empty() ? "" : ", ") + l;
     for (const auto& item : split_list(targets_)) {
@@ -92,7 +84,7 @@ class RicStrategy final : public Strategy {
     std::vector<runtime::GenerateResult> out;
     cost_ = {};
     runtime::GenerateOptions o = request.options;
-    o.linear_hook = &*adapter_;
+    o.linear_hook = adapter_;
     for (int64_t i = 0; i < request.n; ++i) {
       o.sampling.seed = request.options.sampling.seed + static_cast<uint64_t>(i);
       out.push_back(runtime::generate(model_, tokenizer_, ids, o)[0]);
@@ -103,6 +95,28 @@ class RicStrategy final : public Strategy {
   }
 
  private:
+  // The adapter and the manifest's labels and quantiles of a `train policy --method ric` directory.
+  void load(const std::string& dir) {
+    PALIGN_CHECK(!dir.empty(), ErrorCode::kInvalidArgument,
+                 "[decoding.ric] --strategy ric needs --ric DIR, an adapter from `palign train policy --method ric`");
+    const fs::path manifest = fs::path(dir) / "palign_policy.json";
+    PALIGN_CHECK(fs::exists(manifest), ErrorCode::kNotFound, "[decoding.ric] ", dir,
+                 " has no palign_policy.json; give the --out directory of `palign train policy --method ric`");
+    const auto j = read_json_file(manifest, "decoding.ric");
+    PALIGN_CHECK(j.is_object() && j.value("method", "") == "ric" && j.contains("ric") && j["ric"].is_object(),
+                 ErrorCode::kInvalidArgument, "[decoding.ric] ", manifest.string(),
+                 " is not a ric policy (its method is not \"ric\"); train one with `palign train policy --method ric`");
+    try {
+      labels_ = j["ric"].at("labels").get<std::vector<std::string>>();
+      for (const char* q : {"p10", "p50", "p90"}) quantiles_.push_back(j["ric"].at(q).get<std::vector<double>>());
+    } catch (const nlohmann::json::exception&) {
+      PALIGN_THROW(ErrorCode::kInvalidArgument, "[decoding.ric] ", manifest.string(),
+                   "'s \"ric\" lacks labels or score quantiles (p10, p50, p90)");
+    }
+    owned_ = runtime::LoraAdapter::load(dir, model_.config());
+    adapter_ = &*owned_;
+  }
+
   // The scores asked for (see the top).
   std::vector<double> targets(const Personalization* profile) const {
     const auto &p10 = quantiles_[0], &p50 = quantiles_[1], &p90 = quantiles_[2];
@@ -133,7 +147,8 @@ class RicStrategy final : public Strategy {
   std::vector<std::string> labels_;
   std::vector<std::vector<double>> quantiles_;  // p10, p50, p90, each [K]
   std::map<size_t, double> explicit_;           // --ric-targets by label index
-  std::optional<runtime::LoraAdapter> adapter_;
+  std::optional<runtime::LoraAdapter> owned_;
+  const runtime::LoraAdapter* adapter_ = nullptr;
 };
 
 }  // namespace

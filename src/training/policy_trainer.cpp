@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -337,40 +338,54 @@ std::pair<at::Tensor, at::Tensor> modpo_weights(const std::vector<const scoring:
   return {at::tensor(own, at::kDouble), at::tensor(margin, at::kDouble)};
 }
 
-PolicyTrainReport train_ric(const std::vector<scoring::PreferenceRecord>& records, const fs::path& model_dir,
-                            const fs::path& out, const PolicyTrainOptions& options) {
-  const auto reward = scoring::RewardModel::load(options.objectives);
-  const std::vector<std::string> labels = reward->labels();
-  std::vector<scoring::PreferenceRecord> conditioned;
+RicData ric_records(const std::vector<scoring::PreferenceRecord>& records, const std::vector<std::string>& labels,
+                    const std::function<std::vector<double>(const std::string&, const std::string&)>& score) {
+  RicData out;
   std::vector<std::vector<double>> scores(labels.size());
-  for (const auto& r : records) {
-    if (!options.user.empty() && r.user_id != options.user) continue;
+  for (const auto& r : records)
     for (const std::string* response : {&r.chosen, &r.rejected}) {
-      const std::vector<double> s = reward->score(r.prompt, *response);
+      const std::vector<double> s = score(r.prompt, *response);
+      PALIGN_CHECK(s.size() == labels.size(), ErrorCode::kInvalidArgument, "[training.ric] ", s.size(), " scores for ",
+                   labels.size(), " labels");
       for (size_t k = 0; k < labels.size(); ++k) scores[k].push_back(s[k]);
       scoring::PreferenceRecord c = r;
       c.prompt = scoring::reward_prompt(r.prompt, labels, s);
       c.chosen = *response;
-      conditioned.push_back(std::move(c));
+      out.records.push_back(std::move(c));
     }
-  }
-  PolicyTrainOptions o = options;
-  o.loss = PolicyLoss::kSft;
-  o.user.clear();
-  PolicyTrainReport report = train_policy(conditioned, model_dir, out, o);
-  // Each label's training-score quantiles: where --strategy ric maps a user's weights.
-  json q = {{"labels", labels}, {"objectives", fs::absolute(options.objectives).lexically_normal().string()}};
-  for (const auto& [name, p] : {std::pair{"p10", 0.1}, std::pair{"p50", 0.5}, std::pair{"p90", 0.9}}) {
+  for (double p : {0.1, 0.5, 0.9}) {
     std::vector<double> values;
     for (auto& s : scores) {
       std::sort(s.begin(), s.end());
       values.push_back(s.empty() ? 0.0 : s[static_cast<size_t>(p * static_cast<double>(s.size() - 1))]);
     }
-    q[name] = values;
+    out.quantiles.push_back(values);
   }
+  return out;
+}
+
+PolicyTrainReport train_ric(const std::vector<scoring::PreferenceRecord>& records, const fs::path& model_dir,
+                            const fs::path& out, const PolicyTrainOptions& options) {
+  const auto reward = scoring::RewardModel::load(options.objectives);
+  const std::vector<std::string> labels = reward->labels();
+  std::vector<scoring::PreferenceRecord> mine;
+  for (const auto& r : records)
+    if (options.user.empty() || r.user_id == options.user) mine.push_back(r);
+  const RicData data = ric_records(mine, labels, [&](const std::string& prompt, const std::string& response) {
+    return reward->score(prompt, response);
+  });
+  PolicyTrainOptions o = options;
+  o.loss = PolicyLoss::kSft;
+  o.user.clear();
+  PolicyTrainReport report = train_policy(data.records, model_dir, out, o);
+  // Each label's training-score quantiles: where --strategy ric maps a user's weights.
   json manifest = read_json_file(out / "palign_policy.json", "training.ric");
   manifest["method"] = "ric";
-  manifest["ric"] = q;
+  manifest["ric"] = {{"labels", labels},
+                     {"objectives", fs::absolute(options.objectives).lexically_normal().string()},
+                     {"p10", data.quantiles[0]},
+                     {"p50", data.quantiles[1]},
+                     {"p90", data.quantiles[2]}};
   write_json_file(out / "palign_policy.json", manifest, "training.ric");
   return report;
 }

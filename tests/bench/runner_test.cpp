@@ -304,6 +304,19 @@ TEST(RunnerMaxmin, PredictsByGroupAndItsEgalitarianTwinGenerates) {
   }
 }
 
+// ric trains its Rewards-in-Context adapter inside the run (in inference mode) and generates for every user.
+TEST(RunnerRic, TrainsItsAdapterAndGenerates) {
+  BenchOptions o = small_options();
+  o.methods = {"ric"};
+  const json r = to_json(run_bench(o));
+  const json* row = find_row(r.at("generation"), "ric");
+  ASSERT_NE(row, nullptr);
+  EXPECT_TRUE(std::isfinite(row->at("utility").at("value").get<double>()));
+  EXPECT_EQ(find_row(r.at("accuracy"), "ric", 16, "seen"), nullptr);
+  std::printf("ric utility %.3f (tokens/response %.1f)\n", row->at("utility").at("value").get<double>(),
+              row->at("cost").at("tokens_per_response").get<double>());
+}
+
 // The opt-in GenARM method trains its per-dimension adapters inside the bench (which runs in inference mode) and
 // reports like the others.
 TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {

@@ -21,6 +21,8 @@
 //   correct   MetaAligner: the policy's draft rewritten by a corrector adapter (SFT on the per-dimension pairs, the
 //             rejected answer and the dimension's words in, the chosen one out) told the user's two strongest
 //             dimensions (opt-in: trains the corrector).
+//   ric       Rewards-in-Context: an adapter trained on responses after their per-dimension head scores, asked for the
+//             scores the user's weights map to (opt-in: trains the adapter).
 //   fusion    GenARM: log π_base + (1/β) Σ_k w̃_uk · log π_arm,k over per-dimension ARM LoRA adapters, one batched
 //             pass of K + 1 rows (opt-in: trains the adapters).
 //   proxy     proxy-tuning toward the user's strongest dimension: base + α · (π_arm,k − base), the sign of w_uk
@@ -473,6 +475,63 @@ class CorrectMethod final : public DecodingMethod {
   std::unique_ptr<decoding::Strategy> strategy_;
 };
 
+// ric: Rewards-in-Context, one SFT adapter trained once on the first kCorrectorPairs pairs of each dimension, both
+// responses of a pair written after their K per-dimension head scores (multi_linear's heads, the ones the users'
+// weights are over); each user asks for the scores their unit weights map to (the ric strategy's "scores" mode).
+class RicMethod final : public DecodingMethod {
+ public:
+  Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
+    const decoding::Personalization profile = personalization(user, dimensions_, unit_weights(user, ctx));
+    const auto r = strategy_->generate(request_of(ctx, prompt, seed_of(ctx, "ric", user.id + prompt), &profile));
+    return response_of(r.at(0), strategy_->cost());
+  }
+  std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
+                                       MethodContext& ctx) override {
+    return Method::generate_batch(users, prompt, ctx);
+  }
+
+ private:
+  void fit_strategy(const FitData& data, MethodContext& ctx) override {
+    if (!adapter_) {
+      c10::InferenceMode training_mode(false);
+      auto& heads = dynamic_cast<Method&>(*profile_);  // multi_linear: its per-dimension head scores
+      std::vector<scoring::PreferenceRecord> records;
+      for (size_t k = 0; k < data.dimension_pairs.size(); ++k)
+        for (size_t i = 0; i < data.dimension_pairs[k].size() && i < kCorrectorPairs; ++i) {
+          const PairText& p = data.dimension_pairs[k][i];
+          scoring::PreferenceRecord r;
+          r.prompt = p.prompt;
+          r.chosen = p.chosen;
+          r.rejected = p.rejected;
+          records.push_back(std::move(r));
+        }
+      const training::RicData ric =
+          training::ric_records(records, data.dimensions, [&](const std::string& prompt, const std::string& response) {
+            return heads.dimension_scores(prompt, response, ctx);
+          });
+      quantiles_ = ric.quantiles;
+      training::PolicyTrainOptions o;
+      o.loss = training::PolicyLoss::kSft;
+      o.fit.seed = ctx.seed();
+      o.fit.max_tokens = ctx.model().config().max_position;
+      std::vector<training::SequencePair> pairs;
+      for (const auto& r : ric.records)
+        pairs.push_back(training::tokenize_pair(ctx.tokenizer(), r.prompt, r.chosen, r.chosen, o.fit.max_tokens));
+      adapter_ = runtime::LoraAdapter::init(ctx.model().config(), o.fit.lora, o.fit.seed);
+      if (!pairs.empty()) training::fit_policy_adapter(ctx.model(), *adapter_, pairs, o);
+    }
+    decoding::StrategySetup setup = setup_of(ctx);
+    setup.inputs.ric_adapter = &*adapter_;
+    setup.inputs.ric_labels = data.dimensions;
+    setup.inputs.ric_quantiles = quantiles_;
+    strategy_ = decoding::make_strategy("ric", setup);
+  }
+
+  std::optional<runtime::LoraAdapter> adapter_;
+  std::vector<std::vector<double>> quantiles_;
+  std::unique_ptr<decoding::Strategy> strategy_;
+};
+
 // fusion and proxy: per-dimension ARM adapters (GenARM), trained once (the dimension pairs never change).
 class ArmDecodingMethod : public DecodingMethod {
  public:
@@ -576,6 +635,7 @@ std::unique_ptr<Method> make_cd_block_method() { return std::make_unique<CdBlock
 std::unique_ptr<Method> make_cards_method() { return std::make_unique<CardsMethod>(); }
 std::unique_ptr<Method> make_value_method() { return std::make_unique<ValueMethod>(); }
 std::unique_ptr<Method> make_correct_method() { return std::make_unique<CorrectMethod>(); }
+std::unique_ptr<Method> make_ric_method() { return std::make_unique<RicMethod>(); }
 std::unique_ptr<Method> make_fusion_method() { return std::make_unique<FusionMethod>(); }
 std::unique_ptr<Method> make_proxy_method() { return std::make_unique<ProxyMethod>(); }
 

@@ -50,6 +50,7 @@ std::unique_ptr<Method> make_cd_block_method();
 std::unique_ptr<Method> make_cards_method();
 std::unique_ptr<Method> make_value_method();
 std::unique_ptr<Method> make_correct_method();
+std::unique_ptr<Method> make_ric_method();
 std::unique_ptr<Method> make_fusion_method();
 std::unique_ptr<Method> make_proxy_method();
 std::unique_ptr<Method> make_soups_method();

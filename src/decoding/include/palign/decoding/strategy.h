@@ -181,6 +181,10 @@ struct StrategyInputs {
   // correct: the corrector adapter on the policy and whether it was trained with objectives, instead of --corrector.
   const runtime::LoraAdapter* corrector = nullptr;
   bool corrector_objectives = false;
+  // ric: the adapter, its labels and each label's training-score quantiles {p10, p50, p90}, instead of --ric.
+  const runtime::LoraAdapter* ric_adapter = nullptr;
+  std::vector<std::string> ric_labels;
+  std::vector<std::vector<double>> ric_quantiles;
   // best_of_n, cd_block: the user's reward of responses (texts) to a prompt (its text), instead of --reward.
   std::function<std::vector<double>(const std::string& prompt, const std::vector<std::string>& responses)> reward;
 };

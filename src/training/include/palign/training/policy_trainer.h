@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,17 @@ scoring::ResponseSequence with_prefix(const scoring::ResponseSequence& s, const 
 // weighs 0, and malformed weights; kNotFound for a missing reward directory.
 std::pair<at::Tensor, at::Tensor> modpo_weights(const std::vector<const scoring::PreferenceRecord*>& records,
                                                 const PolicyTrainOptions& options);
+
+// ric's training rows: every chosen and rejected response of records as an sft record (chosen = the response) whose
+// prompt is scoring::reward_prompt(prompt, labels, score(prompt, response)); quantiles: each label's p10, p50, p90 of
+// those scores ({3}[K]). Throws kInvalidArgument for a score of the wrong size or not finite.
+struct RicData {
+  std::vector<scoring::PreferenceRecord> records;
+  std::vector<std::vector<double>> quantiles;
+};
+RicData ric_records(
+    const std::vector<scoring::PreferenceRecord>& records, const std::vector<std::string>& labels,
+    const std::function<std::vector<double>(const std::string& prompt, const std::string& response)>& score);
 
 // ric: the records' responses scored by options.objectives, written before their prompts, trained with sft by
 // train_policy; the manifest gets "ric" (labels and score quantiles).
