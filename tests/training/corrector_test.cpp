@@ -74,8 +74,8 @@ TEST(Corrector, LearnsAPlantedRewrite) {
 
   const test::TempDir out("corrector_planted");
   PolicyTrainOptions o;
-  o.fit.lr = 2e-2;
-  o.fit.epochs = 30;
+  o.fit.lr = 5e-3;
+  o.fit.epochs = 80;
   o.fit.batch = 4;
   o.fit.valid_share = 0;
   o.fit.progress = false;
