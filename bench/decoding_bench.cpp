@@ -12,12 +12,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <limits>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "bench_util.h"
 #include "palign/decoding/rerank.h"
@@ -166,64 +168,102 @@ bool value_and_cards(const Model& policy, const Model& reward, const std::vector
   struct Row {
     std::string name;
     std::function<GenerateResult(const std::vector<int64_t>&, uint64_t, decoding::RerankCost*)> run;
-    double reward = 0, seconds = 0, tokens = 0, scored = 0;
+    std::vector<double> rewards;  // per output, in the same (prompt, seed) order for every row
+    double seconds = 0, tokens = 0, scored = 0;
   };
   std::vector<Row> rows;
-  for (int64_t bo : {2, 4, 8, 16})
+  const std::vector<int64_t> best_of = {2, 4, 8, 12, 16};
+  for (int64_t bo : best_of)
     rows.push_back({"best-of-" + std::to_string(bo),
                     [&, bo](const std::vector<int64_t>& p, uint64_t seed, decoding::RerankCost* cost) {
                       GenerateOptions o = sampled;
                       o.sampling.seed = seed;
                       return decoding::best_of_n(policy, nullptr, p, o, bo, score_of(reward, p), cost);
                     }});
-  for (const auto& [k, rounds, entropy] : std::vector<std::tuple<int64_t, int64_t, double>>{
-           {4, 1, 4.5}, {2, 2, 5.5}, {4, 1, 5.5}, {4, 2, 5.5}, {8, 1, 5.5}, {4, 2, 1e9}}) {
+  // CARDS with the reward's KV cache (each round forwards only its segments), and one row with the reward
+  // recomputed on the whole text for every candidate (any ContinuationScorer) to show what the cache buys. k=4
+  // rounds=2 samples the same candidates in the same order as k=8 rounds=1, so it gives the same outputs.
+  for (const auto& [k, rounds, entropy, cached] :
+       std::vector<std::tuple<int64_t, int64_t, double, bool>>{{4, 2, 5.5, false},
+                                                               {4, 1, 4.5, true},
+                                                               {4, 1, 5.5, true},
+                                                               {4, 2, 5.5, true},
+                                                               {4, 3, 5.5, true},
+                                                               {4, 2, 1e9, true}}) {
     decoding::CardsOptions c{.k = k, .entropy = entropy, .margin = 0, .rounds = rounds, .max_segment = 16};
-    char name[96];
-    std::snprintf(name, sizeof name, "cards k=%lld rounds=%lld entropy>%s", static_cast<long long>(k),
+    char name[128];
+    std::snprintf(name, sizeof name, "cards k=%lld rounds=%lld entropy>%s%s", static_cast<long long>(k),
                   static_cast<long long>(rounds),
-                  entropy > 100 ? "never (16-token segments)" : (entropy < 5 ? "4.5" : "5.5"));
-    rows.push_back({name, [&, c](const std::vector<int64_t>& p, uint64_t seed, decoding::RerankCost* cost) {
+                  entropy > 100 ? "never (16-token segments)" : (entropy < 5 ? "4.5" : "5.5"),
+                  cached ? "" : " (reward recomputed per candidate)");
+    rows.push_back({name, [&, c, cached](const std::vector<int64_t>& p, uint64_t seed, decoding::RerankCost* cost) {
                       GenerateOptions o = sampled;
                       o.sampling.seed = seed;
-                      return decoding::cards(policy, nullptr, p, o, c, score_of(reward, p), cost);
+                      return cached ? decoding::cards(policy, nullptr, p, o, c, reward, cost)
+                                    : decoding::cards(policy, nullptr, p, o, c, score_of(reward, p), cost);
                     }});
   }
-  const int64_t outputs = static_cast<int64_t>(prompts.size()) * 2;
-  for (int round = 0; round < 2; ++round)  // the first round warms up; the second is reported
-    for (auto& row : rows) {
-      row.reward = row.seconds = row.tokens = row.scored = 0;
-      for (const auto& p : prompts)
-        for (uint64_t seed : {0u, 1000u}) {
-          decoding::RerankCost cost;
-          GenerateResult r;
-          row.seconds += best_seconds(1, [&] { r = row.run(p, seed, &cost); });
-          std::vector<int64_t> ids = p;
-          ids.insert(ids.end(), r.ids.begin(), r.ids.end());
-          row.reward += reward.score(ids)[0].item<double>();
-          row.tokens += static_cast<double>(cost.tokens);
-          row.scored += static_cast<double>(cost.scored);
-        }
-    }
+  {
+    const decoding::CardsOptions c{.k = 4, .entropy = 5.5, .margin = 0, .rounds = 2, .max_segment = 16};
+    GenerateOptions o = sampled;
+    o.sampling.seed = 7;
+    const bool same = decoding::cards(policy, nullptr, base_prompt, o, c, reward).ids ==
+                      decoding::cards(policy, nullptr, base_prompt, o, c, score_of(reward, base_prompt)).ids;
+    std::printf("check: cards with the reward's KV cache gives the recomputed reward's tokens: %s\n",
+                same ? "yes" : "NO");
+    if (!same) return false;
+  }
+  const std::vector<uint64_t> seeds = {0, 1000, 2000, 3000};
+  const auto outputs = static_cast<double>(prompts.size() * seeds.size());
+  for (auto& row : rows) row.run(prompts[0], 99, nullptr);  // warm-up
+  for (auto& row : rows)
+    for (const auto& p : prompts)
+      for (uint64_t seed : seeds) {
+        decoding::RerankCost cost;
+        GenerateResult r;
+        row.seconds += best_seconds(1, [&] { r = row.run(p, seed, &cost); });
+        std::vector<int64_t> ids = p;
+        ids.insert(ids.end(), r.ids.begin(), r.ids.end());
+        row.rewards.push_back(reward.score(ids)[0].item<double>());
+        row.tokens += static_cast<double>(cost.tokens);
+        row.scored += static_cast<double>(cost.scored);
+      }
+  // Mean and standard error of per-output values.
+  const auto mean_se = [](const std::vector<double>& v) {
+    double m = 0, ss = 0;
+    for (double x : v) m += x;
+    m /= static_cast<double>(v.size());
+    for (double x : v) ss += (x - m) * (x - m);
+    return std::pair<double, double>{m,
+                                     std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()))};
+  };
   std::printf(
-      "\nCARDS and best-of-N on one reward (%lld outputs of up to %lld tokens each, sampled at temperature 1):\n",
-      static_cast<long long>(outputs), static_cast<long long>(n));
+      "\nCARDS and best-of-N on one reward (%.0f outputs of up to %lld tokens each: %zu prompts x %zu seeds, "
+      "sampled at temperature 1; reward ± its standard error over outputs):\n",
+      outputs, static_cast<long long>(n), prompts.size(), seeds.size());
   std::printf("| method | mean reward | ms per response | tokens sampled | reward calls |\n|---|---|---|---|---|\n");
-  for (const auto& row : rows)
-    std::printf("| %s | %.4f | %.1f | %.0f | %.1f |\n", row.name.c_str(), row.reward / outputs,
-                1e3 * row.seconds / outputs, row.tokens / outputs, row.scored / outputs);
-  // The cheapest best-of-N reaching each CARDS row's reward.
-  for (size_t c = 4; c < rows.size(); ++c) {  // rows 0-3: best-of-2, 4, 8, 16
-    const Row* match = nullptr;
-    for (size_t b = 0; b < 4 && !match; ++b)
-      if (rows[b].reward >= rows[c].reward) match = &rows[b];
-    if (match)
-      std::printf("%s: reward %.4f; %s reaches it at %.2fx the time of cards\n", rows[c].name.c_str(),
-                  rows[c].reward / outputs, match->name.c_str(), match->seconds / rows[c].seconds);
-    else
-      std::printf("%s: reward %.4f, above every best-of-N measured (best-of-16: %.4f at %.2fx the time of cards)\n",
-                  rows[c].name.c_str(), rows[c].reward / outputs, rows[3].reward / outputs,
-                  rows[3].seconds / rows[c].seconds);
+  for (const auto& row : rows) {
+    const auto [m, se] = mean_se(row.rewards);
+    std::printf("| %s | %.3f ± %.3f | %.1f | %.0f | %.1f |\n", row.name.c_str(), m, se, 1e3 * row.seconds / outputs,
+                row.tokens / outputs, row.scored / outputs);
+  }
+  // The cheapest best-of-N whose mean reward reaches each CARDS row's, with the paired difference (same prompts and
+  // seeds) and its 95% interval.
+  for (size_t c = best_of.size(); c < rows.size(); ++c) {
+    const double target = mean_se(rows[c].rewards).first;
+    size_t match = best_of.size() - 1;
+    for (size_t b = 0; b < best_of.size(); ++b)
+      if (mean_se(rows[b].rewards).first >= target) {
+        match = b;
+        break;
+      }
+    std::vector<double> diff;
+    for (size_t i = 0; i < rows[c].rewards.size(); ++i) diff.push_back(rows[c].rewards[i] - rows[match].rewards[i]);
+    const auto [d, se] = mean_se(diff);
+    std::printf("%s: reward %+.3f [%+.3f, %+.3f] vs %s (%s), which takes %.2fx the time of cards\n",
+                rows[c].name.c_str(), d, d - 1.96 * se, d + 1.96 * se, rows[match].name.c_str(),
+                std::abs(d) < 1.96 * se ? "inside the noise" : (d > 0 ? "cards higher" : "cards lower"),
+                rows[match].seconds / rows[c].seconds);
   }
   return true;
 }

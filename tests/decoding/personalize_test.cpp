@@ -406,6 +406,41 @@ TEST(Rerank, CardsEqualsItsNaiveTwin) {
             ErrorCode::kInvalidArgument);
 }
 
+// The reward's KV cache of the accepted text (each round forwards only its segments) against the same reward
+// recomputed on the whole text for every candidate: the same tokens, with rounds accepted at once (margin -inf), by
+// the threshold (margin 0) and never (every segment the best seen over its rounds, often an earlier round's).
+TEST(Rerank, CardsCachedRewardEqualsTheRecomputedReward) {
+  auto m = load("llama");
+  at::manual_seed(11);
+  const auto rm = runtime::classifier_on_backbone(*m, at::randn({1, m->config().hidden_size}));
+  const decoding::ContinuationScorer full = [&](const std::vector<std::vector<int64_t>>& cs) {
+    std::vector<double> out;
+    for (const auto& c : cs) {
+      std::vector<int64_t> ids = kPrompt;
+      ids.insert(ids.end(), c.begin(), c.end());
+      out.push_back(rm->forward_full(at::tensor(ids, at::kLong))[-1][0].item<double>());
+    }
+    return out;
+  };
+  for (double margin : {-1e9, 0.0, 1e9})
+    for (uint64_t seed : {1u, 9u}) {
+      const decoding::CardsOptions c{.k = 3, .entropy = 5.0, .margin = margin, .rounds = 2, .max_segment = 4};
+      decoding::RerankCost cached_cost, full_cost;
+      const auto cached = decoding::cards(*m, nullptr, kPrompt, options(13, false, seed), c, *rm, &cached_cost);
+      const auto recomputed = decoding::cards(*m, nullptr, kPrompt, options(13, false, seed), c, full, &full_cost);
+      EXPECT_EQ(cached.ids, recomputed.ids) << "margin " << margin << " seed " << seed;
+      EXPECT_EQ(cached_cost.tokens, full_cost.tokens);
+      EXPECT_EQ(cached_cost.scored, full_cost.scored);
+      EXPECT_EQ(cached.ids.size(), 13u);
+      std::printf("cards, cached reward, margin %g seed %llu: %zu tokens identical to the recomputed reward's: %s\n",
+                  margin, static_cast<unsigned long long>(seed), cached.ids.size(),
+                  cached.ids == recomputed.ids ? "yes" : "no");
+    }
+  const auto multi = runtime::classifier_on_backbone(*m, at::randn({2, m->config().hidden_size}));
+  EXPECT_EQ(error_code_of([&] { decoding::cards(*m, nullptr, kPrompt, options(5, false), {}, *multi); }),
+            ErrorCode::kInvalidArgument);
+}
+
 // ---- prompt ----
 
 TEST(Prompt, RanksByWordOverlap) {

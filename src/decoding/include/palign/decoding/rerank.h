@@ -58,11 +58,21 @@ struct CardsOptions {
 };
 
 // Segment s, round r samples k candidates with seeds options.sampling.seed + (s·rounds + r)·k + i. The reward of the
-// empty continuation is scored once at the start (the first threshold). Throws kInvalidArgument for k, rounds or
-// max_segment < 1, a negative or non-finite entropy, a non-finite margin, and as best_of_n.
+// empty continuation is scored once at the start (the first threshold). The policy's KV cache holds the accepted text
+// in k rows: it is prefilled once, a round decodes its k candidates in one batch from the accepted text's logits, and
+// an accepted segment is copied into the other rows (a fallback to an earlier round's best is recomputed). Throws
+// kInvalidArgument for k, rounds or max_segment < 1, a negative or non-finite entropy, a non-finite margin, and as
+// best_of_n.
 runtime::GenerateResult cards(const runtime::Model& model, const runtime::Tokenizer* tokenizer,
                               std::span<const int64_t> prompt, const runtime::GenerateOptions& options,
                               const CardsOptions& cards, const ContinuationScorer& score, RerankCost* cost = nullptr);
+// The same with the reward a one-label sequence classifier over the policy's ids (its score at the last token of
+// prompt + continuation, e.g. a reward head on the policy's backbone): it keeps a KV cache of the accepted text too,
+// so a round forwards only its k segments. Throws kInvalidArgument also for a reward with several labels or a
+// context shorter than the prompt and budget.
+runtime::GenerateResult cards(const runtime::Model& model, const runtime::Tokenizer* tokenizer,
+                              std::span<const int64_t> prompt, const runtime::GenerateOptions& options,
+                              const CardsOptions& cards, const runtime::Model& reward, RerankCost* cost = nullptr);
 
 // The entropy (nats) of softmax(logits), logits [V] of any float type: CARDS' uncertainty.
 double next_token_entropy(const at::Tensor& logits);
