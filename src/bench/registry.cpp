@@ -189,6 +189,13 @@ const std::vector<MethodInfo>& method_registry() {
        .make = make_soups_method,
        .in_default = false,
        .group = "policy"},
+      {.name = "modpo",
+       .description =
+           "policy: one MODPO LoRA expert per dimension (soups' pairs; half the weight on it, the other dimensions' "
+           "head scores as the margin), merged per user as soups does (trains 10 adapters)",
+       .make = make_modpo_method,
+       .in_default = false,
+       .group = "policy"},
       {.name = "mod",
        .description =
            "policy: the same DPO experts fused per user at decoding time, log p_0 + sum_k w_k (log p_k - log p_0) "

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -317,6 +318,25 @@ TEST(RunnerRic, TrainsItsAdapterAndGenerates) {
               row->at("cost").at("tokens_per_response").get<double>());
 }
 
+// modpo trains one MODPO expert per dimension inside the run (the others' head scores as margins), shared under its
+// own key (not soups' DPO experts), and serves each user their soup.
+TEST(RunnerModpo, TrainsItsExpertsAndGenerates) {
+  BenchOptions o = small_options();
+  o.methods = {"modpo"};
+  const json r = to_json(run_bench(o));
+  const json* row = find_row(r.at("generation"), "modpo");
+  ASSERT_NE(row, nullptr);
+  EXPECT_TRUE(std::isfinite(row->at("utility").at("value").get<double>()));
+  std::vector<std::string> made;
+  for (const auto& m : r.at("methods"))
+    if (m.at("name") == "modpo")
+      for (const auto& key : m.at("shared_made")) made.push_back(key.get<std::string>());
+  EXPECT_NE(std::find(made.begin(), made.end(), "policy.modpo_experts"), made.end());
+  EXPECT_EQ(std::find(made.begin(), made.end(), "policy.dpo_experts"), made.end());
+  std::printf("modpo utility %.3f (tokens/response %.1f)\n", row->at("utility").at("value").get<double>(),
+              row->at("cost").at("tokens_per_response").get<double>());
+}
+
 // The opt-in GenARM method trains its per-dimension adapters inside the bench (which runs in inference mode) and
 // reports like the others.
 TEST(RunnerOptIn, ArmLinearTrainsAdaptersAndReports) {
@@ -392,7 +412,7 @@ TEST(RunnerOptIn, PolicyGroupMergesAndFusesTheSameExperts) {
       }
     }
   }
-  for (const char* m : {"soups", "mod", "pdpo", "dpo_user", "ipo_user", "simpo_user", "sft_user"}) {
+  for (const char* m : {"soups", "mod", "modpo", "pdpo", "dpo_user", "ipo_user", "simpo_user", "sft_user"}) {
     const json* row = find_row(r.at("generation"), m);
     ASSERT_NE(row, nullptr) << m;
     EXPECT_TRUE(std::isfinite(row->at("utility").at("value").get<double>())) << m;

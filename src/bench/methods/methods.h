@@ -54,6 +54,7 @@ std::unique_ptr<Method> make_ric_method();
 std::unique_ptr<Method> make_fusion_method();
 std::unique_ptr<Method> make_proxy_method();
 std::unique_ptr<Method> make_soups_method();
+std::unique_ptr<Method> make_modpo_method();
 std::unique_ptr<Method> make_mod_method();
 std::unique_ptr<Method> make_pdpo_method();
 std::unique_ptr<Method> make_dpo_user_method();

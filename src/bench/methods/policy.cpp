@@ -4,6 +4,11 @@
 //          user's soup as one adapter of the summed rank (runtime::lora_soup) attached to the base.
 //   mod    output fusion (MOD, Shi et al. 2024) of the same experts: log π_0 + Σ_k w̃_uk (log π_k − log π_0), the base
 //          and the K experts as K + 1 rows of one batched pass per token.
+//   modpo  the soups of MODPO experts (Zhou et al. 2024) instead: expert k trained on the same pairs of dimension k
+//          with MODPO's loss for the weighting "half on k, the other half spread evenly over the
+//          rest", the other dimensions entering as the margin Σ_{j≠k} w_j (r_j(chosen) − r_j(rejected)) of the shared
+//          user model's per-dimension head scores; merged per user as soups does. Beside soups it shows what the
+//          margin buys.
 //   pdpo   P-DPO (Li et al. 2024): one adapter plus learned user tokens, trained on every seen user's pairs at the
 //          budget; a seen user's tokens before the prompt, an unseen user's the generic user's. Every user of a prompt
 //          in one batched pass (one adapter, per-row tokens).
@@ -18,6 +23,7 @@
 #include <memory>
 
 #include "methods.h"
+#include "palign/base/error.h"
 #include "palign/bench/rng.h"
 #include "palign/decoding/strategies.h"
 #include "palign/runtime/generate.h"
@@ -54,6 +60,47 @@ std::shared_ptr<Experts> dimension_experts(const FitData& data, MethodContext& c
   });
 }
 
+// One MODPO adapter per dimension, trained once per run: expert k on the pairs dimension_experts trains expert k on
+// (trained_pairs), weighing its own objective kModpoOwn and each other (1 − kModpoOwn) / (K − 1), the others' scores
+// read off the shared user model's per-dimension heads.
+constexpr double kModpoOwn = 0.5;
+std::shared_ptr<Experts> modpo_experts(const FitData& data, Method& heads, MethodContext& ctx) {
+  return ctx.shared<Experts>("policy.modpo_experts", [&] {
+    c10::InferenceMode training_mode(false);
+    training::PolicyTrainOptions o;
+    o.loss = training::PolicyLoss::kModpo;
+    o.fit.beta = 0.1;
+    o.fit.seed = ctx.seed();
+    const auto K = static_cast<int64_t>(data.dimension_pairs.size());
+    const double other = K > 1 ? (1.0 - kModpoOwn) / static_cast<double>(K - 1) : 0.0;
+    auto experts = std::make_shared<Experts>();
+    for (int64_t k = 0; k < K; ++k) {
+      std::vector<training::SequencePair> token_pairs;
+      std::vector<double> margin;
+      for (const PairText& p : trained_pairs(data.dimension_pairs[k])) {
+        if (p.chosen == p.rejected) continue;
+        const std::vector<double> c = heads.dimension_scores(p.prompt, p.chosen, ctx);
+        const std::vector<double> r = heads.dimension_scores(p.prompt, p.rejected, ctx);
+        PALIGN_CHECK(std::ssize(c) == K && std::ssize(r) == K, ErrorCode::kInternal,
+                     "[bench.modpo] the user model gave ", c.size(), " head scores for ", K, " dimensions");
+        double m = 0;
+        for (int64_t j = 0; j < K; ++j)
+          if (j != k) m += other * (c[j] - r[j]);
+        margin.push_back(m);
+        token_pairs.push_back(
+            training::tokenize_pair(ctx.tokenizer(), p.prompt, p.chosen, p.rejected, o.fit.max_tokens));
+      }
+      auto adapter = runtime::LoraAdapter::init(ctx.model().config(), o.fit.lora, o.fit.seed);
+      if (!token_pairs.empty()) {
+        const at::Tensor weight = at::full({std::ssize(token_pairs)}, kModpoOwn, at::kDouble);
+        training::fit_modpo(ctx.model(), adapter, token_pairs, weight, at::tensor(margin, at::kDouble), o);
+      }
+      experts->push_back(std::move(adapter));
+    }
+    return experts;
+  });
+}
+
 class PolicyMethod : public DecodingMethod {
  public:
   std::vector<Response> generate_batch(const std::vector<UserData>& users, const std::string& prompt,
@@ -68,16 +115,25 @@ class PolicyMethod : public DecodingMethod {
 
 class SoupsMethod final : public PolicyMethod {
  public:
+  // modpo: the soup of the MODPO experts instead of the DPO ones.
+  explicit SoupsMethod(bool modpo) : modpo_(modpo) {}
   Response generate(const UserData& user, const std::string& prompt, MethodContext& ctx) override {
     const auto w = unit_weights(user, ctx);
     std::vector<const runtime::LoraAdapter*> parts;
     for (const auto& e : *experts_) parts.push_back(&e);
     const runtime::LoraAdapter soup = runtime::lora_soup(parts, w);
-    runtime::GenerateOptions g = sampling_options(ctx, seed_of(ctx, "soups", user.id + prompt));
+    runtime::GenerateOptions g = sampling_options(ctx, seed_of(ctx, modpo_ ? "modpo" : "soups", user.id + prompt));
     g.linear_hook = &soup;
     const auto r = runtime::generate(ctx.model(), &ctx.tokenizer(), encode_prompt(ctx.tokenizer(), prompt), g, 1)[0];
     return response_of(r, static_cast<int64_t>(r.ids.size()));
   }
+
+ private:
+  void fit_strategy(const FitData& data, MethodContext& ctx) override {
+    // modpo's margins: the shared user model's (multi_linear's) per-dimension head scores.
+    experts_ = modpo_ ? modpo_experts(data, dynamic_cast<Method&>(*profile_), ctx) : dimension_experts(data, ctx);
+  }
+  bool modpo_;
 };
 
 class ModMethod final : public PolicyMethod {
@@ -226,7 +282,8 @@ std::unique_ptr<Method> make_simpo_user_method() {
   return std::make_unique<PerUserMethod>(training::PolicyLoss::kSimpo);
 }
 std::unique_ptr<Method> make_sft_user_method() { return std::make_unique<PerUserMethod>(training::PolicyLoss::kSft); }
-std::unique_ptr<Method> make_soups_method() { return std::make_unique<SoupsMethod>(); }
+std::unique_ptr<Method> make_soups_method() { return std::make_unique<SoupsMethod>(false); }
 std::unique_ptr<Method> make_mod_method() { return std::make_unique<ModMethod>(); }
+std::unique_ptr<Method> make_modpo_method() { return std::make_unique<SoupsMethod>(true); }
 
 }  // namespace palign::bench
