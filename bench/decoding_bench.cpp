@@ -169,7 +169,7 @@ bool value_and_cards(const Model& policy, const Model& reward, const std::vector
     std::string name;
     std::function<GenerateResult(const std::vector<int64_t>&, uint64_t, decoding::RerankCost*)> run;
     std::vector<double> rewards;  // per output, in the same (prompt, seed) order for every row
-    double seconds = 0, tokens = 0, scored = 0;
+    double seconds = 0, tokens = 0, scored = 0, steps = 0;
   };
   std::vector<Row> rows;
   const std::vector<int64_t> best_of = {2, 4, 8, 12, 16};
@@ -227,6 +227,7 @@ bool value_and_cards(const Model& policy, const Model& reward, const std::vector
         row.rewards.push_back(reward.score(ids)[0].item<double>());
         row.tokens += static_cast<double>(cost.tokens);
         row.scored += static_cast<double>(cost.scored);
+        row.steps += static_cast<double>(cost.steps ? cost.steps : std::ssize(r.ids));  // best-of-N: its length
       }
   // Mean and standard error of per-output values.
   const auto mean_se = [](const std::vector<double>& v) {
@@ -241,11 +242,13 @@ bool value_and_cards(const Model& policy, const Model& reward, const std::vector
       "\nCARDS and best-of-N on one reward (%.0f outputs of up to %lld tokens each: %zu prompts x %zu seeds, "
       "sampled at temperature 1; reward ± its standard error over outputs):\n",
       outputs, static_cast<long long>(n), prompts.size(), seeds.size());
-  std::printf("| method | mean reward | ms per response | tokens sampled | reward calls |\n|---|---|---|---|---|\n");
+  std::printf(
+      "| method | mean reward | ms per response | tokens sampled | reward calls | batched decode steps |\n"
+      "|---|---|---|---|---|---|\n");
   for (const auto& row : rows) {
     const auto [m, se] = mean_se(row.rewards);
-    std::printf("| %s | %.3f ± %.3f | %.1f | %.0f | %.1f |\n", row.name.c_str(), m, se, 1e3 * row.seconds / outputs,
-                row.tokens / outputs, row.scored / outputs);
+    std::printf("| %s | %.3f ± %.3f | %.1f | %.0f | %.1f | %.0f |\n", row.name.c_str(), m, se,
+                1e3 * row.seconds / outputs, row.tokens / outputs, row.scored / outputs, row.steps / outputs);
   }
   // The cheapest best-of-N whose mean reward reaches each CARDS row's, with the paired difference (same prompts and
   // seeds) and its 95% interval.

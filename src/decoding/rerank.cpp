@@ -208,7 +208,6 @@ class SegmentSampler {
     std::vector<std::vector<int64_t>> segments;
     std::vector<std::string> finish;  // "segment", "stop" or "length"
     std::vector<at::Tensor> next;     // the row's next-token logits when its last token was forwarded ("segment")
-    int64_t steps = 0;                // batched forwards
   };
 
   SegmentSampler(const runtime::Model& model, const runtime::Tokenizer* tokenizer, std::span<const int64_t> prompt,
@@ -282,7 +281,6 @@ class SegmentSampler {
       for (int64_t t : tokens) step.push_back({t});
       const std::vector<at::Tensor> out = forward(step, active);
       for (size_t j = 0; j < active.size(); ++j) logits[active[j]] = out[j];
-      ++round.steps;
     }
     return round;
   }
