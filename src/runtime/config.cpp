@@ -60,17 +60,27 @@ int64_t get_int(const json& j, const char* key, int64_t fallback, const std::str
   if (!j.contains(key) || j[key].is_null()) return fallback;
   const json& v = j[key];
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
-    return static_cast<int64_t>(v.get<double>());
+  if (v.is_number_float()) {
+    const double x = v.get<double>();
+    if (std::abs(x) < 9.0e18 && x == std::trunc(x)) return static_cast<int64_t>(x);
+  }
   PALIGN_THROW(ErrorCode::kInvalidArgument, "[runtime.ModelConfig] ", path, ": '", key, "' must be an integer, got ",
                v.dump());
 }
 
 double get_double(const json& j, const char* key, double fallback, const std::string& path) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
-  PALIGN_CHECK(j[key].is_number(), ErrorCode::kInvalidArgument, "[runtime.ModelConfig] ", path, ": '", key,
-               "' must be a number, got ", j[key].dump());
+  PALIGN_CHECK(j[key].is_number() && std::isfinite(j[key].get<double>()), ErrorCode::kInvalidArgument,
+               "[runtime.ModelConfig] ", path, ": '", key, "' must be a finite number, got ", j[key].dump());
   return j[key].get<double>();
+}
+
+// Reads key as a string; returns fallback when absent or null.
+std::string get_string(const json& j, const char* key, const std::string& fallback, const std::string& path) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  PALIGN_CHECK(j[key].is_string(), ErrorCode::kInvalidArgument, "[runtime.ModelConfig] ", path, ": '", key,
+               "' must be a string, got ", j[key].dump(), "; fix config.json");
+  return j[key].get<std::string>();
 }
 
 bool get_bool(const json& j, const char* key, bool fallback) {
@@ -115,6 +125,10 @@ void parse_rope(const json& j, ModelConfig& c, const std::string& path) {
     c.rope.original_max_position = get_int(*scaling, "original_max_position_embeddings", 8192, path);
     PALIGN_CHECK(c.rope.high_freq_factor != c.rope.low_freq_factor, ErrorCode::kInvalidArgument,
                  "[runtime.ModelConfig] ", path, ": llama3 rope scaling needs high_freq_factor != low_freq_factor");
+    PALIGN_CHECK(c.rope.low_freq_factor > 0 && c.rope.high_freq_factor > 0 && c.rope.original_max_position > 0,
+                 ErrorCode::kInvalidArgument, "[runtime.ModelConfig] ", path,
+                 ": llama3 rope scaling needs positive low_freq_factor, high_freq_factor and "
+                 "original_max_position_embeddings");
   } else {
     PALIGN_THROW(ErrorCode::kUnsupported, "[runtime.ModelConfig] ", path, ": rope type '", type,
                  "' is not supported (supported: default, linear, llama3)");
@@ -155,7 +169,7 @@ ModelConfig ModelConfig::parse(std::string_view text, const std::string& path) {
     c.intermediate_size = get_int(j, "n_inner", 4 * c.hidden_size, path);
     c.max_position = get_int(j, "n_positions", 1024, path);
     c.norm_eps = get_double(j, "layer_norm_epsilon", 1e-5, path);
-    const std::string act = j.value("activation_function", std::string("gelu_new"));
+    const std::string act = get_string(j, "activation_function", "gelu_new", path);
     if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast")
       c.activation = Activation::kGeluTanh;
     else if (act == "gelu")
@@ -180,7 +194,7 @@ ModelConfig ModelConfig::parse(std::string_view text, const std::string& path) {
     c.n_kv_head = get_int(j, "num_key_value_heads", c.n_head, path);
     c.max_position = get_int(j, "max_position_embeddings", 2048, path);
     c.norm_eps = get_double(j, "rms_norm_eps", 1e-6, path);
-    const std::string act = j.value("hidden_act", std::string("silu"));
+    const std::string act = get_string(j, "hidden_act", "silu", path);
     PALIGN_CHECK(act == "silu" || act == "swish", ErrorCode::kUnsupported, "[runtime.ModelConfig] ", path,
                  ": hidden_act '", act, "' is not supported (silu)");
     c.activation = Activation::kSilu;

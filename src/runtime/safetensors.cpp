@@ -158,13 +158,29 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
     auto [slot, inserted] = out.tensors_.emplace(name, std::move(info));
     spans.emplace_back(slot->second.begin, &slot->first);
   }
-  std::sort(spans.begin(), spans.end());
-  for (size_t i = 1; i < spans.size(); ++i) {
-    const auto& prev = out.tensors_.at(*spans[i - 1].second);
-    PALIGN_CHECK(prev.end <= spans[i].first || prev.begin == prev.end, ErrorCode::kInvalidArgument,
-                 "[runtime.safetensors] ", p, ": tensors '", *spans[i - 1].second, "' and '", *spans[i].second,
-                 "' overlap");
+  // As the reference implementation requires: sorted by offset, the tensors tile the data section exactly, with no
+  // gap, no overlap and no byte after the last one. A header length that is off (landing in the header's padding or
+  // in the data) shifts the data section and fails here instead of reading shifted bytes as weights.
+  std::sort(spans.begin(), spans.end(), [&](const auto& a, const auto& b) {
+    const auto& ia = out.tensors_.at(*a.second);
+    const auto& ib = out.tensors_.at(*b.second);
+    return std::pair(ia.begin, ia.end) < std::pair(ib.begin, ib.end);
+  });
+  uint64_t covered = 0;
+  const std::string* previous = nullptr;
+  for (const auto& [begin, name] : spans) {
+    const TensorInfo& info = out.tensors_.at(*name);
+    PALIGN_CHECK(begin >= covered, ErrorCode::kInvalidArgument, "[runtime.safetensors] ", p, ": tensors '",
+                 previous ? *previous : std::string(), "' and '", *name, "' overlap; the file is corrupt");
+    PALIGN_CHECK(begin == covered, ErrorCode::kInvalidArgument, "[runtime.safetensors] ", p, ": tensor '", *name,
+                 "' starts at data offset ", begin, " but the data before it ends at ", covered,
+                 " (a gap); the file is corrupt or the header length is wrong");
+    covered = info.end;
+    previous = name;
   }
+  PALIGN_CHECK(covered == data_size, ErrorCode::kInvalidArgument, "[runtime.safetensors] ", p, ": the tensors hold ",
+               covered, " bytes but the data section after the ", header_len, "-byte header has ", data_size,
+               "; the header length is wrong or the file has stray bytes; re-save the file");
   return out;
 }
 
@@ -291,6 +307,7 @@ void save_safetensors(const fs::path& path, const std::vector<std::pair<std::str
   std::string h = header.dump();
   while (h.size() % 8 != 0) h.push_back(' ');  // keeps the data buffer 8-byte aligned
   const fs::path tmp = path.string() + ".tmp";
+  bool written = false;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     PALIGN_CHECK(out.good(), ErrorCode::kIo, "[runtime.save_safetensors] cannot write ", tmp.string(),
@@ -303,12 +320,20 @@ void save_safetensors(const fs::path& path, const std::vector<std::pair<std::str
     for (const auto& c : contiguous)
       out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * c.element_size()));
     out.flush();
-    PALIGN_CHECK(out.good(), ErrorCode::kIo, "[runtime.save_safetensors] writing ", tmp.string(), " failed");
+    out.close();
+    written = !out.fail();
   }
   std::error_code ec;
-  fs::rename(tmp, path, ec);
-  PALIGN_CHECK(!ec, ErrorCode::kIo, "[runtime.save_safetensors] cannot move ", tmp.string(), " to ", path.string(),
-               ": ", ec.message());
+  if (written) fs::rename(tmp, path, ec);
+  if (!written || ec) {
+    // A full disk: leave neither a partial file nor the temporary one behind.
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    PALIGN_THROW(ErrorCode::kIo, "[runtime.save_safetensors] ",
+                 written ? "cannot move " + tmp.string() + " to " + path.string() + ": " + ec.message()
+                         : "writing " + tmp.string() + " failed",
+                 "; check the free space and permissions of the folder");
+  }
 }
 
 }  // namespace palign::runtime

@@ -67,9 +67,9 @@ std::unique_ptr<TokenizerImpl> load_impl(const std::filesystem::path& path) {
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const Json& t : j["added_tokens"]) {
       PALIGN_CHECK(t.is_object() && t.contains("id") && t["id"].is_number_integer() && t["id"].get<int64_t>() >= 0 &&
-                       t.contains("content") && t["content"].is_string(),
+                       t["id"].get<int64_t>() <= tok::kMaxTokenId && t.contains("content") && t["content"].is_string(),
                    ErrorCode::kInvalidArgument, "[runtime.Tokenizer] added token ", t.dump(), " in ", where,
-                   " needs an integer \"id\" and a string \"content\"");
+                   " needs an integer \"id\" from 0 to ", tok::kMaxTokenId, " and a string \"content\"");
       AddedToken token;
       token.id = t["id"].get<int32_t>();
       token.content = t["content"].get<std::string>();

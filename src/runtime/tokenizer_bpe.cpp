@@ -57,10 +57,10 @@ BpeModel::BpeModel(const Json& j, std::string_view where) {
                " must be an object of token -> id");
   int32_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    PALIGN_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0 &&
-                     it.value().get<int64_t>() < (int64_t{1} << 31),
-                 ErrorCode::kInvalidArgument, "[runtime.Tokenizer] model.vocab[\"", it.key(), "\"] in ", where,
-                 " must be a non-negative integer id");
+    PALIGN_CHECK(
+        it.value().is_number_integer() && it.value().get<int64_t>() >= 0 && it.value().get<int64_t>() <= kMaxTokenId,
+        ErrorCode::kInvalidArgument, "[runtime.Tokenizer] model.vocab[\"", it.key(), "\"] in ", where,
+        " must be an integer id from 0 to ", kMaxTokenId, ", got ", it.value().dump(), "; fix the tokenizer file");
     const auto id = static_cast<int32_t>(it.value().get<int64_t>());
     vocab_.emplace(it.key(), id);
     max_id = std::max(max_id, id);

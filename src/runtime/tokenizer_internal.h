@@ -28,6 +28,10 @@ using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to
 
 // A compiled PCRE2 pattern in UTF mode with Unicode properties (PCRE2_UCP), JIT-compiled when possible.
 // Immutable after construction; find_all may be called from several threads at once.
+// Token ids above this are refused when a tokenizer.json is read: no real vocabulary comes near it (the largest have
+// about a million entries), and the id -> token table is sized by the largest id.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+
 class Regex {
  public:
   // Throws kInvalidArgument naming `where` when the pattern does not compile.
@@ -35,11 +39,14 @@ class Regex {
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
   ~Regex();
-  // Non-overlapping matches [begin, end) in byte offsets, left to right. text must be valid UTF-8.
+  // Non-overlapping matches [begin, end) in byte offsets, left to right. text must be valid UTF-8. Throws
+  // kInvalidArgument naming the pattern and `where` when PCRE2 gives up (a pattern that backtracks catastrophically
+  // runs into PCRE2's match limit).
   std::vector<std::pair<size_t, size_t>> find_all(std::string_view text) const;
 
  private:
   void* code_ = nullptr;  // pcre2_code_8*
+  std::string pattern_, where_;  // for messages
 };
 
 // A literal or regex pattern as in HF's {"String": ...} / {"Regex": ...}.

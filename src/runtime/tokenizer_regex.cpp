@@ -8,7 +8,7 @@
 
 namespace palign::runtime::tok {
 
-Regex::Regex(std::string_view pattern, std::string_view where) {
+Regex::Regex(std::string_view pattern, std::string_view where) : pattern_(pattern), where_(where) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -41,7 +41,15 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) co
   while (offset <= text.size()) {
     const int rc = pcre2_match(code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, data.get(), context.get());
     if (rc == PCRE2_ERROR_NOMATCH) break;
-    PALIGN_CHECK(rc >= 0, ErrorCode::kInternal, "[runtime.Regex.find_all] pcre2_match failed with code ", rc);
+    if (rc < 0) {
+      // PCRE2_ERROR_MATCHLIMIT, _DEPTHLIMIT, _HEAPLIMIT, _JIT_STACKLIMIT: the pattern backtracks without bound on
+      // this text. PCRE2's default match limit (ten million steps) keeps each attempt short.
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(rc, message, sizeof(message));
+      PALIGN_THROW(ErrorCode::kInvalidArgument, "[runtime.Tokenizer] regex \"", pattern_, "\" in ", where_,
+                   " gave up on a ", text.size(), "-byte text (", reinterpret_cast<const char*>(message),
+                   "): it backtracks catastrophically; fix the pattern in the file");
+    }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(data.get());
     const size_t begin = ovector[0];
     const size_t end = ovector[1];

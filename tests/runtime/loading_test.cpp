@@ -103,6 +103,34 @@ TEST(Safetensors, BadFilesAreClearErrors) {
   EXPECT_EQ(open_error(dir / "dtype", &msg), ErrorCode::kInvalidArgument);
   EXPECT_NE(msg.find("unsupported dtype"), std::string::npos) << msg;
 
+  // The reference implementation's rule: the tensors tile the data section exactly (no gap, nothing after).
+  write_bytes(dir / "gap", with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                       R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                                       std::string(12, '\0')));
+  EXPECT_EQ(open_error(dir / "gap", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("gap"), std::string::npos) << msg;
+  write_bytes(dir / "trailing",
+              with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", std::string(12, '\0')));
+  EXPECT_EQ(open_error(dir / "trailing", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("header length is wrong"), std::string::npos) << msg;
+
+  // A header length that lands in the header's padding still parses as JSON, but would shift every tensor by the
+  // padding it leaves out; a length past the JSON runs into the data.
+  {
+    const std::string json = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+    const std::string padded = json + std::string(8, ' ');
+    const std::string data("\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    std::string bytes = with_header(padded, data);
+    write_bytes(dir / "padding_ok", bytes);
+    EXPECT_EQ(SafetensorsFile::open(dir / "padding_ok").get("w").numel(), 2);
+    for (const uint64_t len : {json.size(), json.size() + 4, padded.size() + 4}) {
+      for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((len >> (8 * i)) & 0xff);
+      write_bytes(dir / "padding", bytes);
+      EXPECT_EQ(open_error(dir / "padding", &msg), ErrorCode::kInvalidArgument) << "header length " << len;
+      std::printf("header length %llu of %zu: %s\n", static_cast<unsigned long long>(len), padded.size(), msg.c_str());
+    }
+  }
+
   // A real fixture file cut in half.
   std::ifstream in(test::hf_model("llama") / "model.safetensors", std::ios::binary);
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -223,6 +251,30 @@ TEST(Config, BadConfigsAreClearErrors) {
   EXPECT_NE(msg.find("sliding_window must be positive"), std::string::npos) << msg;
   EXPECT_EQ(code_of(mistral + R"(, "sliding_window": 4096})"), ErrorCode::kSentinel);
   EXPECT_EQ(code_of(mistral + R"(, "sliding_window": null})"), ErrorCode::kSentinel);
+  // Wrong JSON types name the file and the key instead of surfacing a JSON library message.
+  EXPECT_EQ(code_of(base + R"(, "hidden_act": 5})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("test.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'hidden_act' must be a string"), std::string::npos) << msg;
+  const std::string gpt2 = R"({"architectures": ["GPT2LMHeadModel"], "vocab_size": 10, "n_embd": 8, "n_layer": 1,
+      "n_head": 2)";
+  EXPECT_EQ(code_of(gpt2 + "}"), ErrorCode::kSentinel);
+  EXPECT_EQ(code_of(gpt2 + R"(, "activation_function": ["gelu"]})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("activation_function"), std::string::npos) << msg;
+  EXPECT_EQ(code_of(gpt2 + R"(, "layer_norm_epsilon": -1})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of(base + R"(, "num_hidden_layers": 1e30})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("num_hidden_layers"), std::string::npos) << msg;
+  EXPECT_EQ(code_of(base + R"(, "rope_theta": 1e999})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of(base + R"(, "rope_parameters": {"rope_type": "default", "rope_theta": -1}})", &msg),
+            ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("rope_theta"), std::string::npos) << msg;
+  EXPECT_EQ(code_of(base + R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": -1}})", &msg),
+            ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("low_freq_factor"), std::string::npos) << msg;
+  EXPECT_EQ(code_of(base + R"(, "num_attention_heads": 3, "num_key_value_heads": 3})", &msg),
+            ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("not divisible"), std::string::npos) << msg;
+  EXPECT_EQ(code_of(base + R"(, "head_dim": 3})", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("head_dim"), std::string::npos) << msg;
 }
 
 TEST(ModelDir, MissingPiecesAreClearErrors) {

@@ -454,6 +454,45 @@ TEST(TokenizerErrors, MissingFilesAndMalformedJson) {
             ErrorCode::kInvalidArgument);
 }
 
+TEST(TokenizerErrors, OutOfRangeIdsAndRunawayRegexesNameTheFile) {
+  TempDir dir("ranges");
+  std::string msg;
+  auto message_of = [&](const json& j) {
+    try {
+      load(dir, j);
+    } catch (const palign::Error& e) {
+      msg = e.what();
+      return e.code();
+    }
+    return ErrorCode::kSentinel;
+  };
+  // An id of 2^31 - 1 sized the id -> token table by it (an overflow, then an allocation failure).
+  EXPECT_EQ(message_of(micro_tokenizer(bpe_model({{"a", 0}, {"b", 2147483647}}, json::array()))),
+            ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("model.vocab[\"b\"]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tokenizer.json"), std::string::npos) << msg;
+  EXPECT_EQ(message_of(micro_tokenizer(bpe_model({{"a", 0}}, json::array()),
+                                       json::array({{{"id", 2147483647}, {"content", "<x>"}}}))),
+            ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("added token"), std::string::npos) << msg;
+
+  // A pre-tokenizer regex that backtracks catastrophically runs into PCRE2's match limit: a tokenizer.json error
+  // naming the pattern, not an internal error.
+  json j = micro_tokenizer(bpe_model({{"a", 0}, {"b", 1}}, json::array()));
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(a|a)+$"}}}, {"behavior", "Isolated"}};
+  const Tokenizer tok = load(dir, j);
+  EXPECT_EQ(tok.encode("aab").size(), 3u);
+  try {
+    tok.encode(std::string(64, 'a') + "b");
+    ADD_FAILURE() << "no throw";
+  } catch (const palign::Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(a|a)+$"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
+    std::printf("  expected error: %s\n", e.what());
+  }
+}
+
 TEST(TokenizerErrors, UnknownComponentTypesAreUnsupported) {
   TempDir dir("unsupported");
   const json base = micro_tokenizer(bpe_model({{"a", 0}}, json::array()));
