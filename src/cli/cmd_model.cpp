@@ -88,7 +88,7 @@ nlohmann::json reward_info(const fs::path& dir) {
                    {"labels", reward->labels()},
                    {"personalized", reward->personalized()},
                    {"users", reward->users()},
-                   {"backbone", m.value("backbone", "")}};
+                   {"backbone", m.contains("backbone") && m["backbone"].is_string() ? m["backbone"] : ""}};
   for (const char* key : {"objectives", "report", "by_dimension"})
     if (m.contains(key)) j[key] = m[key];
   return j;

@@ -225,9 +225,12 @@ const runtime::Model& ModelSet::load(const fs::path& dir) {
     model = &keep(runtime::merge_lora(*base, runtime::LoraAdapter::load(dir, base->config())));
   } else {
     std::vector<std::string> dims;
-    if (fs::exists(dir / scoring::kRewardManifest))
-      dims = read_json_file(dir / scoring::kRewardManifest, "decoding.models")
-                 .value("dimensions", std::vector<std::string>{});
+    if (fs::exists(dir / scoring::kRewardManifest)) {
+      const nlohmann::json m = read_json_file(dir / scoring::kRewardManifest, "decoding.models");
+      if (m.is_object() && m.contains("dimensions") && m["dimensions"].is_array())
+        for (const nlohmann::json& d : m["dimensions"])
+          if (d.is_string()) dims.push_back(d.get<std::string>());
+    }
     PALIGN_CHECK(dims.empty(), ErrorCode::kInvalidArgument, "[decoding.models] ", dir.string(),
                  " holds one adapter per dimension (", join_list(dims), "); name one, e.g. ", (dir / dims[0]).string());
     PALIGN_THROW(ErrorCode::kNotFound, "[decoding.models] ", dir.string(),

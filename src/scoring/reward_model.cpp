@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -36,11 +37,19 @@ bool is_plain_directory_name(const std::string& name) {
 
 RewardObjectives load_objectives(const fs::path& dir, const std::string& backbone_fingerprint) {
   const json m = read_json_file(dir / kRewardManifest, kWhere);
+  PALIGN_CHECK(
+      m.is_object() && m.contains("method") && m["method"].is_string() && m.contains("dimensions") &&
+          m["dimensions"].is_array() &&
+          std::all_of(m["dimensions"].begin(), m["dimensions"].end(), [](const json& d) { return d.is_string(); }),
+      ErrorCode::kInvalidArgument, "[", kWhere, "] ", (dir / kRewardManifest).string(),
+      " is not a reward manifest (an object with a \"method\" string and a \"dimensions\" list of names); "
+      "retrain with `palign train reward --method multi`");
   PALIGN_CHECK(m.value("method", "") == "multi" || m.value("method", "") == "bt", ErrorCode::kInvalidArgument, "[",
                kWhere, "] ", dir.string(), " is a '", m.value("method", ""),
                "' reward; the objectives must be a multi (or bt) reward directory");
-  PALIGN_CHECK(m.value("backbone_fingerprint", "") == backbone_fingerprint, ErrorCode::kInvalidArgument, "[", kWhere,
-               "] the objectives in ", dir.string(), " were trained on another backbone; train them on the same one");
+  PALIGN_CHECK(m.contains("backbone_fingerprint") && m["backbone_fingerprint"] == backbone_fingerprint,
+               ErrorCode::kInvalidArgument, "[", kWhere, "] the objectives in ", dir.string(),
+               " were trained on another backbone; train them on the same one");
   const auto weights = runtime::SafetensorsFile::open(dir / "model.safetensors");
   RewardObjectives o;
   o.weight = weights.get_f32("score.weight").clone();
@@ -186,14 +195,23 @@ class PersonalizedRewardModel final : public RewardModel {
 std::unique_ptr<RewardModel> RewardModel::load(const fs::path& dir) {
   PALIGN_CHECK(fs::is_directory(dir), ErrorCode::kNotFound, "[", kWhere, "] no reward directory at ", dir.string(),
                "; train one with `palign train reward` or pass a *ForSequenceClassification directory");
-  if (fs::exists(dir / kRewardManifest)) {
-    const json m = read_json_file(dir / kRewardManifest, kWhere);
-    PALIGN_CHECK(m.value("format", "") == "palign.reward" && m.value("version", 0) == 1, ErrorCode::kInvalidArgument,
-                 "[", kWhere, "] ", (dir / kRewardManifest).string(), " is not a version-1 palign.reward manifest");
-    if (is_personalized_method(m.value("method", ""))) return std::make_unique<PersonalizedRewardModel>(dir, m);
-    if (m.value("method", "") == "arm") return load_arm_reward(dir);
+  const fs::path manifest = dir / kRewardManifest;
+  try {
+    if (fs::exists(manifest)) {
+      const json m = read_json_file(manifest, kWhere);
+      PALIGN_CHECK(m.is_object() && m.value("format", "") == "palign.reward" && m.value("version", 0) == 1,
+                   ErrorCode::kInvalidArgument, "[", kWhere, "] ", manifest.string(),
+                   " is not a version-1 palign.reward manifest (a JSON object); retrain with `palign train reward`");
+      if (is_personalized_method(m.value("method", ""))) return std::make_unique<PersonalizedRewardModel>(dir, m);
+      if (m.value("method", "") == "arm") return load_arm_reward(dir);
+    }
+    return std::make_unique<ClassifierReward>(dir);
+  } catch (const json::exception& e) {
+    // A field of the wrong JSON type in the manifest (or in a file it names) is the directory's fault, not ours.
+    PALIGN_THROW(ErrorCode::kInvalidArgument, "[", kWhere, "] ", manifest.string(),
+                 " (or a file of that reward directory) has a field of the wrong JSON type (", e.what(),
+                 "); retrain with `palign train reward`");
   }
-  return std::make_unique<ClassifierReward>(dir);
 }
 
 }  // namespace palign::scoring
