@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "checkpoint_dir.h"
 #include "palign/base/error.h"
 #include "palign/base/progress.h"
 #include "palign/base/timer.h"
@@ -144,27 +145,25 @@ void write_json(const fs::path& p, const json& j) {
   PALIGN_CHECK(out.good(), ErrorCode::kIo, "[training.lm] writing ", p.string(), " failed");
 }
 
-// Writes out/checkpoint atomically: a complete checkpoint.tmp is renamed over the old one, so an interruption at
-// any point leaves the last complete checkpoint in place.
+// Writes out/checkpoint atomically (detail::write_checkpoint_dir): an interruption at any point leaves the last
+// complete checkpoint, which the next run finds.
 void save_checkpoint(const fs::path& out, const Model& model, torch::optim::AdamW& opt, const LmTrainOptions& o,
                      int64_t next_step, const LmTrainReport& report) {
-  const fs::path tmp = out / "checkpoint.tmp", final_dir = out / "checkpoint", old = out / "checkpoint.old";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  runtime::save_safetensors(tmp / "model.safetensors", model.named_weights());
-  torch::save(opt, (tmp / "optimizer.pt").string());
-  write_json(tmp / "state.json", {{"format", kCheckpointFormat},
-                                  {"version", kCheckpointVersion},
-                                  {"next_step", next_step},
-                                  {"seed", o.seed},
-                                  {"steps", o.steps},
-                                  {"arch", arch_json(o)},
-                                  {"train_loss", report.train_loss},
-                                  {"valid_loss", report.valid_loss}});
-  fs::remove_all(old);
-  if (fs::exists(final_dir)) fs::rename(final_dir, old);
-  fs::rename(tmp, final_dir);
-  fs::remove_all(old);
+  detail::write_checkpoint_dir(
+      out / "checkpoint",
+      [&](const fs::path& tmp) {
+        runtime::save_safetensors(tmp / "model.safetensors", model.named_weights());
+        torch::save(opt, (tmp / "optimizer.pt").string());
+        write_json(tmp / "state.json", {{"format", kCheckpointFormat},
+                                        {"version", kCheckpointVersion},
+                                        {"next_step", next_step},
+                                        {"seed", o.seed},
+                                        {"steps", o.steps},
+                                        {"arch", arch_json(o)},
+                                        {"train_loss", report.train_loss},
+                                        {"valid_loss", report.valid_loss}});
+      },
+      "training.lm");
 }
 
 void write_model_dir(const fs::path& out, const Model& model, const fs::path& tokenizer_dir,
@@ -244,31 +243,48 @@ LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, 
   report.n_params = model->n_params();
   int64_t step = 0;
   const fs::path ckpt = out_dir / "checkpoint";
-  if (o.resume && fs::exists(ckpt / "state.json")) {
+  if (o.resume && detail::recover_checkpoint_dir(ckpt, "training.lm")) {
+    const fs::path state_file = ckpt / "state.json";
+    const std::string start_over = "; delete " + ckpt.string() + " to start over (or pass --no-resume)";
     json state;
     try {
-      std::ifstream in(ckpt / "state.json");
+      std::ifstream in(state_file);
       state = json::parse(in);
     } catch (const json::exception&) {
-      PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.lm] ", (ckpt / "state.json").string(),
-                   " is corrupt; delete ", ckpt.string(), " to start over");
+      PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.lm] ", state_file.string(), " is corrupt", start_over);
     }
-    PALIGN_CHECK(state.value("format", "") == kCheckpointFormat && state.value("version", 0) == kCheckpointVersion,
+    PALIGN_CHECK(state.is_object() && state.value("format", "") == kCheckpointFormat &&
+                     state.value("version", 0) == kCheckpointVersion,
                  ErrorCode::kInvalidArgument, "[training.lm] ", ckpt.string(),
                  " is not a palign LM checkpoint of version ", kCheckpointVersion,
                  "; delete it or pass another --out (it is rewritten by `palign train lm`)");
     PALIGN_CHECK(state["arch"] == arch_json(o), ErrorCode::kInvalidArgument, "[training.lm] the checkpoint in ",
                  ckpt.string(), " was trained with ", state["arch"].dump(), "; pass the same architecture flags or "
                  "another --out");
+    try {
+      step = state.at("next_step").get<int64_t>();
+      report.train_loss = state.at("train_loss").get<std::vector<std::pair<int64_t, double>>>();
+      report.valid_loss = state.at("valid_loss").get<std::vector<std::pair<int64_t, double>>>();
+    } catch (const json::exception&) {
+      PALIGN_THROW(ErrorCode::kInvalidArgument, "[training.lm] ", state_file.string(),
+                   " lacks next_step, train_loss or valid_loss of the right types", start_over);
+    }
+    // A step outside the run would train a model with a wrong schedule (or none) and report success.
+    PALIGN_CHECK(step >= 0 && step <= o.steps, ErrorCode::kInvalidArgument, "[training.lm] ", state_file.string(),
+                 ": next_step ", step, " is outside this run's 0..", o.steps, " steps; pass --steps of at least ", step,
+                 start_over);
     auto saved = runtime::SafetensorsFile::open(ckpt / "model.safetensors");
     {
       at::NoGradGuard no_grad;
-      for (auto& [name, t] : weights) t.copy_(saved.get_f32(name));
+      for (auto& [name, t] : weights) {
+        const at::Tensor w = saved.get_f32(name);
+        PALIGN_CHECK(w.sizes() == t.sizes(), ErrorCode::kInvalidArgument, "[training.lm] ",
+                     (ckpt / "model.safetensors").string(), ": '", name, "' has shape ", w.sizes(), ", not ", t.sizes(),
+                     start_over);
+        t.copy_(w);
+      }
     }
-    torch::load(opt, (ckpt / "optimizer.pt").string());
-    step = state["next_step"].get<int64_t>();
-    report.train_loss = state["train_loss"].get<std::vector<std::pair<int64_t, double>>>();
-    report.valid_loss = state["valid_loss"].get<std::vector<std::pair<int64_t, double>>>();
+    detail::load_optimizer(opt, ckpt / "optimizer.pt", "training.lm");
     std::fprintf(stderr, "palign: resuming from %s at step %ld\n", ckpt.string().c_str(), static_cast<long>(step));
   }
   report.first_step = step;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "checkpoint_dir.h"
 #include "palign/base/error.h"
 #include "palign/base/json.h"
 #include "palign/base/progress.h"
@@ -118,38 +119,42 @@ void save_tensors(const fs::path& file, const std::vector<at::Tensor>& ts) {
 void load_tensors(const fs::path& file, const std::vector<at::Tensor>& into) {
   const auto st = runtime::SafetensorsFile::open(file);
   at::NoGradGuard no_grad;
-  for (size_t i = 0; i < into.size(); ++i) into[i].copy_(st.get_f32(std::to_string(i)));
+  for (size_t i = 0; i < into.size(); ++i) {
+    const at::Tensor t = st.get_f32(std::to_string(i));
+    PALIGN_CHECK(t.sizes() == into[i].sizes(), ErrorCode::kInvalidArgument, "[training.pair_loop] ", file.string(),
+                 ": tensor ", i, " has shape ", t.sizes(), ", not ", into[i].sizes(), "; delete ",
+                 file.parent_path().string(), " to start over");
+    into[i].copy_(t);
+  }
 }
 
-// Writes dir atomically (a complete dir.tmp renamed over dir), so an interruption leaves the last complete one.
+// Writes dir atomically (detail::write_checkpoint_dir), so an interruption leaves the last complete one.
 void save_pair_checkpoint(const fs::path& dir, const std::vector<at::Tensor>& params,
                           const std::vector<at::Tensor>& best, torch::optim::AdamW& opt, const LoopState& s,
                           const json& identity) {
-  const fs::path tmp = dir.string() + ".tmp", old = dir.string() + ".old";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  save_tensors(tmp / "adapter.safetensors", params);
-  if (!best.empty()) save_tensors(tmp / "best.safetensors", best);
-  torch::save(opt, (tmp / "optimizer.pt").string());
-  write_json_file(tmp / "state.json",
-                  json{{"format", kCheckpointFormat},
-                       {"version", 1},
-                       {"identity", identity},
-                       {"step", s.step},
-                       {"epochs", s.epochs},
-                       {"since_best", s.since_best},
-                       {"trained_pairs", s.trained_pairs},
-                       {"best_loss", finite_or_null(s.best_loss)},
-                       {"best_acc", finite_or_null(s.best_acc)},
-                       {"running", finite_or_null(s.running)},
-                       {"train_seconds", s.train_seconds},
-                       {"status", s.status},
-                       {"has_best", !best.empty()}},
-                  "training.pair_loop");
-  fs::remove_all(old);
-  if (fs::exists(dir)) fs::rename(dir, old);
-  fs::rename(tmp, dir);
-  fs::remove_all(old);
+  detail::write_checkpoint_dir(
+      dir,
+      [&](const fs::path& tmp) {
+        save_tensors(tmp / "adapter.safetensors", params);
+        if (!best.empty()) save_tensors(tmp / "best.safetensors", best);
+        torch::save(opt, (tmp / "optimizer.pt").string());
+        write_json_file(tmp / "state.json",
+                        json{{"format", kCheckpointFormat},
+                             {"version", 1},
+                             {"identity", identity},
+                             {"step", s.step},
+                             {"epochs", s.epochs},
+                             {"since_best", s.since_best},
+                             {"trained_pairs", s.trained_pairs},
+                             {"best_loss", finite_or_null(s.best_loss)},
+                             {"best_acc", finite_or_null(s.best_acc)},
+                             {"running", finite_or_null(s.running)},
+                             {"train_seconds", s.train_seconds},
+                             {"status", s.status},
+                             {"has_best", !best.empty()}},
+                        "training.pair_loop");
+      },
+      "training.pair_loop");
 }
 
 double num_or(const json& j, const char* key, double fallback) {
@@ -226,28 +231,40 @@ PairFitReport fit_pairs(const runtime::Model& model, runtime::LoraAdapter* adapt
   const json identity = {{"objective", objective.name}, {"pairs", n},      {"seed", o.seed}, {"batch", o.batch},
                          {"total", total_steps},        {"valid", n_valid}};
   const fs::path ckpt = o.checkpoint_dir;
-  if (!ckpt.empty() && fs::exists(ckpt / "state.json")) {
-    const json j = read_json_file(ckpt / "state.json", "training.pair_loop");
-    PALIGN_CHECK(j.value("format", "") == kCheckpointFormat && j.value("identity", json()) == identity,
+  if (!ckpt.empty() && detail::recover_checkpoint_dir(ckpt, "training." + objective.name)) {
+    const fs::path state_file = ckpt / "state.json";
+    const std::string start_over = "; delete " + ckpt.string() + " to start over";
+    const json j = read_json_file(state_file, "training.pair_loop");
+    PALIGN_CHECK(j.is_object() && j.value("format", "") == kCheckpointFormat && j.value("identity", json()) == identity,
                  ErrorCode::kInvalidArgument, tag, "the checkpoint in ", ckpt.string(), " belongs to another fit (",
-                 j.value("identity", json()).dump(), " vs ", identity.dump(),
+                 j.is_object() ? j.value("identity", json()).dump() : j.dump(), " vs ", identity.dump(),
                  "); delete it or pass another checkpoint folder");
+    int64_t resume_at = 0;
+    try {
+      resume_at = j.at("step").get<int64_t>();
+      st.since_best = j.at("since_best").get<int64_t>();
+      st.trained_pairs = j.at("trained_pairs").get<int64_t>();
+      st.train_seconds = j.at("train_seconds").get<double>();
+      st.status = j.value("status", "");
+    } catch (const json::exception&) {
+      PALIGN_THROW(ErrorCode::kInvalidArgument, tag, state_file.string(),
+                   " lacks step, since_best, trained_pairs or train_seconds of the right types", start_over);
+    }
+    // A step past the run's end replayed the batch order for as long as it said (minutes for 10^12).
+    PALIGN_CHECK(resume_at >= 0 && resume_at <= total_steps && st.since_best >= 0 && st.trained_pairs >= 0,
+                 ErrorCode::kInvalidArgument, tag, state_file.string(), ": step ", resume_at,
+                 " is outside this fit's 0..", total_steps, " steps (or a count is negative)", start_over);
     load_tensors(ckpt / "adapter.safetensors", params);
     if (j.value("has_best", false)) {
       for (const at::Tensor& p : params) best.push_back(at::empty_like(p));
       load_tensors(ckpt / "best.safetensors", best);
     }
-    torch::load(opt, (ckpt / "optimizer.pt").string());
-    const int64_t resume_at = j.at("step").get<int64_t>();
+    detail::load_optimizer(opt, ckpt / "optimizer.pt", "training." + objective.name);
     for (int64_t i = 0; i < resume_at; ++i) (void)next_batch();  // replay the batch order
     st.step = resume_at;
-    st.since_best = j.at("since_best").get<int64_t>();
-    st.trained_pairs = j.at("trained_pairs").get<int64_t>();
     st.best_loss = num_or(j, "best_loss", std::numeric_limits<double>::infinity());
     st.best_acc = num_or(j, "best_acc", std::nan(""));
     st.running = num_or(j, "running", std::nan(""));
-    st.train_seconds = j.at("train_seconds").get<double>();
-    st.status = j.value("status", "");
     report.resumed_at = resume_at;
   }
   const int64_t last = o.stop_at > 0 ? std::min(o.stop_at, total_steps) : total_steps;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "checkpoint_dir.h"
 #include "palign/base/error.h"
 #include "palign/base/json.h"
 #include "palign/base/progress.h"
@@ -426,18 +427,16 @@ void fit_personalized(const RewardMethod& method, const RewardTrainOptions& opti
   manifest["users"] = users;
 }
 
-}  // namespace
-
-RewardTrainReport train_reward(const RewardTrainOptions& options) {
+// Fits and writes the reward directory into options.out (a staging folder, see train_reward).
+RewardTrainReport train_reward_into(const RewardTrainOptions& options, std::vector<scoring::PreferenceRecord> records) {
   const RewardMethod& method = find_method(options.method);
+  if (method.fit == Fit::kArm) return train_arm_method(options, records);
   const std::string problem = options.fit.validate();
   PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.reward] ", problem);
   PALIGN_CHECK(!method.needs_objectives || !options.objectives.empty(), ErrorCode::kInvalidArgument,
                "[training.reward] ", method.name,
                " weighs the scores of a multi-objective model; pass --objectives DIR (a directory from `palign train "
                "reward --method multi`)");
-  auto records = scoring::read_preference_jsonl(options.data);
-  if (method.fit == Fit::kArm) return train_arm_method(options, records);
   RewardTrainReport report;
   report.method = options.method;
   {
@@ -461,7 +460,6 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
                  options.data.string(), " has none");
   }
   const FeatureData data = features_of(options, records, report);
-  fs::create_directories(options.out);
   json manifest = {{"format", "palign.reward"},
                    {"version", 1},
                    {"method", options.method},
@@ -487,6 +485,23 @@ RewardTrainReport train_reward(const RewardTrainOptions& options) {
                         {"feature_seconds", report.feature_seconds},
                         {"fit_seconds", report.fit_seconds}};
   write_json_file(options.out / scoring::kRewardManifest, manifest, "training.reward");
+  return report;
+}
+
+}  // namespace
+
+RewardTrainReport train_reward(const RewardTrainOptions& options) {
+  (void)find_method(options.method);  // an unknown method is reported before anything is read or written
+  const std::string problem = options.fit.validate();
+  PALIGN_CHECK(problem.empty(), ErrorCode::kInvalidArgument, "[training.reward] ", problem);
+  auto records = scoring::read_preference_jsonl(options.data);
+  // Everything is written into OUT.tmp and moved into OUT at the end: a failure (a full disk, a bad record found
+  // late) leaves no directory with a config but no weights.
+  detail::StagedDir staged(options.out, "training.reward");
+  RewardTrainOptions staged_options = options;
+  staged_options.out = staged.path();
+  RewardTrainReport report = train_reward_into(staged_options, std::move(records));
+  staged.commit();
   return report;
 }
 

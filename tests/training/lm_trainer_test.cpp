@@ -275,4 +275,71 @@ TEST(LmTrainer, AnInterruptedCheckpointWriteLeavesTheLastCheckpointIntact) {
   fs::remove_all(dir);
 }
 
+// A damaged LM checkpoint is a user error naming the file; a save killed between its two renames is recovered (the
+// newest complete copy wins) instead of silently restarting from step 0.
+TEST(LmTrainer, DamagedCheckpointsAreRefusedAndAnInterruptedSaveIsRecovered) {
+  auto dir = fresh_dir("damaged");
+  auto tok = Tokenizer::from_dir(tokenizer_dir());
+  auto data = tokenize_corpus(tiny_corpus(dir), tok, *tok.eos_id());
+  LmTrainOptions o = tiny_options();
+  o.steps = 20;
+  o.checkpoint_every = 10;
+  train_lm(data, tokenizer_dir(), dir / "m", o);
+  const fs::path ckpt = dir / "m" / "checkpoint", backup = dir / "backup";
+  fs::copy(ckpt, backup, fs::copy_options::recursive);
+  auto restore = [&] {
+    fs::remove_all(ckpt);
+    fs::copy(backup, ckpt, fs::copy_options::recursive);
+  };
+  auto edit_state = [&](const fs::path& state, const char* key, const nlohmann::json& value) {
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(state));
+    j[key] = value;
+    std::ofstream(state) << j.dump();
+  };
+  o.steps = 30;
+  auto message_of = [&] {
+    try {
+      train_lm(data, tokenizer_dir(), dir / "m", o);
+    } catch (const Error& e) {
+      std::printf("  expected error: %s\n", e.what());
+      return std::make_pair(e.code(), std::string(e.what()));
+    }
+    return std::make_pair(ErrorCode::kSentinel, std::string());
+  };
+  // "next_step": -100 trained from a step before the schedule and wrote the model with no error.
+  for (const int64_t step : {int64_t{-100}, int64_t{1000000000000}}) {
+    edit_state(ckpt / "state.json", "next_step", step);
+    const auto [code, msg] = message_of();
+    EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(msg.find("next_step"), std::string::npos) << msg;
+    restore();
+  }
+  edit_state(ckpt / "state.json", "train_loss", "none");
+  EXPECT_EQ(message_of().first, ErrorCode::kInvalidArgument);
+  restore();
+  // A truncated optimizer.pt was libtorch's internal error.
+  fs::resize_file(ckpt / "optimizer.pt", fs::file_size(ckpt / "optimizer.pt") / 2);
+  {
+    const auto [code, msg] = message_of();
+    EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(msg.find("optimizer.pt"), std::string::npos) << msg;
+  }
+  restore();
+  // Killed between the renames: checkpoint is gone, checkpoint.old holds the older one and checkpoint.tmp the newer
+  // one (step 20). The run resumes from the newer.
+  fs::copy(ckpt, dir / "m" / "checkpoint.old", fs::copy_options::recursive);
+  edit_state(dir / "m" / "checkpoint.old" / "state.json", "next_step", 10);
+  fs::rename(ckpt, dir / "m" / "checkpoint.tmp");
+  auto resumed = train_lm(data, tokenizer_dir(), dir / "m", o);
+  EXPECT_EQ(resumed.first_step, 20);
+  EXPECT_EQ(resumed.last_step, 30);
+  EXPECT_TRUE(fs::exists(ckpt / "state.json"));
+  EXPECT_FALSE(fs::exists(dir / "m" / "checkpoint.tmp"));
+  // Only checkpoint.old left: the run resumes from it.
+  fs::rename(ckpt, dir / "m" / "checkpoint.old");
+  o.steps = 40;
+  EXPECT_EQ(train_lm(data, tokenizer_dir(), dir / "m", o).first_step, 30);
+  fs::remove_all(dir);
+}
+
 }  // namespace

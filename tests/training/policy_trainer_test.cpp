@@ -5,16 +5,18 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <unistd.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
-#include "test_util.h"
 #include "palign/base/error.h"
 #include "palign/runtime/lora.h"
 #include "palign/runtime/model.h"
+#include "test_util.h"
 
 using namespace palign;
 using namespace palign::training;
@@ -178,6 +180,83 @@ TEST(PolicyTraining, ResumeFromACheckpointEqualsAnUninterruptedFit) {
   auto other = runtime::LoraAdapter::init(model->config(), o.fit.lora, 10);
   EXPECT_EQ(error_code_of([&] { fit_policy_adapter(*model, other, pairs, o); }), ErrorCode::kInvalidArgument);
   std::filesystem::remove_all(dir);
+}
+
+// A damaged checkpoint is a user error naming the file (never an internal error or minutes of replay), and a save
+// killed between its two renames is recovered instead of silently restarting from step 0.
+TEST(PolicyTraining, DamagedCheckpointsAreRefusedAndAnInterruptedSaveIsRecovered) {
+  namespace fs = std::filesystem;
+  const auto model = runtime::Model::load(test::hf_model("llama"));
+  std::vector<SequencePair> pairs;
+  for (int64_t i = 0; i < 8; ++i) {
+    std::vector<int64_t> prompt = {1, 10 + i};
+    scoring::ResponseSequence c{prompt, 2}, r{prompt, 2};
+    c.ids.insert(c.ids.end(), {301, 5 + i});
+    r.ids.insert(r.ids.end(), {302, 7 + i});
+    pairs.push_back({c, r});
+  }
+  PolicyTrainOptions o;
+  o.fit.steps = 6;
+  o.fit.batch = 2;
+  o.fit.seed = 3;
+  const fs::path root = fs::temp_directory_path() / ("palign_policy_damaged_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  const fs::path dir = root / "checkpoint", backup = root / "backup";
+  o.fit.checkpoint_dir = dir;
+  o.fit.checkpoint_every = 2;
+  o.fit.stop_at = 2;
+  auto first = runtime::LoraAdapter::init(model->config(), o.fit.lora, 3);
+  ASSERT_TRUE(fit_policy_adapter(*model, first, pairs, o).stopped);
+  fs::copy(dir, backup, fs::copy_options::recursive);
+  o.fit.stop_at = 0;
+  auto restore = [&] {
+    fs::remove_all(dir);
+    fs::remove_all(dir.string() + ".old");
+    fs::copy(backup, dir, fs::copy_options::recursive);
+  };
+  auto message_of = [&] {
+    auto adapter = runtime::LoraAdapter::init(model->config(), o.fit.lora, 3);
+    try {
+      fit_policy_adapter(*model, adapter, pairs, o);
+    } catch (const Error& e) {
+      std::printf("  expected error: %s\n", e.what());
+      return std::make_pair(e.code(), std::string(e.what()));
+    }
+    return std::make_pair(ErrorCode::kSentinel, std::string());
+  };
+  auto edit_state = [&](const char* key, const nlohmann::json& value) {
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(dir / "state.json"));
+    j[key] = value;
+    std::ofstream(dir / "state.json") << j.dump();
+  };
+  // "step": 10^12 replayed the batch order for minutes; a negative one is no better.
+  for (const int64_t step : {int64_t{1000000000000}, int64_t{-5}}) {
+    edit_state("step", step);
+    const auto [code, msg] = message_of();
+    EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(msg.find("state.json"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("outside this fit"), std::string::npos) << msg;
+    restore();
+  }
+  edit_state("since_best", "many");
+  EXPECT_EQ(message_of().first, ErrorCode::kInvalidArgument);
+  restore();
+  // A truncated optimizer.pt was libtorch's internal error.
+  fs::resize_file(dir / "optimizer.pt", fs::file_size(dir / "optimizer.pt") / 2);
+  {
+    const auto [code, msg] = message_of();
+    EXPECT_EQ(code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(msg.find("optimizer.pt"), std::string::npos) << msg;
+  }
+  restore();
+  // Killed between the renames: only checkpoint.old holds the checkpoint. The run resumes from it.
+  fs::rename(dir, dir.string() + ".old");
+  {
+    auto adapter = runtime::LoraAdapter::init(model->config(), o.fit.lora, 3);
+    const PairFitReport r = fit_policy_adapter(*model, adapter, pairs, o);
+    EXPECT_EQ(r.resumed_at, 2);
+  }
+  fs::remove_all(root);
 }
 
 TEST(PolicyTraining, ReferenceBatchedEqualsOnePairAtATime) {

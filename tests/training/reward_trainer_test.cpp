@@ -328,6 +328,40 @@ TEST(RewardTrainer, BadDataAndSettingsAreClearErrors) {
   // A causal LM is not a reward model; a missing directory is not found.
   EXPECT_EQ(error_code_of([&] { scoring::RewardModel::load(kModels / "llama"); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(error_code_of([&] { scoring::RewardModel::load(dir / "none"); }), ErrorCode::kNotFound);
+  // A failed fit leaves neither OUT (a config without weights) nor its staging folder behind.
+  for (const char* out : {"o1", "o2", "o3", "o4", "o6"}) {
+    EXPECT_FALSE(fs::exists(dir / out)) << out;
+    EXPECT_FALSE(fs::exists(dir / (std::string(out) + ".tmp"))) << out;
+  }
+  // An --out that cannot be created is an I/O error (the CLI's exit 5), not libtorch's or the filesystem's.
+  EXPECT_EQ(error_code_of([&] { train_reward(options("bt", dir / "anon.jsonl", "/proc/palign_no/r")); }),
+            ErrorCode::kIo);
+  // A manifest of the wrong JSON type is the directory's fault: a clear error, not a JSON library exception.
+  fs::create_directories(dir / "bad_manifest");
+  for (const char* text : {"[1, 2]", "\"bt\"", R"({"format": 5})", R"({"format": "palign.reward", "version": "1"})"}) {
+    std::ofstream(dir / "bad_manifest" / scoring::kRewardManifest) << text;
+    std::string msg;
+    try {
+      scoring::RewardModel::load(dir / "bad_manifest");
+    } catch (const Error& e) {
+      msg = e.what();
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << msg;
+    }
+    EXPECT_NE(msg.find(scoring::kRewardManifest), std::string::npos) << text << ": " << msg;
+  }
+}
+
+// A reward directory is written whole: a rerun into an existing OUT replaces the files it writes and keeps others.
+TEST(RewardTrainer, OutIsWrittenWholeThroughAStagingFolder) {
+  const fs::path dir = fresh_dir("staged");
+  write_lines(dir / "pairs.jsonl", planted_pairs(2, 6, 5));
+  fs::create_directories(dir / "bt");
+  std::ofstream(dir / "bt" / "notes.txt") << "mine";
+  std::ofstream(dir / "bt" / "model.safetensors") << "stale";
+  train_reward(options("bt", dir / "pairs.jsonl", dir / "bt"));
+  EXPECT_FALSE(fs::exists(dir / "bt.tmp"));
+  EXPECT_TRUE(fs::exists(dir / "bt" / "notes.txt"));
+  EXPECT_EQ(scoring::RewardModel::load(dir / "bt")->method(), "bt");
 }
 
 }  // namespace
