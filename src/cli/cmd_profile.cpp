@@ -1,4 +1,5 @@
 // palign profile create / fit / show: the user profile directories that `palign generate --user-profile DIR` reads.
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -91,13 +92,13 @@ Command add_profile(CLI::App& root) {
                 try {
                   size_t used = 0;
                   w = std::stod(item.substr(eq + 1), &used);
-                  ok = used == item.size() - eq - 1;
+                  ok = used == item.size() - eq - 1 && std::isfinite(w);
                 } catch (const std::exception&) {
                   ok = false;
                 }
               }
               PALIGN_CHECK(ok, ErrorCode::kInvalidArgument, "[cli.profile] --weights: '", item,
-                           "' is not name=number; e.g. --weights humour=0.8,length=-0.3");
+                           "' is not name=number (a finite number); e.g. --weights humour=0.8,length=-0.3");
               p.weights[item.substr(0, eq)] = w;
             }
             for (const auto* path : {&p.reward, &p.history})

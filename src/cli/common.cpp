@@ -1,6 +1,7 @@
 // Flag parsing helpers and default-model resolution for the palign command.
 #include "common.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +31,52 @@ CLI::Validator finite_above(double lo, bool inclusive) {
         return "";
       },
       "NUMBER " + bound);
+}
+
+namespace {
+
+// A FLOAT flag's value: NaN and infinities parse as numbers, and decode or train garbage.
+std::string finite_number(std::string& text) {
+  char* end = nullptr;
+  const double x = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size()) return {};  // not a number: CLI11's conversion says so
+  if (!std::isfinite(x)) return "must be a finite number, got " + text;
+  return {};
+}
+
+// An INT or UINT flag's value: strtoll saturates out-of-range text (99999999999999999999 became 2^63 - 1) and
+// strtoull wraps a negative one.
+std::string integer_in_range(std::string& text, bool is_unsigned) {
+  if (text.empty()) return {};
+  errno = 0;
+  char* end = nullptr;
+  if (is_unsigned) {
+    (void)std::strtoull(text.c_str(), &end, 0);
+    if (text.find('-') != std::string::npos && end == text.c_str() + text.size())
+      return "must be a non-negative integer, got " + text;
+  } else {
+    (void)std::strtoll(text.c_str(), &end, 0);
+  }
+  if (end != text.c_str() + text.size()) return {};  // not an integer: CLI11's conversion says so
+  if (errno == ERANGE) return "is out of range for an integer, got " + text;
+  return {};
+}
+
+}  // namespace
+
+void check_number_flags(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    if (option->get_type_size_max() == 0) continue;  // a flag without a value
+    const std::string type = option->get_type_name();
+    if (type.rfind("FLOAT", 0) == 0) {
+      option->check(CLI::Validator(finite_number, "", "finite"));
+    } else if (type.rfind("UINT", 0) == 0) {
+      option->check(CLI::Validator([](std::string& text) { return integer_in_range(text, true); }, "", "in range"));
+    } else if (type.rfind("INT", 0) == 0) {
+      option->check(CLI::Validator([](std::string& text) { return integer_in_range(text, false); }, "", "in range"));
+    }
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) check_number_flags(*sub);
 }
 
 fs::path resolve_model_dir(const std::string& flag_value) {

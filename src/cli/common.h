@@ -23,6 +23,11 @@ std::filesystem::path resolve_model_dir(const std::string& flag_value);
 // A flag's number check: finite and above lo (strictly when !inclusive). CLI11's Range lets NaN through.
 CLI::Validator finite_above(double lo, bool inclusive);
 
+// Adds to every flag of app and its subcommands, by CLI11's type name: FLOAT values must be finite (nan, inf are
+// refused), INT and UINT values must fit (out-of-range text is refused instead of saturating, a negative UINT instead
+// of wrapping). Call once after every command is added.
+void check_number_flags(CLI::App& app);
+
 // Writes one JSON line to stdout (invalid UTF-8 is replaced, never thrown on).
 void print_json_line(const std::string& json_text);
 

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   eval->require_subcommand(1);
   commands.push_back(cli::add_eval_perplexity(*eval));
   commands.push_back(cli::add_eval_reward(*eval));
+  cli::check_number_flags(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
