@@ -271,8 +271,8 @@ LmTrainReport train_lm(const TokenStreams& data, const fs::path& tokenizer_dir, 
     }
     // A step outside the run would train a model with a wrong schedule (or none) and report success.
     PALIGN_CHECK(step >= 0 && step <= o.steps, ErrorCode::kInvalidArgument, "[training.lm] ", state_file.string(),
-                 ": next_step ", step, " is outside this run's 0..", o.steps, " steps; pass --steps of at least ", step,
-                 start_over);
+                 ": next_step ", step, " is outside this run's 0..", o.steps, " steps",
+                 step > 0 ? "; pass --steps of at least " + std::to_string(step) : std::string(), start_over);
     auto saved = runtime::SafetensorsFile::open(ckpt / "model.safetensors");
     {
       at::NoGradGuard no_grad;
