@@ -8,6 +8,7 @@ const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || 
                                         args: ["--no-sandbox", "--disable-gpu"] });
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+  page.setDefaultTimeout(120000);  // a loaded 2-core CI machine: the server shares it with the other tests
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(base + "/");

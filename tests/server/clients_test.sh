@@ -7,7 +7,7 @@ js="$src/tests/js"
 [ -d "$js/node_modules/openai" ] || { echo "FAIL: $js/node_modules is missing; run scripts/setup (npm ci)"; exit 1; }
 mkdir -p "$out"
 tmp=$(mktemp -d)
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'rc=$?; [ $rc -eq 0 ] || { echo "--- server log"; cat "$tmp/log" 2>/dev/null; }; { [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null || true; }; rm -rf "$tmp"' EXIT
 key=$("$bin" key --api-keys "$tmp/keys" --tenant clients)
 "$bin" serve --store "$tmp/users.db" --reward "$src/tests/data/hf/models/llama_rm_multi" --api-keys "$tmp/keys" \
   --port 0 --max-tokens 64 2>"$tmp/log" &
