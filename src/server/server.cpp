@@ -117,6 +117,8 @@ int status_of(const Error& e) {
       return 404;
     case ErrorCode::kConflict:
       return 409;
+    case ErrorCode::kIo:  // the store cannot be reached or written: nothing was stored, the client may retry
+      return 503;
     default:
       return 500;
   }
@@ -389,11 +391,7 @@ void Server::Impl::admin_keys(const httplib::Request& req, httplib::Response& re
 void Server::Impl::admin_users(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
   if (!caller.admin) fail(403, "listing users needs an admin key", "", "not_admin");
   const std::string tenant = req.get_param_value("tenant");
-  std::vector<std::string> ids;
-  {
-    std::lock_guard lock(store_mutex);
-    ids = store->users();
-  }
+  const std::vector<std::string> ids = store->users();
   json list = json::array();
   for (const auto& id : ids)
     if (tenant.empty() || id.rfind(tenant + "/", 0) == 0) list.push_back(id);

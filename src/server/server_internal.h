@@ -113,7 +113,6 @@ struct Server::Impl {
   std::optional<runtime::ChatTemplate> chat;
   std::vector<int64_t> stop_ids;
   std::unique_ptr<users::ProfileStore> store;
-  std::mutex store_mutex;
   std::unique_ptr<scoring::RewardModel> reward;  // the users' scorer (may be null)
   std::mutex reward_mutex;
   std::string scorer;                   // its fingerprint

@@ -1,7 +1,8 @@
 // POST /v1/feedback, GET and DELETE /v1/users/{id}, POST /v1/users/{id}/elicit. Feedback is acknowledged only once
-// the event is durable in the store (ProfileStore::append commits it with synchronous=FULL), and the store's append
-// returns the user's new posterior, which the user's next request reads: the update is visible before the
-// acknowledgement is.
+// the event is durable in the store (ProfileStore::append commits it: SQLite's synchronous=FULL, PostgreSQL's flushed
+// commit), and the store's append returns the user's new posterior, which the user's next request reads: the update
+// is visible before the acknowledgement is. Nothing is cached here: with replicas on one PostgreSQL store, every
+// request reads the user's latest version from the database.
 #include <algorithm>
 
 #include "palign/base/error.h"
@@ -40,7 +41,6 @@ json parse_body(const httplib::Request& req) {
 }  // namespace
 
 users::UserState Server::Impl::state_of(const std::string& user, std::vector<users::FeedbackEvent>* events) {
-  std::lock_guard lock(store_mutex);
   if (!store->has_user(user)) {
     if (events) events->clear();
     if (prior.names.empty()) {  // no scorer: nothing to weigh, the user is their statement alone (none yet)
@@ -147,18 +147,16 @@ void Server::Impl::feedback(const httplib::Request& req, httplib::Response& res,
     e.scorer = scorer;
   }
   users::ProfileStore::Appended appended;
-  {
-    std::lock_guard lock(store_mutex);
-    if (!store->has_user(stored)) {
-      if (prior.names.empty())
-        fail(400,
-             "this server has no scorer (--reward), so it cannot create users; create them with palign user "
-             "create",
-             "user");
-      store->create_user(stored, prior, scorer);
-    }
-    appended = store->append(stored, {e});
+  if (!store->has_user(stored)) {
+    if (prior.names.empty())
+      fail(400,
+           "this server has no scorer (--reward), so it cannot create users; create them with palign user "
+           "create",
+           "user");
+    // Another request (on this replica or another) may create the user at the same moment.
+    store->ensure_user(stored, prior, scorer);
   }
+  appended = store->append(stored, {e});
   {
     std::lock_guard lock(metrics.mutex);
     metrics.feedback_events += appended.stored;
@@ -174,12 +172,8 @@ void Server::Impl::feedback(const httplib::Request& req, httplib::Response& res,
 void Server::Impl::get_user(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
   const std::string user = req.matches[1];
   const std::string stored = store_user(caller, user);
-  users::UserState state;
-  {
-    std::lock_guard lock(store_mutex);
-    if (!store->has_user(stored)) fail(404, "no user '" + user + "'", "user", "user_not_found");
-    state = store->profile(stored);
-  }
+  if (!store->has_user(stored)) fail(404, "no user '" + user + "'", "user", "user_not_found");
+  const users::UserState state = store->profile(stored);
   json out = describe_user(state);
   out["user_id"] = user;
   out["object"] = "user";
@@ -189,11 +183,8 @@ void Server::Impl::get_user(const httplib::Request& req, httplib::Response& res,
 void Server::Impl::delete_user(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
   const std::string user = req.matches[1];
   const std::string stored = store_user(caller, user);
-  {
-    std::lock_guard lock(store_mutex);
-    if (!store->has_user(stored)) fail(404, "no user '" + user + "'", "user", "user_not_found");
-    store->delete_user(stored);
-  }
+  if (!store->has_user(stored)) fail(404, "no user '" + user + "'", "user", "user_not_found");
+  store->delete_user(stored);
   res.set_content(json{{"id", user}, {"object", "user"}, {"deleted", true}}.dump(), "application/json");
 }
 

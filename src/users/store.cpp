@@ -1,7 +1,6 @@
 #include "palign/users/store.h"
 
-#include <sqlite3.h>
-
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -10,9 +9,13 @@
 #include <system_error>
 
 #include "palign/base/error.h"
+#include "store_db.h"
 
 namespace palign::users {
 
+using detail::SqlRow;
+using detail::SqlValue;
+using detail::StoreDb;
 using nlohmann::json;
 
 namespace {
@@ -22,229 +25,150 @@ int64_t now_ms() {
       .count();
 }
 
-// The schema, as the steps that take a store from version v − 1 to v (kMigrations[v − 1]). A new store runs them
-// all; an older one the ones it lacks.
-const char* const kMigrations[] = {
-    // 1: users, append-only events, derived versions.
-    "CREATE TABLE users(user_id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, scorer TEXT NOT NULL,"
-    "  names TEXT NOT NULL, prior_mean BLOB NOT NULL, prior_covariance BLOB NOT NULL);"
-    "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, time_ms INTEGER NOT NULL,"
-    "  type TEXT NOT NULL, body TEXT NOT NULL);"
-    "CREATE INDEX events_by_user ON events(user_id, id);"
-    "CREATE TABLE versions(user_id TEXT NOT NULL, version INTEGER NOT NULL, last_event INTEGER NOT NULL,"
-    "  time_ms INTEGER NOT NULL, events INTEGER NOT NULL, observations INTEGER NOT NULL, statement TEXT NOT NULL,"
-    "  mean BLOB NOT NULL, covariance BLOB NOT NULL, PRIMARY KEY(user_id, version));",
-    // 2: idempotency keys (a client's retry of an event is not stored twice).
-    "ALTER TABLE events ADD COLUMN key TEXT;"
-    "CREATE UNIQUE INDEX events_by_key ON events(user_id, key) WHERE key IS NOT NULL;",
-};
-static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kStoreSchema);
-
 std::string blob_of(const std::vector<double>& v) {
   std::string s(v.size() * sizeof(double), '\0');
   if (!v.empty()) std::memcpy(s.data(), v.data(), s.size());
   return s;
 }
 
-// One prepared statement, finalized on scope exit.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const std::string& sql, const std::filesystem::path& file) : db_(db), file_(file) {
-    check(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr), "prepare");
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  Stmt& bind(int i, const std::string& s) {
-    check(sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT), "bind");
-    return *this;
-  }
-  Stmt& bind(int i, int64_t v) {
-    check(sqlite3_bind_int64(stmt_, i, v), "bind");
-    return *this;
-  }
-  Stmt& bind_blob(int i, const std::string& b) {
-    check(sqlite3_bind_blob(stmt_, i, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT), "bind");
-    return *this;
-  }
-  Stmt& bind_null(int i) {
-    check(sqlite3_bind_null(stmt_, i), "bind");
-    return *this;
-  }
-  // True while there is a row.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    check(rc, "step");
-    return false;
-  }
-  int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
-  std::string text(int col) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
-  }
-  std::vector<double> doubles(int col) const {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
-    const auto n = static_cast<size_t>(sqlite3_column_bytes(stmt_, col));
-    PALIGN_CHECK(n % sizeof(double) == 0, ErrorCode::kInvalidArgument, "[users.store] ", file_.string(),
-                 ": a stored vector of ", n, " bytes is damaged");
-    std::vector<double> v(n / sizeof(double));
-    if (n) std::memcpy(v.data(), p, n);
-    return v;
-  }
-
-  void check(int rc, const char* what) const;
-
- private:
-  sqlite3* db_;
-  const std::filesystem::path& file_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-// SQLite's result codes as palign's errors, each with what to do.
-[[noreturn]] void throw_sqlite(sqlite3* db, int rc, const std::filesystem::path& file, const char* what) {
-  const std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  const int primary = rc & 0xff;
-  if (primary == SQLITE_NOTADB)
-    PALIGN_THROW(ErrorCode::kInvalidArgument, "[users.store] ", file.string(),
-                 " is not a palign store (not an SQLite database); pass --store a new file or a palign store");
-  if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN || primary == SQLITE_PERM || primary == SQLITE_IOERR ||
-      primary == SQLITE_FULL || primary == SQLITE_AUTH)
-    PALIGN_THROW(ErrorCode::kIo, "[users.store] cannot ", what, " the store ", file.string(), ": ", msg,
-                 "; pass --store a file in a writable directory");
-  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
-    PALIGN_THROW(ErrorCode::kConflict, "[users.store] the store ", file.string(),
-                 " stayed locked by another process; try again");
-  PALIGN_THROW(ErrorCode::kInternal, "[users.store] ", file.string(), ": ", what, ": ", msg);
-}
-
-void Stmt::check(int rc, const char* what) const {
-  if (rc != SQLITE_OK) throw_sqlite(db_, rc, file_, what);
-}
-
 }  // namespace
 
 struct ProfileStore::Impl {
-  std::filesystem::path file;
-  sqlite3* db = nullptr;
+  std::unique_ptr<detail::StoreEngine> engine;
+  std::filesystem::path file;  // the file, or the URL without its password
   bool read_only = false;
   int schema = 0;
 
-  ~Impl() {
-    if (db) sqlite3_close_v2(db);
+  const std::string& where() const { return engine->where(); }
+
+  // Typed reads of a column, naming the store when a value is not what the schema says.
+  int64_t int64(const SqlRow& row, size_t c) const {
+    PALIGN_CHECK(row.at(c).kind == SqlValue::Kind::kInt, ErrorCode::kInvalidArgument, "[users.store] ", where(),
+                 ": a stored integer is damaged");
+    return row[c].i;
+  }
+  const std::string& text(const SqlRow& row, size_t c) const {
+    PALIGN_CHECK(row.at(c).kind == SqlValue::Kind::kText, ErrorCode::kInvalidArgument, "[users.store] ", where(),
+                 ": a stored text is damaged");
+    return row[c].s;
+  }
+  std::vector<double> doubles(const SqlRow& row, size_t c) const {
+    const SqlValue& v = row.at(c);
+    PALIGN_CHECK(v.kind == SqlValue::Kind::kBlob && v.s.size() % sizeof(double) == 0, ErrorCode::kInvalidArgument,
+                 "[users.store] ", where(), ": a stored vector of ", v.s.size(), " bytes is damaged");
+    std::vector<double> out(v.s.size() / sizeof(double));
+    if (!out.empty()) std::memcpy(out.data(), v.s.data(), v.s.size());
+    return out;
   }
 
-  void exec(const std::string& sql, const char* what = "write") {
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    sqlite3_free(err);
-    if (rc != SQLITE_OK) throw_sqlite(db, rc, file, what);
-  }
-
-  // A write transaction: BEGIN IMMEDIATE (the write lock first, so that a read inside sees the latest state), rolled
-  // back unless committed.
+  // A write transaction holding `lock` (a user, or "" for the whole store), rolled back unless committed.
   class Txn {
    public:
-    explicit Txn(Impl& s) : s_(s) {
-      PALIGN_CHECK(!s.read_only, ErrorCode::kIo, "[users.store] ", s.file.string(),
+    Txn(const Impl& s, StoreDb& db, const std::string& lock) : db_(db) {
+      PALIGN_CHECK(!s.read_only, ErrorCode::kIo, "[users.store] ", s.where(),
                    " is open read-only; open it for writing");
-      s_.exec("BEGIN IMMEDIATE", "lock");
+      db_.begin_write(lock);
     }
     ~Txn() {
-      if (!done_) sqlite3_exec(s_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+      if (!done_) db_.rollback();
     }
+    Txn(const Txn&) = delete;
+    Txn& operator=(const Txn&) = delete;
     void commit() {
-      s_.exec("COMMIT", "commit to");
+      db_.commit();
       done_ = true;
     }
 
    private:
-    Impl& s_;
+    StoreDb& db_;
     bool done_ = false;
   };
 
-  void require_user(const std::string& user) const {
-    Stmt q(db, "SELECT 1 FROM users WHERE user_id = ?", file);
-    q.bind(1, user);
-    PALIGN_CHECK(q.step(), ErrorCode::kNotFound, "[users.store] no user '", user, "' in ", file.string(),
-                 "; create it with `palign user create --store ", file.string(), " --user ", user, " ...`");
+  bool has_user(StoreDb& db, const std::string& user) const {
+    return !db.query("SELECT 1 FROM users WHERE user_id = ?", {user}).empty();
   }
 
-  UserState latest(const std::string& user) const {
-    require_user(user);
+  void require_user(StoreDb& db, const std::string& user) const {
+    PALIGN_CHECK(has_user(db, user), ErrorCode::kNotFound, "[users.store] no user '", user, "' in ", where(),
+                 "; create it with `palign user create --store ", where(), " --user ", user, " ...`");
+  }
+
+  UserState latest(StoreDb& db, const std::string& user) const {
+    const auto users =
+        db.query("SELECT scorer, names, prior_mean, prior_covariance FROM users WHERE user_id = ?", {user});
+    PALIGN_CHECK(!users.empty(), ErrorCode::kNotFound, "[users.store] no user '", user, "' in ", where(),
+                 "; create it with `palign user create --store ", where(), " --user ", user, " ...`");
     UserState s;
-    {
-      Stmt q(db, "SELECT scorer, names, prior_mean, prior_covariance FROM users WHERE user_id = ?", file);
-      q.bind(1, user);
-      q.step();
-      s.user_id = user;
-      s.scorer = q.text(0);
-      s.prior.names = json::parse(q.text(1)).get<std::vector<std::string>>();
-      s.prior.mean = q.doubles(2);
-      s.prior.covariance = q.doubles(3);
-    }
-    Stmt v(db,
-           "SELECT version, last_event, events, observations, statement, mean, covariance FROM versions "
-           "WHERE user_id = ? ORDER BY version DESC LIMIT 1",
-           file);
-    v.bind(1, user);
-    PALIGN_CHECK(v.step(), ErrorCode::kInvalidArgument, "[users.store] ", file.string(), ": user '", user,
+    s.user_id = user;
+    s.scorer = text(users[0], 0);
+    const json names = json::parse(text(users[0], 1), nullptr, false);
+    PALIGN_CHECK(
+        names.is_array() && std::all_of(names.begin(), names.end(), [](const json& n) { return n.is_string(); }),
+        ErrorCode::kInvalidArgument, "[users.store] ", where(), ": user '", user,
+        "' has damaged dimension names; restore the store from a backup");
+    s.prior.names = names.get<std::vector<std::string>>();
+    s.prior.mean = doubles(users[0], 2);
+    s.prior.covariance = doubles(users[0], 3);
+    const auto v = db.query(
+        "SELECT version, last_event, events, observations, statement, mean, covariance FROM versions "
+        "WHERE user_id = ? ORDER BY version DESC LIMIT 1",
+        {user});
+    PALIGN_CHECK(!v.empty(), ErrorCode::kInvalidArgument, "[users.store] ", where(), ": user '", user,
                  "' has no version; the store is damaged (rebuild it with `palign user rebuild`)");
-    s.version = v.int64(0);
-    s.last_event = v.int64(1);
-    s.events = v.int64(2);
-    s.observations = v.int64(3);
-    s.statement = v.text(4);
+    s.version = int64(v[0], 0);
+    s.last_event = int64(v[0], 1);
+    s.events = int64(v[0], 2);
+    s.observations = int64(v[0], 3);
+    s.statement = text(v[0], 4);
     s.posterior.names = s.prior.names;
-    s.posterior.mean = v.doubles(5);
-    s.posterior.covariance = v.doubles(6);
+    s.posterior.mean = doubles(v[0], 5);
+    s.posterior.covariance = doubles(v[0], 6);
     return s;
   }
 
-  std::vector<FeedbackEvent> events(const std::string& user) const {
-    require_user(user);
+  std::vector<FeedbackEvent> events(StoreDb& db, const std::string& user) const {
+    require_user(db, user);
     std::vector<FeedbackEvent> out;
-    Stmt q(db, "SELECT id, time_ms, body FROM events WHERE user_id = ? ORDER BY id", file);
-    q.bind(1, user);
-    while (q.step()) {
-      FeedbackEvent e = event_from_json(json::parse(q.text(2)));
-      e.id = q.int64(0);
-      e.time_ms = q.int64(1);
+    for (const auto& row : db.query("SELECT id, time_ms, body FROM events WHERE user_id = ? ORDER BY id", {user})) {
+      const json body = json::parse(text(row, 2), nullptr, false);
+      PALIGN_CHECK(!body.is_discarded(), ErrorCode::kInvalidArgument, "[users.store] ", where(), ": event ",
+                   int64(row, 0), " of user '", user, "' is damaged; restore the store from a backup");
+      FeedbackEvent e = event_from_json(body);
+      e.id = int64(row, 0);
+      e.time_ms = int64(row, 1);
       out.push_back(std::move(e));
     }
     return out;
   }
 
-  void write_version(const UserState& s) {
-    Stmt q(db,
-           "INSERT INTO versions(user_id, version, last_event, time_ms, events, observations, statement, mean, "
-           "covariance) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-           file);
-    q.bind(1, s.user_id).bind(2, s.version).bind(3, s.last_event).bind(4, now_ms()).bind(5, s.events);
-    q.bind(6, s.observations).bind(7, s.statement).bind_blob(8, blob_of(s.posterior.mean));
-    q.bind_blob(9, blob_of(s.posterior.covariance));
-    q.step();
+  void write_version(StoreDb& db, const UserState& s) const {
+    db.query(
+        "INSERT INTO versions(user_id, version, last_event, time_ms, events, observations, statement, mean, "
+        "covariance) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        {s.user_id, s.version, s.last_event, now_ms(), s.events, s.observations, s.statement,
+         SqlValue::blob(blob_of(s.posterior.mean)), SqlValue::blob(blob_of(s.posterior.covariance))});
   }
 
-  void insert_user(const std::string& user, const DimensionWeights& prior, const std::string& scorer) {
-    Stmt q(db,
-           "INSERT INTO users(user_id, created_ms, scorer, names, prior_mean, prior_covariance) "
-           "VALUES(?, ?, ?, ?, ?, ?)",
-           file);
-    q.bind(1, user).bind(2, now_ms()).bind(3, scorer).bind(4, json(prior.names).dump());
-    q.bind_blob(5, blob_of(prior.mean)).bind_blob(6, blob_of(prior.covariance));
-    q.step();
+  void insert_user(StoreDb& db, const std::string& user, const DimensionWeights& prior,
+                   const std::string& scorer) const {
+    db.query(
+        "INSERT INTO users(user_id, created_ms, scorer, names, prior_mean, prior_covariance) "
+        "VALUES(?, ?, ?, ?, ?, ?)",
+        {user, now_ms(), scorer, json(prior.names).dump(), SqlValue::blob(blob_of(prior.mean)),
+         SqlValue::blob(blob_of(prior.covariance))});
+  }
+
+  void delete_rows(StoreDb& db, const std::string& user) const {
+    for (const char* table : {"events", "versions", "users"})
+      db.query(std::string("DELETE FROM ") + table + " WHERE user_id = ?", {user});
   }
 
   // Inserts one event (its id and time set). Returns false (and sets e.id to the stored one) for a duplicate key.
-  bool insert_event(const std::string& user, FeedbackEvent& e) {
+  bool insert_event(StoreDb& db, const std::string& user, FeedbackEvent& e) const {
     if (!e.key.empty()) {
-      Stmt q(db, "SELECT id FROM events WHERE user_id = ? AND key = ?", file);
-      q.bind(1, user).bind(2, e.key);
-      if (q.step()) {
-        e.id = q.int64(0);
+      const auto found = db.query("SELECT id FROM events WHERE user_id = ? AND key = ?", {user, e.key});
+      if (!found.empty()) {
+        e.id = int64(found[0], 0);
         return false;
       }
     }
@@ -252,97 +176,79 @@ struct ProfileStore::Impl {
     FeedbackEvent body = e;
     body.id = 0;
     body.time_ms = 0;
-    Stmt q(db, "INSERT INTO events(user_id, time_ms, type, body, key) VALUES(?, ?, ?, ?, ?)", file);
-    q.bind(1, user).bind(2, e.time_ms).bind(3, event_type_name(e.type)).bind(4, event_to_json(body).dump());
-    if (e.key.empty())
-      q.bind_null(5);
-    else
-      q.bind(5, e.key);
-    q.step();
-    e.id = sqlite3_last_insert_rowid(db);
+    const auto id = db.query("INSERT INTO events(user_id, time_ms, type, body, key) VALUES(?, ?, ?, ?, ?) RETURNING id",
+                             {user, e.time_ms, event_type_name(e.type), event_to_json(body).dump(),
+                              e.key.empty() ? SqlValue() : SqlValue(e.key)});
+    e.id = int64(id.at(0), 0);
     return true;
+  }
+
+  // Creates the schema or migrates it forward; each step one transaction under the store-wide lock, re-reading the
+  // schema inside it, so that two processes opening a new store at once do each step once.
+  int migrate(StoreDb& db) const {
+    const auto& steps = engine->migrations();
+    int schema = read_schema(db);
+    if (schema == 0) {
+      Txn txn(*this, db, "");
+      if (!engine->has_table(db, "meta")) {
+        PALIGN_CHECK(engine->empty(db) || !engine->has_table(db, "users"), ErrorCode::kInvalidArgument,
+                     "[users.store] ", where(),
+                     " holds tables that are not a palign store's; pass --store a new file or an empty database");
+        db.script("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+        db.query("INSERT INTO meta(key, value) VALUES('format', 'palign.store'), ('schema', '0')");
+      }
+      txn.commit();
+      schema = read_schema(db);
+    }
+    for (int v = schema + 1; v <= kStoreSchema; ++v) {
+      Txn txn(*this, db, "");
+      if (read_schema(db) < v) {
+        db.script(steps[static_cast<size_t>(v - 1)]);
+        db.query("UPDATE meta SET value = ? WHERE key = 'schema'", {std::to_string(v)});
+      }
+      txn.commit();
+    }
+    return std::max(schema, kStoreSchema);
+  }
+
+  // The store's schema version: 0 for a new (empty) store. Refuses a database that is not a palign store.
+  int read_schema(StoreDb& db) const {
+    if (!engine->has_table(db, "meta")) {
+      PALIGN_CHECK(engine->empty(db), ErrorCode::kInvalidArgument, "[users.store] ", where(),
+                   " is a database but not a palign store; pass --store a new file or a palign store");
+      return 0;
+    }
+    std::map<std::string, std::string> meta;
+    for (const auto& row : db.query("SELECT key, value FROM meta")) meta[text(row, 0)] = text(row, 1);
+    PALIGN_CHECK(meta["format"] == "palign.store", ErrorCode::kInvalidArgument, "[users.store] ", where(),
+                 " is a database but not a palign store; pass --store a new file or a palign store");
+    const int schema = std::atoi(meta["schema"].c_str());
+    PALIGN_CHECK(meta.count("schema") && (schema >= 1 || meta["schema"] == "0"), ErrorCode::kInvalidArgument,
+                 "[users.store] ", where(), " has no schema version; it is not a palign store");
+    return schema;
   }
 };
 
 ProfileStore::ProfileStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ProfileStore::~ProfileStore() = default;
 
-std::unique_ptr<ProfileStore> ProfileStore::open(const std::filesystem::path& file, const StoreOptions& options) {
-  std::error_code ec;
-  const bool exists = std::filesystem::exists(file, ec);
-  PALIGN_CHECK(exists || (options.create && !options.read_only), ErrorCode::kNotFound, "[users.store] no store at ",
-               file.string(), "; create one with `palign user create --store ", file.string(), " ...`");
-  PALIGN_CHECK(!exists || std::filesystem::is_regular_file(file, ec), ErrorCode::kInvalidArgument, "[users.store] ",
-               file.string(), " is not a file; pass --store a file");
+std::unique_ptr<ProfileStore> ProfileStore::open(const std::filesystem::path& where, const StoreOptions& options) {
   auto impl = std::make_unique<Impl>();
-  impl->file = file;
   impl->read_only = options.read_only;
-  const int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  const int rc = sqlite3_open_v2(file.c_str(), &impl->db, flags | SQLITE_OPEN_FULLMUTEX, nullptr);
-  if (rc != SQLITE_OK) throw_sqlite(impl->db, rc, file, "open");
-  sqlite3_extended_result_codes(impl->db, 1);
-  sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
-  // Reading the schema first tells a foreign file (NOTADB) from a store.
-  int schema = 0;
-  {
-    Stmt has_meta(impl->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", file);
-    has_meta.step();
-    if (has_meta.int64(0) == 1) {
-      Stmt q(impl->db, "SELECT key, value FROM meta", file);
-      std::map<std::string, std::string> meta;
-      while (q.step()) meta[q.text(0)] = q.text(1);
-      PALIGN_CHECK(meta["format"] == "palign.store", ErrorCode::kInvalidArgument, "[users.store] ", file.string(),
-                   " is an SQLite database but not a palign store; pass --store a new file or a palign store");
-      schema = std::atoi(meta["schema"].c_str());
-      PALIGN_CHECK(schema >= 1, ErrorCode::kInvalidArgument, "[users.store] ", file.string(),
-                   " has no schema version; it is not a palign store");
-    } else {
-      Stmt tables(impl->db, "SELECT count(*) FROM sqlite_master", file);
-      tables.step();
-      PALIGN_CHECK(tables.int64(0) == 0, ErrorCode::kInvalidArgument, "[users.store] ", file.string(),
-                   " is an SQLite database but not a palign store; pass --store a new file or a palign store");
-    }
-  }
-  PALIGN_CHECK(schema <= kStoreSchema, ErrorCode::kUnsupported, "[users.store] ", file.string(),
+  const std::string location = where.string();
+  impl->engine = detail::is_postgres_url(location)
+                     ? detail::open_postgres(location, options.pool_size)
+                     : detail::open_sqlite(location, options.create, options.read_only, options.busy_timeout_ms);
+  impl->file = impl->engine->where();
+  auto db = impl->engine->acquire();
+  int schema = impl->read_schema(*db);
+  PALIGN_CHECK(schema <= kStoreSchema, ErrorCode::kUnsupported, "[users.store] ", impl->where(),
                " was written by a newer palign (store schema ", schema, ", this palign reads up to ", kStoreSchema,
                "); upgrade palign");
   if (!options.read_only) {
-    // WAL: readers do not block the writer; synchronous=FULL: a committed transaction is on disk.
-    impl->exec("PRAGMA journal_mode=WAL", "open");
-    impl->exec("PRAGMA synchronous=FULL", "open");
-    if (schema == 0) {
-      Impl::Txn txn(*impl);
-      // Another process may have created it meanwhile.
-      Stmt again(impl->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", file);
-      again.step();
-      if (again.int64(0) == 0) {
-        impl->exec(
-            "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-            "INSERT INTO meta(key, value) VALUES('format', 'palign.store'), ('schema', '0')",
-            "create");
-      }
-      txn.commit();
-      Stmt q(impl->db, "SELECT value FROM meta WHERE key = 'schema'", file);
-      q.step();
-      schema = std::atoi(q.text(0).c_str());
-    }
-    if (schema < kStoreSchema) {
-      // Each step re-reads the schema under the write lock, so two processes migrating at once do it once.
-      for (int v = schema + 1; v <= kStoreSchema; ++v) {
-        Impl::Txn txn(*impl);
-        Stmt q(impl->db, "SELECT value FROM meta WHERE key = 'schema'", file);
-        q.step();
-        const int current = std::atoi(q.text(0).c_str());
-        if (current < v) {
-          impl->exec(kMigrations[v - 1], "migrate");
-          impl->exec("UPDATE meta SET value = '" + std::to_string(v) + "' WHERE key = 'schema'", "migrate");
-        }
-        txn.commit();
-      }
-      schema = kStoreSchema;
-    }
+    schema = impl->migrate(*db);
   } else {
-    PALIGN_CHECK(schema == kStoreSchema, ErrorCode::kIo, "[users.store] ", file.string(), " has store schema ", schema,
+    PALIGN_CHECK(schema == kStoreSchema, ErrorCode::kIo, "[users.store] ", impl->where(), " has store schema ", schema,
                  " and must be migrated to ", kStoreSchema, "; open it once for writing");
   }
   impl->schema = schema;
@@ -357,11 +263,12 @@ UserState ProfileStore::create_user(const std::string& user, const DimensionWeig
   PALIGN_CHECK(!user.empty(), ErrorCode::kInvalidArgument, "[users.store] a user needs a non-empty id");
   UserState state = initial_state(user, prior, scorer);
   {
-    Impl::Txn txn(*impl_);
-    PALIGN_CHECK(!has_user(user), ErrorCode::kConflict, "[users.store] user '", user, "' already exists in ",
-                 impl_->file.string(), "; pick another id or delete it first");
-    impl_->insert_user(user, state.prior, scorer);
-    impl_->write_version(state);
+    auto db = impl_->engine->acquire();
+    Impl::Txn txn(*impl_, *db, user);
+    PALIGN_CHECK(!impl_->has_user(*db, user), ErrorCode::kConflict, "[users.store] user '", user,
+                 "' already exists in ", impl_->where(), "; pick another id or delete it first");
+    impl_->insert_user(*db, user, state.prior, scorer);
+    impl_->write_version(*db, state);
     txn.commit();
   }
   if (statement.empty()) return state;
@@ -372,51 +279,69 @@ UserState ProfileStore::create_user(const std::string& user, const DimensionWeig
   return append(user, {e}).state;
 }
 
+bool ProfileStore::ensure_user(const std::string& user, const DimensionWeights& prior, const std::string& scorer) {
+  PALIGN_CHECK(!user.empty(), ErrorCode::kInvalidArgument, "[users.store] a user needs a non-empty id");
+  auto db = impl_->engine->acquire();
+  if (impl_->has_user(*db, user)) return false;
+  const UserState state = initial_state(user, prior, scorer);
+  Impl::Txn txn(*impl_, *db, user);
+  if (impl_->has_user(*db, user)) return false;  // created meanwhile, by another thread or replica
+  impl_->insert_user(*db, user, state.prior, scorer);
+  impl_->write_version(*db, state);
+  txn.commit();
+  return true;
+}
+
 bool ProfileStore::has_user(const std::string& user) const {
-  Stmt q(impl_->db, "SELECT 1 FROM users WHERE user_id = ?", impl_->file);
-  q.bind(1, user);
-  return q.step();
+  auto db = impl_->engine->acquire();
+  return impl_->has_user(*db, user);
 }
 
 std::vector<std::string> ProfileStore::users() const {
+  auto db = impl_->engine->acquire();
   std::vector<std::string> out;
-  Stmt q(impl_->db, "SELECT user_id FROM users ORDER BY user_id", impl_->file);
-  while (q.step()) out.push_back(q.text(0));
+  for (const auto& row : db->query("SELECT user_id FROM users ORDER BY user_id")) out.push_back(impl_->text(row, 0));
   return out;
 }
 
-UserState ProfileStore::profile(const std::string& user) const { return impl_->latest(user); }
+UserState ProfileStore::profile(const std::string& user) const {
+  auto db = impl_->engine->acquire();
+  return impl_->latest(*db, user);
+}
 
 std::vector<VersionInfo> ProfileStore::versions(const std::string& user) const {
-  impl_->require_user(user);
+  auto db = impl_->engine->acquire();
+  impl_->require_user(*db, user);
   std::vector<VersionInfo> out;
-  Stmt q(impl_->db, "SELECT version, last_event, time_ms, events FROM versions WHERE user_id = ? ORDER BY version",
-         impl_->file);
-  q.bind(1, user);
-  while (q.step()) out.push_back({q.int64(0), q.int64(1), q.int64(2), q.int64(3)});
+  for (const auto& row : db->query(
+           "SELECT version, last_event, time_ms, events FROM versions WHERE user_id = ? ORDER BY version", {user}))
+    out.push_back({impl_->int64(row, 0), impl_->int64(row, 1), impl_->int64(row, 2), impl_->int64(row, 3)});
   return out;
 }
 
-std::vector<FeedbackEvent> ProfileStore::events(const std::string& user) const { return impl_->events(user); }
+std::vector<FeedbackEvent> ProfileStore::events(const std::string& user) const {
+  auto db = impl_->engine->acquire();
+  return impl_->events(*db, user);
+}
 
 ProfileStore::Appended ProfileStore::append(const std::string& user, std::vector<FeedbackEvent> events) {
-  Impl::Txn txn(*impl_);
+  auto db = impl_->engine->acquire();
+  Impl::Txn txn(*impl_, *db, user);
   Appended out;
-  UserState state = impl_->latest(user);
+  UserState state = impl_->latest(*db, user);
   // Check every event against the state it will meet before storing any.
   for (const auto& e : events)
     if (e.type != EventType::kUndo) check_event(state, e);
   bool has_undo = false;
   for (auto& e : events) {
     if (e.type == EventType::kUndo) {
-      Stmt q(impl_->db, "SELECT type FROM events WHERE user_id = ? AND id = ?", impl_->file);
-      q.bind(1, user).bind(2, e.target);
-      PALIGN_CHECK(q.step() && q.text(0) != "undo", ErrorCode::kInvalidArgument, "[users.store] undo of event ",
-                   e.target, ", which is not a choice, rating or statement of user '", user,
-                   "'; see `palign user history`");
+      const auto target = db->query("SELECT type FROM events WHERE user_id = ? AND id = ?", {user, e.target});
+      PALIGN_CHECK(!target.empty() && impl_->text(target[0], 0) != "undo", ErrorCode::kInvalidArgument,
+                   "[users.store] undo of event ", e.target, ", which is not a choice, rating or statement of user '",
+                   user, "'; see `palign user history`");
     }
     e.scorer = e.scorer.empty() ? state.scorer : e.scorer;
-    if (!impl_->insert_event(user, e)) {
+    if (!impl_->insert_event(*db, user, e)) {
       out.ids.push_back(e.id);
       continue;
     }
@@ -435,48 +360,49 @@ ProfileStore::Appended ProfileStore::append(const std::string& user, std::vector
   }
   if (has_undo) {
     const int64_t version = state.version;
-    state = replay(user, state.prior, state.scorer, impl_->events(user));
+    state = replay(user, state.prior, state.scorer, impl_->events(*db, user));
     state.version = version;
   }
   for (const auto& id : out.ids) state.last_event = std::max(state.last_event, id);
   ++state.version;
-  impl_->write_version(state);
+  impl_->write_version(*db, state);
   txn.commit();
   out.state = std::move(state);
   return out;
 }
 
 UserState ProfileStore::rebuild(const std::string& user) const {
-  const UserState latest = impl_->latest(user);
-  UserState s = replay(user, latest.prior, latest.scorer, impl_->events(user));
+  auto db = impl_->engine->acquire();
+  const UserState latest = impl_->latest(*db, user);
+  UserState s = replay(user, latest.prior, latest.scorer, impl_->events(*db, user));
   s.version = latest.version;
   return s;
 }
 
 UserState ProfileStore::store_rebuilt(const std::string& user) {
-  Impl::Txn txn(*impl_);
-  UserState s = rebuild(user);
-  ++s.version;
-  impl_->write_version(s);
+  auto db = impl_->engine->acquire();
+  Impl::Txn txn(*impl_, *db, user);
+  const UserState latest = impl_->latest(*db, user);
+  UserState s = replay(user, latest.prior, latest.scorer, impl_->events(*db, user));
+  s.version = latest.version + 1;
+  impl_->write_version(*db, s);
   txn.commit();
   return s;
 }
 
 void ProfileStore::delete_user(const std::string& user) {
-  Impl::Txn txn(*impl_);
-  impl_->require_user(user);
-  for (const char* table : {"events", "versions", "users"}) {
-    Stmt q(impl_->db, std::string("DELETE FROM ") + table + " WHERE user_id = ?", impl_->file);
-    q.bind(1, user);
-    q.step();
-  }
+  auto db = impl_->engine->acquire();
+  Impl::Txn txn(*impl_, *db, user);
+  impl_->require_user(*db, user);
+  impl_->delete_rows(*db, user);
   txn.commit();
 }
 
 json ProfileStore::export_user(const std::string& user) const {
-  const UserState s = impl_->latest(user);
+  auto db = impl_->engine->acquire();
+  const UserState s = impl_->latest(*db, user);
   json events = json::array();
-  for (const auto& e : impl_->events(user)) events.push_back(event_to_json(e));
+  for (const auto& e : impl_->events(*db, user)) events.push_back(event_to_json(e));
   return {{"format", "palign.user"},
           {"version", 1},
           {"user_id", user},
@@ -510,30 +436,27 @@ UserState ProfileStore::import_user(const json& j, bool replace) {
   UserState state = initial_state(user, prior, scorer);
   // Replaying here checks every event (and the undo targets) before anything is written.
   (void)replay(user, prior, scorer, events);
-  Impl::Txn txn(*impl_);
-  if (has_user(user)) {
-    PALIGN_CHECK(replace, ErrorCode::kConflict, "[users.import] user '", user, "' already exists in ",
-                 impl_->file.string(), "; delete it first or import with --replace");
-    for (const char* table : {"events", "versions", "users"}) {
-      Stmt q(impl_->db, std::string("DELETE FROM ") + table + " WHERE user_id = ?", impl_->file);
-      q.bind(1, user);
-      q.step();
-    }
+  auto db = impl_->engine->acquire();
+  Impl::Txn txn(*impl_, *db, user);
+  if (impl_->has_user(*db, user)) {
+    PALIGN_CHECK(replace, ErrorCode::kConflict, "[users.import] user '", user, "' already exists in ", impl_->where(),
+                 "; delete it first or import with --replace");
+    impl_->delete_rows(*db, user);
   }
-  impl_->insert_user(user, state.prior, scorer);
-  impl_->write_version(state);
+  impl_->insert_user(*db, user, state.prior, scorer);
+  impl_->write_version(*db, state);
   std::map<int64_t, int64_t> renumbered;
   for (auto& e : events) {
     const int64_t old_id = e.id;
     if (e.type == EventType::kUndo) e.target = renumbered.at(e.target);
     e.id = 0;
-    impl_->insert_event(user, e);
+    impl_->insert_event(*db, user, e);
     if (old_id) renumbered[old_id] = e.id;
   }
   if (!events.empty()) {
-    UserState replayed = replay(user, prior, scorer, impl_->events(user));
+    UserState replayed = replay(user, prior, scorer, impl_->events(*db, user));
     replayed.version = 1;
-    impl_->write_version(replayed);
+    impl_->write_version(*db, replayed);
     state = replayed;
   }
   txn.commit();

@@ -1,4 +1,5 @@
-// The durable profile store (DESIGN.md "Storage"): SQLite in WAL mode, one file, no server (`--store palign.db`).
+// The durable profile store (DESIGN.md "Storage"): SQLite in WAL mode, one file, no server (`--store palign.db`), or
+// PostgreSQL, which several replicas share (`--store postgresql://…`; store_postgres.cpp says how they stay in step).
 //
 // Tables: meta (format, schema version), users (id, prior, scorer fingerprint, creation time), events (append-only:
 // id, user, time, type, the event's JSON, its idempotency key) and versions (each user's derived state after each
@@ -29,6 +30,7 @@ struct StoreOptions {
   bool create = true;      // create the file when it does not exist (else kNotFound)
   bool read_only = false;  // open for reading only (no migration; writes throw kIo)
   int busy_timeout_ms = 30000;
+  int pool_size = 8;  // PostgreSQL: connections kept open for the process's threads
 };
 
 struct VersionInfo {
@@ -40,9 +42,11 @@ struct VersionInfo {
 
 class ProfileStore {
  public:
-  // Opens (or creates) the store at `file`. Throws kNotFound (no such file and create = false), kIo (the path cannot
-  // be written or read: a read-only or missing directory), kInvalidArgument (a file that is not a palign store),
-  // kUnsupported (a store written by a newer palign).
+  // Opens (or creates) the store at `file`, an SQLite file or a postgresql:// URL (its database is given the schema
+  // when it holds no table). Throws kNotFound (no such file and create = false), kIo (the path cannot be written or
+  // read: a read-only or missing directory; a database that cannot be reached), kInvalidArgument (a file or
+  // database that is not a palign store), kUnsupported (a store written by a newer palign; PostgreSQL in a palign
+  // built without libpqxx). A store is safe to share between threads.
   static std::unique_ptr<ProfileStore> open(const std::filesystem::path& file, const StoreOptions& options = {});
   ~ProfileStore();
   ProfileStore(const ProfileStore&) = delete;
@@ -55,6 +59,9 @@ class ProfileStore {
   // kConflict when the user exists, kInvalidArgument for an empty id or a bad prior.
   UserState create_user(const std::string& user, const DimensionWeights& prior, const std::string& scorer,
                         const std::string& statement = "");
+  // Creates the user at the prior unless they exist; true when this call created them. Safe against another thread or
+  // replica creating the same user at once (where create_user would throw kConflict).
+  bool ensure_user(const std::string& user, const DimensionWeights& prior, const std::string& scorer);
   bool has_user(const std::string& user) const;
   std::vector<std::string> users() const;
 
