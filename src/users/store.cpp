@@ -188,12 +188,10 @@ struct ProfileStore::Impl {
   int migrate(StoreDb& db) const {
     const auto& steps = engine->migrations();
     int schema = read_schema(db);
-    if (schema == 0) {
+    if (schema < 0) {
       Txn txn(*this, db, "");
       if (!engine->has_table(db, "meta")) {
-        PALIGN_CHECK(engine->empty(db) || !engine->has_table(db, "users"), ErrorCode::kInvalidArgument,
-                     "[users.store] ", where(),
-                     " holds tables that are not a palign store's; pass --store a new file or an empty database");
+        refuse_foreign(db);
         db.script("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
         db.query("INSERT INTO meta(key, value) VALUES('format', 'palign.store'), ('schema', '0')");
       }
@@ -211,20 +209,23 @@ struct ProfileStore::Impl {
     return std::max(schema, kStoreSchema);
   }
 
-  // The store's schema version: 0 for a new (empty) store. Refuses a database that is not a palign store.
+  // A database without palign's meta table must hold no table at all to become a store.
+  void refuse_foreign(StoreDb& db) const {
+    PALIGN_CHECK(engine->empty(db), ErrorCode::kInvalidArgument, "[users.store] ", where(),
+                 " is a database but not a palign store; pass --store a new file or an empty database");
+  }
+
+  // The store's schema version: -1 when there is no meta table yet (a new store, or not a store: migrate() tells
+  // them apart under the lock), 0 for a store whose creation stopped before its first step.
   int read_schema(StoreDb& db) const {
-    if (!engine->has_table(db, "meta")) {
-      PALIGN_CHECK(engine->empty(db), ErrorCode::kInvalidArgument, "[users.store] ", where(),
-                   " is a database but not a palign store; pass --store a new file or a palign store");
-      return 0;
-    }
+    if (!engine->has_table(db, "meta")) return -1;
     std::map<std::string, std::string> meta;
     for (const auto& row : db.query("SELECT key, value FROM meta")) meta[text(row, 0)] = text(row, 1);
     PALIGN_CHECK(meta["format"] == "palign.store", ErrorCode::kInvalidArgument, "[users.store] ", where(),
                  " is a database but not a palign store; pass --store a new file or a palign store");
     const int schema = std::atoi(meta["schema"].c_str());
-    PALIGN_CHECK(meta.count("schema") && (schema >= 1 || meta["schema"] == "0"), ErrorCode::kInvalidArgument,
-                 "[users.store] ", where(), " has no schema version; it is not a palign store");
+    PALIGN_CHECK(schema >= 1 || meta["schema"] == "0", ErrorCode::kInvalidArgument, "[users.store] ", where(),
+                 " has no schema version; it is not a palign store");
     return schema;
   }
 };
@@ -248,6 +249,7 @@ std::unique_ptr<ProfileStore> ProfileStore::open(const std::filesystem::path& wh
   if (!options.read_only) {
     schema = impl->migrate(*db);
   } else {
+    if (schema < 0) impl->refuse_foreign(*db);
     PALIGN_CHECK(schema == kStoreSchema, ErrorCode::kIo, "[users.store] ", impl->where(), " has store schema ", schema,
                  " and must be migrated to ", kStoreSchema, "; open it once for writing");
   }

@@ -110,20 +110,13 @@ constexpr int kLockSpace = 1885;  // the advisory locks' first key: palign's sto
 
 class PostgresDb final : public StoreDb {
  public:
-  PostgresDb(const std::string& url, const std::string& where) : where_(where) {
-    try {
-      conn_ = std::make_unique<pqxx::connection>(url);
-    } catch (const std::exception& e) {
-      PALIGN_THROW(ErrorCode::kIo, "[users.store] cannot connect to the store ", where_, ": ", first_line(e.what()),
-                   "; is PostgreSQL running and the URL right?");
-    }
-  }
+  PostgresDb(const std::string& url, const std::string& where) : url_(url), where_(where) { connect(); }
   ~PostgresDb() override {
     txn_.reset();
     if (conn_) conn_->disconnect();
   }
 
-  bool broken() const { return broken_ || !conn_->is_open(); }
+  bool broken() const { return broken_ || !conn_ || !conn_->is_open(); }
 
   std::vector<SqlRow> query(const std::string& sql, const std::vector<SqlValue>& params) override {
     std::vector<PgParam> args;
@@ -144,7 +137,9 @@ class PostgresDb final : public StoreDb {
           break;
       }
     }
-    return guarded("read", [&] {
+    // A read outside a transaction is retried once on a fresh connection when the pooled one turns out to be broken
+    // (terminated while idle, or the server restarted): it changed nothing.
+    return retried(!txn_, "read", [&] {
       pqxx::result r;
       if (txn_) {
         r = txn_->exec_params(numbered(sql), pqxx::prepare::make_dynamic_params(args));
@@ -191,7 +186,8 @@ class PostgresDb final : public StoreDb {
   }
 
   void begin_write(const std::string& lock) override {
-    guarded("lock", [&] {
+    // Nothing is written before the lock is held, so a broken connection here is retried once on a fresh one.
+    retried(true, "lock", [&] {
       txn_ = std::make_unique<pqxx::work>(*conn_);
       if (lock.empty()) {
         txn_->exec_params("SELECT pg_advisory_xact_lock($1, 0)", kLockSpace - 1);
@@ -214,6 +210,32 @@ class PostgresDb final : public StoreDb {
   static std::string first_line(const std::string& s) {
     std::string line = s.substr(0, s.find('\n'));
     return line;
+  }
+
+  void connect() {
+    txn_.reset();
+    conn_.reset();
+    try {
+      conn_ = std::make_unique<pqxx::connection>(url_);
+    } catch (const std::exception& e) {
+      PALIGN_THROW(ErrorCode::kIo, "[users.store] cannot connect to the store ", where_, ": ", first_line(e.what()),
+                   "; is PostgreSQL running and the URL right?");
+    }
+    broken_ = false;
+  }
+
+  // guarded(f), and when `may_retry` and the connection proves broken, once more on a fresh connection.
+  template <typename F>
+  auto retried(bool may_retry, const char* what, F&& f) -> decltype(f()) {
+    if (!may_retry) return guarded(what, f);
+    if (broken_) connect();
+    try {
+      return guarded(what, f);
+    } catch (const Error& e) {
+      if (!broken_) throw;
+    }
+    connect();
+    return guarded(what, f);
   }
 
   // Runs f, turning libpqxx's exceptions into palign's errors, each with what to do.
@@ -257,7 +279,7 @@ class PostgresDb final : public StoreDb {
     }
   }
 
-  std::string where_;
+  std::string url_, where_;
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::work> txn_;
   bool broken_ = false;

@@ -16,6 +16,7 @@
 
 #include "palign/base/error.h"
 #include "palign/base/rng.h"
+#include "postgres_cluster.h"
 #include "temp_dir.h"
 #include "test_util.h"
 
@@ -70,11 +71,40 @@ void raw_exec(const std::filesystem::path& file, const std::string& sql) {
   sqlite3_close(db);
 }
 
+// The tests every engine must pass: SQLite (a file) and PostgreSQL (a database of a throwaway cluster).
+class Stores : public testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (postgres()) {
+      auto& cluster = test::PostgresCluster::shared();
+      if (!cluster.available()) {
+        if (test::PostgresCluster::required()) FAIL() << cluster.why();
+        GTEST_SKIP() << cluster.why();
+      }
+    }
+  }
+  bool postgres() const { return GetParam() == "postgresql"; }
+  // A new, empty store: a file in the test's directory, or a new database.
+  std::string location(const std::string& name) {
+    if (!postgres()) return (dir_.path() / (name + ".db")).string();
+    return test::PostgresCluster::shared().create_database(name);
+  }
+  int64_t count(const std::string& where, const std::string& sql) {
+    if (!postgres()) return count_rows(where, sql);
+    const std::string db = where.substr(14, where.find('?') - 14);  // postgresql:///DB?…
+    return std::stoll(test::PostgresCluster::shared().psql(db, sql));
+  }
+  test::TempDir dir_{"store"};
+};
+
+INSTANTIATE_TEST_SUITE_P(Engines, Stores, testing::Values("sqlite", "postgresql"),
+                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+
 }  // namespace
 
-TEST(Store, IncrementalVersionsEqualTheReplay) {
-  test::TempDir dir("store");
-  auto store = ProfileStore::open(dir.path() / "p.db");
+TEST_P(Stores, IncrementalVersionsEqualTheReplay) {
+  const std::string where = location("p");
+  auto store = ProfileStore::open(where);
   EXPECT_EQ(store->schema(), kStoreSchema);
   store->create_user("ana", test_prior(), "scorer-1");
   Rng rng(1);
@@ -124,12 +154,11 @@ TEST(Store, IncrementalVersionsEqualTheReplay) {
   EXPECT_EQ(model.posterior().mean, stored.posterior.mean);
   // Reopening reads the same state.
   store.reset();
-  expect_same_state(ProfileStore::open(dir.path() / "p.db")->profile("ana"), stored);
+  expect_same_state(ProfileStore::open(where)->profile("ana"), stored);
 }
 
-TEST(Store, IdempotencyKeysAndUndo) {
-  test::TempDir dir("store");
-  auto store = ProfileStore::open(dir.path() / "p.db");
+TEST_P(Stores, IdempotencyKeysAndUndo) {
+  auto store = ProfileStore::open(location("p"));
   store->create_user("bo", test_prior(), "");
   Rng rng(2);
   const auto a = choice(rng, 0, "req-1"), b = choice(rng, 1, "req-2");
@@ -164,9 +193,9 @@ TEST(Store, IdempotencyKeysAndUndo) {
   EXPECT_EQ(store->events("bo").size(), 4u);
 }
 
-TEST(Store, ExportImportAndDelete) {
-  test::TempDir dir("store");
-  auto store = ProfileStore::open(dir.path() / "a.db");
+TEST_P(Stores, ExportImportAndDelete) {
+  const std::string file = location("a");
+  auto store = ProfileStore::open(file);
   store->create_user("cy", test_prior(), "s", "more jokes");
   Rng rng(3);
   const auto appended = store->append("cy", {choice(rng), choice(rng, 1), choice(rng)});
@@ -177,7 +206,7 @@ TEST(Store, ExportImportAndDelete) {
   const auto exported = store->export_user("cy");
   // Through text, as a file would carry it.
   const auto reparsed = nlohmann::json::parse(exported.dump());
-  auto other = ProfileStore::open(dir.path() / "b.db");
+  auto other = ProfileStore::open(location("b"));
   other->create_user("zed", test_prior(), "s");  // ids differ in the new store: the undo's target is renumbered
   other->append("zed", {choice(rng)});
   const auto imported = other->import_user(reparsed);
@@ -199,10 +228,9 @@ TEST(Store, ExportImportAndDelete) {
   store->delete_user("cy");
   EXPECT_FALSE(store->has_user("cy"));
   store.reset();
-  const auto file = dir.path() / "a.db";
-  EXPECT_EQ(count_rows(file, "SELECT count(*) FROM events WHERE user_id = 'cy'"), 0);
-  EXPECT_EQ(count_rows(file, "SELECT count(*) FROM versions WHERE user_id = 'cy'"), 0);
-  EXPECT_EQ(count_rows(file, "SELECT count(*) FROM users WHERE user_id = 'cy'"), 0);
+  EXPECT_EQ(count(file, "SELECT count(*) FROM events WHERE user_id = 'cy'"), 0);
+  EXPECT_EQ(count(file, "SELECT count(*) FROM versions WHERE user_id = 'cy'"), 0);
+  EXPECT_EQ(count(file, "SELECT count(*) FROM users WHERE user_id = 'cy'"), 0);
   auto reopened = ProfileStore::open(file);
   EXPECT_EQ(error_code_of([&] { reopened->delete_user("cy"); }), ErrorCode::kNotFound);
   EXPECT_EQ(error_code_of([&] { reopened->profile("cy"); }), ErrorCode::kNotFound);
@@ -270,9 +298,8 @@ TEST(Store, SchemaVersionsAndForeignFiles) {
   EXPECT_EQ(error_code_of([&] { ro->append("r", {choice(rng)}); }), ErrorCode::kIo);
 }
 
-TEST(Store, BadEventsStoreNothing) {
-  test::TempDir dir("store");
-  auto store = ProfileStore::open(dir.path() / "p.db");
+TEST_P(Stores, BadEventsStoreNothing) {
+  auto store = ProfileStore::open(location("p"));
   store->create_user("dee", test_prior(), "scorer-1");
   Rng rng(5);
   EXPECT_EQ(error_code_of([&] { store->append("nobody", {choice(rng)}); }), ErrorCode::kNotFound);
@@ -308,9 +335,8 @@ TEST(Store, BadEventsStoreNothing) {
   EXPECT_EQ(back.key, "key");
 }
 
-TEST(Store, TwoProcessesAppendingAtOnce) {
-  test::TempDir dir("store");
-  const auto file = dir.path() / "p.db";
+TEST_P(Stores, TwoProcessesAppendingAtOnce) {
+  const std::string file = location("p");
   ProfileStore::open(file)->create_user("eve", test_prior(), "");
   const int per_process = 150;
   std::vector<pid_t> children;
@@ -352,9 +378,8 @@ TEST(Store, TwoProcessesAppendingAtOnce) {
   EXPECT_EQ(store->profile("eve").version, 2 * per_process);
 }
 
-TEST(Store, KilledWriterLosesNoAcknowledgedEvent) {
-  test::TempDir dir("store");
-  const auto file = dir.path() / "p.db";
+TEST_P(Stores, KilledWriterLosesNoAcknowledgedEvent) {
+  const std::string file = location("p");
   ProfileStore::open(file)->create_user("fay", test_prior(), "");
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
