@@ -7,13 +7,13 @@ js="$src/tests/js"
 [ -d "$js/node_modules/openai" ] || { echo "FAIL: $js/node_modules is missing; run scripts/setup (npm ci)"; exit 1; }
 mkdir -p "$out"
 tmp=$(mktemp -d)
-trap 'rc=$?; [ $rc -eq 0 ] || { echo "--- server log"; cat "$tmp/log" 2>/dev/null; }; { [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null || true; }; rm -rf "$tmp"' EXIT
+trap 'rc=$?; set +e; [ $rc -eq 0 ] || { echo "--- server log"; cat "$tmp/log" 2>/dev/null; }; { [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null || true; }; rm -rf "$tmp"' EXIT
 key=$("$bin" key --api-keys "$tmp/keys" --tenant clients)
 "$bin" serve --store "$tmp/users.db" --reward "$src/tests/data/hf/models/llama_rm_multi" --api-keys "$tmp/keys" \
   --port 0 --max-tokens 64 2>"$tmp/log" &
 pid=$!
 for _ in $(seq 1 300); do
-  port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/log")
+  port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/log" 2>/dev/null || true)
   [ -n "$port" ] && break
   kill -0 $pid 2>/dev/null || { cat "$tmp/log"; echo "FAIL: the server did not start"; exit 1; }
   sleep 0.1

@@ -14,7 +14,7 @@ start_server() {
   pids+=($server)
   port=""
   for _ in $(seq 1 300); do
-    port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/log.$1")
+    port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/log.$1" 2>/dev/null || true)
     [ -n "$port" ] && return 0
     sleep 0.1
   done

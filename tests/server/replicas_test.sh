@@ -40,7 +40,7 @@ start_replica() {
   pids+=($!)
   eval "replica$1=$!"
   for _ in $(seq 1 300); do
-    port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/log.$1")
+    port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/log.$1" 2>/dev/null || true)
     [ -n "$port" ] && { ports+=("$port"); return 0; }
     sleep 0.1
   done
