@@ -59,6 +59,44 @@ echo "acknowledged $acked events before SIGKILL; $stored in the store; $missing 
 start_server 2
 profile=$(curl -s "http://127.0.0.1:$port/v1/users/u1")
 echo "$profile" | grep -q '"version"' || { echo "FAIL: the restarted server does not serve u1: $profile"; exit 1; }
+# SIGTERM under load: 4 clients keep sending; the server drains and exits 0. Every answer is a 200 (stored) or a clear
+# 503 (shutting down); every acknowledged event is in the store.
+rm -f "$tmp"/acked.* "$tmp"/status.*
+for c in 1 2 3 4; do
+  (
+    i=0
+    while :; do
+      i=$((i + 1))
+      body="{\"user\":\"t$c\",\"prompt\":\"Tell me\",\"chosen\":\" a pun $i\",\"rejected\":\" no\",\"key\":\"t$c-$i\"}"
+      out=$(curl -s --max-time 10 -X POST "http://127.0.0.1:$port/v1/feedback" -H 'Content-Type: application/json' \
+        -d "$body" -w '\n%{http_code}' 2>/dev/null) || exit 0
+      code=${out##*$'\n'}
+      echo "$code" >>"$tmp/status.$c"
+      [ "$code" = 200 ] && echo "t$c-$i" >>"$tmp/acked.$c"
+      [ "$code" = 000 ] && exit 0
+    done
+  ) &
+  pids+=($!)
+done
+sleep 3
 kill -TERM "$server"
-wait "$server"
+status=0
+wait "$server" || status=$?
+[ $status -eq 0 ] || { cat "$tmp/log.2"; echo "FAIL: exit $status after SIGTERM under load"; exit 1; }
+grep -q "palign serve: stopped" "$tmp/log.2" || { cat "$tmp/log.2"; echo "FAIL: no graceful stop"; exit 1; }
+sleep 0.5
+codes=$(cat "$tmp"/status.* | sort | uniq -c | tr '\n' ' ')
+bad=$(cat "$tmp"/status.* | grep -cv '^\(200\|503\|000\)$' || true)
+[ "$bad" -eq 0 ] || { echo "FAIL: answers other than 200 or 503 during the drain: $codes"; exit 1; }
+acked=$(cat "$tmp"/acked.* | wc -l)
+[ "$acked" -gt 10 ] || { echo "FAIL: only $acked events acknowledged before SIGTERM"; exit 1; }
+missing=0
+for c in 1 2 3 4; do
+  "$bin" user history --store "$tmp/users.db" --user "t$c" >"$tmp/history.t$c"
+  while read -r key; do
+    grep -q "\"key\":\"$key\"" "$tmp/history.t$c" || { echo "lost: $key"; missing=$((missing + 1)); }
+  done <"$tmp/acked.$c"
+done
+echo "SIGTERM under load: answers (count code) $codes; $acked acknowledged, $missing lost"
+[ "$missing" -eq 0 ] || { echo "FAIL: acknowledged events were lost"; exit 1; }
 echo PASS

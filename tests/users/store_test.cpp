@@ -1,11 +1,13 @@
 // The profile store: incremental versions equal the replay of their events bit for bit, idempotency keys, undo,
-// export / import, deletion, schema versions and migration, foreign files, read-only paths, bad events storing
-// nothing, two processes appending at once, and a writer killed (SIGKILL) mid-stream losing no acknowledged event.
+// export / import, deletion, bad events storing nothing, two processes appending at once, and a writer killed
+// (SIGKILL) mid-stream losing no acknowledged event — each on both engines (SQLite, and PostgreSQL on a throwaway
+// cluster); and for SQLite: schema versions and migration, foreign files, read-only paths, a full disk, damaged files.
 #include "palign/users/store.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -421,4 +423,120 @@ TEST_P(Stores, KilledWriterLosesNoAcknowledgedEvent) {
   const auto profile = store->profile("fay");
   EXPECT_EQ(profile.last_event, events.back().id);  // the version and its events were committed together
   expect_same_state(store->rebuild("fay"), profile);
+}
+
+TEST(Store, AFullDiskRefusesWritesAndKeepsWhatWasAcknowledged) {
+  test::TempDir dir("store");
+  const auto file = dir.path() / "p.db";
+  ProfileStore::open(file)->create_user("gus", test_prior(), "");
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // The child's files may not grow past 1 MiB (RLIMIT_FSIZE): writes beyond fail with EFBIG, as on a full disk.
+    close(fds[0]);
+    signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{1024 * 1024, 1024 * 1024};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    auto store = ProfileStore::open(file);
+    Rng rng(11);
+    for (int i = 0; i < 100000; ++i) {
+      std::string line;
+      try {
+        const auto ids = store->append("gus", {choice(rng, i % 2, "f" + std::to_string(i))}).ids;
+        line = "ack " + std::to_string(ids[0]) + "\n";
+      } catch (const Error& e) {
+        line = std::string("error ") + std::string(error_code_name(e.code())) + " " + e.what() + "\n";
+      }
+      if (write(fds[1], line.data(), line.size()) < 0) _exit(1);
+      if (line.rfind("error", 0) == 0) break;
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  FILE* in = fdopen(fds[0], "r");
+  std::set<int64_t> acked;
+  std::string error;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, in)) {
+    const std::string line = buf;
+    if (line.rfind("ack ", 0) == 0) acked.insert(std::stoll(line.substr(4)));
+    if (line.rfind("error ", 0) == 0) error = line;
+  }
+  std::fclose(in);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::printf("  %zu events acknowledged before the disk filled; then: %s", acked.size(), error.c_str());
+  EXPECT_GT(acked.size(), 10u);
+  EXPECT_EQ(error.rfind("error io ", 0), 0u) << error;
+  EXPECT_NE(error.find("writable directory with free space"), std::string::npos) << error;
+  // With room again, the store holds every acknowledged event, each version is its replay, and writing goes on.
+  auto store = ProfileStore::open(file);
+  const auto events = store->events("gus");
+  std::set<int64_t> stored;
+  for (const auto& e : events) stored.insert(e.id);
+  for (int64_t a : acked) EXPECT_TRUE(stored.count(a)) << "acknowledged event " << a << " lost";
+  EXPECT_EQ(events.size(), acked.size());  // the refused append stored nothing
+  expect_same_state(store->rebuild("gus"), store->profile("gus"));
+  Rng rng(12);
+  EXPECT_EQ(store->append("gus", {choice(rng)}).stored, 1);
+}
+
+TEST(Store, ADamagedStoreIsAClearError) {
+  test::TempDir dir("store");
+  const auto file = dir.path() / "p.db";
+  {
+    auto store = ProfileStore::open(file);
+    store->create_user("hal", test_prior(), "");
+    Rng rng(13);
+    for (int i = 0; i < 200; ++i) store->append("hal", {choice(rng, i % 2)});
+  }
+  const auto size = std::filesystem::file_size(file);
+  ASSERT_GT(size, 3 * 4096u);
+  // A damaged event body and a damaged stored vector: named, with what to do.
+  raw_exec(file, "UPDATE events SET body = '{not json' WHERE id = 5");
+  auto store = ProfileStore::open(file);
+  std::string message = test::error_message_of([&] { store->events("hal"); });
+  std::printf("  %s\n", message.c_str());
+  EXPECT_NE(message.find("event 5 of user 'hal' is damaged"), std::string::npos);
+  raw_exec(file, "UPDATE versions SET mean = x'0102' WHERE version = (SELECT max(version) FROM versions)");
+  EXPECT_EQ(error_code_of([&] { store->profile("hal"); }), ErrorCode::kInvalidArgument);
+  store.reset();
+  // Pages overwritten with garbage (a disk error, a bad copy): every read is an error or a whole answer, no crash.
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    std::string garbage(4096, '\xA5');
+    f.seekp(2 * 4096);
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  int errors = 0;
+  try {
+    auto damaged = ProfileStore::open(file);
+    for (int i = 0; i < 3; ++i) {
+      try {
+        (void)damaged->users();
+        (void)damaged->events("hal");
+        (void)damaged->profile("hal");
+      } catch (const Error& e) {
+        ++errors;
+        EXPECT_TRUE(e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kNotFound) << e.what();
+        if (i == 0) std::printf("  %s\n", e.what());
+      }
+    }
+  } catch (const Error& e) {
+    ++errors;
+    std::printf("  %s\n", e.what());
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+  }
+  EXPECT_GT(errors, 0);
+  // A truncated file.
+  std::filesystem::resize_file(file, size / 2);
+  message = test::error_message_of([&] {
+    auto damaged = ProfileStore::open(file);
+    (void)damaged->events("hal");
+    (void)damaged->profile("hal");
+  });
+  std::printf("  %s\n", message.c_str());
+  EXPECT_NE(message.find(file.string()), std::string::npos);
 }
