@@ -104,6 +104,8 @@ TEST_P(CliCase, Behaves) {
     EXPECT_NE(r.out.find(s.get<std::string>()), std::string::npos) << "stdout lacks " << s << "\n" << where;
   for (const auto& s : c.value("stderr_contains", json::array()))
     EXPECT_NE(r.err.find(s.get<std::string>()), std::string::npos) << "stderr lacks " << s << "\n" << where;
+  for (const auto& s : c.value("stderr_not_contains", json::array()))
+    EXPECT_EQ(r.err.find(s.get<std::string>()), std::string::npos) << "stderr has " << s << "\n" << where;
   if (c.contains("stdout_lines")) EXPECT_EQ(count_lines(r.out), c["stdout_lines"].get<int>()) << where;
   if (c.contains("last_line_json")) {
     std::string last = r.out;
