@@ -124,6 +124,9 @@ int status_of(const Error& e) {
   }
 }
 
+constexpr const char* kStoreUnavailable =
+    "the profile store cannot be reached or written; retry (feedback under the same key, which is never stored twice)";
+
 // palign's messages start with "[module] "; clients see the sentence.
 std::string client_message(const std::string& what) {
   if (!what.empty() && what[0] == '[') {
@@ -243,6 +246,22 @@ Caller Server::Impl::authenticate(const httplib::Request& req) const {
   return {found->tenant, found->admin, found->hash};
 }
 
+void Server::Impl::note_store_error(const std::string& what) {
+  std::lock_guard lock(store_error_mutex);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_store_error < std::chrono::seconds(1)) {
+    ++store_errors_unlogged;
+    return;
+  }
+  std::fprintf(stderr, "palign serve: %s", what.c_str());
+  if (store_errors_unlogged > 0)
+    std::fprintf(stderr, " (and %lld more store errors since the last line)",
+                 static_cast<long long>(store_errors_unlogged));
+  std::fprintf(stderr, "\n");
+  last_store_error = now;
+  store_errors_unlogged = 0;
+}
+
 std::string Server::Impl::store_user(const Caller& caller, const std::string& user) const {
   if (user.empty() || user.size() > 256) fail(400, "a user id has 1 to 256 characters", "user");
   for (unsigned char c : user)
@@ -295,6 +314,12 @@ httplib::Server::Handler Server::Impl::endpoint(
       detail::HttpError h;
       h.status = status_of(e);
       h.message = client_message(e.what());
+      if (e.code() == ErrorCode::kIo && std::string_view(e.what()).starts_with("[users.store]")) {
+        // The store's detail (its URL or file) is for the operator's log, not for clients.
+        note_store_error(e.what());
+        h.message = kStoreUnavailable;
+        h.code = "store_unavailable";
+      }
       if (h.status >= 500) h.type = "server_error";
       if (h.status == 404) h.type = "not_found_error";
       res.status = h.status;
@@ -434,6 +459,13 @@ void Server::Impl::routes() {
   http.Get("/health", endpoint(
                           "health",
                           [this](const httplib::Request&, httplib::Response& res, const Caller&) {
+                            // A replica whose store cannot be reached is unhealthy: the balancer routes around it.
+                            try {
+                              store->ping();
+                            } catch (const Error& e) {
+                              note_store_error(e.what());
+                              fail(503, kStoreUnavailable, "", "store_unavailable");
+                            }
                             res.set_content(json{{"status", "ok"}, {"model", model_name}}.dump(), "application/json");
                           },
                           false));

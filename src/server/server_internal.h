@@ -146,6 +146,12 @@ struct Server::Impl {
   detail::Caller authenticate(const httplib::Request& req) const;
   // The store's id of a user named in a request (tenant-namespaced). Throws 400 for a malformed id.
   std::string store_user(const detail::Caller& caller, const std::string& user) const;
+  // Writes a store error's detail to stderr for the operator, at most once a second (a stopped database under load
+  // fails every request).
+  void note_store_error(const std::string& what);
+  std::mutex store_error_mutex;
+  std::chrono::steady_clock::time_point last_store_error{};
+  int64_t store_errors_unlogged = 0;
   // A handler wrapped with errors, draining, metrics and the access log.
   httplib::Server::Handler endpoint(
       const std::string& name,

@@ -260,6 +260,11 @@ std::unique_ptr<ProfileStore> ProfileStore::open(const std::filesystem::path& wh
 const std::filesystem::path& ProfileStore::path() const { return impl_->file; }
 int ProfileStore::schema() const { return impl_->schema; }
 
+void ProfileStore::ping() const {
+  auto db = impl_->engine->acquire();
+  db->query("SELECT 1", {});
+}
+
 UserState ProfileStore::create_user(const std::string& user, const DimensionWeights& prior, const std::string& scorer,
                                     const std::string& statement) {
   PALIGN_CHECK(!user.empty(), ErrorCode::kInvalidArgument, "[users.store] a user needs a non-empty id");

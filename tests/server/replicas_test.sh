@@ -98,4 +98,20 @@ for c in 1 2 3 4; do
 done
 echo "acknowledged $acked events through 2 replicas, one killed mid-stream; $stored stored; $missing lost; $doubled duplicated"
 [ "$missing" -eq 0 ] && [ "$doubled" -eq 0 ] || { echo "FAIL: acknowledged events were lost or duplicated"; exit 1; }
+# The database goes away: the replica says so on /health (a balancer routes around it) and answers feedback with a
+# clear 503; once the database is back, the same replica takes feedback again.
+health=$(curl -s -w '%{http_code}' "http://127.0.0.1:${ports[0]}/health")
+[ "${health: -3}" = 200 ] || { echo "FAIL: /health with the database up: $health"; exit 1; }
+$as "$pgbin/pg_ctl" -D "$tmp/data" -m fast -w stop >/dev/null
+health=$(curl -s -w '%{http_code}' "http://127.0.0.1:${ports[0]}/health")
+echo "/health with the database stopped: $health"
+[ "${health: -3}" = 503 ] && echo "$health" | grep -q store_unavailable ||
+  { echo "FAIL: /health does not report the unreachable store"; exit 1; }
+body='{"user":"u1","prompt":"Tell me","chosen":" later","rejected":" no","key":"after-stop"}'
+out=$(send "${ports[0]}" "$body")
+echo "feedback with the database stopped: ${out//$'\n'/ }"
+[ "${out##*$'\n'}" = 503 ] || { echo "FAIL: feedback without the database is not a 503"; exit 1; }
+$as "$pgbin/pg_ctl" -D "$tmp/data" -l "$tmp/pg.log" -w -o "-c listen_addresses='' -k $tmp -p 5432" start >/dev/null
+out=$(send "${ports[0]}" "$body")
+[ "${out##*$'\n'}" = 200 ] || { echo "FAIL: feedback after the database came back: $out"; exit 1; }
 echo PASS

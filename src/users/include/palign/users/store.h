@@ -53,6 +53,8 @@ class ProfileStore {
   ProfileStore& operator=(const ProfileStore&) = delete;
 
   const std::filesystem::path& path() const;
+  // Reaches the store with one trivial query (a load balancer's health check). Throws kIo when it cannot.
+  void ping() const;
   int schema() const;
 
   // A new user at version 0 (the prior alone); a statement becomes the user's first event (version 1). Throws
