@@ -155,6 +155,20 @@ class Renderer final : public Interpreter {
                         (f.kind == FailureKind::kUnsupported ? " is not supported" : ""));
       }
     }
+    // A macro holds the scope it was defined in, and that scope holds the macro: a cycle of shared pointers that
+    // would leak the scope with every rendering. Once rendering ends no macro can be called, so the scopes that
+    // closed over macros are emptied then, whether rendering succeeded or threw.
+    struct ReleaseClosures {
+      explicit ReleaseClosures(Renderer& r) : r(r) {}
+      ~ReleaseClosures() {
+        for (const ScopePtr& scope : r.closures_) {
+          auto vars = std::move(scope->vars);
+          scope->vars.clear();
+        }
+        r.closures_.clear();
+      }
+      Renderer& r;
+    } release(*this);
     std::string out;
     exec_body(program.body, root, out);
     return out;
@@ -301,12 +315,14 @@ class Renderer final : public Interpreter {
         return Flow::kNormal;
       }
       case StmtKind::kMacro:
+        closures_.push_back(scope);
         scope->set(stmt.macro->name, Value::object(std::make_shared<Macro>(stmt.macro, scope)));
         return Flow::kNormal;
       case StmtKind::kCallBlock: {
         const Expr& call_expr = *stmt.value;
         const Value callee = eval(*call_expr.children[0], scope);
         Args args = eval_args(call_expr, scope, 1);
+        closures_.push_back(scope);
         args.keyword.emplace_back("caller", Value::object(std::make_shared<Macro>(stmt.macro, scope)));
         append(out, to_str(call(callee, std::move(args))));
         return Flow::kNormal;
@@ -518,6 +534,7 @@ class Renderer final : public Interpreter {
 
   const RenderOptions& options_;
   int depth_ = 0;
+  std::vector<ScopePtr> closures_;  // the scopes macros were defined in (emptied when rendering ends)
   int64_t steps_ = 0;
   size_t output_bytes_ = 0;
 };
