@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -72,6 +74,32 @@ T field(const json& j, const char* name, const char* type_name) {
   }
 }
 
+// An integer: a JSON integer, or a number with an integral value (2.0), within T's range. (json's get<int>() of a
+// float outside int's range is undefined behaviour, and of a large integer wraps.)
+template <typename T>
+T integer_field(const json& j, const char* name, const char* type_name) {
+  if (!j.contains(name)) bad(std::string("the event has no \"") + name + "\"; add it (" + type_name + ")");
+  const json& v = j.at(name);
+  constexpr double kLow = static_cast<double>(std::numeric_limits<T>::min());  // -2^(bits-1), exact
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max()))
+      return static_cast<T>(v.get<uint64_t>());
+  } else if (v.is_number_integer()) {
+    const int64_t x = v.get<int64_t>();
+    if (x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max()) return static_cast<T>(x);
+  } else if (v.is_number_float()) {
+    const double x = v.get<double>();
+    if (std::isfinite(x) && x == std::trunc(x) && x >= kLow && x < -kLow) return static_cast<T>(x);
+  }
+  bad(std::string("the event's \"") + name + "\" is not " + type_name);
+}
+
+template <typename T>
+T optional_integer_field(const json& j, const char* name, const char* type_name, T fallback) {
+  if (!j.contains(name) || j.at(name).is_null()) return fallback;
+  return integer_field<T>(j, name, type_name);
+}
+
 template <typename T>
 T optional_field(const json& j, const char* name, const char* type_name, T fallback) {
   if (!j.contains(name) || j.at(name).is_null()) return fallback;
@@ -94,8 +122,8 @@ FeedbackEvent event_from_json(const json& j) {
     e.type = EventType::kUndo;
   else
     bad("unknown event type \"" + type + "\"; use choice, rating, statement or undo");
-  e.id = optional_field<int64_t>(j, "id", "an integer", 0);
-  e.time_ms = optional_field<int64_t>(j, "time", "an integer (milliseconds since the epoch)", 0);
+  e.id = optional_integer_field<int64_t>(j, "id", "an integer", 0);
+  e.time_ms = optional_integer_field<int64_t>(j, "time", "an integer (milliseconds since the epoch)", 0);
   e.scorer = optional_field<std::string>(j, "scorer", "a string", "");
   e.key = optional_field<std::string>(j, "key", "a string", "");
   switch (e.type) {
@@ -112,13 +140,13 @@ FeedbackEvent event_from_json(const json& j) {
           if (!std::isfinite(x)) bad("the event has a score that is not finite");
       if (e.type == EventType::kChoice) {
         if (e.responses.size() < 2) bad("a choice needs at least 2 responses");
-        e.choice = field<int>(j, "choice", "an integer (the preferred response's index, -1 for neither)");
+        e.choice = integer_field<int>(j, "choice", "an integer (the preferred response's index, -1 for neither)");
         if (e.choice < -1 || e.choice >= static_cast<int>(e.responses.size()))
           bad("choice " + std::to_string(e.choice) + " is not a response's index (0.." +
               std::to_string(e.responses.size() - 1) + ") or -1 for neither");
       } else {
         if (e.responses.size() != 1) bad("a rating is of exactly 1 response");
-        e.rating = field<int>(j, "rating", "+1 or -1");
+        e.rating = integer_field<int>(j, "rating", "+1 or -1");
         if (e.rating != 1 && e.rating != -1) bad("a rating is +1 (thumbs up) or -1 (thumbs down)");
         e.reference = optional_field<std::vector<double>>(j, "reference", "a list of numbers", {});
       }
@@ -134,7 +162,7 @@ FeedbackEvent event_from_json(const json& j) {
       if (e.text.empty() && e.dimension.empty()) bad("a statement needs a \"text\" or a \"dimension\"");
       break;
     case EventType::kUndo:
-      e.target = field<int64_t>(j, "target", "an integer (the id of the event to take back)");
+      e.target = integer_field<int64_t>(j, "target", "an integer (the id of the event to take back)");
       if (e.target <= 0) bad("an undo's target must be a stored event's id (> 0)");
       break;
   }

@@ -337,6 +337,49 @@ TEST_P(Stores, BadEventsStoreNothing) {
   EXPECT_EQ(back.key, "key");
 }
 
+// Integer fields out of range or mistyped, found by fuzzing: a choice of 1e300 was undefined behaviour (a float
+// converted to int), one of 2^32 + 1 wrapped to 1 and was taken.
+TEST(Store, EventIntegersOutOfRangeAreClearErrors) {
+  const std::string pair = R"("type": "choice", "responses": ["a", "b"], "scores": [[1], [2]])";
+  for (const std::string choice : {"1e300", "4294967297", "-2147483649", "0.5", "true", "\"1\""}) {
+    const auto j = nlohmann::json::parse("{" + pair + R"(, "choice": )" + choice + "}");
+    EXPECT_EQ(palign::test::error_message_of([&] { event_from_json(j); }),
+              "[users.event] the event's \"choice\" is not an integer (the preferred response's index, -1 for neither)")
+        << choice;
+  }
+  EXPECT_EQ(event_from_json(nlohmann::json::parse("{" + pair + R"(, "choice": 1.0})")).choice, 1);
+  EXPECT_EQ(palign::test::error_message_of(
+                [] { event_from_json(nlohmann::json::parse(R"({"type": "undo", "target": 1e19})")); }),
+            "[users.event] the event's \"target\" is not an integer (the id of the event to take back)");
+  EXPECT_EQ(palign::test::error_message_of(
+                [] { event_from_json(nlohmann::json::parse(R"({"type": "statement", "text": "x", "id": -1e300})")); }),
+            "[users.event] the event's \"id\" is not an integer");
+}
+
+// A user export whose "format" or "version" is of another type, found by fuzzing: json's own type_error escaped
+// import_user.
+TEST(Store, ImportOfAMistypedExportIsAClearError) {
+  const auto dir = palign::test::fresh_dir("import_mistyped");
+  auto store = ProfileStore::open(dir / "store.db");
+  const std::string not_export =
+      "[users.import] not a palign user export (its \"format\" must be \"palign.user\"); export one with `palign "
+      "user export`";
+  for (const char* text : {R"({"format": 1})", R"({"format": null})", R"({"format": ["palign.user"]})", "[]"}) {
+    EXPECT_EQ(palign::test::error_message_of([&] { store->import_user(nlohmann::json::parse(text)); }), not_export)
+        << text;
+  }
+  EXPECT_EQ(palign::test::error_message_of(
+                [&] { store->import_user(nlohmann::json::parse(R"({"format": "palign.user", "version": "1"})")); }),
+            "[users.import] a user export of version \"1\"; this palign reads version 1");
+  EXPECT_EQ(palign::test::error_message_of(
+                [&] { store->import_user(nlohmann::json::parse(R"({"format": "palign.user", "version": 1e300})")); }),
+            "[users.import] a user export of version 1e+300; this palign reads version 1");
+  EXPECT_EQ(palign::test::error_message_of(
+                [&] { store->import_user(nlohmann::json::parse(R"({"format": "palign.user", "version": 2})")); }),
+            "[users.import] a user export of version 2; this palign reads version 1");
+  std::filesystem::remove_all(dir);
+}
+
 TEST_P(Stores, TwoProcessesAppendingAtOnce) {
   const std::string file = location("p");
   ProfileStore::open(file)->create_user("eve", test_prior(), "");
