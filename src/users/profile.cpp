@@ -37,8 +37,9 @@ UserProfile UserProfile::load(const fs::path& dir) {
   } catch (const json::exception& e) {
     PALIGN_THROW(ErrorCode::kInvalidArgument, "[users.profile] ", file.string(), " is not valid JSON: ", e.what());
   }
-  PALIGN_CHECK(j.is_object() && j.value("format", "") == kFormat, ErrorCode::kInvalidArgument, "[users.profile] ",
-               file.string(), " is not a user profile (\"format\" must be \"", kFormat, "\")");
+  PALIGN_CHECK(j.is_object() && j.contains("format") && j["format"].is_string() && j["format"] == kFormat,
+               ErrorCode::kInvalidArgument, "[users.profile] ", file.string(),
+               " is not a user profile (\"format\" must be \"", kFormat, "\")");
   UserProfile p;
   PALIGN_CHECK(j.contains("version") && j["version"].is_number_integer(), ErrorCode::kInvalidArgument,
                "[users.profile] ", file.string(), ": \"version\" must be an integer");

@@ -420,12 +420,12 @@ json ProfileStore::export_user(const std::string& user) const {
 
 UserState ProfileStore::import_user(const json& j, bool replace) {
   auto bad = [](const std::string& what) { PALIGN_THROW(ErrorCode::kInvalidArgument, "[users.import] ", what); };
-  if (!j.is_object() || j.value("format", "") != "palign.user")
+  // json's value() throws its own exceptions for a field of another type: the types are checked here.
+  if (!j.is_object() || !j.contains("format") || !j["format"].is_string() || j["format"] != "palign.user")
     bad("not a palign user export (its \"format\" must be \"palign.user\"); export one with `palign user export`");
-  if (j.value("version", 0) != 1)
-    bad("a user export of version " + j.value("version", json(0)).dump() +
-        "; this "
-        "palign reads version 1");
+  const json version = j.contains("version") ? j["version"] : json(0);
+  if (!version.is_number() || version.get<double>() != 1)
+    bad("a user export of version " + version.dump() + "; this palign reads version 1");
   std::string user, scorer;
   DimensionWeights prior;
   std::vector<FeedbackEvent> events;

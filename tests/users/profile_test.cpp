@@ -58,4 +58,17 @@ TEST(Profile, BadFilesFail) {
   fs::remove_all(dir);
 }
 
+// A "format" of another type, found by fuzzing: json's own type_error escaped UserProfile::load.
+TEST(Profile, AMistypedFormatIsAClearError) {
+  const fs::path dir = fresh_dir("mistyped_profile");
+  for (const char* text : {R"({"format": 1, "version": 1})", R"({"format": null})", R"({"format": {}})"}) {
+    std::ofstream(dir / "profile.json") << text;
+    EXPECT_EQ(palign::test::error_message_of([&] { UserProfile::load(dir); }),
+              "[users.profile] " + (dir / "profile.json").string() +
+                  " is not a user profile (\"format\" must be \"palign.user_profile\")")
+        << text;
+  }
+  fs::remove_all(dir);
+}
+
 }  // namespace
