@@ -153,8 +153,10 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
     PALIGN_CHECK(info.begin <= info.end && info.end <= data_size, ErrorCode::kInvalidArgument, where,
                  ": data_offsets [", info.begin, ", ", info.end, "] point outside the data (", data_size,
                  " bytes); the file is truncated or corrupt");
-    PALIGN_CHECK(info.end - info.begin == numel * dtype_size(info.dtype), ErrorCode::kInvalidArgument, where, ": ",
-                 info.end - info.begin, " bytes do not hold ", numel, " elements of ", dtype_name(info.dtype));
+    // numel (up to 2^62) times the element size can wrap around 2^64: compare within the data's size.
+    PALIGN_CHECK(numel <= data_size / dtype_size(info.dtype) && info.end - info.begin == numel * dtype_size(info.dtype),
+                 ErrorCode::kInvalidArgument, where, ": ", info.end - info.begin, " bytes do not hold ", numel,
+                 " elements of ", dtype_name(info.dtype));
     auto [slot, inserted] = out.tensors_.emplace(name, std::move(info));
     spans.emplace_back(slot->second.begin, &slot->first);
   }

@@ -92,6 +92,13 @@ TEST(Safetensors, BadFilesAreClearErrors) {
               with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})", std::string(16, '\0')));
   EXPECT_EQ(open_error(dir / "inconsistent", &msg), ErrorCode::kInvalidArgument);
   EXPECT_NE(msg.find("do not hold"), std::string::npos) << msg;
+  // 2^61 elements of 8 bytes are 2^64 bytes, which wrapped to the 0 bytes given (found by fuzzing: get() then
+  // threw c10::Error).
+  write_bytes(dir / "wraps",
+              with_header(R"({"w":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})", ""));
+  EXPECT_EQ(open_error(dir / "wraps", &msg), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(msg, "[runtime.safetensors] " + (dir / "wraps").string() +
+                     ": tensor 'w': 0 bytes do not hold 2305843009213693952 elements of F64");
 
   write_bytes(dir / "overlap", with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                                            R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
