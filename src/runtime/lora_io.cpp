@@ -3,6 +3,7 @@
 // save, so "lora_A.weight").
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -118,7 +119,12 @@ LoraAdapter LoraAdapter::load(const fs::path& dir, const ModelConfig& model) {
 
   LoraConfig lc;
   try {
-    lc.r = j.at("r").get<int64_t>();
+    // An integer, or a number with an integral value (json's get<int64_t>() of a float beyond int64 is undefined).
+    const json& r = j.at("r");
+    const double r_value = r.is_number() ? r.get<double>() : 0.5;
+    PALIGN_CHECK(r.is_number_integer() || (r_value == std::trunc(r_value) && std::abs(r_value) < 9.0e18),
+                 ErrorCode::kInvalidArgument, where, origin, ": r must be an integer, got ", r.dump());
+    lc.r = r.is_number_integer() ? r.get<int64_t>() : static_cast<int64_t>(r_value);
     lc.alpha = j.contains("lora_alpha") ? j["lora_alpha"].get<double>() : static_cast<double>(lc.r);
     if (j.contains("lora_dropout") && !j["lora_dropout"].is_null()) lc.dropout = j["lora_dropout"].get<double>();
     lc.use_rslora = j.value("use_rslora", false);

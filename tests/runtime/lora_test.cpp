@@ -444,6 +444,11 @@ TEST(LoraAdapter, LoadErrors) {
   EXPECT_EQ(test::error_code_of([&] { LoraAdapter::load(tmp.path(), qwen3); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("r", 8)), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("r", 0)), ErrorCode::kInvalidArgument);
+  // r as a number beyond int64 (undefined behaviour when converted, found by fuzzing), a fraction or a string.
+  EXPECT_EQ(test::error_message_of(with("r", 1e300)),
+            "[runtime.LoraAdapter.load] " + cfg.string() + ": r must be an integer, got 1e+300");
+  EXPECT_EQ(test::error_code_of(with("r", 2.5)), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(test::error_code_of(with("r", "4")), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("lora_alpha", -1)), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("peft_type", "PREFIX_TUNING")), ErrorCode::kUnsupported);
   EXPECT_EQ(test::error_code_of(with("fan_in_fan_out", true)), ErrorCode::kUnsupported);
