@@ -56,6 +56,10 @@ std::string supported_list() {
 }
 
 // Reads key as an integer, accepting integral floats; returns fallback when absent or null.
+// No dimension of a real model comes near 2^31; a larger one is a damaged config.json (and products of two would
+// overflow).
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+
 int64_t get_int(const json& j, const char* key, int64_t fallback, const std::string& path) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   const json& v = j[key];
@@ -166,6 +170,8 @@ ModelConfig ModelConfig::parse(std::string_view text, const std::string& path) {
     c.n_layer = get_int(j, "n_layer", 12, path);
     c.n_head = get_int(j, "n_head", 12, path);
     c.n_kv_head = c.n_head;
+    PALIGN_CHECK(c.hidden_size > 0 && c.hidden_size <= kMaxDim, ErrorCode::kInvalidArgument, "[runtime.ModelConfig] ",
+                 path, ": n_embd (", c.hidden_size, ") must be between 1 and ", kMaxDim);
     c.intermediate_size = get_int(j, "n_inner", 4 * c.hidden_size, path);
     c.max_position = get_int(j, "n_positions", 1024, path);
     c.norm_eps = get_double(j, "layer_norm_epsilon", 1e-5, path);

@@ -268,6 +268,11 @@ TEST(Config, BadConfigsAreClearErrors) {
   EXPECT_EQ(code_of(gpt2 + R"(, "activation_function": ["gelu"]})", &msg), ErrorCode::kInvalidArgument);
   EXPECT_NE(msg.find("activation_function"), std::string::npos) << msg;
   EXPECT_EQ(code_of(gpt2 + R"(, "layer_norm_epsilon": -1})", &msg), ErrorCode::kInvalidArgument);
+  // Found by fuzz/config_fuzz: a huge n_embd overflowed the default n_inner (4 × n_embd).
+  EXPECT_EQ(
+      code_of(R"({"architectures": ["GPT2LMHeadModel"], "vocab_size": 1024, "n_embd": 6184467440737022452})", &msg),
+      ErrorCode::kInvalidArgument);
+  EXPECT_NE(msg.find("n_embd (6184467440737022452) must be between 1 and"), std::string::npos) << msg;
   EXPECT_EQ(code_of(base + R"(, "num_hidden_layers": 1e30})", &msg), ErrorCode::kInvalidArgument);
   EXPECT_NE(msg.find("num_hidden_layers"), std::string::npos) << msg;
   EXPECT_EQ(code_of(base + R"(, "rope_theta": 1e999})", &msg), ErrorCode::kInvalidArgument);
