@@ -14,29 +14,16 @@
 #include "palign/users/online_model.h"
 #include "palign/users/store.h"
 #include "postgres_cluster.h"
+#include "store_events.h"
 #include "test_util.h"
 
 using namespace palign;
 using namespace palign::users;
+using palign::test::choice;
 using palign::test::error_code_of;
+using palign::test::test_prior;
 
 namespace {
-
-DimensionWeights prior3() {
-  return gaussian_prior({"length", "humor", "science"}, {0.1, 0.2, -0.1},
-                        {1.0, 0.3, 0.0, 0.3, 1.0, 0.2, 0.0, 0.2, 1.0});
-}
-
-FeedbackEvent choice(Rng& rng, int chosen, const std::string& key) {
-  FeedbackEvent e;
-  e.type = EventType::kChoice;
-  e.prompt = "Tell me something.";
-  e.responses = {"first answer", "second answer"};
-  for (int r = 0; r < 2; ++r) e.scores.push_back({rng.normal(), rng.normal(), rng.normal()});
-  e.choice = chosen;
-  e.key = key;
-  return e;
-}
 
 test::PostgresCluster* cluster_or_skip() {
   auto& cluster = test::PostgresCluster::shared();
@@ -87,7 +74,7 @@ TEST(PostgresStore, ReplicasShareUsersWithoutLosingOrDuplicatingEvents) {
         ProfileStore& other = *replicas[(t + 1) % 2];
         for (int i = 0; i < per_thread; ++i) {
           const std::string& user = users[(t + i) % users.size()];
-          mine.ensure_user(user, prior3(), "");  // every thread races to create every user
+          mine.ensure_user(user, test_prior(), "");  // every thread races to create every user
           const std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
           const auto event = choice(rng, i % 2, key);
           const auto acked = mine.append(user, {event});
@@ -130,7 +117,7 @@ TEST(PostgresStore, TerminatedConnectionsLoseNoAcknowledgedEvent) {
   PALIGN_NEED_POSTGRES(cluster);
   const std::string url = cluster->create_database("dropped");
   auto store = ProfileStore::open(url, {.pool_size = 2});
-  store->create_user("dan", prior3(), "");
+  store->create_user("dan", test_prior(), "");
   std::atomic<bool> done{false};
   std::set<int64_t> acked;
   std::set<std::string> acked_keys;
@@ -185,7 +172,7 @@ TEST(PostgresStore, AStoppedDatabaseIsAClearErrorAndComesBack) {
   PALIGN_NEED_POSTGRES(cluster);
   const std::string url = cluster->create_database("stopped");
   auto store = ProfileStore::open(url);
-  store->create_user("eva", prior3(), "");
+  store->create_user("eva", test_prior(), "");
   Rng rng(3);
   store->append("eva", {choice(rng, 0, "e1")});
   cluster->restart("immediate");  // a crash of the database server: the pool's connections all break

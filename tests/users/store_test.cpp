@@ -19,30 +19,17 @@
 #include "palign/base/error.h"
 #include "palign/base/rng.h"
 #include "postgres_cluster.h"
+#include "store_events.h"
 #include "temp_dir.h"
 #include "test_util.h"
 
 using namespace palign;
 using namespace palign::users;
+using palign::test::choice;
 using palign::test::error_code_of;
+using palign::test::test_prior;
 
 namespace {
-
-DimensionWeights test_prior() {
-  return gaussian_prior({"length", "humor", "science"}, {0.1, 0.2, -0.1},
-                        {1.0, 0.3, 0.0, 0.3, 1.0, 0.2, 0.0, 0.2, 1.0});
-}
-
-FeedbackEvent choice(Rng& rng, int chosen = 0, const std::string& key = "") {
-  FeedbackEvent e;
-  e.type = EventType::kChoice;
-  e.prompt = "Tell me something.";
-  e.responses = {"first answer", "second answer"};
-  for (int r = 0; r < 2; ++r) e.scores.push_back({rng.normal(), rng.normal(), rng.normal()});
-  e.choice = chosen;
-  e.key = key;
-  return e;
-}
 
 void expect_same_state(const UserState& a, const UserState& b) {
   EXPECT_EQ(a.posterior.mean, b.posterior.mean);  // bit for bit: one code path computes both
