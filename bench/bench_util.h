@@ -18,6 +18,13 @@ namespace palign::bench_util {
 using palign::Clock;
 using palign::seconds_since;
 
+// The p-quantile (0..1) of v, nearest rank; 0 for none.
+inline double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(std::min<double>(v.size() - 1, p * (v.size() - 1) + 0.5))];
+}
+
 // Best wall time of f over repeats runs, after one warm-up run.
 template <typename F>
 double best_seconds(int repeats, F&& f) {

@@ -23,6 +23,7 @@
 #include <set>
 #include <thread>
 
+#include "bench_util.h"
 #include "palign/server/server.h"
 #include "palign/users/store.h"
 #include "postgres_cluster.h"
@@ -36,12 +37,6 @@ namespace {
 
 const fs::path kModel = fs::path(PALIGN_SOURCE_DIR) / "models" / "default";
 const fs::path kScorer = fs::path(PALIGN_SOURCE_DIR) / "tests" / "data" / "hf" / "models" / "llama_rm_multi";
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(std::min<double>(v.size() - 1, p * (v.size() - 1) + 0.5))];
-}
 
 struct RunResult {
   bool ok = false;
@@ -195,10 +190,11 @@ int main(int argc, char** argv) {
   const double base = results[1].acknowledged / results[1].seconds;
   for (const auto& [n, r] : results) {
     const double rate = r.acknowledged / r.seconds;
-    std::printf("%-10d %12.0f %9.2fx %15.2f ms %15.2f ms\n", n, rate, rate / base, percentile(r.propagation_ms, 0.5),
-                percentile(r.propagation_ms, 0.99));
+    std::printf("%-10d %12.0f %9.2fx %15.2f ms %15.2f ms\n", n, rate, rate / base,
+                bench_util::percentile(r.propagation_ms, 0.5), bench_util::percentile(r.propagation_ms, 0.99));
   }
-  const double p99 = std::max(percentile(results[2].propagation_ms, 0.99), percentile(results[4].propagation_ms, 0.99));
+  const double p99 = std::max(bench_util::percentile(results[2].propagation_ms, 0.99),
+                              bench_util::percentile(results[4].propagation_ms, 0.99));
   std::printf("propagation p99 across replicas %.2f ms (goal <= 100 ms: %s)\n", p99, p99 <= 100 ? "met" : "not met");
   return 0;
 }

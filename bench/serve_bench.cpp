@@ -48,12 +48,6 @@ namespace {
 const fs::path kModel = fs::path(PALIGN_SOURCE_DIR) / "models" / "default";
 const fs::path kScorer = fs::path(PALIGN_SOURCE_DIR) / "tests" / "data" / "hf" / "models" / "llama_rm_multi";
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(std::min<double>(v.size() - 1, p * (v.size() - 1) + 0.5))];
-}
-
 // Runs the rows together and returns their outputs' ids.
 std::vector<std::vector<int64_t>> run_together(Scheduler& s, const std::vector<RowRequest>& rows) {
   std::vector<std::shared_ptr<RowTicket>> tickets;
@@ -363,9 +357,10 @@ int main(int argc, char** argv) {
                 static_cast<long long>(std::accumulate(acknowledged.begin(), acknowledged.end(), int64_t{0},
                                                        [](int64_t a, const auto& p) { return a + p.second; })),
                 static_cast<long long>(stored_total), static_cast<long long>(lost));
-    std::printf("  time to first token  p50 %.3f s  p99 %.3f s\n", percentile(ttft, 0.5), percentile(ttft, 0.99));
-    std::printf("  per-token latency    p50 %.1f ms  p99 %.1f ms\n", 1e3 * percentile(per_token, 0.5),
-                1e3 * percentile(per_token, 0.99));
+    std::printf("  time to first token  p50 %.3f s  p99 %.3f s\n", bench_util::percentile(ttft, 0.5),
+                bench_util::percentile(ttft, 0.99));
+    std::printf("  per-token latency    p50 %.1f ms  p99 %.1f ms\n", 1e3 * bench_util::percentile(per_token, 0.5),
+                1e3 * bench_util::percentile(per_token, 0.99));
     for (const auto& e : first_errors) std::printf("  error: %s\n", e.c_str());
     return errors == 0 && lost == 0;
   };
