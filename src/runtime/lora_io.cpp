@@ -100,7 +100,10 @@ LoraAdapter LoraAdapter::load(const fs::path& dir, const ModelConfig& model) {
   PALIGN_CHECK(j.is_object(), ErrorCode::kInvalidArgument, where, (dir / kConfigFile).string(),
                " must hold a JSON object");
   const std::string origin = (dir / kConfigFile).string();
-  const std::string peft_type = j.value("peft_type", std::string("(none)"));
+  // A peft_type of another JSON type (an object, found by fuzzing) is reported as what it is.
+  const std::string peft_type = !j.contains("peft_type")     ? std::string("(none)")
+                                : j["peft_type"].is_string() ? j["peft_type"].get<std::string>()
+                                                             : j["peft_type"].dump();
   PALIGN_CHECK(peft_type == "LORA", ErrorCode::kUnsupported, where, origin, ": peft_type is ", peft_type,
                "; only LORA adapters are supported");
   check_arch(model, "load");

@@ -10,8 +10,8 @@
 #include "palign/runtime/generate.h"
 #include "palign/runtime/model.h"
 #include "palign/runtime/safetensors.h"
-#include "test_util.h"
 #include "temp_dir.h"
+#include "test_util.h"
 
 using namespace palign;
 using namespace palign::runtime;
@@ -451,6 +451,11 @@ TEST(LoraAdapter, LoadErrors) {
   EXPECT_EQ(test::error_code_of(with("r", "4")), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("lora_alpha", -1)), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("peft_type", "PREFIX_TUNING")), ErrorCode::kUnsupported);
+  // peft_type of the wrong JSON type (a JSON type_error escaped, found by fuzzing) and missing.
+  EXPECT_EQ(test::error_message_of(with("peft_type", nlohmann::json::object())),
+            "[runtime.LoraAdapter.load] " + cfg.string() + ": peft_type is {}; only LORA adapters are supported");
+  EXPECT_EQ(test::error_code_of(with("peft_type", 5)), ErrorCode::kUnsupported);
+  EXPECT_EQ(test::error_code_of(with("use_rslora", "yes")), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("fan_in_fan_out", true)), ErrorCode::kUnsupported);
   EXPECT_EQ(test::error_code_of(with("bias", "all")), ErrorCode::kUnsupported);
   EXPECT_EQ(test::error_code_of(with("layers_to_transform", {0})), ErrorCode::kUnsupported);
