@@ -33,6 +33,15 @@ void operator delete(void* p) noexcept {
 void operator delete[](void* p) noexcept { ::operator delete(p); }
 void operator delete(void* p, std::size_t) noexcept { ::operator delete(p); }
 void operator delete[](void* p, std::size_t) noexcept { ::operator delete(p); }
+// The nothrow forms too (std::stable_sort's temporary buffer uses them): left to the runtime, their blocks would be
+// freed by the delete above, a new/free mismatch that AddressSanitizer reports.
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  if (counting) ++live;
+  return std::malloc(size ? size : 1);
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return ::operator new(size, tag); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { ::operator delete(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { ::operator delete(p); }
 
 namespace {
 
