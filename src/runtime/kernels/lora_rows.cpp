@@ -51,7 +51,9 @@ void row_delta_any(const float* x, const float* a, const float* b, int64_t in, i
 
 }  // namespace
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// Not under ThreadSanitizer: it instruments the clones' ifunc resolver, which the loader runs before the sanitizer's
+// runtime is up, so the program crashed at load (GCC 12). That build takes the default version.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_THREAD__)
 #pragma GCC diagnostic ignored "-Wpsabi"  // Vec8 stays inside one function
 #define PALIGN_LORA_CLONES __attribute__((target_clones("avx2", "default")))
 #else
