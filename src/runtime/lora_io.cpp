@@ -101,9 +101,8 @@ LoraAdapter LoraAdapter::load(const fs::path& dir, const ModelConfig& model) {
                " must hold a JSON object");
   const std::string origin = (dir / kConfigFile).string();
   // A peft_type of another JSON type (an object, found by fuzzing) is reported as what it is.
-  const std::string peft_type = !j.contains("peft_type")     ? std::string("(none)")
-                                : j["peft_type"].is_string() ? j["peft_type"].get<std::string>()
-                                                             : j["peft_type"].dump();
+  const json peft = j.value("peft_type", json("(none)"));
+  const std::string peft_type = peft.is_string() ? peft.get<std::string>() : peft.dump();
   PALIGN_CHECK(peft_type == "LORA", ErrorCode::kUnsupported, where, origin, ": peft_type is ", peft_type,
                "; only LORA adapters are supported");
   check_arch(model, "load");

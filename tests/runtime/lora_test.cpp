@@ -451,7 +451,7 @@ TEST(LoraAdapter, LoadErrors) {
   EXPECT_EQ(test::error_code_of(with("r", "4")), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("lora_alpha", -1)), ErrorCode::kInvalidArgument);
   EXPECT_EQ(test::error_code_of(with("peft_type", "PREFIX_TUNING")), ErrorCode::kUnsupported);
-  // peft_type of the wrong JSON type (a JSON type_error escaped, found by fuzzing) and missing.
+  // peft_type of the wrong JSON type (a JSON type_error escaped, found by fuzzing), and a mistyped use_rslora.
   EXPECT_EQ(test::error_message_of(with("peft_type", nlohmann::json::object())),
             "[runtime.LoraAdapter.load] " + cfg.string() + ": peft_type is {}; only LORA adapters are supported");
   EXPECT_EQ(test::error_code_of(with("peft_type", 5)), ErrorCode::kUnsupported);
