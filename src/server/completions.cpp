@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <set>
 
 #include "palign/base/error.h"
 #include "palign/decoding/steering.h"
@@ -22,55 +21,10 @@ namespace palign::server {
 
 using detail::Caller;
 using detail::fail;
-using detail::field;
 using detail::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// Options that name files on the server's disk: a client may not choose them (the server's own are set at start).
-const std::set<std::string> kServerFileOptions = {"models", "vectors", "history",    "reward",    "reward-model",
-                                                  "user",   "expert",  "antiexpert", "user-pairs"};
-
-int64_t int_field(const json& body, const char* name, int64_t fallback, int64_t lo, int64_t hi) {
-  const json* v = field(body, name);
-  if (!v) return fallback;
-  if (!v->is_number_integer())
-    fail(400, std::string("'") + name + "' must be an integer, got " + v->type_name(), name, "invalid_type");
-  const auto x = v->get<int64_t>();
-  if (x < lo || x > hi)
-    fail(400,
-         std::string("'") + name + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-             std::to_string(x),
-         name, "invalid_value");
-  return x;
-}
-
-double number_field(const json& body, const char* name, double fallback, double lo, double hi) {
-  const json* v = field(body, name);
-  if (!v) return fallback;
-  if (!v->is_number()) fail(400, std::string("'") + name + "' must be a number, got " + v->type_name(), name);
-  const double x = v->get<double>();
-  if (!(x >= lo && x <= hi))
-    fail(400, std::string("'") + name + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi), name,
-         "invalid_value");
-  return x;
-}
-
-// A message's content: a string, or a list of parts whose text parts are joined.
-std::string content_text(const json& content, size_t index) {
-  const std::string param = "messages[" + std::to_string(index) + "].content";
-  if (content.is_null()) return "";
-  if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) fail(400, "'" + param + "' must be a string or a list of content parts", param);
-  std::string out;
-  for (const auto& part : content) {
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
-      fail(400, "'" + param + "' may hold only text parts ({\"type\": \"text\", \"text\": \"...\"})", param);
-    out += part["text"].get<std::string>();
-  }
-  return out;
-}
 
 json usage_json(int64_t prompt, int64_t completion) {
   return {{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
@@ -84,12 +38,10 @@ int64_t unix_now() {
 
 }  // namespace
 
-const runtime::LoraAdapter* Server::Impl::request_adapter(const json& palign, const decoding::Personalization& profile,
+const runtime::LoraAdapter* Server::Impl::request_adapter(const detail::PalignBody& palign,
+                                                          const decoding::Personalization& profile,
                                                           std::string* described) {
-  const json* one = field(palign, "adapter");
-  const json* mix = field(palign, "adapters");
-  if (!one && !mix) return nullptr;
-  if (one && mix) fail(400, "give 'palign.adapter' or 'palign.adapters', not both", "palign.adapters");
+  if (palign.adapter.empty() && !palign.mix_profile && palign.mix.empty()) return nullptr;
   const auto known = [&](const std::string& name, const std::string& param) -> const runtime::LoraAdapter* {
     const auto it = adapters.find(name);
     if (it == adapters.end()) {
@@ -100,15 +52,14 @@ const runtime::LoraAdapter* Server::Impl::request_adapter(const json& palign, co
     }
     return it->second.get();
   };
-  if (one) {
-    if (!one->is_string()) fail(400, "'palign.adapter' must be an adapter's name", "palign.adapter");
-    *described = one->get<std::string>();
+  if (!palign.adapter.empty()) {
+    *described = palign.adapter;
     return known(*described, "palign.adapter");
   }
   // A mix: {name: weight} or "profile" (the user's weights over the adapters' names; a name it does not weigh: 0).
   std::vector<std::string> names;
   std::vector<double> weights;
-  if (mix->is_string() && mix->get<std::string>() == "profile") {
+  if (palign.mix_profile) {
     for (const auto& [name, adapter] : adapters) {
       names.push_back(name);
       const auto w = profile.weights.find(name);
@@ -116,15 +67,12 @@ const runtime::LoraAdapter* Server::Impl::request_adapter(const json& palign, co
     }
     if (names.empty())
       fail(400, "this server has no adapters to mix (start it with --adapter NAME=DIR)", "palign.adapters");
-  } else if (mix->is_object() && !mix->empty()) {
-    for (const auto& [name, w] : mix->items()) {
-      if (!w.is_number()) fail(400, "'palign.adapters." + name + "' must be a number", "palign.adapters");
+  } else {
+    for (const auto& [name, w] : palign.mix) {
       (void)known(name, "palign.adapters");
       names.push_back(name);
-      weights.push_back(w.get<double>());
+      weights.push_back(w);
     }
-  } else {
-    fail(400, "'palign.adapters' must be {\"NAME\": weight, ...} or \"profile\"", "palign.adapters");
   }
   std::string key;
   for (size_t k = 0; k < names.size(); ++k) {
@@ -145,7 +93,8 @@ const runtime::LoraAdapter* Server::Impl::request_adapter(const json& palign, co
   return it->second.get();
 }
 
-Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const json* palign,
+Server::Impl::Decoding Server::Impl::decode(const std::string& store_user,
+                                            const std::optional<detail::PalignBody>& palign,
                                             std::vector<int64_t> prompt, const std::string& prompt_text,
                                             const runtime::GenerateOptions& generate, int64_t n) {
   Decoding d;
@@ -153,39 +102,25 @@ Server::Impl::Decoding Server::Impl::decode(const std::string& store_user, const
   decoding::StrategyOptions strategy_options;
   std::vector<std::string> given;
   if (palign) {
-    if (!palign->is_object()) fail(400, "'palign' must be an object: {\"strategy\": NAME, options...}", "palign");
-    json opts = *palign;
-    if (const json* s = field(opts, "strategy")) {
-      if (!s->is_string()) fail(400, "'palign.strategy' must be a string", "palign.strategy");
-      d.strategy = s->get<std::string>();
-    }
-    opts.erase("strategy");
-    opts.erase("adapter");
-    opts.erase("adapters");
+    if (!palign->strategy.empty()) d.strategy = palign->strategy;
     try {
       (void)decoding::find_strategy(d.strategy);
-      strategy_options = decoding::StrategyOptions::from_json(opts.dump(), &given);
     } catch (const Error& e) {
       const std::string what = e.what();
       fail(400, what.substr(what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2), "palign",
            "invalid_strategy");
     }
-    for (const auto& name : given) {
-      // fusion's models may be the server's adapters, by name (fused as rows of one batched pass).
-      if (name == "models" && !strategy_options.models.empty()) {
-        bool all_adapters = true;
-        std::string list = strategy_options.models + ",";
-        for (size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1)
-          all_adapters &= adapters.count(list.substr(at, comma - at)) > 0;
-        if (all_adapters) continue;
+    strategy_options = palign->options;
+    given = palign->given;
+    // fusion's models may be the server's adapters, by name (fused as rows of one batched pass).
+    if (std::count(given.begin(), given.end(), "models")) {
+      bool all_adapters = !strategy_options.models.empty();
+      std::string list = strategy_options.models + ",";
+      for (size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1)
+        all_adapters &= adapters.count(list.substr(at, comma - at)) > 0;
+      if (!all_adapters)
         fail(400, "'palign.models' may name only this server's adapters (--adapter NAME=DIR), comma-separated",
              "palign.models");
-      }
-      if (kServerFileOptions.count(name))
-        fail(400,
-             "'palign." + name + "' names a file on the server, which a client may not choose; the server's " +
-                 "models, vectors and scorer are set when it starts",
-             "palign." + name);
     }
   }
   std::vector<users::FeedbackEvent> events;
@@ -300,93 +235,29 @@ void Server::Impl::count(const Decoding& d, const std::vector<runtime::GenerateR
 }
 
 void Server::Impl::completions(const httplib::Request& req, httplib::Response& res, const Caller& caller, bool chat) {
-  const json body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded()) fail(400, "the request body is not valid JSON");
-  if (!body.is_object()) fail(400, "the request body must be a JSON object");
-  const json* model_field = field(body, "model");
-  if (!model_field || !model_field->is_string()) fail(400, "'model' is required: a string", "model");
-  if (model_field->get<std::string>() != model_name)
-    fail(404,
-         "The model '" + model_field->get<std::string>() + "' does not exist; this server serves '" + model_name + "'",
-         "model", "model_not_found");
-  if (const json* lp = field(body, "logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()) && !lp->is_null())
-    fail(400, "'logprobs' is not supported by this server", "logprobs");
-
-  // The prompt.
-  std::string prompt_text, rendered;
-  if (chat) {
-    if (!this->chat) fail(400, "this model has no chat template; use /v1/completions with a prompt", "messages");
-    const json* messages = field(body, "messages");
-    if (!messages || !messages->is_array() || messages->empty())
-      fail(400, "'messages' is required: a non-empty array of {\"role\", \"content\"}", "messages");
-    if (std::ssize(*messages) > options.limits.max_messages)
-      fail(400, "'messages' has more than " + std::to_string(options.limits.max_messages) + " messages", "messages");
-    json clean = json::array();
-    for (size_t i = 0; i < messages->size(); ++i) {
-      const json& m = (*messages)[i];
-      const std::string param = "messages[" + std::to_string(i) + "]";
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
-        fail(400, "'" + param + "' must be an object with a string 'role'", param);
-      const std::string text = content_text(m.contains("content") ? m["content"] : json(nullptr), i);
-      clean.push_back({{"role", m["role"]}, {"content", text}});
-      if (m["role"] == "user") prompt_text = text;
-    }
-    rendered = this->chat->apply_json(clean.dump());
-  } else {
-    const json* p = field(body, "prompt");
-    if (p && p->is_array() && p->size() == 1 && (*p)[0].is_string()) p = &(*p)[0];
-    if (!p || !p->is_string()) fail(400, "'prompt' is required: a string (or a list of one string)", "prompt");
-    prompt_text = rendered = p->get<std::string>();
-    if (rendered.empty()) fail(400, "'prompt' is empty", "prompt");
-  }
+  const detail::CompletionBody body =
+      detail::parse_completion_body(req.body, chat, model_name, this->chat.has_value(), body_limits());
+  const std::string& prompt_text = body.prompt_text;
+  const std::string rendered = chat ? this->chat->apply_json(body.messages.dump()) : body.prompt;
   const auto encoded = tokenizer->encode(rendered, /*add_special=*/!chat);
   std::vector<int64_t> prompt(encoded.begin(), encoded.end());
   if (prompt.empty()) fail(400, "the prompt encodes to no tokens", chat ? "messages" : "prompt");
 
-  // Generation options.
   runtime::GenerateOptions gen;
-  const int64_t max_tokens = std::min<int64_t>(256, options.limits.max_tokens);
-  gen.max_new_tokens = int_field(body, "max_tokens", max_tokens, 1, options.limits.max_tokens);
-  gen.max_new_tokens = int_field(body, "max_completion_tokens", gen.max_new_tokens, 1, options.limits.max_tokens);
-  const double temperature = number_field(body, "temperature", 1.0, 0.0, 2.0);
-  gen.sampling.greedy = temperature == 0.0;
-  if (!gen.sampling.greedy) gen.sampling.temperature = static_cast<float>(temperature);
-  gen.sampling.top_p = static_cast<float>(number_field(body, "top_p", 1.0, 1e-9, 1.0));
-  for (const char* name : {"frequency_penalty", "presence_penalty"})
-    if (number_field(body, name, 0.0, -2.0, 2.0) != 0.0)
-      fail(400, std::string("'") + name + "' is not supported by this server; leave it 0", name);
-  const int64_t n = int_field(body, "n", 1, 1, options.limits.max_n);
-  const json* seed = field(body, "seed");
-  if (seed && !seed->is_number_integer()) fail(400, "'seed' must be an integer", "seed");
-  gen.sampling.seed = seed ? static_cast<uint64_t>(seed->get<int64_t>()) : (next_id.load() * 7919 + unix_now());
-  if (const json* stop = field(body, "stop")) {
-    if (stop->is_string())
-      gen.stop_strings.push_back(stop->get<std::string>());
-    else if (stop->is_array() && stop->size() <= 4 &&
-             std::all_of(stop->begin(), stop->end(), [](const json& s) { return s.is_string(); }))
-      for (const auto& s : *stop) gen.stop_strings.push_back(s.get<std::string>());
-    else
-      fail(400, "'stop' must be a string or a list of up to 4 strings", "stop");
-    std::erase_if(gen.stop_strings, [](const std::string& s) { return s.empty(); });
-  }
+  gen.max_new_tokens = body.max_tokens;
+  gen.sampling.greedy = body.temperature == 0.0;
+  if (!gen.sampling.greedy) gen.sampling.temperature = static_cast<float>(body.temperature);
+  gen.sampling.top_p = static_cast<float>(body.top_p);
+  const int64_t n = body.n;
+  gen.sampling.seed = body.seed ? *body.seed : (next_id.load() * 7919 + unix_now());
+  gen.stop_strings = body.stop;
   gen.stop_ids = stop_ids;
-  const json* stream_field = field(body, "stream");
-  if (stream_field && !stream_field->is_boolean()) fail(400, "'stream' must be a boolean", "stream");
-  const bool stream = stream_field && stream_field->get<bool>();
-  bool include_usage = false;
-  if (const json* so = field(body, "stream_options")) {
-    if (!so->is_object()) fail(400, "'stream_options' must be an object", "stream_options");
-    if (const json* iu = field(*so, "include_usage")) {
-      if (!iu->is_boolean()) fail(400, "'stream_options.include_usage' must be a boolean", "stream_options");
-      include_usage = iu->get<bool>();
-    }
-  }
-  const json* user_field = field(body, "user");
-  if (user_field && !user_field->is_string()) fail(400, "'user' must be a string", "user");
-  const std::string user = user_field ? user_field->get<std::string>() : "anonymous";
+  const bool stream = body.stream;
+  const bool include_usage = body.include_usage;
+  const std::string& user = body.user;
   const std::string stored = store_user(caller, user);
 
-  auto d = std::make_shared<Decoding>(decode(stored, field(body, "palign"), std::move(prompt), prompt_text, gen, n));
+  auto d = std::make_shared<Decoding>(decode(stored, body.palign, std::move(prompt), prompt_text, gen, n));
   const std::string id = new_id(chat ? "chatcmpl-" : "cmpl-");
   const int64_t created = unix_now();
   const auto deadline = Clock::now() + std::chrono::seconds(options.limits.request_timeout_s);

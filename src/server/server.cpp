@@ -23,28 +23,6 @@ using detail::json;
 
 namespace detail {
 
-void fail(int status, const std::string& message, const std::string& param, const std::string& code) {
-  HttpError e;
-  e.status = status;
-  e.message = message;
-  e.param = param;
-  e.code = code;
-  if (status == 401) e.type = "authentication_error";
-  if (status == 403) e.type = "permission_error";
-  if (status == 404) e.type = "not_found_error";
-  if (status == 429) e.type = "rate_limit_error";
-  if (status >= 500) e.type = "server_error";
-  throw e;
-}
-
-json error_body(const HttpError& e) {
-  return {{"error",
-           {{"message", e.message},
-            {"type", e.type},
-            {"param", e.param.empty() ? json(nullptr) : json(e.param)},
-            {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
-}
-
 StrategyWorker::StrategyWorker(int threads) {
   for (int t = 0; t < threads; ++t)
     threads_.emplace_back([this] {
@@ -263,9 +241,7 @@ void Server::Impl::note_store_error(const std::string& what) {
 }
 
 std::string Server::Impl::store_user(const Caller& caller, const std::string& user) const {
-  if (user.empty() || user.size() > 256) fail(400, "a user id has 1 to 256 characters", "user");
-  for (unsigned char c : user)
-    if (c < 0x20 || c == 0x7f) fail(400, "a user id may not hold control characters", "user");
+  detail::check_user_id(user);
   if (caller.tenant.empty()) return user;  // no keys: the local user names store ids directly
   if (user.find('/') != std::string::npos) {
     if (!caller.admin) fail(400, "a user id may not contain '/'", "user");
@@ -309,7 +285,7 @@ httplib::Server::Handler Server::Impl::endpoint(
       fn(req, res, caller);
     } catch (const detail::HttpError& e) {
       res.status = e.status;
-      res.set_content(detail::error_body(e).dump(), "application/json");
+      res.set_content(detail::error_text(e), "application/json");
     } catch (const Error& e) {
       detail::HttpError h;
       h.status = status_of(e);
@@ -323,11 +299,11 @@ httplib::Server::Handler Server::Impl::endpoint(
       if (h.status >= 500) h.type = "server_error";
       if (h.status == 404) h.type = "not_found_error";
       res.status = h.status;
-      res.set_content(detail::error_body(h).dump(), "application/json");
+      res.set_content(detail::error_text(h), "application/json");
     } catch (const std::exception& e) {
       detail::HttpError h{500, std::string("internal error: ") + e.what(), "server_error", "", ""};
       res.status = 500;
-      res.set_content(detail::error_body(h).dump(), "application/json");
+      res.set_content(detail::error_text(h), "application/json");
     }
     std::lock_guard lock(metrics.mutex);
     ++metrics.requests[{name, res.status == -1 ? 200 : res.status}];  // httplib sets 200 after the handler
@@ -392,14 +368,8 @@ void Server::Impl::admin_keys(const httplib::Request& req, httplib::Response& re
   }
   std::unique_lock lock(keys_mutex);
   if (req.method == "POST") {
-    const json body = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) fail(400, "the request body must be a JSON object");
-    if (!body.contains("tenant") || !body["tenant"].is_string()) fail(400, "'tenant' is required: a string", "tenant");
-    const auto admin = body.value("admin", json(false));
-    if (!admin.is_boolean()) fail(400, "'admin' must be a boolean", "admin");
-    const std::string tenant = body["tenant"];
-    if (const auto err = check_tenant(tenant); !err.empty()) fail(400, err, "tenant");
-    const std::string key = add_api_key(options.api_keys, tenant, admin.get<bool>());
+    const auto [tenant, admin] = detail::parse_key_body(req.body);
+    const std::string key = add_api_key(options.api_keys, tenant, admin);
     keys = KeyRing::load(options.api_keys);
     res.set_content(
         json{{"object", "api_key"}, {"key", key}, {"hash", hash_key(key)}, {"tenant", tenant}, {"admin", admin}}.dump(),
@@ -430,7 +400,7 @@ void Server::Impl::routes() {
   http.set_write_timeout(30);
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     res.status = 500;
-    res.set_content(detail::error_body({500, "internal error", "server_error", "", ""}).dump(), "application/json");
+    res.set_content(detail::error_text({500, "internal error", "server_error", "", ""}), "application/json");
   });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -441,7 +411,7 @@ void Server::Impl::routes() {
       e.message = "the request body is larger than this server accepts";
     else
       e.message = "the request could not be handled (HTTP " + std::to_string(res.status) + ")";
-    res.set_content(detail::error_body(e).dump(), "application/json");
+    res.set_content(detail::error_text(e), "application/json");
   });
   if (options.log)
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {

@@ -30,6 +30,7 @@
 #include "palign/server/scheduler.h"
 #include "palign/server/server.h"
 #include "palign/users/store.h"
+#include "request_body.h"
 
 namespace palign::server::detail {
 
@@ -41,24 +42,6 @@ class HttpServer : public httplib::Server {
  public:
   socket_t listening_socket() const { return svr_sock_; }
 };
-
-// An error answered as OpenAI's error object.
-struct HttpError {
-  int status = 400;
-  std::string message;
-  std::string type = "invalid_request_error";
-  std::string param;  // the request field at fault ("": none)
-  std::string code;   // e.g. "model_not_found", "invalid_api_key" ("": none)
-};
-// A request body's field, or null when it is absent or JSON null.
-inline const json* field(const json& body, const char* name) {
-  const auto it = body.find(name);
-  return it == body.end() || it->is_null() ? nullptr : &*it;
-}
-
-[[noreturn]] void fail(int status, const std::string& message, const std::string& param = "",
-                       const std::string& code = "");
-json error_body(const HttpError& e);
 
 // Who is calling: the key's tenant ("" without keys) and whether it may name any tenant's users.
 struct Caller {
@@ -124,8 +107,11 @@ struct Server::Impl {
   std::mutex mixes_mutex;
   std::map<std::string, std::unique_ptr<runtime::LoraAdapter>> mixes;
   // The adapter of a request's palign.adapter / palign.adapters (null: none), and its description for the response.
-  const runtime::LoraAdapter* request_adapter(const detail::json& palign, const decoding::Personalization& profile,
-                                              std::string* described);
+  const runtime::LoraAdapter* request_adapter(const detail::PalignBody& palign,
+                                              const decoding::Personalization& profile, std::string* described);
+  detail::BodyLimits body_limits() const {
+    return {options.limits.max_messages, options.limits.max_n, options.limits.max_tokens};
+  }
   bool auth = false;  // --api-keys given: every request carries a key (the ring may change: admin endpoints)
   KeyRing keys;
   mutable std::shared_mutex keys_mutex;
@@ -176,8 +162,9 @@ struct Server::Impl {
   };
   // Starts decoding n outputs of prompt for the user (personalization: the request's palign object, may be null,
   // else the server's default strategy with the user's profile).
-  Decoding decode(const std::string& store_user, const detail::json* palign, std::vector<int64_t> prompt,
-                  const std::string& prompt_text, const runtime::GenerateOptions& generate, int64_t n);
+  Decoding decode(const std::string& store_user, const std::optional<detail::PalignBody>& palign,
+                  std::vector<int64_t> prompt, const std::string& prompt_text, const runtime::GenerateOptions& generate,
+                  int64_t n);
   // Waits for every output (cancelling those still running at the deadline).
   std::vector<runtime::GenerateResult> finish(Decoding& d, std::chrono::steady_clock::time_point deadline);
   void count(const Decoding& d, const std::vector<runtime::GenerateResult>& results);

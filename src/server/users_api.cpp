@@ -16,29 +16,7 @@ namespace palign::server {
 
 using detail::Caller;
 using detail::fail;
-using detail::field;
 using detail::json;
-
-namespace {
-
-std::string string_field(const json& body, const char* name, bool required) {
-  const json* v = field(body, name);
-  if (!v) {
-    if (required) fail(400, std::string("'") + name + "' is required: a string", name);
-    return "";
-  }
-  if (!v->is_string()) fail(400, std::string("'") + name + "' must be a string, got " + v->type_name(), name);
-  return v->get<std::string>();
-}
-
-json parse_body(const httplib::Request& req) {
-  json body = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
-  if (body.is_discarded()) fail(400, "the request body is not valid JSON");
-  if (!body.is_object()) fail(400, "the request body must be a JSON object");
-  return body;
-}
-
-}  // namespace
 
 users::UserState Server::Impl::state_of(const std::string& user, std::vector<users::FeedbackEvent>* events) {
   if (!store->has_user(user)) {
@@ -66,80 +44,35 @@ std::vector<std::vector<double>> Server::Impl::score(const std::string& prompt,
 }
 
 void Server::Impl::feedback(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
-  const json body = parse_body(req);
-  const std::string user = string_field(body, "user", true);
+  detail::FeedbackBody body = detail::parse_feedback_body(req.body);
+  const std::string& user = body.user;
   const std::string stored = store_user(caller, user);
-  users::FeedbackEvent e;
-  e.key = string_field(body, "key", false);
-  const auto integer = [&](const char* name) -> std::optional<int64_t> {
-    const json* v = field(body, name);
-    if (!v) return std::nullopt;
-    if (!v->is_number_integer()) fail(400, std::string("'") + name + "' must be an integer", name);
-    return v->get<int64_t>();
-  };
-  const std::string response_id = string_field(body, "response_id", false);
-  std::optional<detail::Remembered> response;
-  if (!response_id.empty()) {
-    response = recall(response_id);
+  users::FeedbackEvent& e = body.event;
+  if (!body.response_id.empty()) {
+    const std::optional<detail::Remembered> response = recall(body.response_id);
     // Another user's (or tenant's) response is reported as unknown, not as forbidden: ids are not probed.
     if (!response || response->store_user != stored)
       fail(404,
-           "no response '" + response_id + "' of user '" + user +
+           "no response '" + body.response_id + "' of user '" + user +
                "' is remembered; give the texts instead (prompt, chosen, rejected)",
            "response_id", "response_not_found");
-  }
-  const auto rating = integer("rating");
-  if (const json* statement = field(body, "statement")) {
-    if (!statement->is_string() || statement->get<std::string>().empty())
-      fail(400, "'statement' must be a non-empty string", "statement");
-    e.type = users::EventType::kStatement;
-    e.text = statement->get<std::string>();
-    e.dimension = string_field(body, "dimension", false);
-    if (!e.dimension.empty()) {
-      const json* dir = field(body, "direction");
-      if (!dir || !dir->is_number())
-        fail(400, "'direction' (a number, e.g. 1 or -1) comes with 'dimension'", "direction");
-      e.direction = dir->get<double>();
-      if (const json* st = field(body, "strength")) {
-        if (!st->is_number()) fail(400, "'strength' must be a number", "strength");
-        e.strength = st->get<double>();
-      }
-    }
-  } else if (rating) {
-    if (*rating != 1 && *rating != -1) fail(400, "'rating' must be 1 (up) or -1 (down)", "rating");
-    e.type = users::EventType::kRating;
-    e.rating = static_cast<int>(*rating);
-    if (response) {
-      const int64_t index = integer("index").value_or(0);
-      if (index < 0 || index >= std::ssize(response->texts))
-        fail(400, "'index' must name one of the response's " + std::to_string(response->texts.size()) + " choices",
-             "index");
+    const int64_t count = std::ssize(response->texts);
+    if (e.type == users::EventType::kRating) {
+      const int64_t index = body.index.value_or(0);
+      if (index < 0 || index >= count)
+        fail(400, "'index' must name one of the response's " + std::to_string(count) + " choices", "index");
       e.prompt = response->prompt;
       e.responses = {response->texts[static_cast<size_t>(index)]};
-    } else {
-      e.prompt = string_field(body, "prompt", true);
-      e.responses = {string_field(body, "response", true)};
-    }
-  } else {
-    e.type = users::EventType::kChoice;
-    if (response) {
-      const auto choice = integer("choice");
-      if (!choice)
-        fail(400, "'choice' (the preferred choice's index, or -1 for none) comes with 'response_id'", "choice");
-      if (response->texts.size() < 2)
-        fail(400, "response '" + response_id + "' has one choice; ask with n >= 2 to let the user choose", "choice");
-      if (*choice < -1 || *choice >= std::ssize(response->texts))
-        fail(400,
-             "'choice' must be -1 or the index of one of the response's " + std::to_string(response->texts.size()) +
-                 " choices",
+    } else if (e.type == users::EventType::kChoice) {
+      if (count < 2)
+        fail(400, "response '" + body.response_id + "' has one choice; ask with n >= 2 to let the user choose",
+             "choice");
+      if (*body.choice < -1 || *body.choice >= count)
+        fail(400, "'choice' must be -1 or the index of one of the response's " + std::to_string(count) + " choices",
              "choice");
       e.prompt = response->prompt;
       e.responses = response->texts;
-      e.choice = static_cast<int>(*choice);
-    } else {
-      e.prompt = string_field(body, "prompt", true);
-      e.responses = {string_field(body, "chosen", true), string_field(body, "rejected", true)};
-      e.choice = 0;
+      e.choice = static_cast<int>(*body.choice);
     }
   }
   if (e.type == users::EventType::kChoice || e.type == users::EventType::kRating) {
@@ -189,23 +122,14 @@ void Server::Impl::delete_user(const httplib::Request& req, httplib::Response& r
 }
 
 void Server::Impl::elicit(const httplib::Request& req, httplib::Response& res, const Caller& caller) {
-  const json body = parse_body(req);
+  const detail::ElicitBody body = detail::parse_elicit_body(req.body, body_limits());
   const std::string user = req.matches[1];
   const std::string stored = store_user(caller, user);
-  const std::string prompt = string_field(body, "prompt", true);
-  if (prompt.empty()) fail(400, "'prompt' is empty", "prompt");
-  const json* n_field = field(body, "candidates");
-  if (n_field && !n_field->is_number_integer()) fail(400, "'candidates' must be an integer", "candidates");
-  const int64_t n = n_field ? n_field->get<int64_t>() : 4;
-  if (n < 2 || n > options.limits.max_n)
-    fail(400, "'candidates' must be between 2 and " + std::to_string(options.limits.max_n), "candidates");
-  const json* mt = field(body, "max_tokens");
-  if (mt && !mt->is_number_integer()) fail(400, "'max_tokens' must be an integer", "max_tokens");
+  const std::string& prompt = body.prompt;
+  const int64_t n = body.candidates;
   runtime::GenerateOptions gen;
-  gen.max_new_tokens = std::clamp<int64_t>(mt ? mt->get<int64_t>() : 48, 1, options.limits.max_tokens);
-  const json* seed = field(body, "seed");
-  if (seed && !seed->is_number_integer()) fail(400, "'seed' must be an integer", "seed");
-  gen.sampling.seed = seed ? static_cast<uint64_t>(seed->get<int64_t>()) : next_id.load() * 104729 + 17;
+  gen.max_new_tokens = body.max_tokens;
+  gen.sampling.seed = body.seed ? *body.seed : next_id.load() * 104729 + 17;
   gen.stop_ids = stop_ids;
   std::vector<int64_t> ids;
   if (chat) {
@@ -215,7 +139,7 @@ void Server::Impl::elicit(const httplib::Request& req, httplib::Response& res, c
     const auto e = tokenizer->encode(prompt, true);
     ids.assign(e.begin(), e.end());
   }
-  Decoding d = decode(stored, field(body, "palign"), ids, prompt, gen, n);
+  Decoding d = decode(stored, body.palign, ids, prompt, gen, n);
   const auto results =
       finish(d, std::chrono::steady_clock::now() + std::chrono::seconds(options.limits.request_timeout_s));
   count(d, results);

@@ -535,6 +535,14 @@ TEST(Server, BadRequestsGetOpenAIErrors) {
   expect_error(post(k, "/v1/feedback", json{{"prompt", "p"}}), 400, "user");
   expect_error(post(k, "/v1/users/u/elicit", json{{"prompt", "Why"}, {"candidates", 1}}), 400, "candidates");
   expect_error(get(k, "/v1/nothing"), 404);
+  // Found by the request-body fuzzer and by reading what it covers: a content part of another JSON type, and a path
+  // that URL-decodes to bytes that are not UTF-8, were answered as 500 internal errors.
+  expect_error(post(k, "/v1/chat/completions",
+                    chat_body("u", "", {{"messages", {{{"role", "user"}, {"content", {{{"type", 5}}}}}}}})),
+               400, "text parts");
+  expect_error(get(k, "/v1/users/%FF"), 400, "UTF-8");
+  expect_error(get(k, "/v1/models/%FF%FE"), 404, "does not exist");
+  expect_error(get(k, "/v1/nothing/%FF"), 404, "no endpoint");
   expect_error(post(k, "/v1/chat/completions", std::string(100 * 1024, 'x')), 413);
 }
 
