@@ -1,5 +1,5 @@
 // The endpoints' bodies read apart from the server (request_body.h): what each field becomes, each bad field's error
-// (status, the field named), and the inputs the request-body fuzzer found.
+// (status, the field named), and a body the handlers answered with a 500 before the checks moved here.
 #include "request_body.h"
 
 #include <gtest/gtest.h>

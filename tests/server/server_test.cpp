@@ -535,8 +535,8 @@ TEST(Server, BadRequestsGetOpenAIErrors) {
   expect_error(post(k, "/v1/feedback", json{{"prompt", "p"}}), 400, "user");
   expect_error(post(k, "/v1/users/u/elicit", json{{"prompt", "Why"}, {"candidates", 1}}), 400, "candidates");
   expect_error(get(k, "/v1/nothing"), 404);
-  // Found by the request-body fuzzer and by reading what it covers: a content part of another JSON type, and a path
-  // that URL-decodes to bytes that are not UTF-8, were answered as 500 internal errors.
+  // Found while moving the body checks out of the handlers for the request-body fuzzer: a content part of another
+  // JSON type, and a path that URL-decodes to bytes that are not UTF-8, were answered as 500 internal errors.
   expect_error(post(k, "/v1/chat/completions",
                     chat_body("u", "", {{"messages", {{{"role", "user"}, {"content", {{{"type", 5}}}}}}}})),
                400, "text parts");
