@@ -106,9 +106,7 @@ Server::Impl::Decoding Server::Impl::decode(const std::string& store_user,
     try {
       (void)decoding::find_strategy(d.strategy);
     } catch (const Error& e) {
-      const std::string what = e.what();
-      fail(400, what.substr(what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2), "palign",
-           "invalid_strategy");
+      fail(400, detail::client_message(e.what()), "palign", "invalid_strategy");
     }
     strategy_options = palign->options;
     given = palign->given;

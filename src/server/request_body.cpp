@@ -118,6 +118,14 @@ std::string error_text(const HttpError& e) {
   return error_body(e).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+std::string client_message(const std::string& what) {
+  if (!what.empty() && what[0] == '[') {
+    const auto end = what.find("] ");
+    if (end != std::string::npos) return what.substr(end + 2);
+  }
+  return what;
+}
+
 json parse_object(std::string_view body, bool empty_is_object) {
   json j = json::parse(body.empty() && empty_is_object ? std::string_view("{}") : body, nullptr, false);
   if (j.is_discarded()) fail(400, "the request body is not valid JSON");
@@ -172,9 +180,7 @@ std::optional<PalignBody> parse_palign(const json& body) {
   try {
     out.options = decoding::StrategyOptions::from_json(opts.dump(), &out.given);
   } catch (const Error& e) {
-    const std::string what = e.what();
-    const size_t tag = what.find("] ");
-    fail(400, what.substr(tag == std::string::npos ? 0 : tag + 2), "palign", "invalid_strategy");
+    fail(400, client_message(e.what()), "palign", "invalid_strategy");
   }
   for (const auto& name : out.given)
     if (kServerFileOptions.count(name))

@@ -40,6 +40,9 @@ inline const json* field(const json& body, const char* name) {
   return it == body.end() || it->is_null() ? nullptr : &*it;
 }
 
+// palign's messages start with "[module] "; clients see the sentence.
+std::string client_message(const std::string& what);
+
 // The body as a JSON object (an empty body is {} where empty_is_object).
 json parse_object(std::string_view body, bool empty_is_object);
 

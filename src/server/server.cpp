@@ -105,15 +105,6 @@ int status_of(const Error& e) {
 constexpr const char* kStoreUnavailable =
     "the profile store cannot be reached or written; retry (feedback under the same key, which is never stored twice)";
 
-// palign's messages start with "[module] "; clients see the sentence.
-std::string client_message(const std::string& what) {
-  if (!what.empty() && what[0] == '[') {
-    const auto end = what.find("] ");
-    if (end != std::string::npos) return what.substr(end + 2);
-  }
-  return what;
-}
-
 }  // namespace
 
 Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {
@@ -150,7 +141,7 @@ Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {
   try {
     chat.emplace(runtime::ChatTemplate::from_model_dir(options.model));
   } catch (const Error& e) {
-    notes.push_back("no chat template (" + client_message(e.what()) + "): /v1/chat/completions is refused");
+    notes.push_back("no chat template (" + detail::client_message(e.what()) + "): /v1/chat/completions is refused");
   }
   stop_ids = runtime::default_stop_ids(options.model, *model, &*tokenizer);
   model_name =
@@ -289,7 +280,7 @@ httplib::Server::Handler Server::Impl::endpoint(
     } catch (const Error& e) {
       detail::HttpError h;
       h.status = status_of(e);
-      h.message = client_message(e.what());
+      h.message = detail::client_message(e.what());
       if (e.code() == ErrorCode::kIo && std::string_view(e.what()).starts_with("[users.store]")) {
         // The store's detail (its URL or file) is for the operator's log, not for clients.
         note_store_error(e.what());
